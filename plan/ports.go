@@ -1,0 +1,200 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The ports: small interfaces over the kernel and the outside world that the
+// state machine drives. kernel.go adapts them to the dm, lio, initiator and
+// clone packages; dryrun.go prints what they would do; tests use fakes.
+//
+// Every method is idempotent: creating what exists (with the same
+// configuration) succeeds, removing what is gone succeeds.
+
+// Target is an iSCSI target the proxy logs in to.
+type Target struct {
+	// Portal is "host:port".
+	Portal string
+	// IQN is the target name.
+	IQN string
+	// CHAP holds the credentials' file paths, nil without CHAP.
+	CHAP *CHAP
+}
+
+// String renders "portal,iqn", the form iscsiadm prints.
+func (t Target) String() string { return t.Portal + "," + t.IQN }
+
+func targetOf(l LUN) Target { return Target{Portal: l.Portal, IQN: l.IQN, CHAP: l.CHAP} }
+
+// Initiator attaches array LUNs to the proxy (open-iscsi).
+type Initiator interface {
+	// Login discovers the target at its portal and logs in, or finds the
+	// session already there. Errors wrap ErrUnreachable when the portal
+	// cannot be reached and ErrLoginRefused when the target refuses.
+	Login(ctx context.Context, t Target) error
+	// Logout ends the session to t, if any.
+	Logout(ctx context.Context, t Target) error
+	// FindDisk waits (briefly) for the block device of LUN lun behind t's
+	// session and returns it.
+	FindDisk(ctx context.Context, t Target, lun int) (Disk, error)
+	// SetReadOnly makes the block device refuse writes (BLKROSET).
+	SetReadOnly(ctx context.Context, disk string) error
+}
+
+// CloneTable is a one-target dm-clone table.
+type CloneTable struct {
+	// Sectors is the device's length in 512-byte sectors.
+	Sectors uint64
+	// Metadata, Dest and Source are the devices (paths or major:minor).
+	Metadata, Dest, Source string
+	// RegionSectors is the region size in sectors.
+	RegionSectors uint64
+	// NoHydration starts the device with background hydration off.
+	NoHydration bool
+	// NoDiscardPassdown stops passing discards to the destination.
+	NoDiscardPassdown bool
+}
+
+// Line renders the table line:
+//
+//	0 <sectors> clone <metadata> <dest> <source> <region sectors>
+//	  [<#features> <feature>*]
+func (c CloneTable) Line() string {
+	var feats []string
+	if c.NoHydration {
+		feats = append(feats, "no_hydration")
+	}
+	if c.NoDiscardPassdown {
+		feats = append(feats, "no_discard_passdown")
+	}
+	line := fmt.Sprintf("0 %d clone %s %s %s %d", c.Sectors, c.Metadata, c.Dest, c.Source, c.RegionSectors)
+	if len(feats) > 0 {
+		line += fmt.Sprintf(" %d %s", len(feats), strings.Join(feats, " "))
+	}
+	return line
+}
+
+// LinearLine renders "0 <sectors> linear <dev> 0": the whole of dev from
+// its first sector.
+func LinearLine(sectors uint64, dev string) string {
+	return fmt.Sprintf("0 %d linear %s 0", sectors, dev)
+}
+
+// CloneStatus is the parsed status of a clone device.
+type CloneStatus struct {
+	// HydratedRegions/TotalRegions: the 4th field ("a/b").
+	HydratedRegions, TotalRegions uint64
+	// HydratingRegions: regions being copied now.
+	HydratingRegions uint64
+	// RegionSectors: the region size.
+	RegionSectors uint64
+	// Failed: the status is "Fail" or the metadata is read-only.
+	Failed bool
+}
+
+// Mapper drives device-mapper.
+type Mapper interface {
+	// Lookup reports whether a dm device name exists and its node
+	// (/dev/dm-N; lunferry never relies on udev's /dev/mapper).
+	Lookup(ctx context.Context, name string) (dev string, ok bool, err error)
+	// CreateClone creates name with the clone table t and returns its node.
+	CreateClone(ctx context.Context, name string, t CloneTable) (string, error)
+	// CreateLinear creates name as linear over dev (restore after
+	// finalize) and returns its node.
+	CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error)
+	// SwapLinear replaces name's table live (suspend, load, resume) with
+	// linear over dev; the device stays open and its size does not change.
+	SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error
+	// Remove removes name; missing is not an error.
+	Remove(ctx context.Context, name string) error
+	// CloneStatus reads name's clone status.
+	CloneStatus(ctx context.Context, name string) (CloneStatus, error)
+	// Message sends a target message ("enable_hydration", ...) to name.
+	Message(ctx context.Context, name, msg string) error
+	// List returns the names of all dm devices (to find strays with
+	// lunferry's prefix).
+	List(ctx context.Context) ([]string, error)
+}
+
+// ExportSpec is the LIO export of one volume.
+type ExportSpec struct {
+	// IQN is the target name; the TPG is 1.
+	IQN string
+	// Portals are "ip:port" addresses.
+	Portals []string
+	// StorageName names the iblock storage object ("lunferry-<volume>").
+	StorageName string
+	// Device is the block device exported as LUN 0.
+	Device string
+	// HostIQN is the only initiator admitted.
+	HostIQN string
+}
+
+// Exporter drives the LIO target.
+type Exporter interface {
+	// Lookup reports whether a target iqn exists.
+	Lookup(ctx context.Context, iqn string) (bool, error)
+	// Apply creates the export or completes a partial one.
+	Apply(ctx context.Context, e ExportSpec) error
+	// Teardown removes the target and its storage object.
+	Teardown(ctx context.Context, iqn, storageName string) error
+	// Sessions returns the initiator names logged in to iqn.
+	Sessions(ctx context.Context, iqn string) ([]string, error)
+	// List returns the IQNs of all targets (to find strays).
+	List(ctx context.Context) ([]string, error)
+}
+
+// MetadataDevices makes and frees dm-clone metadata devices.
+type MetadataDevices interface {
+	// CreateFile creates (or reuses) a file of size bytes at path,
+	// attaches it to a loop device and returns the device. zero clears
+	// the first 4 KiB first (fresh metadata); restore passes false so that
+	// hydration progress is kept.
+	CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error)
+	// DetachFile detaches the loop device backing path, if any, and
+	// deletes the file when remove is set.
+	DetachFile(ctx context.Context, path string, remove bool) error
+	// ZeroDevice clears the first 4 KiB of a given device.
+	ZeroDevice(ctx context.Context, dev string) error
+}
+
+// HookRunner runs one hook executable.
+type HookRunner interface {
+	// Run runs path with env added to the environment, bounded by
+	// timeout, its output appended to logPath. A non-zero exit, a
+	// timeout or a failure to start is an error wrapping ErrHook.
+	Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error
+}
+
+// Inhibitor holds off shutdown while a host-facing step is in flight.
+type Inhibitor interface {
+	// Inhibit takes an inhibitor lock; release drops it. Failure to
+	// inhibit is not fatal to the caller.
+	Inhibit(why string) (release func(), err error)
+}
+
+// Regulator turns measured hydration progress into dm-clone settings that
+// reach a target rate (dm-clone has no rate limit of its own).
+type Regulator interface {
+	// Regulate is called at each tick for every hydrating, unpaused volume
+	// with its status and target rate (0: unlimited), and returns the
+	// messages to send ("hydration_threshold 64", "disable_hydration",
+	// ...). Samples of one volume come in time order.
+	Regulate(volume string, s CloneStatus, at time.Time, rate Bytes) []string
+	// Forget drops a volume's history (paused, finished, aborted).
+	Forget(volume string)
+}
+
+// Ports bundles the ports a Planner drives.
+type Ports struct {
+	Initiator Initiator
+	Mapper    Mapper
+	Exporter  Exporter
+	Metadata  MetadataDevices
+	Hooks     HookRunner
+	Inhibitor Inhibitor
+	Regulator Regulator
+}

@@ -1,0 +1,276 @@
+package plan
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/lunferry/lunferry/clone"
+)
+
+// DefaultRegionSectors is the dm-clone region size used when a spec gives
+// none: 128 sectors (64 KiB). In the lab, 128-sector regions hydrated about
+// ten times faster than the kernel's minimum of 8 sectors.
+const DefaultRegionSectors = 128
+
+// DefaultHookTimeout bounds a hook that gives no timeout of its own.
+const DefaultHookTimeout = 5 * time.Minute
+
+// DefaultSessionTimeout bounds the wait for the host's session after the
+// post-cutover hooks ran.
+const DefaultSessionTimeout = 2 * time.Minute
+
+// Spec describes one volume's migration. It comes from command-line flags or
+// from a runbook file (see Runbook) and does not change once the migration
+// has been prepared, except for the throttle.
+type Spec struct {
+	// Name identifies the volume inside lunferry: 1-32 characters out of
+	// a-z, 0-9 and "-", starting with a letter or digit. Kernel objects are
+	// named "lunferry-<name>".
+	Name string `json:"name"`
+	// Old is the LUN on the old array (the source, never written).
+	Old LUN `json:"old"`
+	// New is the LUN on the new array (the destination).
+	New LUN `json:"new"`
+	// HostIQN is the initiator name of the application host; the export
+	// admits this IQN only.
+	HostIQN string `json:"hostIQN"`
+	// Export is the target through which the proxy serves the volume to
+	// the host.
+	Export Export `json:"export"`
+	// RegionSectors is the dm-clone region size in 512-byte sectors: a
+	// power of two from 8 to 2097152. 0 means DefaultRegionSectors.
+	RegionSectors uint64 `json:"regionSectors,omitempty"`
+	// Metadata chooses the dm-clone metadata device.
+	Metadata Metadata `json:"metadata,omitempty"`
+	// Throttle limits background hydration: a schedule such as
+	// "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s" (clone.ParseSchedule);
+	// empty means unlimited.
+	Throttle clone.Schedule `json:"throttle"`
+	// Hooks are the executables run around the host-facing steps.
+	Hooks Hooks `json:"hooks,omitempty"`
+	// SessionTimeout bounds the wait for the host's session at cutover;
+	// 0 means DefaultSessionTimeout.
+	SessionTimeout Duration `json:"sessionTimeout,omitempty"`
+}
+
+// LUN addresses one logical unit behind an iSCSI target.
+type LUN struct {
+	// Portal is the target portal, "host:port" (port 3260 if omitted).
+	Portal string `json:"portal"`
+	// IQN is the target's iSCSI qualified name.
+	IQN string `json:"iqn"`
+	// LUN is the logical unit number behind the target.
+	LUN int `json:"lun"`
+	// CHAP gives the credentials, if the target wants them.
+	CHAP *CHAP `json:"chap,omitempty"`
+	// SizeBytes optionally states the LUN's size. For the old LUN it lets
+	// prepare check sizes before the old LUN is mapped to the proxy; the
+	// size seen at cutover must then match it.
+	SizeBytes Bytes `json:"sizeBytes,omitempty"`
+}
+
+// CHAP names the files that hold CHAP secrets; the secrets themselves are
+// never stored in lunferry's state.
+type CHAP struct {
+	// Username is the CHAP user name the initiator presents.
+	Username string `json:"username"`
+	// SecretFile holds the CHAP password (trailing newline ignored).
+	SecretFile string `json:"secretFile"`
+	// MutualUsername and MutualSecretFile, if set, enable mutual CHAP.
+	MutualUsername string `json:"mutualUsername,omitempty"`
+	// MutualSecretFile holds the target's mutual CHAP password.
+	MutualSecretFile string `json:"mutualSecretFile,omitempty"`
+}
+
+// Export describes the proxy's target for the host.
+type Export struct {
+	// IQN is the target name the host logs in to.
+	IQN string `json:"iqn"`
+	// Portals are the "ip:port" addresses the target listens on.
+	Portals []string `json:"portals"`
+}
+
+// Metadata chooses the dm-clone metadata device.
+type Metadata struct {
+	// Device, if set, is a block device used as metadata; its first 4 KiB
+	// are zeroed at prepare. Empty means a file-backed loop device under
+	// the state directory.
+	Device string `json:"device,omitempty"`
+}
+
+// Hooks lists the executables run at each phase. Each is run without a
+// shell, with the environment variables described in hooks.go.
+type Hooks struct {
+	// PreCutover runs before the proxy takes over: quiesce the host, map
+	// the old LUN to the proxy on the old array.
+	PreCutover []string `json:"preCutover,omitempty"`
+	// PostCutover runs once the export exists: the host logs in.
+	PostCutover []string `json:"postCutover,omitempty"`
+	// PreFinalize runs before the table swap to linear.
+	PreFinalize []string `json:"preFinalize,omitempty"`
+	// PostFinalize runs after finalize.
+	PostFinalize []string `json:"postFinalize,omitempty"`
+	// PostAbort runs after an abort: e.g. point the host back to the old
+	// array.
+	PostAbort []string `json:"postAbort,omitempty"`
+	// Timeout bounds each hook; 0 means DefaultHookTimeout.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Runbook is the file form of several volumes' specs:
+//
+//	{"volumes": [ {Spec}, ... ]}
+type Runbook struct {
+	// Volumes are the specs, in the order they are added.
+	Volumes []Spec `json:"volumes"`
+}
+
+// ReadRunbook reads and validates a runbook file. Unknown fields are errors,
+// so that a typo in a runbook is found before the window.
+func ReadRunbook(path string) (Runbook, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Runbook{}, fmt.Errorf("plan: read runbook: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	var rb Runbook
+	if err := dec.Decode(&rb); err != nil {
+		return Runbook{}, fmt.Errorf("plan: runbook %s: %w: %w", path, ErrInvalidSpec, err)
+	}
+	if len(rb.Volumes) == 0 {
+		return Runbook{}, fmt.Errorf("plan: runbook %s: %w: no volumes", path, ErrInvalidSpec)
+	}
+	for i := range rb.Volumes {
+		rb.Volumes[i].Normalize()
+		if err := rb.Volumes[i].Validate(); err != nil {
+			return Runbook{}, fmt.Errorf("plan: runbook %s volume %d: %w", path, i+1, err)
+		}
+	}
+	return rb, nil
+}
+
+// Normalize fills defaults: the region size and ports of portals.
+func (s *Spec) Normalize() {
+	if s.RegionSectors == 0 {
+		s.RegionSectors = DefaultRegionSectors
+	}
+	s.Old.Portal = withPort(s.Old.Portal)
+	s.New.Portal = withPort(s.New.Portal)
+	for i, p := range s.Export.Portals {
+		s.Export.Portals[i] = withPort(p)
+	}
+}
+
+func withPort(p string) string {
+	if p == "" {
+		return p
+	}
+	if _, _, err := net.SplitHostPort(p); err == nil {
+		return p
+	}
+	if strings.Count(p, ":") > 1 && !strings.HasPrefix(p, "[") {
+		return "[" + p + "]:3260"
+	}
+	return p + ":3260"
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	// iqnRE follows RFC 3720 3.2.6.3.1: "iqn." yyyy-mm "." reversed domain
+	// name with at least one dot (targetcli rejects names without one),
+	// optionally ":" and a unique string.
+	iqnRE = regexp.MustCompile(`^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+(:[^\s]+)?$`)
+	euiRE = regexp.MustCompile(`^eui\.[0-9a-fA-F]{16}$`)
+	naaRE = regexp.MustCompile(`^naa\.([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$`)
+)
+
+// ValidIQN reports whether s is an iSCSI name lunferry accepts: an
+// "iqn." name with a dotted naming authority, an "eui." or a "naa." name.
+func ValidIQN(s string) bool {
+	if len(s) > 223 {
+		return false
+	}
+	return iqnRE.MatchString(s) || euiRE.MatchString(s) || naaRE.MatchString(s)
+}
+
+// Validate checks the spec alone (not against other volumes). Errors wrap
+// ErrInvalidSpec and name the field to fix.
+func (s *Spec) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	if !nameRE.MatchString(s.Name) {
+		bad("name %q: use 1-32 characters a-z, 0-9, '-', starting with a letter or digit", s.Name)
+	}
+	for _, l := range []struct {
+		what string
+		lun  LUN
+	}{{"old", s.Old}, {"new", s.New}} {
+		if l.lun.Portal == "" {
+			bad("%s.portal is missing", l.what)
+		} else if _, _, err := net.SplitHostPort(l.lun.Portal); err != nil {
+			bad("%s.portal %q: want host:port", l.what, l.lun.Portal)
+		}
+		if !ValidIQN(l.lun.IQN) {
+			bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1)", l.what, l.lun.IQN)
+		}
+		if l.lun.LUN < 0 || l.lun.LUN > 16383 {
+			bad("%s.lun %d out of range 0-16383", l.what, l.lun.LUN)
+		}
+		if c := l.lun.CHAP; c != nil {
+			if c.Username == "" || c.SecretFile == "" {
+				bad("%s.chap needs username and secretFile", l.what)
+			}
+			if (c.MutualUsername == "") != (c.MutualSecretFile == "") {
+				bad("%s.chap: mutualUsername and mutualSecretFile go together", l.what)
+			}
+		}
+	}
+	if s.Old.Portal == s.New.Portal && s.Old.IQN == s.New.IQN && s.Old.LUN == s.New.LUN && s.Old.IQN != "" {
+		bad("old and new are the same LUN (%s %s lun %d): give the new array's LUN as new", s.Old.Portal, s.Old.IQN, s.Old.LUN)
+	}
+	if !ValidIQN(s.HostIQN) {
+		bad("hostIQN %q is not a valid iSCSI name (want e.g. iqn.1994-05.com.redhat:host1, as in the host's /etc/iscsi/initiatorname.iscsi)", s.HostIQN)
+	}
+	if !ValidIQN(s.Export.IQN) {
+		bad("export.iqn %q is not a valid iSCSI name", s.Export.IQN)
+	}
+	if s.Export.IQN != "" && (s.Export.IQN == s.Old.IQN || s.Export.IQN == s.New.IQN) {
+		bad("export.iqn %q must differ from the arrays' target names", s.Export.IQN)
+	}
+	if len(s.Export.Portals) == 0 {
+		bad("export.portals: give at least one ip:port the host can reach")
+	}
+	for _, p := range s.Export.Portals {
+		host, _, err := net.SplitHostPort(p)
+		if err != nil || net.ParseIP(strings.Trim(host, "[]")) == nil {
+			bad("export.portals %q: want ip:port", p)
+		}
+	}
+	r := s.RegionSectors
+	if r < 8 || r > 2097152 || r&(r-1) != 0 {
+		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: volume %q: %w", ErrInvalidSpec, s.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// SameLUN reports whether a and b address the same logical unit.
+func SameLUN(a, b LUN) bool {
+	return a.Portal == b.Portal && a.IQN == b.IQN && a.LUN == b.LUN
+}
+
+// sameTarget reports whether a and b are behind the same target session.
+func sameTarget(a, b LUN) bool {
+	return a.Portal == b.Portal && a.IQN == b.IQN
+}

@@ -1,0 +1,211 @@
+package plan
+
+import "time"
+
+// StateVersion is the version of the state file format this lunferry writes.
+// A file with a higher version is refused untouched.
+const StateVersion = 1
+
+// Step is where a volume's migration stands. Steps come in pairs: the "-ing"
+// step is saved before the kernel is touched, the "-ed" step after every
+// kernel action of the step succeeded. A volume found in an "-ing" step was
+// interrupted: re-running the same command resumes it (every kernel action
+// looks up before it creates), abort rolls it back.
+type Step string
+
+// The steps, in workflow order.
+const (
+	// StepNew: the volume is known; nothing exists in the kernel.
+	StepNew Step = "new"
+	// StepPreparing/StepPrepared: new LUN attached, sizes checked,
+	// metadata device created.
+	StepPreparing Step = "preparing"
+	StepPrepared  Step = "prepared"
+	// StepCuttingOver/StepCutOver: old LUN attached read-only, clone
+	// device built with hydration off, exported to the host, host logged
+	// in.
+	StepCuttingOver Step = "cutting-over"
+	StepCutOver     Step = "cut-over"
+	// StepHydrating/StepHydrated: background hydration enabled; all
+	// regions hydrated.
+	StepHydrating Step = "hydrating"
+	StepHydrated  Step = "hydrated"
+	// StepFinalizing/StepFinalized: table swapped live to linear over the
+	// new LUN, old LUN detached, metadata freed.
+	StepFinalizing Step = "finalizing"
+	StepFinalized  Step = "finalized"
+	// StepAborting/StepAborted: everything lunferry built is removed; the
+	// old LUN is as it was.
+	StepAborting Step = "aborting"
+	StepAborted  Step = "aborted"
+	// StepFaulty: the kernel reported the clone failed; only abort (and
+	// status) apply.
+	StepFaulty Step = "faulty"
+)
+
+// Terminal reports whether no further step applies (the volume can be
+// removed from the state).
+func (s Step) Terminal() bool { return s == StepAborted || s == StepFinalized || s == StepNew }
+
+// ObjectKind names a kernel object lunferry creates for a volume.
+type ObjectKind string
+
+// The kernel objects, in the order a migration creates them.
+const (
+	// ObjNewLogin: a session to the new LUN's target.
+	ObjNewLogin ObjectKind = "new-login"
+	// ObjMetadata: the dm-clone metadata device (loop over a file under
+	// the state directory, or a given device).
+	ObjMetadata ObjectKind = "metadata"
+	// ObjOldLogin: a session to the old LUN's target; its disk is set
+	// read-only.
+	ObjOldLogin ObjectKind = "old-login"
+	// ObjDevice: the device-mapper device "lunferry-<volume>" (clone, then
+	// linear after finalize).
+	ObjDevice ObjectKind = "device"
+	// ObjExport: the LIO target serving the device to the host.
+	ObjExport ObjectKind = "export"
+)
+
+// Object is one entry of a volume's undo stack. It is pushed (Pending) and
+// saved before the kernel call that creates it, and marked done after, so a
+// crash in between leaves a record: an object with lunferry's name that is
+// in no volume's stack was not created by this state, and is refused.
+type Object struct {
+	// Kind says what the object is.
+	Kind ObjectKind `json:"kind"`
+	// Name is the kernel name: dm name, target IQN, loop backing file,
+	// target "portal,iqn".
+	Name string `json:"name"`
+	// Device is the block device node, when the object has one.
+	Device string `json:"device,omitempty"`
+	// Pending is true between the save before creation and the save
+	// after it.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// Disk is a block device found for a LUN.
+type Disk struct {
+	// Path is the device node, e.g. /dev/sdb.
+	Path string `json:"path"`
+	// SizeBytes is the device's size.
+	SizeBytes uint64 `json:"sizeBytes"`
+	// ID is a stable identity (the SCSI VPD 0x83 WWID) when known; two
+	// disks with the same non-empty ID are the same LUN.
+	ID string `json:"id,omitempty"`
+}
+
+// Progress is the last hydration progress seen.
+type Progress struct {
+	// HydratedRegions and TotalRegions come from the clone's status.
+	HydratedRegions uint64 `json:"hydratedRegions"`
+	TotalRegions    uint64 `json:"totalRegions"`
+	// RegionSectors is the region size.
+	RegionSectors uint64 `json:"regionSectors"`
+	// Rate is the measured hydration rate in bytes per second.
+	Rate float64 `json:"rate"`
+	// ETA is the estimated time to completion at the measured rate.
+	ETA Duration `json:"eta,omitempty"`
+	// At is when the progress was read.
+	At time.Time `json:"at,omitempty"`
+}
+
+// Fraction is hydrated/total, 0 when total is unknown.
+func (p Progress) Fraction() float64 {
+	if p.TotalRegions == 0 {
+		return 0
+	}
+	return float64(p.HydratedRegions) / float64(p.TotalRegions)
+}
+
+// Volume is the persisted record of one volume's migration: what was asked
+// (Spec) and where it stands.
+type Volume struct {
+	// Version is StateVersion of the lunferry that wrote the record.
+	Version int `json:"version"`
+	// Spec is the volume's description.
+	Spec Spec `json:"spec"`
+	// Step is the current step.
+	Step Step `json:"step"`
+	// FaultFrom is the step the volume was in when it became faulty.
+	FaultFrom Step `json:"faultFrom,omitempty"`
+	// LastError is the error that interrupted the current "-ing" step.
+	LastError string `json:"lastError,omitempty"`
+	// Objects is the undo stack of kernel objects created, oldest first.
+	Objects []Object `json:"objects,omitempty"`
+	// OldDisk and NewDisk are the disks found for the LUNs.
+	OldDisk *Disk `json:"oldDisk,omitempty"`
+	NewDisk *Disk `json:"newDisk,omitempty"`
+	// SizeSectors is the volume's size as the host sees it (the old
+	// LUN's size), fixed at prepare.
+	SizeSectors uint64 `json:"sizeSectors,omitempty"`
+	// MetadataFile is the loop device's backing file, when lunferry made
+	// one; MetadataBytes its size.
+	MetadataFile  string `json:"metadataFile,omitempty"`
+	MetadataBytes uint64 `json:"metadataBytes,omitempty"`
+	// HooksDone lists hooks of the current step that completed, so a
+	// resumed step does not run them twice.
+	HooksDone []string `json:"hooksDone,omitempty"`
+	// Progress is the last hydration progress seen.
+	Progress Progress `json:"progress"`
+	// Linear is set once finalize swapped the device to linear over the
+	// new LUN: from then on abort is refused and restore builds linear.
+	Linear bool `json:"linear,omitempty"`
+	// Exported is set once the export was created: from then on the host
+	// may have written to the new LUN only.
+	Exported bool `json:"exported,omitempty"`
+	// AbortFrom is the step an abort started from.
+	AbortFrom Step `json:"abortFrom,omitempty"`
+	// Paused is set by pause, cleared by resume.
+	Paused bool `json:"paused,omitempty"`
+	// Window is the cutover's timing.
+	Window *WindowTimes `json:"window,omitempty"`
+	// Times of the step changes.
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
+	CutOverAt  time.Time `json:"cutOverAt,omitempty"`
+	HydratedAt time.Time `json:"hydratedAt,omitempty"`
+	// FinalizedAt and AbortedAt: when the terminal step was reached.
+	FinalizedAt time.Time `json:"finalizedAt,omitempty"`
+	AbortedAt   time.Time `json:"abortedAt,omitempty"`
+}
+
+// WindowTimes measures a cutover.
+type WindowTimes struct {
+	// Tool is the time lunferry itself spent in the window (kernel
+	// actions: attach old LUN, build clone, export), hooks and the wait
+	// for the host's session excluded.
+	Tool Duration `json:"tool"`
+	// Hooks is the time spent in pre- and post-cutover hooks.
+	Hooks Duration `json:"hooks"`
+	// SessionWait is the time from the end of the post-cutover hooks to
+	// the host's session appearing.
+	SessionWait Duration `json:"sessionWait"`
+	// Total is wall time from the start of the pre-cutover hooks to the
+	// host's session.
+	Total Duration `json:"total"`
+}
+
+// DMName is the device-mapper name of a volume's device.
+func DMName(volume string) string { return Prefix + volume }
+
+// Prefix starts the name of every kernel object lunferry creates.
+const Prefix = "lunferry-"
+
+func (v *Volume) object(kind ObjectKind) *Object {
+	for i := range v.Objects {
+		if v.Objects[i].Kind == kind {
+			return &v.Objects[i]
+		}
+	}
+	return nil
+}
+
+func (v *Volume) hookDone(id string) bool {
+	for _, h := range v.HooksDone {
+		if h == id {
+			return true
+		}
+	}
+	return false
+}

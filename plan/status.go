@@ -1,0 +1,158 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// VolumeStatus is one volume's state with what the kernel says now.
+type VolumeStatus struct {
+	// Name is the volume's name.
+	Name string `json:"name"`
+	// Step is the persisted step.
+	Step Step `json:"step"`
+	// Paused is the pause flag.
+	Paused bool `json:"paused"`
+	// Progress is the live hydration progress when the clone could be read,
+	// else the last one saved.
+	Progress Progress `json:"progress"`
+	// Percent is Progress as a percentage (100 once hydrated).
+	Percent float64 `json:"percent"`
+	// Throttle is the throttle schedule and RateNow the rate it asks for
+	// now ("unlimited" for none).
+	Throttle string `json:"throttle"`
+	RateNow  string `json:"rateNow"`
+	// Sessions are the initiators logged in to the export.
+	Sessions []string `json:"sessions"`
+	// Window is the cutover's timing, once cut over.
+	Window *WindowTimes `json:"window,omitempty"`
+	// LastError is the error that interrupted the current step.
+	LastError string `json:"lastError,omitempty"`
+	// Live is false when the kernel could not be read (see LiveError).
+	Live bool `json:"live"`
+	// LiveError says why the kernel could not be read.
+	LiveError string `json:"liveError,omitempty"`
+}
+
+// StatusReport is every volume's status plus kernel objects carrying
+// lunferry's prefix that no volume knows.
+type StatusReport struct {
+	// Volumes, sorted by name.
+	Volumes []VolumeStatus `json:"volumes"`
+	// Strays are unknown objects; lunferry leaves them alone.
+	Strays []string `json:"strays,omitempty"`
+}
+
+// Status reads every volume (or the named ones) and their live progress
+// and sessions. It takes no lock and changes nothing.
+func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, error) {
+	all, err := p.store.LoadAll()
+	if err != nil {
+		return nil, err
+	}
+	rep := &StatusReport{Volumes: []VolumeStatus{}}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	found := 0
+	now := p.o.Now()
+	for _, v := range all {
+		if len(want) > 0 && !want[v.Spec.Name] {
+			continue
+		}
+		found++
+		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
+			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
+			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true}
+		var liveErrs []string
+		if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
+			st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
+			if err != nil {
+				liveErrs = append(liveErrs, "clone status: "+err.Error())
+			} else {
+				s.Progress = nextProgress(v.Progress, st, now)
+				if v.Progress.Rate > 0 {
+					// Keep the controller's smoothed rate; recompute ETA.
+					s.Progress.Rate = v.Progress.Rate
+					s.Progress = etaOnly(s.Progress)
+				}
+			}
+		}
+		if o := v.object(ObjExport); o != nil && !o.Pending {
+			sess, err := p.o.Ports.Exporter.Sessions(ctx, v.Spec.Export.IQN)
+			if err != nil {
+				liveErrs = append(liveErrs, "sessions: "+err.Error())
+			} else if sess != nil {
+				s.Sessions = sess
+			}
+		}
+		if len(liveErrs) > 0 {
+			s.Live, s.LiveError = false, strings.Join(liveErrs, "; ")
+		}
+		s.Percent = 100 * s.Progress.Fraction()
+		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step == StepFinalized {
+			s.Percent = 100
+		}
+		rep.Volumes = append(rep.Volumes, s)
+	}
+	if len(want) > 0 && found < len(want) {
+		for n := range want {
+			ok := false
+			for _, v := range all {
+				ok = ok || v.Spec.Name == n
+			}
+			if !ok {
+				return nil, fmt.Errorf("plan: volume %s: %w (see `lunferry volume list`)", n, ErrNotFound)
+			}
+		}
+	}
+	rep.Strays = p.strays(ctx, all)
+	return rep, nil
+}
+
+func etaOnly(pr Progress) Progress {
+	pr.ETA = 0
+	if pr.Rate > 0 && pr.TotalRegions > pr.HydratedRegions {
+		left := float64(pr.TotalRegions-pr.HydratedRegions) * float64(pr.RegionSectors*512)
+		pr.ETA = Duration(left / pr.Rate * 1e9)
+	}
+	return pr
+}
+
+// strays lists dm devices with lunferry's prefix and targets named like a
+// volume's export that no volume's state records.
+func (p *Planner) strays(ctx context.Context, all []*Volume) []string {
+	var out []string
+	known := map[string]bool{}
+	exports := map[string]bool{}
+	for _, v := range all {
+		if v.object(ObjDevice) != nil {
+			known[DMName(v.Spec.Name)] = true
+		}
+		if v.object(ObjExport) != nil {
+			exports[v.Spec.Export.IQN] = true
+		}
+	}
+	if names, err := p.o.Ports.Mapper.List(ctx); err == nil {
+		for _, n := range names {
+			if strings.HasPrefix(n, Prefix) && !known[n] {
+				out = append(out, "dm device "+n)
+			}
+		}
+	}
+	if iqns, err := p.o.Ports.Exporter.List(ctx); err == nil {
+		for _, iqn := range iqns {
+			if exports[iqn] {
+				continue
+			}
+			for _, v := range all {
+				if v.Spec.Export.IQN == iqn {
+					out = append(out, "LIO target "+iqn)
+				}
+			}
+		}
+	}
+	return out
+}
