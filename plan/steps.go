@@ -2,7 +2,7 @@ package plan
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"slices"
 	"time"
 
