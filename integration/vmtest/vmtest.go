@@ -30,9 +30,13 @@ func Require(t testing.TB) {
 }
 
 // RequireLab skips t unless the lab was asked for (LUNFERRY_LAB=1), for
-// host-side tests that boot the VM themselves.
+// host-side tests that boot the VM themselves (integration/vm.Run). Inside
+// the VM it always skips: those tests run in the host pass of `make test-vm`.
 func RequireLab(t testing.TB) {
 	t.Helper()
+	if InVM() {
+		t.Skip("lab test: boots the VM itself, runs on the host (make test-vm pass 2)")
+	}
 	if os.Getenv(EnvLab) != "1" {
 		t.Skip("lab test: set LUNFERRY_LAB=1 (make test-vm) to boot the VM")
 	}

@@ -1,0 +1,106 @@
+#!/bin/sh
+# Stage 2 of the lunferry lab guest: PID 1 inside the overlay root (host root
+# read-only over 9p + tmpfs upper). The host puts this file, lab.env and
+# job.sh into the read-write share mounted at /lunferry-lab.
+#
+# It loads the modules the kernel tests need (a module that does not load is
+# a lab failure, never a skip), mounts configfs, brings up lo, starts iscsid
+# and a system D-Bus, prints one banner line the host parses
+#   lunferry-lab: ready kernel=<uname -r> dm-clone=<version> uptime=<s> modules=<s>
+# then runs job.sh with its output copied to the share (output), the second
+# serial port (live view on the host) and finally writes the exit status to
+# the share (status) and powers off. A set-up failure is written to
+# setup-error instead.
+LAB=/lunferry-lab
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+. "$LAB/lab.env"
+
+fail() {
+	echo "lunferry-lab: FAILED: $*"
+	echo "$*" >"$LAB/setup-error"
+	sync
+	/bin/busybox poweroff -f
+	sleep 10
+}
+
+mount -t proc proc /proc || fail "mount /proc"
+mount -t sysfs sysfs /sys || fail "mount /sys"
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/lock /run/dbus /run/lock/iscsi /var/lock /etc/target
+ln -sf /proc/self/fd /dev/fd 2>/dev/null
+ln -sf /proc/self/fd/0 /dev/stdin 2>/dev/null
+ln -sf /proc/self/fd/1 /dev/stdout 2>/dev/null
+ln -sf /proc/self/fd/2 /dev/stderr 2>/dev/null
+hostname lunferry-lab
+# /tmp stays on the overlay: writable, and the host's go test binaries under
+# /tmp/go-build* remain visible at the same path.
+chmod 1777 /tmp
+
+t0=$(cut -d' ' -f1 /proc/uptime)
+load() { modprobe "$1" || fail "modprobe $1 (kernel $(uname -r))"; }
+load virtio_blk
+load dm_mod
+load dm_bufio
+load dm_persistent_data
+load dm_bio_prison
+if ! grep -q '^dm_clone ' /proc/modules; then
+	insmod "$DM_CLONE_KO" || fail "insmod $DM_CLONE_KO: rebuild it with 'make deps'"
+fi
+load dm_snapshot
+load dm_era
+load configfs
+load target_core_mod
+load target_core_iblock
+load target_core_file
+modprobe target_core_user 2>/dev/null || echo "lunferry-lab: target_core_user not available (optional)"
+load iscsi_target_mod
+load iscsi_tcp
+load sd_mod
+load loop
+load brd
+t1=$(cut -d' ' -f1 /proc/uptime)
+
+mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config ||
+	fail "mount configfs"
+ip link set lo up || fail "ip link set lo up"
+
+echo "InitiatorName=$INITIATOR_NAME" >/etc/iscsi/initiatorname.iscsi
+iscsid || fail "start iscsid"
+i=0
+while :; do
+	iscsiadm -m session >/dev/null 2>&1
+	rc=$?
+	# 0: sessions listed, 21: no sessions; both mean iscsid answered.
+	[ $rc -eq 0 ] || [ $rc -eq 21 ] && break
+	i=$((i + 1))
+	[ $i -lt 100 ] || fail "iscsid did not answer within 10 s (iscsiadm rc $rc)"
+	sleep 0.1
+done
+
+if command -v dbus-daemon >/dev/null 2>&1; then
+	dbus-daemon --system --fork --nopidfile >/dev/null 2>&1 ||
+		echo "lunferry-lab: dbus-daemon did not start (targetcli needs it)"
+fi
+
+clone=$(dmsetup targets 2>/dev/null | awk '$1 == "clone" {print $2}')
+[ -n "$clone" ] || fail "device-mapper has no clone target after insmod $DM_CLONE_KO"
+mods=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+up=$(cut -d' ' -f1 /proc/uptime)
+echo "lunferry-lab: ready kernel=$(uname -r) dm-clone=$clone uptime=$up modules=${mods}s"
+
+out=/dev/null
+if [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 raw -echo 2>/dev/null
+	out=/dev/ttyS1
+fi
+{
+	/bin/sh "$LAB/job.sh" </dev/null 2>&1
+	echo $? >"$LAB/status.tmp"
+} | tee "$LAB/output" >"$out"
+mv "$LAB/status.tmp" "$LAB/status"
+sync
+/bin/busybox poweroff -f
+sleep 10
