@@ -1,0 +1,271 @@
+package clone
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// fakeClock is a Clock whose After advances time at once, so Run and the
+// simulated device move through hours in milliseconds, deterministically.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.t = f.t.Add(d)
+}
+
+func (f *fakeClock) After(d time.Duration) <-chan time.Time {
+	f.Advance(d)
+	ch := make(chan time.Time, 1)
+	ch <- f.Now()
+	return ch
+}
+
+// simDevice models a dm-clone device whose copy speed follows the kernel's
+// rules: at most threshold regions in flight, copies of min(batch,
+// threshold) regions, each taking a fixed latency plus its size over the
+// bandwidth; background copying idles while host I/O is in flight; copies
+// in flight finish after disable_hydration.
+type simDevice struct {
+	mu    sync.Mutex
+	clock *fakeClock
+	at    time.Time
+
+	regionSectors uint64
+	total         uint64
+	hydrated      float64
+
+	enabled   bool
+	threshold uint
+	batch     uint
+
+	// bw is the device bandwidth in bytes/s at a time (0 = stalled).
+	bw func(time.Time) float64
+	// latency is the fixed cost of one copy request.
+	latency time.Duration
+	// hostBusy is the fraction of time host I/O keeps hydration idle.
+	hostBusy func(time.Time) float64
+
+	messages []string
+	failNext error
+}
+
+func newSimDevice(clock *fakeClock, regionSectors uint64, size uint64, bw func(time.Time) float64) *simDevice {
+	rb := regionSectors * SectorSize
+	return &simDevice{
+		clock:         clock,
+		at:            clock.Now(),
+		regionSectors: regionSectors,
+		total:         (size + rb - 1) / rb,
+		enabled:       false, // created with no_hydration, as the plan does
+		threshold:     1,     // kernel defaults
+		batch:         1,
+		bw:            bw,
+		latency:       2 * time.Millisecond,
+		hostBusy:      func(time.Time) float64 { return 0 },
+	}
+}
+
+func constBW(v float64) func(time.Time) float64 { return func(time.Time) float64 { return v } }
+
+// speed is the copy rate in bytes/s at time t with the current settings.
+func (s *simDevice) speed(t time.Time) float64 {
+	if !s.enabled || s.threshold == 0 {
+		return 0
+	}
+	bw := s.bw(t)
+	if bw <= 0 {
+		return 0
+	}
+	rb := float64(s.regionSectors * SectorSize)
+	copyRegions := s.batch
+	if copyRegions < 1 {
+		copyRegions = 1
+	}
+	if copyRegions > s.threshold {
+		copyRegions = s.threshold
+	}
+	perCopy := s.latency.Seconds() + float64(copyRegions)*rb/bw
+	r := float64(s.threshold) * rb / perCopy
+	if r > bw {
+		r = bw
+	}
+	return r * (1 - s.hostBusy(t))
+}
+
+// advance integrates progress up to the clock's now in 10 ms steps.
+func (s *simDevice) advance() {
+	now := s.clock.Now()
+	rb := float64(s.regionSectors * SectorSize)
+	for s.at.Before(now) {
+		step := now.Sub(s.at)
+		if step > 10*time.Millisecond {
+			step = 10 * time.Millisecond
+		}
+		s.hydrated += s.speed(s.at) * step.Seconds() / rb
+		s.at = s.at.Add(step)
+	}
+	if s.hydrated > float64(s.total) {
+		s.hydrated = float64(s.total)
+	}
+}
+
+func (s *simDevice) Progress(context.Context) (Progress, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.failNext; err != nil {
+		s.failNext = nil
+		return Progress{}, err
+	}
+	s.advance()
+	h := uint64(s.hydrated)
+	var inflight uint64
+	if s.enabled && h < s.total {
+		inflight = uint64(s.threshold)
+	}
+	return Progress{
+		HydratedRegions:  h,
+		TotalRegions:     s.total,
+		HydratingRegions: inflight,
+		RegionSize:       s.regionSectors,
+		HydrationEnabled: s.enabled,
+		Threshold:        s.threshold,
+		BatchSize:        s.batch,
+	}, nil
+}
+
+func (s *simDevice) SetHydration(_ context.Context, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	if s.enabled && !on {
+		// Copies in flight complete after disable_hydration.
+		s.hydrated = math.Min(float64(s.total), s.hydrated+float64(s.threshold))
+	}
+	s.enabled = on
+	if on {
+		s.messages = append(s.messages, "enable_hydration")
+	} else {
+		s.messages = append(s.messages, "disable_hydration")
+	}
+	return nil
+}
+
+func (s *simDevice) SetThreshold(_ context.Context, n uint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	s.threshold = n
+	s.messages = append(s.messages, fmt.Sprintf("hydration_threshold %d", n))
+	return nil
+}
+
+func (s *simDevice) SetBatchSize(_ context.Context, n uint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	s.batch = n
+	s.messages = append(s.messages, fmt.Sprintf("hydration_batch_size %d", n))
+	return nil
+}
+
+// bytesAt returns the exact hydrated bytes of the simulation now.
+func (s *simDevice) bytesAt() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	return s.hydrated * float64(s.regionSectors*SectorSize)
+}
+
+// point is the simulation's hydrated bytes at a time.
+type point struct {
+	t     time.Time
+	bytes float64
+}
+
+// drive steps c against dev for d of simulated time, honouring the waits
+// Step returns, and records the hydrated bytes after each step.
+func drive(t *testing.T, c *Controller, clk *fakeClock, dev *simDevice, d time.Duration) []point {
+	t.Helper()
+	ctx := context.Background()
+	end := clk.Now().Add(d)
+	pts := []point{{clk.Now(), dev.bytesAt()}}
+	for clk.Now().Before(end) {
+		next, err := c.Step(ctx)
+		require.NoError(t, err)
+		pts = append(pts, point{clk.Now(), dev.bytesAt()})
+		if c.Snapshot().Done {
+			break
+		}
+		require.Positive(t, next, "Step must return a positive wait while hydrating")
+		clk.Advance(next)
+	}
+	pts = append(pts, point{clk.Now(), dev.bytesAt()})
+	return pts
+}
+
+// avgRate is the average rate between from and to (relative to the first
+// point), using the nearest recorded points inside the span.
+func avgRate(pts []point, from, to time.Duration) float64 {
+	t0 := pts[0].t
+	var a, b *point
+	for i := range pts {
+		off := pts[i].t.Sub(t0)
+		if a == nil && off >= from {
+			a = &pts[i]
+		}
+		if off <= to {
+			b = &pts[i]
+		}
+	}
+	if a == nil || b == nil || !b.t.After(a.t) {
+		return 0
+	}
+	return (b.bytes - a.bytes) / b.t.Sub(a.t).Seconds()
+}
+
+// maxWindowRate is the highest average rate over any span of at least w
+// between recorded points after skip.
+func maxWindowRate(pts []point, skip, w time.Duration) float64 {
+	t0 := pts[0].t
+	best := 0.0
+	j := 0
+	for i := range pts {
+		if pts[i].t.Sub(t0) < skip {
+			continue
+		}
+		if j < i {
+			j = i
+		}
+		for j < len(pts) && pts[j].t.Sub(pts[i].t) < w {
+			j++
+		}
+		if j == len(pts) {
+			break
+		}
+		r := (pts[j].bytes - pts[i].bytes) / pts[j].t.Sub(pts[i].t).Seconds()
+		best = math.Max(best, r)
+	}
+	return best
+}
+
+// monday0759 is a Monday morning in UTC, for schedule tests.
+var monday0759 = time.Date(2026, 11, 23, 7, 59, 0, 0, time.UTC)
