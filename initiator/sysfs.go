@@ -1,0 +1,298 @@
+package initiator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Session is an iSCSI session as sysfs shows it under
+// /sys/class/iscsi_session/sessionN.
+type Session struct {
+	// SID is the session number N.
+	SID int
+	// TargetIQN is the target name (targetname).
+	TargetIQN string
+	// Portal is the portal the session was made to, from its first
+	// connection's persistent_address and persistent_port.
+	Portal Portal
+	// TPGT is the target portal group tag (tpgt).
+	TPGT int
+	// Iface is the open-iscsi iface the session uses (ifacename).
+	Iface string
+	// State is the session state (LOGGED_IN, FAILED or FREE).
+	State string
+	// RecoveryTimeout is the replacement timeout in force (recovery_tmo).
+	RecoveryTimeout time.Duration
+	// NoopOutInterval and NoopOutTimeout are the first connection's
+	// recv_tmo and ping_tmo.
+	NoopOutInterval, NoopOutTimeout time.Duration
+}
+
+// Node returns the node the session is logged in to.
+func (s Session) Node() Node { return Node{TargetIQN: s.TargetIQN, Portal: s.Portal, TPGT: s.TPGT} }
+
+// Disk is the block device of one LUN of a session.
+type Disk struct {
+	// Path is the device node, e.g. "/dev/sdb" (under the client's DevRoot).
+	Path string
+	// Name is the kernel name, e.g. "sdb".
+	Name string
+	// Size is the capacity in bytes.
+	Size int64
+	// LogicalBlockSize is the logical block size in bytes.
+	LogicalBlockSize int
+	// Major and Minor are the device numbers.
+	Major, Minor uint32
+	// HCTL is the SCSI address "host:channel:target:lun".
+	HCTL string
+}
+
+func (c *Client) sessionClassDir() string { return filepath.Join(c.sysRoot, "class", "iscsi_session") }
+
+// Sessions returns every iSCSI session on the system (of any iface),
+// ordered by SID. No session is not an error.
+func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
+	ents, err := os.ReadDir(c.sessionClassDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("initiator: list sessions: %w", err)
+	}
+	var out []Session
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sid, ok := strings.CutPrefix(e.Name(), "session")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(sid)
+		if err != nil {
+			continue
+		}
+		s, err := c.readSession(n)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // logged out while we looked
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SID < out[j].SID })
+	return out, nil
+}
+
+func (c *Client) readSession(sid int) (Session, error) {
+	dir := filepath.Join(c.sessionClassDir(), "session"+strconv.Itoa(sid))
+	s := Session{SID: sid}
+	var err error
+	if s.TargetIQN, err = readAttr(dir, "targetname"); err != nil {
+		return s, err
+	}
+	s.Iface, _ = readAttr(dir, "ifacename")
+	s.State, _ = readAttr(dir, "state")
+	if v, err := readAttr(dir, "tpgt"); err == nil {
+		s.TPGT, _ = strconv.Atoi(v)
+	}
+	if v, err := readAttr(dir, "recovery_tmo"); err == nil {
+		if n, err := strconv.Atoi(v); err == nil {
+			s.RecoveryTimeout = time.Duration(n) * time.Second
+		}
+	}
+	// device/connectionN:M/iscsi_connection/connectionN:M/
+	conns, _ := filepath.Glob(filepath.Join(dir, "device", "connection*", "iscsi_connection", "connection*"))
+	sort.Strings(conns)
+	if len(conns) > 0 {
+		cd := conns[0]
+		addr, _ := readAttr(cd, "persistent_address")
+		port, _ := readAttr(cd, "persistent_port")
+		if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil {
+			s.Portal.Addr = a.Unmap()
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err == nil {
+			s.Portal.Port = uint16(p)
+		}
+		if v, err := readAttr(cd, "recv_tmo"); err == nil {
+			if n, err := strconv.Atoi(v); err == nil {
+				s.NoopOutInterval = time.Duration(n) * time.Second
+			}
+		}
+		if v, err := readAttr(cd, "ping_tmo"); err == nil {
+			if n, err := strconv.Atoi(v); err == nil {
+				s.NoopOutTimeout = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return s, nil
+}
+
+func readAttr(dir, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// findSession returns the client's session to n, nil if there is none.
+func (c *Client) findSession(n Node) (*Session, error) {
+	ss, err := c.Sessions(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	for i := range ss {
+		if c.matches(ss[i], n) {
+			return &ss[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// matches reports whether s is the client's session to n: same target,
+// same portal, same portal group (when n's is known) and the client's iface
+// (a session without ifacename matches any iface).
+func (c *Client) matches(s Session, n Node) bool {
+	return strings.EqualFold(s.TargetIQN, n.TargetIQN) &&
+		s.Portal.Equal(n.Portal) &&
+		(n.TPGT == 0 || s.TPGT == n.TPGT) &&
+		(s.Iface == "" || s.Iface == c.iface)
+}
+
+// FindDisk returns the block device of LUN lun of the client's session to
+// n. The SCSI scan runs after login returns (the disk appears 0.1–0.5 s
+// later), so FindDisk polls until timeout (10 s if zero); halfway it asks
+// for a rescan once, for LUNs mapped after login. The device node under
+// DevRoot is created when missing (no udev) and checked when present.
+// Errors: ErrNoSession when there is no session, ErrDiskNotFound when the
+// LUN does not appear in time.
+func (c *Client) FindDisk(ctx context.Context, n Node, lun uint64, timeout time.Duration) (Disk, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	rescanAt := time.Now().Add(timeout / 2)
+	rescanned := false
+	for {
+		s, err := c.findSession(n)
+		if err != nil {
+			return Disk{}, err
+		}
+		if s == nil {
+			return Disk{}, fmt.Errorf("initiator: find disk: %w %s on iface %s: log in first", ErrNoSession, n, c.iface)
+		}
+		d, found, err := c.diskOf(s.SID, lun)
+		if err != nil {
+			return Disk{}, err
+		}
+		if found {
+			if err := ensureDevNode(d.Path, d.Major, d.Minor); err != nil {
+				return Disk{}, fmt.Errorf("initiator: find disk %s lun %d: %w", n, lun, err)
+			}
+			return d, nil
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return Disk{}, fmt.Errorf("initiator: LUN %d of %s (session %d): %w within %s: check that the target maps LUN %d to this initiator (iscsiadm -m session -r %d -P 3 lists the attached disks)",
+				lun, n, s.SID, ErrDiskNotFound, timeout, lun, s.SID)
+		}
+		if !rescanned && now.After(rescanAt) {
+			rescanned = true
+			if err := c.Rescan(ctx, s.Node()); err != nil {
+				c.log.Warn("rescan failed", "node", n.String(), "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Disk{}, fmt.Errorf("initiator: find disk %s lun %d: %w", n, lun, ctx.Err())
+		case <-time.After(c.pollInterval):
+		}
+	}
+}
+
+// diskOf looks for the disk of LUN lun in session sid:
+// sessionN/device/target<H>:<C>:<T>/<H>:<C>:<T>:<L>/block/<name>. A disk
+// whose size is still 0 (capacity not read yet) is not found yet.
+func (c *Client) diskOf(sid int, lun uint64) (Disk, bool, error) {
+	dev := filepath.Join(c.sessionClassDir(), "session"+strconv.Itoa(sid), "device")
+	luns, err := filepath.Glob(filepath.Join(dev, "target*", "*:*:*:"+strconv.FormatUint(lun, 10)))
+	if err != nil {
+		return Disk{}, false, err
+	}
+	sort.Strings(luns)
+	for _, l := range luns {
+		hctl := filepath.Base(l)
+		if parts := strings.Split(hctl, ":"); len(parts) != 4 || parts[3] != strconv.FormatUint(lun, 10) {
+			continue
+		}
+		blocks, err := os.ReadDir(filepath.Join(l, "block"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return Disk{}, false, fmt.Errorf("initiator: read %s: %w", l, err)
+		}
+		for _, b := range blocks {
+			d, ok, err := c.readDisk(filepath.Join(l, "block", b.Name()))
+			if err != nil || !ok {
+				return Disk{}, false, err
+			}
+			d.HCTL = hctl
+			return d, true, nil
+		}
+	}
+	return Disk{}, false, nil
+}
+
+// readDisk reads a disk's attributes from its sysfs block directory: dev
+// ("major:minor"), size (512-byte sectors whatever the block size) and
+// queue/logical_block_size.
+func (c *Client) readDisk(dir string) (Disk, bool, error) {
+	name := filepath.Base(dir)
+	d := Disk{Name: name, Path: filepath.Join(c.devRoot, name)}
+	devnum, err := readAttr(dir, "dev")
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("initiator: disk %s: %w", name, err)
+	}
+	ma, mi, ok := strings.Cut(devnum, ":")
+	major, err1 := strconv.ParseUint(ma, 10, 32)
+	minor, err2 := strconv.ParseUint(mi, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return d, false, fmt.Errorf("initiator: disk %s: bad dev %q", name, devnum)
+	}
+	d.Major, d.Minor = uint32(major), uint32(minor)
+	size, err := readAttr(dir, "size")
+	if err != nil {
+		return d, false, nil
+	}
+	sectors, err := strconv.ParseInt(size, 10, 64)
+	if err != nil {
+		return d, false, fmt.Errorf("initiator: disk %s: bad size %q", name, size)
+	}
+	if sectors == 0 {
+		return d, false, nil
+	}
+	d.Size = sectors * 512
+	lbs, err := readAttr(filepath.Join(dir, "queue"), "logical_block_size")
+	if err != nil {
+		return d, false, nil
+	}
+	if d.LogicalBlockSize, err = strconv.Atoi(lbs); err != nil || d.LogicalBlockSize <= 0 {
+		return d, false, fmt.Errorf("initiator: disk %s: bad logical_block_size %q", name, lbs)
+	}
+	return d, true, nil
+}
