@@ -162,6 +162,10 @@ type Controller struct {
 	probeFrom uint64        // hydrated regions when the probe started
 
 	snap Snapshot
+
+	// forceApply makes the next apply send every setting, for callers
+	// that cannot read the device's current settings (Regulator).
+	forceApply bool
 }
 
 // sample is one progress observation.
@@ -510,6 +514,11 @@ func (c *Controller) currentThreshold(p Progress) uint {
 // apply sends the messages that make the device match the decision, and
 // only those that change something.
 func (c *Controller) apply(ctx context.Context, p Progress, enable bool, threshold, batch uint) error {
+	if c.forceApply {
+		// Unknown device settings: make every comparison below differ.
+		p.HydrationEnabled, p.Threshold, p.BatchSize = !enable, threshold+1, batch+1
+		c.forceApply = false
+	}
 	if !enable {
 		if p.HydrationEnabled {
 			if err := c.dev.SetHydration(ctx, false); err != nil {
