@@ -1,0 +1,631 @@
+// Package plantest provides an in-memory kernel that implements every port
+// of package plan, for unit tests of the state machine and the CLI. It
+// records each call, can fail any operation on demand and can "reboot"
+// (forget every kernel object, keep files).
+package plantest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lunferry/lunferry/plan"
+)
+
+// ErrCrash is returned by an operation armed with CrashAt: the test then
+// treats the process as dead.
+var ErrCrash = errors.New("plantest: simulated crash")
+
+// LUNInfo is a LUN the fake arrays offer.
+type LUNInfo struct {
+	// Size in bytes and ID (WWID) of the LUN's disk.
+	Size uint64
+	ID   string
+}
+
+// Kernel is the fake. Zero value is not usable: use New.
+type Kernel struct {
+	mu sync.Mutex
+	// LUNs maps "portal,iqn#lun" to the LUN behind it.
+	LUNs map[string]LUNInfo
+	// Unreachable portals fail Login with plan.ErrUnreachable.
+	Unreachable map[string]bool
+	// RefuseLogin targets ("portal,iqn") fail Login with
+	// plan.ErrLoginRefused.
+	RefuseLogin map[string]bool
+	// HostLogsIn makes the host's IQN appear in an export's sessions as
+	// soon as the export exists (the post-cutover hook's job).
+	HostLogsIn bool
+	// Fail makes the named operation (e.g. "CreateClone") return the
+	// error, every time.
+	Fail map[string]error
+	// CrashAt makes the n-th call (1-based, counting all operations)
+	// return ErrCrash; 0 disables.
+	CrashAt int
+	// HydrationStep is how many regions each CloneStatus call hydrates
+	// while hydration is enabled.
+	HydrationStep uint64
+	// HookFail maps a hook path to the error its Run returns.
+	HookFail map[string]error
+
+	calls    []string
+	sessions map[string]bool
+	disks    map[string]string // path -> lun key
+	ro       map[string]bool
+	dm       map[string]*Device
+	exports  map[string]plan.ExportSpec
+	loops    map[string]string // file -> loop dev
+	nextDev  int
+	meta     map[string]uint64 // hydration progress kept "in metadata"
+	// Zeroed records metadata files and devices zeroed.
+	Zeroed   []string
+	Hooks    []HookCall
+	Messages []string
+}
+
+// Device is a fake dm device.
+type Device struct {
+	Node     string
+	Table    string
+	Clone    *plan.CloneTable
+	Hydrated uint64
+	Total    uint64
+	Enabled  bool
+	Failed   bool
+}
+
+// HookCall records a hook run.
+type HookCall struct {
+	Path string
+	Env  []string
+}
+
+// New returns an empty fake kernel with hydration of 1 region per status.
+func New() *Kernel {
+	return &Kernel{
+		LUNs: map[string]LUNInfo{}, Unreachable: map[string]bool{}, RefuseLogin: map[string]bool{},
+		Fail: map[string]error{}, HookFail: map[string]error{}, HydrationStep: 1,
+		sessions: map[string]bool{}, disks: map[string]string{}, ro: map[string]bool{},
+		dm: map[string]*Device{}, exports: map[string]plan.ExportSpec{}, loops: map[string]string{},
+		HostLogsIn: true,
+	}
+}
+
+// Key renders the LUNs map key.
+func Key(portal, iqn string, lun int) string { return fmt.Sprintf("%s,%s#%d", portal, iqn, lun) }
+
+// Ports returns the fake as plan.Ports (with NoInhibitor and the simple
+// regulator below).
+func (k *Kernel) Ports() plan.Ports {
+	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{}}
+}
+
+func (k *Kernel) op(name string, args ...any) error {
+	k.calls = append(k.calls, strings.TrimSpace(name+" "+fmt.Sprint(args...)))
+	if k.CrashAt > 0 && len(k.calls) == k.CrashAt {
+		return ErrCrash
+	}
+	if err := k.Fail[name]; err != nil {
+		return err
+	}
+	return nil
+}
+
+// Calls returns the operations made so far.
+func (k *Kernel) Calls() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.calls)
+}
+
+// ResetCalls forgets the recorded calls (CrashAt counts from there).
+func (k *Kernel) ResetCalls() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls = nil
+}
+
+// Reboot forgets every kernel object; files (metadata) remain. Hydration
+// progress is kept in Progress, keyed by device name, as metadata would.
+func (k *Kernel) Reboot() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, d := range k.dm {
+		if d.Clone != nil {
+			k.progress()[k.metaFile(d.Clone.Metadata)] = d.Hydrated
+		}
+	}
+	k.sessions = map[string]bool{}
+	k.disks = map[string]string{}
+	k.ro = map[string]bool{}
+	k.dm = map[string]*Device{}
+	k.exports = map[string]plan.ExportSpec{}
+	k.loops = map[string]string{}
+}
+
+func (k *Kernel) progress() map[string]uint64 {
+	if k.meta == nil {
+		k.meta = map[string]uint64{}
+	}
+	return k.meta
+}
+
+// metaFile returns the file behind a loop device (or the device itself).
+func (k *Kernel) metaFile(dev string) string {
+	for f, d := range k.loops {
+		if d == dev {
+			return f
+		}
+	}
+	return dev
+}
+
+// Login implements plan.Initiator.
+func (k *Kernel) Login(ctx context.Context, t plan.Target) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Login", t.String()); err != nil {
+		return err
+	}
+	if k.Unreachable[t.Portal] {
+		return fmt.Errorf("iscsiadm: cannot connect to %s: %w", t.Portal, plan.ErrUnreachable)
+	}
+	if k.RefuseLogin[t.String()] {
+		return fmt.Errorf("iscsiadm: login to %s: authorization failure: %w", t, plan.ErrLoginRefused)
+	}
+	k.sessions[t.String()] = true
+	return nil
+}
+
+// Logout implements plan.Initiator.
+func (k *Kernel) Logout(ctx context.Context, t plan.Target) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Logout", t.String()); err != nil {
+		return err
+	}
+	delete(k.sessions, t.String())
+	for p, key := range k.disks {
+		if strings.HasPrefix(key, t.String()+"#") {
+			delete(k.disks, p)
+			delete(k.ro, p)
+		}
+	}
+	return nil
+}
+
+// Session reports whether a session to "portal,iqn" exists.
+func (k *Kernel) Session(t string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.sessions[t]
+}
+
+// FindDisk implements plan.Initiator.
+func (k *Kernel) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Disk, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("FindDisk", t.String(), lun); err != nil {
+		return plan.Disk{}, err
+	}
+	if !k.sessions[t.String()] {
+		return plan.Disk{}, fmt.Errorf("no session to %s", t)
+	}
+	key := Key(t.Portal, t.IQN, lun)
+	info, ok := k.LUNs[key]
+	if !ok {
+		return plan.Disk{}, fmt.Errorf("no LUN %d behind %s", lun, t)
+	}
+	for p, kk := range k.disks {
+		if kk == key {
+			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID}, nil
+		}
+	}
+	k.nextDev++
+	p := fmt.Sprintf("/dev/sd%c", 'a'+k.nextDev)
+	k.disks[p] = key
+	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID}, nil
+}
+
+// SetReadOnly implements plan.Initiator.
+func (k *Kernel) SetReadOnly(ctx context.Context, disk string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("SetReadOnly", disk); err != nil {
+		return err
+	}
+	k.ro[disk] = true
+	return nil
+}
+
+// ReadOnly reports whether the disk holding LUN key is read-only.
+func (k *Kernel) ReadOnly(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for p, kk := range k.disks {
+		if kk == key {
+			return k.ro[p]
+		}
+	}
+	return false
+}
+
+// DiskKey returns the LUN key of a disk path.
+func (k *Kernel) DiskKey(path string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.disks[path]
+}
+
+// Lookup implements plan.Mapper.
+func (k *Kernel) Lookup(ctx context.Context, name string) (string, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Lookup", name); err != nil {
+		return "", false, err
+	}
+	d, ok := k.dm[name]
+	if !ok {
+		return "", false, nil
+	}
+	return d.Node, true, nil
+}
+
+// AddDevice puts a dm device into the kernel behind lunferry's back.
+func (k *Kernel) AddDevice(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.nextDev++
+	k.dm[name] = &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: "0 8 zero"}
+}
+
+// AddExport puts a LIO target into the kernel behind lunferry's back.
+func (k *Kernel) AddExport(iqn string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.exports[iqn] = plan.ExportSpec{IQN: iqn}
+}
+
+// Device returns a copy of a dm device, nil if absent.
+func (k *Kernel) Device(name string) *Device {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d, ok := k.dm[name]
+	if !ok {
+		return nil
+	}
+	c := *d
+	return &c
+}
+
+// CreateClone implements plan.Mapper.
+func (k *Kernel) CreateClone(ctx context.Context, name string, t plan.CloneTable) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("CreateClone", name, t.Line()); err != nil {
+		return "", err
+	}
+	if d, ok := k.dm[name]; ok {
+		return d.Node, nil
+	}
+	for _, dev := range []string{t.Dest, t.Source} {
+		if _, ok := k.disks[dev]; !ok {
+			return "", fmt.Errorf("device %s does not exist", dev)
+		}
+	}
+	if t.Sectors == 0 || t.RegionSectors == 0 {
+		return "", fmt.Errorf("bad table %q", t.Line())
+	}
+	k.nextDev++
+	c := t
+	total := (t.Sectors + t.RegionSectors - 1) / t.RegionSectors
+	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: t.Line(), Clone: &c, Total: total, Enabled: !t.NoHydration}
+	d.Hydrated = k.progress()[k.metaFile(t.Metadata)]
+	k.dm[name] = d
+	return d.Node, nil
+}
+
+// CreateLinear implements plan.Mapper.
+func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("CreateLinear", name, plan.LinearLine(sectors, dev)); err != nil {
+		return "", err
+	}
+	if d, ok := k.dm[name]; ok {
+		return d.Node, nil
+	}
+	k.nextDev++
+	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev)}
+	k.dm[name] = d
+	return d.Node, nil
+}
+
+// SwapLinear implements plan.Mapper.
+func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("SwapLinear", name, plan.LinearLine(sectors, dev)); err != nil {
+		return err
+	}
+	d, ok := k.dm[name]
+	if !ok {
+		return fmt.Errorf("no device %s", name)
+	}
+	if d.Clone != nil && d.Clone.Sectors != sectors {
+		return fmt.Errorf("size change %d -> %d", d.Clone.Sectors, sectors)
+	}
+	d.Table, d.Clone = plan.LinearLine(sectors, dev), nil
+	return nil
+}
+
+// Remove implements plan.Mapper.
+func (k *Kernel) Remove(ctx context.Context, name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Remove", name); err != nil {
+		return err
+	}
+	d, ok := k.dm[name]
+	if ok {
+		for _, e := range k.exports {
+			if e.Device == d.Node {
+				return fmt.Errorf("device %s busy (exported)", name)
+			}
+		}
+	}
+	delete(k.dm, name)
+	return nil
+}
+
+// CloneStatus implements plan.Mapper; each call while hydration is
+// enabled hydrates HydrationStep more regions.
+func (k *Kernel) CloneStatus(ctx context.Context, name string) (plan.CloneStatus, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("CloneStatus", name); err != nil {
+		return plan.CloneStatus{}, err
+	}
+	d, ok := k.dm[name]
+	if !ok || d.Clone == nil {
+		return plan.CloneStatus{}, fmt.Errorf("no clone device %s", name)
+	}
+	if d.Failed {
+		return plan.CloneStatus{Failed: true}, nil
+	}
+	if d.Enabled {
+		d.Hydrated = min(d.Total, d.Hydrated+k.HydrationStep)
+	}
+	return plan.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSectors: d.Clone.RegionSectors}, nil
+}
+
+// SetHydrated sets a clone's progress.
+func (k *Kernel) SetHydrated(name string, n uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.dm[name].Hydrated = n
+}
+
+// Message implements plan.Mapper.
+func (k *Kernel) Message(ctx context.Context, name, msg string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Message", name, msg); err != nil {
+		return err
+	}
+	d, ok := k.dm[name]
+	if !ok {
+		return fmt.Errorf("no device %s", name)
+	}
+	k.Messages = append(k.Messages, name+" "+msg)
+	switch msg {
+	case "enable_hydration":
+		d.Enabled = true
+	case "disable_hydration":
+		d.Enabled = false
+	}
+	return nil
+}
+
+// List implements plan.Mapper.
+func (k *Kernel) List(ctx context.Context) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for n := range k.dm {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// exporter is the Exporter view (Lookup and List clash with Mapper's).
+type exporter struct{ k *Kernel }
+
+// Exporter returns the fake's plan.Exporter.
+func (k *Kernel) Exporter() plan.Exporter { return exporter{k} }
+
+func (e exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("ExportLookup", iqn); err != nil {
+		return false, err
+	}
+	_, ok := k.exports[iqn]
+	return ok, nil
+}
+
+func (e exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Apply", s.IQN, s.Device); err != nil {
+		return err
+	}
+	found := false
+	for _, d := range k.dm {
+		found = found || d.Node == s.Device
+	}
+	if !found {
+		return fmt.Errorf("iblock %s: no such device", s.Device)
+	}
+	k.exports[s.IQN] = s
+	return nil
+}
+
+func (e exporter) Teardown(ctx context.Context, iqn, storage string) error {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Teardown", iqn); err != nil {
+		return err
+	}
+	delete(k.exports, iqn)
+	return nil
+}
+
+func (e exporter) Sessions(ctx context.Context, iqn string) ([]string, error) {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Sessions", iqn); err != nil {
+		return nil, err
+	}
+	s, ok := k.exports[iqn]
+	if !ok || !k.HostLogsIn || s.HostIQN == "" {
+		return nil, nil
+	}
+	return []string{s.HostIQN}, nil
+}
+
+func (e exporter) List(ctx context.Context) ([]string, error) {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for n := range k.exports {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Export returns an export, false if absent.
+func (k *Kernel) Export(iqn string) (plan.ExportSpec, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.exports[iqn]
+	return e, ok
+}
+
+// CreateFile implements plan.MetadataDevices: it really creates the file
+// (so state-dir tests see it) and a fake loop device.
+func (k *Kernel) CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("CreateFile", path, size, zero); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", err
+	}
+	f.Truncate(int64(size))
+	f.Close()
+	if zero {
+		k.Zeroed = append(k.Zeroed, path)
+		delete(k.progress(), path)
+	}
+	if d, ok := k.loops[path]; ok {
+		return d, nil
+	}
+	d := fmt.Sprintf("/dev/loop%d", len(k.loops))
+	k.loops[path] = d
+	return d, nil
+}
+
+// DetachFile implements plan.MetadataDevices.
+func (k *Kernel) DetachFile(ctx context.Context, path string, remove bool) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("DetachFile", path, remove); err != nil {
+		return err
+	}
+	delete(k.loops, path)
+	if remove {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Loop reports the loop device of a file.
+func (k *Kernel) Loop(path string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d, ok := k.loops[path]
+	return d, ok
+}
+
+// ZeroDevice implements plan.MetadataDevices.
+func (k *Kernel) ZeroDevice(ctx context.Context, dev string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("ZeroDevice", dev); err != nil {
+		return err
+	}
+	k.Zeroed = append(k.Zeroed, dev)
+	return nil
+}
+
+// Run implements plan.HookRunner.
+func (k *Kernel) Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Hook", path); err != nil {
+		return err
+	}
+	k.Hooks = append(k.Hooks, HookCall{Path: path, Env: env})
+	return k.HookFail[path]
+}
+
+// Regulator is a trivial plan.Regulator: unlimited rate → threshold 64,
+// else threshold 1; it records what it was asked.
+type Regulator struct {
+	// Seen counts Regulate calls per volume.
+	Seen map[string]int
+}
+
+// Regulate implements plan.Regulator.
+func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, rate plan.Bytes) []string {
+	if r.Seen == nil {
+		r.Seen = map[string]int{}
+	}
+	r.Seen[volume]++
+	if rate == 0 {
+		return []string{"hydration_threshold 64"}
+	}
+	return []string{"hydration_threshold 1"}
+}
+
+// Forget implements plan.Regulator.
+func (r *Regulator) Forget(volume string) {}
+
+// SetFailed makes a clone report "Fail".
+func (k *Kernel) SetFailed(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.dm[name].Failed = true
+}
