@@ -1,0 +1,54 @@
+package lio
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidName is wrapped by every error about a malformed name: an
+// iSCSI name (ValidateIQN), a storage object name without NamePrefix, a
+// portal address.
+var ErrInvalidName = errors.New("lio: invalid name")
+
+// ErrInvalidConfig is wrapped by errors about a desired state that lio will
+// not write (for example a CHAP secret with a newline, or an attribute that
+// would switch off ACL enforcement).
+var ErrInvalidConfig = errors.New("lio: invalid configuration")
+
+// ErrNotOwned is wrapped when lio is asked to change or remove a configfs
+// object that lunferry did not create (see the package doc for the
+// ownership rule). lio never touches such objects.
+var ErrNotOwned = errors.New("lio: object not created by lunferry")
+
+// ErrNotFound is returned (wrapped) by Get and friends when the object does
+// not exist in configfs.
+var ErrNotFound = errors.New("lio: not found")
+
+// ErrConflict is wrapped when an object with the wanted name exists but is
+// configured differently in a way lio cannot change in place (for example
+// a storage object with the same name on another device).
+var ErrConflict = errors.New("lio: conflicting object exists")
+
+// ErrAddressNotLocal is wrapped when a portal address is not configured on
+// any interface of this machine.
+var ErrAddressNotLocal = errors.New("lio: portal address not on any local interface")
+
+// SessionsActiveError is returned by Teardown when initiators are logged in
+// to the target and TeardownOptions.Force is not set.
+type SessionsActiveError struct {
+	// TargetIQN is the target that still has sessions.
+	TargetIQN string
+	// Sessions are the logged-in initiators.
+	Sessions []Session
+}
+
+// Error implements error.
+func (e *SessionsActiveError) Error() string {
+	names := make([]string, 0, len(e.Sessions))
+	for _, s := range e.Sessions {
+		names = append(names, s.InitiatorIQN)
+	}
+	return fmt.Sprintf("lio: target %s has %d logged-in initiator(s) (%s): log them out first, or force the teardown to drop their sessions",
+		e.TargetIQN, len(e.Sessions), strings.Join(names, ", "))
+}
