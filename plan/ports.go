@@ -2,7 +2,9 @@ package plan
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/lunferry/lunferry/clone"
 	"strings"
 	"time"
 )
@@ -93,6 +95,10 @@ type CloneStatus struct {
 	RegionSectors uint64
 	// Failed: the status is "Fail" or the metadata is read-only.
 	Failed bool
+	// HydrationEnabled: no_hydration is not listed.
+	HydrationEnabled bool
+	// Threshold and BatchSize are the hydration core args reported.
+	Threshold, BatchSize uint
 }
 
 // Mapper drives device-mapper.
@@ -183,7 +189,7 @@ type Regulator interface {
 	// with its status and target rate (0: unlimited), and returns the
 	// messages to send ("hydration_threshold 64", "disable_hydration",
 	// ...). Samples of one volume come in time order.
-	Regulate(volume string, s CloneStatus, at time.Time, rate Bytes) []string
+	Regulate(volume string, s CloneStatus, at time.Time, rate clone.Rate) []string
 	// Forget drops a volume's history (paused, finished, aborted).
 	Forget(volume string)
 }

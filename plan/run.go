@@ -114,7 +114,7 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 		}
 		p.logf("volume %s: hydrated", name)
 	} else if p.o.Ports.Regulator != nil {
-		rate := Bytes(v.Spec.Throttle.RateAt(now))
+		rate := v.Spec.Throttle.RateAt(now)
 		for _, m := range p.o.Ports.Regulator.Regulate(name, st, now, rate) {
 			if err := p.o.Ports.Mapper.Message(ctx, DMName(name), m); err != nil {
 				r.Error = fmt.Sprintf("message %q: %v", m, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/initiator"
 )
 
 // DefaultRegionSectors is the dm-clone region size used when a spec gives
@@ -216,8 +217,8 @@ func (s *Spec) Validate() error {
 	}{{"old", s.Old}, {"new", s.New}} {
 		if l.lun.Portal == "" {
 			bad("%s.portal is missing", l.what)
-		} else if _, _, err := net.SplitHostPort(l.lun.Portal); err != nil {
-			bad("%s.portal %q: want host:port", l.what, l.lun.Portal)
+		} else if _, err := initiator.ParsePortal(l.lun.Portal); err != nil {
+			bad("%s.portal %q: want ip:port (addresses, not host names)", l.what, l.lun.Portal)
 		}
 		if !ValidIQN(l.lun.IQN) {
 			bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1)", l.what, l.lun.IQN)

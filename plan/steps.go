@@ -67,7 +67,9 @@ func (p *Planner) prepare(ctx context.Context, v *Volume) error {
 		}
 		oldSize = v.OldDisk.SizeBytes
 	}
-	if err := checkSizes(v, oldSize); err != nil {
+	if p.o.DryRun && (oldSize == 0 || v.NewDisk.SizeBytes == 0) {
+		p.logf("volume %s: dry run: LUN sizes unknown, size checks skipped", s.Name)
+	} else if err := checkSizes(v, oldSize); err != nil {
 		return err
 	}
 	v.SizeSectors = oldSize / 512
@@ -218,6 +220,13 @@ func (p *Planner) cutover(ctx context.Context, v *Volume) error {
 	t0 := p.o.Now()
 	if err := p.attach(ctx, v, ObjOldLogin, s.Old, true); err != nil {
 		return err
+	}
+	if p.o.DryRun && v.OldDisk.SizeBytes == 0 {
+		p.logf("volume %s: dry run: LUN sizes unknown, size checks skipped", s.Name)
+		v.OldDisk.SizeBytes = uint64(s.Old.SizeBytes)
+		if v.OldDisk.SizeBytes == 0 {
+			v.OldDisk.SizeBytes = v.SizeSectors * 512
+		}
 	}
 	if s.Old.SizeBytes != 0 && v.OldDisk.SizeBytes != uint64(s.Old.SizeBytes) {
 		return fmt.Errorf("plan: volume %s: %w: the old LUN is %d bytes but old.sizeBytes says %d: check that the right LUN was mapped to the proxy, then fix the spec or abort",

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -609,7 +610,7 @@ type Regulator struct {
 }
 
 // Regulate implements plan.Regulator.
-func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, rate plan.Bytes) []string {
+func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, rate clone.Rate) []string {
 	if r.Seen == nil {
 		r.Seen = map[string]int{}
 	}
