@@ -69,7 +69,9 @@ func (d *dry) SetReadOnly(ctx context.Context, disk string) error {
 
 type dryMapper struct{ d *dry }
 
-func (m dryMapper) Lookup(ctx context.Context, name string) (string, bool, error) { return "", false, nil }
+func (m dryMapper) Lookup(ctx context.Context, name string) (string, bool, error) {
+	return "", false, nil
+}
 
 func (m dryMapper) CreateClone(ctx context.Context, name string, t CloneTable) (string, error) {
 	m.d.printf("dm create %s uuid %s%s table: %s", name, "LUNFERRY-", name, t.Line())
