@@ -1,0 +1,290 @@
+package clone
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/integration/vmtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// kernelClone is a real dm-clone device over three loop devices.
+type kernelClone struct {
+	client         *dm.Client
+	name           string
+	path           string // the clone device node
+	src, dst, meta string // loop devices
+	srcData        []byte // what the source holds
+}
+
+// newKernelClone creates a clone of size bytes (random source, larger
+// empty destination, region 128 sectors, hydration off) and removes it at
+// cleanup.
+func newKernelClone(t *testing.T, size int) *kernelClone {
+	t.Helper()
+	vmtest.Require(t)
+	c, err := dm.Open(dm.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	k := &kernelClone{client: c}
+	k.src = vmtest.LoopDevice(t, int64(size))
+	k.dst = vmtest.LoopDevice(t, int64(size)+8<<20) // the new LUN is larger
+	k.meta = vmtest.LoopDevice(t, 4<<20)
+	k.srcData = make([]byte, size)
+	r := rand.NewChaCha8([32]byte{7, 7, 7})
+	_, _ = r.Read(k.srcData)
+	writeDev(t, k.src, 0, k.srcData)
+
+	k.name = vmtest.RandomName("lunferry-clt")
+	uuid := dm.UUIDPrefix + strings.TrimPrefix(k.name, dm.NamePrefix)
+	table := dm.Table{{Length: dm.Sectors(size / SectorSize), Target: dm.Clone{
+		Metadata: k.meta, Destination: k.dst, Source: k.src, RegionSize: RecommendedRegionSize, NoHydration: true,
+	}}}
+	ctx := context.Background()
+	_, err = c.Create(ctx, k.name, uuid, table)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := c.Remove(context.Background(), k.name, dm.RemoveOptions{Retries: 20}); err != nil && !errors.Is(err, dm.ErrNotFound) {
+			t.Errorf("cleanup: remove %s: %v", k.name, err)
+		}
+	})
+	k.path, err = c.DevicePath(k.name)
+	require.NoError(t, err)
+	return k
+}
+
+func (k *kernelClone) device() DMDevice { return DMDevice{Client: k.client, DMName: k.name} }
+
+// writeDev writes p at off of a block device and syncs it.
+func writeDev(t *testing.T, dev string, off int64, p []byte) {
+	t.Helper()
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(p, off)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Close())
+}
+
+// kernelAtLeast reports whether the running kernel is at least major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	parts := strings.SplitN(rel, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return ma > major || ma == major && mi >= minor
+}
+
+// TestKernelThrottlePauseFinalizeVerify runs the whole clone lifecycle on a
+// real dm-clone: throttled hydration, pause, resume, completion, the live
+// swap to linear and the verification of the data.
+func TestKernelThrottlePauseFinalizeVerify(t *testing.T) {
+	const size = 32 << 20
+	k := newKernelClone(t, size)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	// The host writes 1 MiB through the clone before hydration starts:
+	// it must land on the new LUN only.
+	hostData := bytes.Repeat([]byte("host-write-after-cutover!"), (1<<20)/25+1)[:1<<20]
+	const hostOff = 8 << 20
+	writeDev(t, k.path, hostOff, hostData)
+
+	dev := k.device()
+	p, err := dev.Progress(ctx)
+	require.NoError(t, err)
+	require.False(t, p.HydrationEnabled, "created with no_hydration")
+	require.Equal(t, uint64(size/(RecommendedRegionSize*SectorSize)), p.TotalRegions)
+	require.Equal(t, uint64(16), p.HydratedRegions, "the host's full-region writes count as hydrated")
+
+	// Finalize refuses before hydration completes, and changes nothing.
+	_, err = Finalize(ctx, dev, k.dst)
+	require.ErrorIs(t, err, ErrNotHydrated)
+	t.Logf("finalize before hydration: %v", err)
+	_, err = dev.Progress(ctx)
+	require.NoError(t, err, "still a clone")
+
+	target := 4 * MiB
+	var mu sync.Mutex
+	var snaps []Snapshot
+	c := NewController(dev, Options{Schedule: Fixed(target), OnProgress: func(s Snapshot) {
+		mu.Lock()
+		snaps = append(snaps, s)
+		mu.Unlock()
+	}})
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(ctx) }()
+
+	hydrated := func() uint64 {
+		p, err := dev.Progress(ctx)
+		require.NoError(t, err)
+		return p.HydratedRegions
+	}
+	rb := uint64(RecommendedRegionSize * SectorSize)
+
+	// Phase 1: throttled.
+	t0, h0 := time.Now(), hydrated()
+	time.Sleep(5 * time.Second)
+	t1, h1 := time.Now(), hydrated()
+	rate1 := float64((h1-h0)*rb) / t1.Sub(t0).Seconds()
+	t.Logf("throttled at %v: %.2f MiB/s over %v (threshold %d, batch %d)", target, rate1/float64(MiB), t1.Sub(t0).Round(time.Millisecond), c.Snapshot().Threshold, c.Snapshot().BatchSize)
+	assert.LessOrEqual(t, rate1, 1.5*float64(target), "throttle exceeded")
+	assert.GreaterOrEqual(t, rate1, 0.4*float64(target), "throttle far below target")
+
+	// Pause: after the copies in flight land, nothing moves.
+	require.NoError(t, c.Pause(ctx))
+	time.Sleep(500 * time.Millisecond)
+	hp := hydrated()
+	p, err = dev.Progress(ctx)
+	require.NoError(t, err)
+	assert.False(t, p.HydrationEnabled, "paused: the status shows no_hydration")
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, hp, hydrated(), "progress while paused")
+	assert.True(t, c.Snapshot().Paused)
+
+	// Resume: progress continues under the throttle.
+	require.NoError(t, c.Resume(ctx))
+	t2, h2 := time.Now(), hydrated()
+	time.Sleep(4 * time.Second)
+	t3, h3 := time.Now(), hydrated()
+	rate2 := float64((h3-h2)*rb) / t3.Sub(t2).Seconds()
+	t.Logf("after resume: %.2f MiB/s", rate2/float64(MiB))
+	assert.Greater(t, h3, h2, "no progress after resume")
+	assert.LessOrEqual(t, rate2, 1.5*float64(target), "throttle exceeded after resume")
+
+	// Unlimited: the rest at full speed, then the completion event.
+	t4, h4 := time.Now(), hydrated()
+	c.SetSchedule(Fixed(Unlimited))
+	select {
+	case err := <-runErr:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatalf("hydration did not complete: %+v", c.Snapshot())
+	}
+	t5 := time.Now()
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Run returned without the completion event")
+	}
+	last := c.Snapshot()
+	assert.True(t, last.Done)
+	full := float64((last.HydratedRegions-h4)*rb) / t5.Sub(t4).Seconds()
+	t.Logf("unlimited (threshold %d, batch %d): %.2f MiB/s for the last %d MiB", last.Threshold, last.BatchSize, full/float64(MiB), (last.HydratedRegions-h4)*rb>>20)
+	mu.Lock()
+	t.Logf("%d progress snapshots", len(snaps))
+	mu.Unlock()
+
+	// Finalize: live swap to linear over the new LUN, same size.
+	res, err := Finalize(ctx, dev, k.dst)
+	require.NoError(t, err)
+	t.Logf("finalize: I/O suspended for %v", res.Suspended)
+	assert.Equal(t, uint64(size/SectorSize), res.Length)
+	ok, err := dev.LinearOver(ctx, k.dst)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	_, err = dev.Progress(ctx)
+	assert.ErrorIs(t, err, ErrNotClone)
+	again, err := Finalize(ctx, dev, k.dst)
+	require.NoError(t, err)
+	assert.True(t, again.AlreadyDone)
+
+	// Verify: the host-visible device and the new LUN read the same; the
+	// new LUN differs from the old exactly where the host wrote; the old
+	// LUN was never written.
+	vr, err := Verify(ctx, k.path, k.dst, VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(size), vr.Compared)
+	assert.True(t, vr.DirectA && vr.DirectB, "block devices are read with O_DIRECT")
+	t.Logf("verify %d MiB: %v, %v", size>>20, vr.Duration.Round(time.Millisecond), vr.Throughput())
+
+	vr, err = Verify(ctx, k.dst, k.src, VerifyOptions{Length: size})
+	require.ErrorIs(t, err, ErrMismatch)
+	assert.Equal(t, []Mismatch{{Offset: hostOff, Length: 1 << 20}}, vr.Mismatches)
+
+	srcNow, err := os.ReadFile(k.src)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(k.srcData, srcNow), "the old LUN was written")
+}
+
+// TestKernelUnlimitedUsesTunedSettings checks on the real kernel that the
+// unlimited setting sends the tuned threshold and batch size, and measures
+// the full-speed rate against the kernel defaults.
+func TestKernelUnlimitedUsesTunedSettings(t *testing.T) {
+	const size = 32 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	measure := func(t *testing.T, tuned bool) float64 {
+		k := newKernelClone(t, size)
+		dev := k.device()
+		start := time.Now()
+		if tuned {
+			require.NoError(t, NewController(dev, Options{Interval: 200 * time.Millisecond}).Run(ctx))
+			p, err := dev.Progress(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, TunedThreshold, p.Threshold)
+			assert.Equal(t, TunedBatchSize, p.BatchSize)
+		} else {
+			require.NoError(t, dev.SetHydration(ctx, true)) // kernel defaults: threshold 1, batch 1
+			vmtest.WaitFor(t, 3*time.Minute, "hydration with kernel defaults", func() bool {
+				p, err := dev.Progress(ctx)
+				require.NoError(t, err)
+				return p.Complete()
+			})
+		}
+		return float64(size) / time.Since(start).Seconds()
+	}
+	tuned := measure(t, true)
+	defaults := measure(t, false)
+	t.Logf("32 MiB, region 128 sectors: tuned %.1f MiB/s, kernel defaults %.1f MiB/s (%.1fx)", tuned/float64(MiB), defaults/float64(MiB), tuned/defaults)
+	assert.Greater(t, tuned, defaults, "the tuned settings must beat the kernel defaults")
+}
+
+// TestKernelVerifyFallsBackOnTmpfs checks Verify on files where O_DIRECT is
+// refused (tmpfs before Linux 6.6, as in the lab).
+func TestKernelVerifyFallsBackOnTmpfs(t *testing.T) {
+	vmtest.Require(t)
+	var sfs unix.Statfs_t
+	dir := t.TempDir()
+	require.NoError(t, unix.Statfs(dir, &sfs))
+	if sfs.Type != unix.TMPFS_MAGIC {
+		dir = "/dev/shm"
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		require.NoError(t, unix.Statfs(dir, &sfs))
+		if sfs.Type != unix.TMPFS_MAGIC {
+			vmtest.Exec(t, "mount", "-t", "tmpfs", "tmpfs", dir)
+		}
+	}
+	a, b := filepath.Join(dir, "verify-a"), filepath.Join(dir, "verify-b")
+	t.Cleanup(func() { os.Remove(a); os.Remove(b) })
+	data := bytes.Repeat([]byte{1, 2, 3, 5, 8}, 1<<18)
+	require.NoError(t, os.WriteFile(a, data, 0o600))
+	require.NoError(t, os.WriteFile(b, data, 0o600))
+	res, err := Verify(context.Background(), a, b, VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(data)), res.Compared)
+	if !kernelAtLeast(6, 6) {
+		assert.False(t, res.DirectA, "tmpfs on this kernel refuses O_DIRECT: Verify must have fallen back")
+	}
+	t.Logf("tmpfs: direct=%v", res.DirectA)
+}
