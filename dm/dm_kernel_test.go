@@ -77,7 +77,7 @@ func TestKernelLinearMultiLine(t *testing.T) {
 	for _, l := range st {
 		lines = append(lines, l.String())
 	}
-	assert.Equal(t, dmsetup(t, "status", name), strings.Join(lines, "\n"))
+	assert.Equal(t, trimLines(dmsetup(t, "status", name)), strings.Join(lines, "\n"), "dmsetup prints a space after the type even with no status")
 	assert.Contains(t, dmsetup(t, "info", "-c", "--noheadings", "-o", "name,uuid", name), uuid)
 
 	deps, err := c.Deps(ctx, name)
@@ -128,6 +128,15 @@ func TestKernelLinearMultiLine(t *testing.T) {
 	assert.True(t, os.IsNotExist(err), "Remove deletes the node it made")
 	_, err = c.Info(ctx, name)
 	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// trimLines trims trailing blanks of each line.
+func trimLines(s string) string {
+	ls := strings.Split(s, "\n")
+	for i := range ls {
+		ls[i] = strings.TrimRight(ls[i], " ")
+	}
+	return strings.Join(ls, "\n")
 }
 
 func itoa(u uint32) string { return Sectors(u).String() }
@@ -483,7 +492,9 @@ func TestKernelEra(t *testing.T) {
 	assert.True(t, s.HasHeldRoot)
 	parsed, err := ParseEraStatus(dmsetup(t, "status", n))
 	require.NoError(t, err)
-	assert.Equal(t, s, parsed)
+	assert.Equal(t, s.Era, parsed.Era, "dmsetup agrees (metadata use may move between reads)")
+	assert.Equal(t, s.HeldRoot, parsed.HeldRoot)
+	assert.Equal(t, s.MetadataTotal, parsed.MetadataTotal)
 	// A second snapshot while one is held is refused by the kernel.
 	assert.ErrorIs(t, c.Message(ctx, n, 0, MsgEraTakeMetadataSnap), unix.EINVAL)
 	require.NoError(t, c.Message(ctx, n, 0, MsgEraDropMetadataSnap))

@@ -173,7 +173,12 @@ func parseHeader(buf []byte) (header, error) {
 
 // resultData returns the kernel's output: [data_start, data_size).
 func resultData(buf []byte, h header) ([]byte, error) {
-	if h.DataStart > h.DataSize || int(h.DataSize) > len(buf) {
+	if h.DataSize <= h.DataStart {
+		// Nothing written: the kernel leaves data_size at
+		// offsetof(struct dm_ioctl, data) (305) when, e.g., there is no table.
+		return nil, nil
+	}
+	if int(h.DataSize) > len(buf) {
 		return nil, fmt.Errorf("dm: kernel returned data [%d, %d) outside the %d-byte buffer", h.DataStart, h.DataSize, len(buf))
 	}
 	return buf[h.DataStart:h.DataSize], nil

@@ -293,3 +293,18 @@ func TestEncodeMessage(t *testing.T) {
 	assert.True(t, bytes.HasPrefix(b[8:], []byte("hydration_threshold 64\x00")))
 	assert.Zero(t, len(b)%8)
 }
+
+func TestResultData(t *testing.T) {
+	buf := make([]byte, 1024)
+	// No table: the kernel leaves data_size at offsetof(struct dm_ioctl,
+	// data) = 305, below data_start (seen on 6.1 for a status query of an
+	// empty inactive slot).
+	d, err := resultData(buf, header{DataStart: 312, DataSize: 305})
+	require.NoError(t, err)
+	assert.Empty(t, d)
+	d, err = resultData(buf, header{DataStart: 312, DataSize: 320})
+	require.NoError(t, err)
+	assert.Len(t, d, 8)
+	_, err = resultData(buf, header{DataStart: 312, DataSize: 2048})
+	assert.Error(t, err, "past the buffer")
+}
