@@ -9,30 +9,30 @@ import (
 // ErrInvalidName is wrapped by every error about a malformed name: an
 // iSCSI name (ValidateIQN), a storage object name without NamePrefix, a
 // portal address.
-var ErrInvalidName = errors.New("lio: invalid name")
+var ErrInvalidName = errors.New("invalid name")
 
 // ErrInvalidConfig is wrapped by errors about a desired state that lio will
 // not write (for example a CHAP secret with a newline, or an attribute that
 // would switch off ACL enforcement).
-var ErrInvalidConfig = errors.New("lio: invalid configuration")
+var ErrInvalidConfig = errors.New("invalid configuration")
 
 // ErrNotOwned is wrapped when lio is asked to change or remove a configfs
 // object that lunferry did not create (see the package doc for the
 // ownership rule). lio never touches such objects.
-var ErrNotOwned = errors.New("lio: object not created by lunferry")
+var ErrNotOwned = errors.New("object not created by lunferry")
 
 // ErrNotFound is returned (wrapped) by Get and friends when the object does
 // not exist in configfs.
-var ErrNotFound = errors.New("lio: not found")
+var ErrNotFound = errors.New("not found")
 
 // ErrConflict is wrapped when an object with the wanted name exists but is
 // configured differently in a way lio cannot change in place (for example
 // a storage object with the same name on another device).
-var ErrConflict = errors.New("lio: conflicting object exists")
+var ErrConflict = errors.New("conflicting object exists")
 
 // ErrAddressNotLocal is wrapped when a portal address is not configured on
 // any interface of this machine.
-var ErrAddressNotLocal = errors.New("lio: portal address not on any local interface")
+var ErrAddressNotLocal = errors.New("portal address not on any local interface")
 
 // SessionsActiveError is returned by Teardown when initiators are logged in
 // to the target and TeardownOptions.Force is not set.

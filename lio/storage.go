@@ -530,7 +530,7 @@ func (r *Root) updateWWN(soPath string, w WWN, fresh bool) error {
 		{"vendor_id", w.VendorID}, {"product_id", w.ProductID}, {"revision", w.Revision},
 	}
 	if w.CompanyID != 0 {
-		fields = append(fields, field{"company_id", fmt.Sprintf("%#08x", w.CompanyID)})
+		fields = append(fields, field{"company_id", fmt.Sprintf("0x%06x", w.CompanyID)})
 	}
 	fields = append(fields, field{"vpd_unit_serial", w.UnitSerial})
 	for _, f := range fields {

@@ -128,8 +128,7 @@ func (f *FS) ResetOps() {
 
 // Objects lists every directory that is not a default group (objects made
 // by mkdir) and every symlink, relative to Root, sorted. An empty LIO
-// (after a complete teardown) has only "core" and, once registered,
-// "iscsi".
+// (after a complete teardown) has none but, once registered, "iscsi".
 func (f *FS) Objects() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -381,7 +381,7 @@ func (f *FS) storeWWN(so, name, val string) error {
 		if n > 0xFFFFFF {
 			return unix.EOVERFLOW
 		}
-		val = fmt.Sprintf("%#08x", n)
+		val = fmt.Sprintf("0x%06x", n) // the kernel's "%#08x"
 	}
 	return put(path.Join(so, "wwn", name), val+"\n")
 }
