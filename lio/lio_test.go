@@ -161,13 +161,13 @@ func TestApplyCHAP(t *testing.T) {
 
 func TestCHAPValidation(t *testing.T) {
 	for name, c := range map[string]*lio.CHAP{
-		"empty password":   {UserID: "u"},
-		"space":            {UserID: "u", Password: "a b"},
-		"NULL":             {UserID: "u", Password: "NULL"},
-		"half mutual":      {UserID: "u", Password: "p", MutualUserID: "m"},
-		"same secret":      {UserID: "u", Password: "p1234567890ab", MutualUserID: "m", MutualPassword: "p1234567890ab"},
-		"newline in user":  {UserID: "u\n", Password: "p"},
-		"too long":         {UserID: "u", Password: strings.Repeat("x", 256)},
+		"empty password":  {UserID: "u"},
+		"space":           {UserID: "u", Password: "a b"},
+		"NULL":            {UserID: "u", Password: "NULL"},
+		"half mutual":     {UserID: "u", Password: "p", MutualUserID: "m"},
+		"same secret":     {UserID: "u", Password: "p1234567890ab", MutualUserID: "m", MutualPassword: "p1234567890ab"},
+		"newline in user": {UserID: "u\n", Password: "p"},
+		"too long":        {UserID: "u", Password: strings.Repeat("x", 256)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			assert.ErrorIs(t, c.Validate(), lio.ErrInvalidConfig)
@@ -185,16 +185,18 @@ func TestExportValidation(t *testing.T) {
 		mod  func(*lio.Export)
 		want error
 	}{
-		"no prefix":      {func(e *lio.Export) { e.Name = "vol1" }, lio.ErrInvalidName},
-		"bad target":     {func(e *lio.Export) { e.TargetIQN = "iqn.2026-13.io.x:y" }, lio.ErrInvalidName},
-		"bad initiator":  {func(e *lio.Export) { e.ACLs[0].InitiatorIQN = "host-a" }, lio.ErrInvalidName},
-		"no acl":         {func(e *lio.Export) { e.ACLs = nil }, lio.ErrInvalidConfig},
-		"no portal":      {func(e *lio.Export) { e.Portals = nil }, lio.ErrInvalidConfig},
-		"dup acl":        {func(e *lio.Export) { e.ACLs = append(e.ACLs, e.ACLs[0]) }, lio.ErrInvalidConfig},
-		"relative dev":   {func(e *lio.Export) { e.Device = "dm-3" }, lio.ErrInvalidConfig},
-		"comma dev":      {func(e *lio.Export) { e.Device = "/dev/a,b" }, lio.ErrInvalidConfig},
-		"demo mode":      {func(e *lio.Export) { e.TPGAttributes = map[string]string{"generate_node_acls": "1"} }, lio.ErrInvalidConfig},
-		"mixed chap":     {func(e *lio.Export) { e.ACLs = []lio.ACL{{InitiatorIQN: hostA, CHAP: &lio.CHAP{UserID: "a", Password: "b"}}, {InitiatorIQN: hostB}} }, lio.ErrInvalidConfig},
+		"no prefix":     {func(e *lio.Export) { e.Name = "vol1" }, lio.ErrInvalidName},
+		"bad target":    {func(e *lio.Export) { e.TargetIQN = "iqn.2026-13.io.x:y" }, lio.ErrInvalidName},
+		"bad initiator": {func(e *lio.Export) { e.ACLs[0].InitiatorIQN = "host-a" }, lio.ErrInvalidName},
+		"no acl":        {func(e *lio.Export) { e.ACLs = nil }, lio.ErrInvalidConfig},
+		"no portal":     {func(e *lio.Export) { e.Portals = nil }, lio.ErrInvalidConfig},
+		"dup acl":       {func(e *lio.Export) { e.ACLs = append(e.ACLs, e.ACLs[0]) }, lio.ErrInvalidConfig},
+		"relative dev":  {func(e *lio.Export) { e.Device = "dm-3" }, lio.ErrInvalidConfig},
+		"comma dev":     {func(e *lio.Export) { e.Device = "/dev/a,b" }, lio.ErrInvalidConfig},
+		"demo mode":     {func(e *lio.Export) { e.TPGAttributes = map[string]string{"generate_node_acls": "1"} }, lio.ErrInvalidConfig},
+		"mixed chap": {func(e *lio.Export) {
+			e.ACLs = []lio.ACL{{InitiatorIQN: hostA, CHAP: &lio.CHAP{UserID: "a", Password: "b"}}, {InitiatorIQN: hostB}}
+		}, lio.ErrInvalidConfig},
 		"lun too high":   {func(e *lio.Export) { e.LUN = 300 }, lio.ErrInvalidConfig},
 		"long vendor":    {func(e *lio.Export) { e.WWN.VendorID = "VERYLONGVENDOR" }, lio.ErrInvalidConfig},
 		"foreign portal": {func(e *lio.Export) { e.Portals = []lio.Portal{{Addr: netip.MustParseAddr("198.51.100.7")}} }, lio.ErrAddressNotLocal},
