@@ -36,6 +36,8 @@ type Options struct {
 type Planner struct {
 	o     Options
 	store Store
+	// dryStep is the last step a dry run reported per volume.
+	dryStep map[string]Step
 }
 
 // New returns a Planner. Every port must be set.
@@ -59,7 +61,7 @@ func New(o Options) (*Planner, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
-	return &Planner{o: o, store: Store{Dir: o.StateDir}}, nil
+	return &Planner{o: o, store: Store{Dir: o.StateDir}, dryStep: map[string]Step{}}, nil
 }
 
 // Store returns the planner's state store.
@@ -86,7 +88,10 @@ func (p *Planner) locked(ctx context.Context, fn func() error) error {
 func (p *Planner) save(v *Volume) error {
 	v.Updated = p.o.Now().UTC()
 	if p.o.DryRun {
-		p.logf("state: would save volume %s step=%s", v.Spec.Name, v.Step)
+		if p.dryStep[v.Spec.Name] != v.Step {
+			p.logf("state: volume %s would be saved as %s", v.Spec.Name, v.Step)
+			p.dryStep[v.Spec.Name] = v.Step
+		}
 		return nil
 	}
 	return p.store.Save(v)

@@ -459,5 +459,5 @@ func TestDryRunChangesNothing(t *testing.T) {
 	v, err := e.p.Show(ctx, "vol1")
 	require.NoError(t, err)
 	require.Equal(t, plan.StepNew, v.Step, "dry run saved nothing")
-	require.Contains(t, e.log.String(), "state: would save volume vol1 step=preparing")
+	require.Contains(t, e.log.String(), "state: volume vol1 would be saved as preparing")
 }

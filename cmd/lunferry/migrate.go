@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/plan"
+)
+
+func (a *app) migrateCommand() *cli.Command {
+	names := "VOLUME..."
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "run the migration steps",
+		Subcommands: []*cli.Command{
+			{Name: "prepare", Usage: "attach the new LUN, check sizes, create the metadata device (host stays on the old array)", ArgsUsage: names, Action: a.eachVolume(a.prepare)},
+			{Name: "cutover", Usage: "in the window: hooks, old LUN read-only, clone, export to the host, wait for its session", ArgsUsage: names, Action: a.eachVolume(a.cutover)},
+			{
+				Name: "start", Usage: "start background hydration", ArgsUsage: names,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "follow", Usage: "keep the controller going in the foreground until hydrated"},
+					&cli.BoolFlag{Name: "finalize", Usage: "with --follow: finalize once hydrated"},
+					&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with --follow: control period"},
+				},
+				Action: a.start,
+			},
+			{Name: "throttle", Usage: "set a volume's hydration throttle, e.g. '50MiB/s' or 'mon-fri 08:00-18:00=50MiB/s; *=unlimited'", ArgsUsage: "VOLUME SCHEDULE", Action: a.throttle},
+			{Name: "pause", Usage: "pause background hydration", ArgsUsage: names, Action: a.eachVolume(a.pause)},
+			{Name: "resume", Usage: "resume background hydration", ArgsUsage: names, Action: a.eachVolume(a.resume)},
+			{
+				Name: "status", Usage: "step, progress, rate, ETA, throttle and host sessions of every volume", ArgsUsage: "[VOLUME...]",
+				Flags:  []cli.Flag{&cli.DurationFlag{Name: "watch", Usage: "refresh every interval until interrupted"}},
+				Action: a.status,
+			},
+			{Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names, Action: a.eachVolume(a.finalize)},
+			{Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was", ArgsUsage: names, Action: a.eachVolume(a.abort)},
+		},
+	}
+}
+
+// eachVolume runs fn for each named volume in order, stopping at the first
+// error.
+func (a *app) eachVolume(fn func(c *cli.Context, p *plan.Planner, name string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := needArgs(c, 1, "VOLUME"); err != nil {
+			return err
+		}
+		p, err := a.planner()
+		if err != nil {
+			return err
+		}
+		for _, name := range c.Args().Slice() {
+			if err := fn(c, p, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func (a *app) prepare(c *cli.Context, p *plan.Planner, name string) error {
+	v, err := p.Prepare(c.Context, name)
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		return printJSON(a.stdout, v)
+	}
+	size := "unknown"
+	if v.SizeSectors > 0 {
+		size = plan.Bytes(v.SizeSectors * 512).String()
+	}
+	fmt.Fprintf(a.stdout, "volume %s prepared: size %s, new LUN %s, metadata %s\n", name, size, diskLabel(v.NewDisk), v.MetadataFile)
+	return nil
+}
+
+func diskLabel(d *plan.Disk) string {
+	if d == nil {
+		return "-"
+	}
+	if d.SizeBytes == 0 {
+		return d.Path
+	}
+	return fmt.Sprintf("%s (%s)", d.Path, plan.Bytes(d.SizeBytes))
+}
+
+func (a *app) cutover(c *cli.Context, p *plan.Planner, name string) error {
+	v, err := p.Cutover(c.Context, name)
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		return printJSON(a.stdout, v)
+	}
+	if v.Window != nil {
+		w := v.Window
+		fmt.Fprintf(a.stdout, "volume %s cut over: the host is served by the proxy\n  time the tool spent in the window: %s (hooks %s, waiting for the host's session %s, total %s)\n",
+			name, fmtDur(w.Tool.D()), fmtDur(w.Hooks.D()), fmtDur(w.SessionWait.D()), fmtDur(w.Total.D()))
+	} else {
+		fmt.Fprintf(a.stdout, "volume %s is %s\n", name, v.Step)
+	}
+	return nil
+}
+
+func (a *app) start(c *cli.Context) error {
+	if err := needArgs(c, 1, "VOLUME"); err != nil {
+		return err
+	}
+	p, err := a.planner()
+	if err != nil {
+		return err
+	}
+	for _, name := range c.Args().Slice() {
+		v, err := p.Start(c.Context, name)
+		if err != nil {
+			return err
+		}
+		if !a.g.json {
+			fmt.Fprintf(a.stdout, "volume %s: hydration %s (throttle %s); keep `lunferry run` going to apply the throttle\n", name,
+				map[bool]string{true: "paused", false: "started"}[v.Paused], v.Spec.Throttle)
+		}
+	}
+	if !c.Bool("follow") {
+		return nil
+	}
+	want := c.Args().Slice()
+	return a.follow(c.Context, p, want, c.Duration("interval"), c.Bool("finalize"))
+}
+
+// follow runs the control loop until every wanted volume is hydrated (or
+// finalized with fin).
+func (a *app) follow(ctx context.Context, p *plan.Planner, want []string, interval time.Duration, fin bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var loopErr error
+	err := p.Run(ctx, interval, fin, func(res []plan.TickResult) {
+		a.printTick(res)
+		rep, err := p.Status(ctx, want...)
+		if err != nil {
+			loopErr = err
+			cancel()
+			return
+		}
+		done := true
+		for _, s := range rep.Volumes {
+			target := plan.StepHydrated
+			if fin {
+				target = plan.StepFinalized
+			}
+			if s.Step == plan.StepFaulty {
+				loopErr = fmt.Errorf("volume %s is faulty: %s: %w", s.Name, s.LastError, plan.ErrFaulty)
+				cancel()
+				return
+			}
+			if s.Step != target {
+				done = false
+			}
+		}
+		if done {
+			cancel()
+		}
+	})
+	if loopErr != nil {
+		return loopErr
+	}
+	return err
+}
+
+func (a *app) printTick(res []plan.TickResult) {
+	if a.g.json {
+		printJSON(a.stdout, res)
+		return
+	}
+	for _, r := range res {
+		line := fmt.Sprintf("%s %-10s %s %5.1f%% %s ETA %s", time.Now().Format("15:04:05"), r.Volume, bar(r.Progress.Fraction(), 20),
+			100*r.Progress.Fraction(), fmtRate(r.Progress.Rate), fmtDur(r.Progress.ETA.D()))
+		switch {
+		case r.Error != "":
+			line += " error: " + r.Error
+		case r.Finalized:
+			line += " finalized"
+		case r.Step == plan.StepHydrated:
+			line += " hydrated"
+		}
+		fmt.Fprintln(a.stdout, line)
+	}
+}
+
+func (a *app) throttle(c *cli.Context) error {
+	if err := needArgs(c, 2, "VOLUME and SCHEDULE"); err != nil {
+		return err
+	}
+	sch, err := clone.ParseSchedule(strings.Join(c.Args().Tail(), " "))
+	if err != nil {
+		return usageError{err}
+	}
+	p, err := a.planner()
+	if err != nil {
+		return err
+	}
+	name := c.Args().First()
+	if err := p.SetThrottle(c.Context, name, sch); err != nil {
+		return err
+	}
+	if !a.g.json {
+		fmt.Fprintf(a.stdout, "volume %s: throttle %s (applied by `lunferry run` at its next tick)\n", name, sch)
+	}
+	return nil
+}
+
+func (a *app) pause(c *cli.Context, p *plan.Planner, name string) error {
+	if err := p.Pause(c.Context, name); err != nil {
+		return err
+	}
+	if !a.g.json {
+		fmt.Fprintf(a.stdout, "volume %s: hydration paused\n", name)
+	}
+	return nil
+}
+
+func (a *app) resume(c *cli.Context, p *plan.Planner, name string) error {
+	if err := p.Resume(c.Context, name); err != nil {
+		return err
+	}
+	if !a.g.json {
+		fmt.Fprintf(a.stdout, "volume %s: hydration resumed\n", name)
+	}
+	return nil
+}
+
+func (a *app) finalize(c *cli.Context, p *plan.Planner, name string) error {
+	v, err := p.Finalize(c.Context, name)
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		return printJSON(a.stdout, v)
+	}
+	fmt.Fprintf(a.stdout, "volume %s finalized: %s now runs linear over the new LUN; the old LUN is detached and its metadata freed\n", name, plan.DMName(name))
+	return nil
+}
+
+func (a *app) abort(c *cli.Context, p *plan.Planner, name string) error {
+	rep, err := p.Abort(c.Context, name)
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		return printJSON(a.stdout, rep)
+	}
+	fmt.Fprintln(a.stdout, rep.Message)
+	return nil
+}
+
+func (a *app) status(c *cli.Context) error {
+	p, err := a.planner()
+	if err != nil {
+		return err
+	}
+	watch := c.Duration("watch")
+	for {
+		rep, err := p.Status(c.Context, c.Args().Slice()...)
+		if err != nil {
+			return err
+		}
+		if a.g.json {
+			if err := printJSON(a.stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			if watch > 0 && a.isTTY {
+				fmt.Fprint(a.stdout, "\033[H\033[2J")
+			}
+			if err := a.printStatus(rep); err != nil {
+				return err
+			}
+		}
+		if watch <= 0 {
+			return nil
+		}
+		select {
+		case <-c.Context.Done():
+			if errors.Is(c.Context.Err(), context.Canceled) {
+				return nil
+			}
+			return c.Context.Err()
+		case <-time.After(watch):
+		}
+	}
+}
+
+func (a *app) printStatus(rep *plan.StatusReport) error {
+	if len(rep.Volumes) == 0 {
+		fmt.Fprintln(a.stdout, "no volumes; add one with `lunferry volume add`")
+	} else {
+		t := newTable(a.stdout, "VOLUME", "STEP", "PROGRESS", "RATE", "ETA", "THROTTLE", "SESSIONS", "WINDOW")
+		for _, s := range rep.Volumes {
+			prog := fmt.Sprintf("%5.1f%%", s.Percent)
+			if a.isTTY {
+				prog = bar(s.Percent/100, 20) + " " + prog
+			}
+			step := string(s.Step)
+			if s.Paused {
+				step += " (paused)"
+			}
+			if s.LastError != "" {
+				step += " (interrupted)"
+			}
+			sess := strings.Join(s.Sessions, ",")
+			if sess == "" {
+				sess = "-"
+			}
+			win := "-"
+			if s.Window != nil {
+				win = fmtDur(s.Window.Tool.D())
+			}
+			throttle := s.Throttle
+			if throttle != s.RateNow {
+				throttle += " (now " + s.RateNow + ")"
+			}
+			t.row(s.Name, step, prog, fmtRate(s.Progress.Rate), fmtDur(s.Progress.ETA.D()), throttle, sess, win)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+		for _, s := range rep.Volumes {
+			if s.LastError != "" {
+				fmt.Fprintf(a.stdout, "%s: %s\n", s.Name, s.LastError)
+			}
+			if s.LiveError != "" {
+				fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
+			}
+		}
+	}
+	for _, s := range rep.Strays {
+		fmt.Fprintf(a.stdout, "warning: %s carries lunferry's name but no volume's state knows it; lunferry leaves it alone\n", s)
+	}
+	return nil
+}
