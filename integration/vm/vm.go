@@ -87,6 +87,8 @@ type Options struct {
 	// LabDir is the lab directory prepared by `make deps`; empty means
 	// DefaultLabDir().
 	LabDir string
+	// Lab, if set, is used instead of OpenLab(LabDir) (tests, other kernels).
+	Lab *Lab
 	// MemoryMiB is the guest memory (default 2048). The guest's writable
 	// root is a tmpfs: files the command writes count against it.
 	MemoryMiB int
@@ -170,9 +172,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if len(opts.Command) == 0 {
 		return nil, errors.New("vm: run: no command")
 	}
-	lab, err := OpenLab(opts.LabDir)
-	if err != nil {
-		return nil, err
+	lab := opts.Lab
+	if lab == nil {
+		var err error
+		if lab, err = OpenLab(opts.LabDir); err != nil {
+			return nil, err
+		}
 	}
 	initrd, err := lab.Initramfs(ctx)
 	if err != nil {
@@ -329,7 +334,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return fail(ErrPanic, "")
 	}
 	if timedOut {
-		return fail(ErrTimeout, fmt.Sprintf("after %s (qemu killed)", opts.Timeout))
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fail(ErrTimeout, fmt.Sprintf("after %s (qemu killed)", opts.Timeout))
+		}
+		return fail(ErrTimeout, fmt.Sprintf("cancelled: %v (qemu killed)", ctx.Err()))
 	}
 	if b, err := os.ReadFile(filepath.Join(share, "setup-error")); err == nil {
 		return fail(ErrBoot, "guest set-up: "+strings.TrimSpace(string(b)))

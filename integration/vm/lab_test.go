@@ -1,0 +1,156 @@
+package vm_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lunferry/lunferry/integration/vm"
+	"github.com/lunferry/lunferry/integration/vmtest"
+)
+
+// These tests boot the lab from the host (make test-vm, pass 2). Each boot
+// takes about 10 s under emulation.
+
+func TestRunExitStatusOutputAndDisks(t *testing.T) {
+	vmtest.RequireLab(t)
+	dir := t.TempDir()
+	disks := []string{filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")}
+	for _, d := range disks {
+		if err := os.WriteFile(d, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(d, 16<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var live bytes.Buffer
+	script := `echo "to stdout"; echo "to stderr" >&2; pwd; echo "FOO=$FOO IN_VM=$LUNFERRY_IN_VM"
+cat /sys/block/vda/serial /sys/block/vdb/serial; echo
+printf lunferry-disk-a | dd of=/dev/vda bs=512 seek=2048 conv=fsync 2>/dev/null
+exit 7`
+	res, err := vm.Run(context.Background(), vm.Options{
+		Command: []string{"sh", "-c", script},
+		Dir:     "/usr",
+		Env:     []string{"FOO=bar baz"},
+		Disks:   disks,
+		Output:  &live,
+		Timeout: 3 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.Banner())
+	if res.ExitCode != 7 {
+		t.Errorf("exit code %d, want 7\n%s", res.ExitCode, res.Output)
+	}
+	want := "to stdout\nto stderr\n/usr\nFOO=bar baz IN_VM=1\nlunferry-d0lunferry-d1\n"
+	if string(res.Output) != want {
+		t.Errorf("output %q, want %q", res.Output, want)
+	}
+	if live.String() != want {
+		t.Errorf("live output %q, want %q", live.String(), want)
+	}
+	if !strings.HasSuffix(res.Kernel, "-amd64") || !strings.HasPrefix(res.DMClone, "v") {
+		t.Errorf("banner: kernel %q dm-clone %q", res.Kernel, res.DMClone)
+	}
+	if res.Boot <= 0 || res.Boot > res.Wall {
+		t.Errorf("boot %s wall %s", res.Boot, res.Wall)
+	}
+	if _, err := os.Stat(res.Share); !os.IsNotExist(err) {
+		t.Errorf("share %s left behind: %v", res.Share, err)
+	}
+	b, err := os.ReadFile(disks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b[2048*512 : 2048*512+15]); got != "lunferry-disk-a" {
+		t.Errorf("disk image after the run: %q", got)
+	}
+}
+
+func TestRunPowerCutKeepsDisks(t *testing.T) {
+	vmtest.RequireLab(t)
+	disk := filepath.Join(t.TempDir(), "d.img")
+	if err := os.WriteFile(disk, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := vm.Run(context.Background(), vm.Options{
+		Command:  []string{"sh", "-c", "printf boot1 | dd of=/dev/vda conv=fsync 2>/dev/null; echo WRITTEN; sleep 600; echo NOT-KILLED"},
+		Disks:    []string{disk},
+		Timeout:  3 * time.Minute,
+		KillWhen: func(line string) bool { return line == "WRITTEN" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.PowerCut || res.ExitCode != -1 || strings.Contains(string(res.Output), "NOT-KILLED") {
+		t.Fatalf("power cut: %+v, output %q", res, res.Output)
+	}
+	if d := time.Since(start); d > 2*time.Minute {
+		t.Fatalf("power cut took %s", d)
+	}
+	res, err = vm.Run(context.Background(), vm.Options{
+		Command: []string{"sh", "-c", "head -c 5 /dev/vda"},
+		Disks:   []string{disk},
+		Timeout: 3 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || string(res.Output) != "boot1" {
+		t.Fatalf("second boot read %q (exit %d)", res.Output, res.ExitCode)
+	}
+}
+
+func TestRunKernelPanicIsAFailure(t *testing.T) {
+	vmtest.RequireLab(t)
+	start := time.Now()
+	res, err := vm.Run(context.Background(), vm.Options{
+		Command: []string{"sh", "-c", "echo 1 >/proc/sys/kernel/sysrq; echo c >/proc/sysrq-trigger; sleep 600"},
+		Timeout: 3 * time.Minute,
+	})
+	if !errors.Is(err, vm.ErrPanic) {
+		t.Fatalf("err = %v, want ErrPanic", err)
+	}
+	if !strings.Contains(err.Error(), "Kernel panic - not syncing") || res == nil || res.ExitCode != -1 {
+		t.Fatalf("panic report lacks the console tail: %v", err)
+	}
+	if d := time.Since(start); d > 90*time.Second {
+		t.Fatalf("panic detected after %s", d)
+	}
+}
+
+func TestRunTimeoutKillsQemu(t *testing.T) {
+	vmtest.RequireLab(t)
+	start := time.Now()
+	_, err := vm.Run(context.Background(), vm.Options{
+		Command: []string{"sleep", "600"},
+		Timeout: 45 * time.Second,
+	})
+	if !errors.Is(err, vm.ErrTimeout) {
+		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Fatalf("timeout took %s", d)
+	}
+}
+
+func TestRunBootFailure(t *testing.T) {
+	vmtest.RequireLab(t)
+	lab, err := vm.OpenLab("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.Kernel = "/etc/hostname" // not a kernel: qemu refuses to start it
+	_, err = vm.Run(context.Background(), vm.Options{Lab: lab, Command: []string{"true"}, Timeout: time.Minute})
+	if !errors.Is(err, vm.ErrBoot) || !strings.Contains(err.Error(), "qemu:") {
+		t.Fatalf("err = %v, want ErrBoot with qemu's message", err)
+	}
+}
