@@ -9,7 +9,6 @@ export CGO_ENABLED := 0
 # `make test-vm VM_PKGS=./dm/`.
 VMEXEC     := $(CURDIR)/bin/vmexec
 VM_PKGS    ?= ./dm/... ./lio/... ./initiator/... ./clone/... ./plan/... ./integration/...
-VM_SUMMARY := $(CURDIR)/.cache/lab/summary.txt
 
 all: build
 
@@ -49,12 +48,12 @@ lab-check: lab
 # LUNFERRY_LAB=1 for the tests that boot the lab themselves (multi-boot
 # scenarios, vmtest.RequireLab). Fails if no test binary ran in the VM.
 test-vm: lab
-	@rm -f $(VM_SUMMARY); start=$$(date +%s); \
+	@summary=$$(mktemp "$${TMPDIR:-/tmp}/lunferry-vm-summary.XXXXXX"); start=$$(date +%s); \
 	echo "== test-vm pass 1: in the lab VM: $(VM_PKGS)"; \
-	LUNFERRY_LAB=1 LUNFERRY_VM_SUMMARY=$(VM_SUMMARY) $(GO) test -p 1 -count=1 -exec $(VMEXEC) $(VM_PKGS); rc=$$?; \
+	LUNFERRY_LAB=1 LUNFERRY_VM_SUMMARY=$$summary $(GO) test -p 1 -count=1 -exec $(VMEXEC) $(VM_PKGS); rc=$$?; \
 	echo "== test-vm pass 2: host-side lab tests (LUNFERRY_LAB=1): $(VM_PKGS)"; \
-	LUNFERRY_LAB=1 LUNFERRY_VM_SUMMARY=$(VM_SUMMARY) $(GO) test -p 1 -count=1 $(VM_PKGS) || rc=1; \
-	echo "== lab runs:"; cat $(VM_SUMMARY) 2>/dev/null; \
-	if [ ! -s $(VM_SUMMARY) ]; then echo "test-vm: FAIL: no test binary ran in the lab VM"; rc=1; fi; \
-	if grep -q 'LAB FAILURE' $(VM_SUMMARY) 2>/dev/null; then echo "test-vm: FAIL: the lab VM failed (see above)"; rc=1; fi; \
-	echo "== test-vm: $$(( $$(date +%s) - start ))s, exit $$rc"; exit $$rc
+	LUNFERRY_LAB=1 LUNFERRY_VM_SUMMARY=$$summary $(GO) test -p 1 -count=1 $(VM_PKGS) || rc=1; \
+	echo "== lab runs (one line per test binary run in the VM):"; cat $$summary; \
+	if ! grep -q 'dm-clone loaded' $$summary; then echo "test-vm: FAIL: no test binary ran in the lab VM"; rc=1; fi; \
+	if grep -q 'LAB FAILURE' $$summary; then echo "test-vm: FAIL: the lab VM failed (see above)"; rc=1; fi; \
+	rm -f $$summary; echo "== test-vm: $$(( $$(date +%s) - start ))s, exit $$rc"; exit $$rc

@@ -132,12 +132,12 @@ func TestRunTimeoutKillsQemu(t *testing.T) {
 	start := time.Now()
 	_, err := vm.Run(context.Background(), vm.Options{
 		Command: []string{"sleep", "600"},
-		Timeout: 45 * time.Second,
+		Timeout: 25 * time.Second,
 	})
 	if !errors.Is(err, vm.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
-	if d := time.Since(start); d > 60*time.Second {
+	if d := time.Since(start); d > 45*time.Second {
 		t.Fatalf("timeout took %s", d)
 	}
 }
