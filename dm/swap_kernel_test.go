@@ -97,7 +97,7 @@ func TestKernelLiveSwapUnderWriter(t *testing.T) {
 	length := Sectors(size / 512)
 	mustCreate(t, c, name, uuid, Table{{Length: length, Target: Clone{
 		Metadata: metaDev, Destination: dstDev, Source: srcDev, RegionSize: 128,
-		HydrationThreshold: 64, HydrationBatchSize: 16,
+		HydrationThreshold: 64, HydrationBatchSize: 16, NoHydration: true,
 	}}})
 	p, err := c.DevicePath(name)
 	require.NoError(t, err)
@@ -117,10 +117,15 @@ func TestKernelLiveSwapUnderWriter(t *testing.T) {
 	}
 	t.Cleanup(stopWriter)
 
-	// Hydrate under the writer, waiting on events.
+	// Let the writer hit unhydrated regions first (each write hydrates its
+	// region), then hydrate the rest under the writer, waiting on events.
+	time.Sleep(500 * time.Millisecond)
+	require.Positive(t, w.ops.Load(), "the writer runs on the unhydrated clone")
+	t.Logf("writer ops before background hydration: %d", w.ops.Load())
 	info, err := c.Info(ctx, name)
 	require.NoError(t, err)
 	start := time.Now()
+	require.NoError(t, c.EnableHydration(ctx, name))
 	for {
 		s, err := c.CloneStatus(ctx, name)
 		require.NoError(t, err)
