@@ -211,6 +211,7 @@ func TestControllerPauseResume(t *testing.T) {
 	assert.True(t, dev.enabled, "Resume enables hydration at once")
 	pts := drive(t, c, clk, dev, 60*time.Second)
 	assert.InDelta(t, float64(10*MiB), avgRate(pts, 10*time.Second, 60*time.Second), 0.1*float64(10*MiB))
+	assert.LessOrEqual(t, maxWindowRate(pts, 0, 5*time.Second), 1.2*float64(10*MiB), "a pause must not save up allowance for a burst")
 }
 
 func TestControllerStartsPaused(t *testing.T) {
