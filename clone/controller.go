@@ -411,7 +411,9 @@ func (c *Controller) observe(now time.Time, p Progress) {
 	}
 	dt := now.Sub(c.last.t).Seconds()
 	moved := float64(p.HydratedRegions-c.last.hydrated) * rb
-	if p.HydratedRegions > c.last.hydrated {
+	if p.HydratedRegions > c.last.hydrated || !c.wasEnabled {
+		// Progress, or none wanted (paused, or off to hold the throttle):
+		// either way not a stall.
 		c.lastMove = now
 	}
 

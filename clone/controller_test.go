@@ -287,3 +287,19 @@ func TestControllerDeviceRebuiltWithLessProgress(t *testing.T) {
 	assert.InDelta(t, float64(10*MiB), avgRate(pts, 10*time.Second, 60*time.Second), 0.1*float64(10*MiB))
 	assert.LessOrEqual(t, maxWindowRate(pts, 0, 10*time.Second), 1.3*float64(10*MiB))
 }
+
+func TestControllerNotStalledWhileHoldingTheThrottle(t *testing.T) {
+	// A host burst completes many regions at once (full-region writes):
+	// the controller keeps hydration off for a long time to pay the debt.
+	// That is not a stall.
+	clk := newFakeClock(monday0759)
+	dev := newSimDevice(clk, 128, bigVolume, constBW(50e6))
+	c := NewController(dev, Options{Schedule: Fixed(1 * MiB), Clock: clk, StallAfter: 20 * time.Second})
+	drive(t, c, clk, dev, 10*time.Second)
+	dev.hydrated += float64(100 * MiB / (128 * SectorSize)) // 100 MiB written by the host
+	var stalled bool
+	c.opts.OnProgress = func(s Snapshot) { stalled = stalled || s.Stalled }
+	pts := drive(t, c, clk, dev, 90*time.Second)
+	assert.False(t, stalled)
+	assert.Less(t, avgRate(pts, time.Second, 90*time.Second), float64(MiB)/10, "paying the debt: off")
+}

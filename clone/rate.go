@@ -94,7 +94,7 @@ func ParseRate(s string) (Rate, error) {
 	}
 	r := Rate(math.Round(v))
 	if r == 0 && f != 0 {
-		return 0, fmt.Errorf("clone: rate %q rounds to zero bytes per second, which would mean unlimited: use at least 1 byte/s: %w", in, ErrBadRate)
+		return 0, fmt.Errorf("clone: rate %q rounds to zero bytes per second, which would mean unlimited: %s: %w", in, rateHelp, ErrBadRate)
 	}
 	return r, nil
 }
