@@ -17,7 +17,8 @@ import (
 //
 //	LUNFERRY_VOLUME          volume name
 //	LUNFERRY_PHASE           pre-cutover, post-cutover, pre-finalize,
-//	                         post-finalize or post-abort
+//	                         post-finalize, pre-abort (only when the
+//	                         export exists) or post-abort
 //	LUNFERRY_STATE_DIR       the state directory
 //	LUNFERRY_DEVICE          the proxy's dm device node (when it exists)
 //	LUNFERRY_SIZE_BYTES      the volume's size (when known)

@@ -117,6 +117,9 @@ type Hooks struct {
 	PreFinalize []string `json:"preFinalize,omitempty"`
 	// PostFinalize runs after finalize.
 	PostFinalize []string `json:"postFinalize,omitempty"`
+	// PreAbort runs before an abort removes the export: stop the host's
+	// I/O and log it out of the proxy.
+	PreAbort []string `json:"preAbort,omitempty"`
 	// PostAbort runs after an abort: e.g. point the host back to the old
 	// array.
 	PostAbort []string `json:"postAbort,omitempty"`

@@ -637,6 +637,11 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 			p.o.Ports.Regulator.Forget(name)
 		}
 		err = p.transition(ctx, v, StepAborting, StepAborted, func() error {
+			if v.object(ObjExport) != nil {
+				if _, err := p.runHooks(ctx, v, "pre-abort", v.Spec.Hooks.PreAbort); err != nil {
+					return err
+				}
+			}
 			for _, k := range []ObjectKind{ObjExport, ObjDevice, ObjOldLogin, ObjMetadata, ObjNewLogin} {
 				if err := p.undoObject(ctx, v, k, all); err != nil {
 					return err

@@ -81,6 +81,7 @@ func specFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "post-cutover-hook", Usage: "executable run after the export exists (repeatable)"},
 		&cli.StringSliceFlag{Name: "pre-finalize-hook", Usage: "executable run before finalize (repeatable)"},
 		&cli.StringSliceFlag{Name: "post-finalize-hook", Usage: "executable run after finalize (repeatable)"},
+		&cli.StringSliceFlag{Name: "pre-abort-hook", Usage: "executable run before abort removes the export: stop the host and log it out (repeatable)"},
 		&cli.StringSliceFlag{Name: "post-abort-hook", Usage: "executable run after abort (repeatable)"},
 		&cli.DurationFlag{Name: "hook-timeout", Usage: "timeout of each hook (default 5m)"},
 		&cli.DurationFlag{Name: "session-timeout", Usage: "how long cutover waits for the host to log in (default 2m)"},
@@ -98,7 +99,7 @@ func specFromFlags(c *cli.Context) (plan.Spec, error) {
 		Hooks: plan.Hooks{
 			PreCutover: c.StringSlice("pre-cutover-hook"), PostCutover: c.StringSlice("post-cutover-hook"),
 			PreFinalize: c.StringSlice("pre-finalize-hook"), PostFinalize: c.StringSlice("post-finalize-hook"),
-			PostAbort: c.StringSlice("post-abort-hook"), Timeout: plan.Duration(c.Duration("hook-timeout")),
+			PreAbort: c.StringSlice("pre-abort-hook"), PostAbort: c.StringSlice("post-abort-hook"), Timeout: plan.Duration(c.Duration("hook-timeout")),
 		},
 		SessionTimeout: plan.Duration(c.Duration("session-timeout")),
 	}
