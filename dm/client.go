@@ -40,6 +40,12 @@ type Options struct {
 	SysRoot string
 	// DevRoot is the device directory; default /dev.
 	DevRoot string
+	// RunRoot is where udev keeps its control socket (RunRoot/udev/control
+	// exists while udev runs); default /run.
+	RunRoot string
+	// UdevWait is how long DevicePath waits for udev to make
+	// /dev/mapper/NAME when udev runs; default 2s.
+	UdevWait time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -48,6 +54,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SysRoot == "" {
 		o.SysRoot = "/sys"
+	}
+	if o.RunRoot == "" {
+		o.RunRoot = "/run"
+	}
+	if o.UdevWait <= 0 {
+		o.UdevWait = 2 * time.Second
 	}
 	if o.ControlPath == "" {
 		o.ControlPath = filepath.Join(o.DevRoot, "mapper", "control")

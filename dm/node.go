@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,12 +99,24 @@ func (c *Client) sysfsName(name string, d DevNum) (string, error) {
 	return kname, nil
 }
 
-// DevicePath returns a block device path for the named device that works
-// without udev: /dev/mapper/NAME if it exists and is the device (udev's
-// symlink or a node), else it makes that node with mknod from the number
-// the kernel reports and sysfs confirms. A stale node of the same name
-// (left by a removed device) is replaced; a stale udev symlink is left to
-// udev and the kernel node /dev/dm-N is returned instead.
+// udevRunning reports whether udev manages /dev (its control socket exists).
+func (c *Client) udevRunning() bool {
+	_, err := os.Stat(filepath.Join(c.opts.RunRoot, "udev", "control"))
+	return err == nil
+}
+
+// DevicePath returns a block device path for the named device, with or
+// without udev.
+//
+// Without udev (the lab guest, minimal appliances) it returns
+// /dev/mapper/NAME, making that node with mknod from the device number the
+// kernel reports and sysfs confirms (SysRoot/dev/block/MAJ:MIN ->
+// dm-N, SysRoot/block/dm-N/dm/name); a stale node of the same name (left
+// by a removed device) is replaced.
+//
+// With udev running it never makes nodes (a node would block udev's
+// symlink): it waits up to Options.UdevWait for udev's /dev/mapper/NAME and
+// otherwise returns the kernel's own node /dev/dm-N (devtmpfs).
 func (c *Client) DevicePath(name string) (string, error) {
 	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return "", fmt.Errorf("dm: device path: bad device name %q", name)
@@ -117,6 +130,9 @@ func (c *Client) DevicePath(name string) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(c.opts.DevRoot, "mapper", name)
+	if c.udevRunning() {
+		return c.udevPath(p, kname, info.Dev)
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		kind, d, err := statNode(p)
 		if err != nil {
@@ -147,6 +163,26 @@ func (c *Client) DevicePath(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("dm: device path %s: node keeps changing under us (udev?); retry", p)
+}
+
+// udevPath waits for udev's node p, then falls back to DevRoot/kname.
+func (c *Client) udevPath(p, kname string, d DevNum) (string, error) {
+	deadline := time.Now().Add(c.opts.UdevWait)
+	for {
+		if k, nd, err := statNode(p); err == nil && k == nodeBlock && nd == d {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	kp := filepath.Join(c.opts.DevRoot, kname)
+	if k, nd, err := statNode(kp); err == nil && k == nodeBlock && nd == d {
+		return kp, nil
+	}
+	return "", fmt.Errorf("dm: udev runs but made neither %s nor %s for device %s within %s; check \"udevadm monitor\" and the dm udev rules",
+		p, kp, d, c.opts.UdevWait)
 }
 
 // removeNode removes /dev/mapper/NAME after the device is gone if it is a
