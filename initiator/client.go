@@ -285,6 +285,12 @@ func (c *Client) Login(ctx context.Context, n Node, o LoginOptions) error {
 		return nil
 	}
 	c.deleteRecord(ctx, n)
+	var ie *IscsiadmError
+	if o.CHAP != nil && o.CHAP.Mutual() && errors.As(err, &ie) && ie.Code == ExitFatalLogin {
+		// iscsid reports a target that fails mutual CHAP as a fatal
+		// login error (exit 19), not as an authentication failure.
+		return fmt.Errorf("initiator: login %s: %w: the target did not prove the mutual CHAP credentials; check the mutual user name and secret: %w", n, ErrAuthFailed, err)
+	}
 	return wrapHint(fmt.Errorf("initiator: login %s: %w", n, err))
 }
 

@@ -163,9 +163,11 @@ func hint(c ExitCode) string {
 	case ExitLoginAuthFailed:
 		return "check the CHAP user name and secret files, and that the target's ACL admits this proxy's initiator name (/etc/iscsi/initiatorname.iscsi)"
 	case ExitTrans, ExitTransTimeout, ExitPDUTimeout, ExitReqTimedOut:
-		return "check the portal address and port, the network path to the array and that the array's iSCSI service is up"
+		// LIO answers a login to an unknown target name in a way iscsid
+		// reports as a connection timeout (exit 8), so name it too.
+		return "check the portal address and port, the target name, the network path to the array and that the array's iSCSI service is up"
 	case ExitLogin, ExitFatalLogin:
-		return "check the target IQN and that the array exports it on this portal"
+		return "check the target IQN, that the array exports it on this portal, and with mutual CHAP the target's user name and secret"
 	case ExitIscsidCommErr, ExitIscsidNotConn:
 		return "start iscsid (systemctl start iscsid) and retry"
 	case ExitTransNotFound:
