@@ -46,9 +46,11 @@ func isSecret(p string) bool {
 // forwards it to FS or, with DryRun, only pretends to: it then keeps an
 // overlay of what would have been created, written and removed, so that
 // lio's later reads in the same run see a consistent tree (attributes of
-// groups it pretended to create read as empty). Reads go to FS. A Recorder
-// is how `lunferry plan --dry-run` can print what an Apply or Teardown
-// would do without doing it.
+// groups it pretended to create read as empty, so a dry run also lists
+// writes of values the kernel would already have as defaults). Reads go
+// to FS. A Recorder is how `lunferry plan --dry-run` can print what an
+// Apply or Teardown would do without doing it; use a fresh one for each
+// dry run, since the overlay stays.
 type Recorder struct {
 	// FS is the filesystem reads (and, without DryRun, writes) go to
 	// (nil: OSFS).
@@ -212,18 +214,20 @@ func (r *Recorder) ReadDir(p string) ([]fs.DirEntry, error) {
 		}
 	}
 	out := ents[:0:0]
+	seen := map[string]bool{}
 	for _, e := range ents {
 		if !r.removed[path.Join(p, e.Name())] {
 			out = append(out, e)
+			seen[e.Name()] = true
 		}
 	}
 	for d := range r.dirs {
-		if path.Dir(d) == p {
+		if path.Dir(d) == p && !seen[path.Base(d)] {
 			out = append(out, fs.FileInfoToDirEntry(fakeInfo{name: path.Base(d), mode: fs.ModeDir | 0o755}))
 		}
 	}
 	for l := range r.links {
-		if path.Dir(l) == p {
+		if path.Dir(l) == p && !seen[path.Base(l)] {
 			out = append(out, fs.FileInfoToDirEntry(fakeInfo{name: path.Base(l), mode: fs.ModeSymlink | 0o777}))
 		}
 	}

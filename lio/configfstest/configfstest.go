@@ -227,13 +227,17 @@ func (f *FS) Rmdir(p string) error {
 	if f.defaults[p] || p == f.Root {
 		return pe("rmdir", p, unix.EPERM)
 	}
-	// Links pointing into the item (at it or at one of its default
-	// groups) pin it: EBUSY.
+	// configfs_detach_prep: links to the item pin it (EBUSY), then any
+	// non-default child (group or link) makes it ENOTEMPTY, then links to
+	// one of its default groups pin it too.
 	if f.linkedInto(p) {
 		return pe("rmdir", p, unix.EBUSY)
 	}
 	if f.hasUserChildren(p) {
 		return pe("rmdir", p, unix.ENOTEMPTY)
+	}
+	if f.linkedIntoDefaults(p) {
+		return pe("rmdir", p, unix.EBUSY)
 	}
 	for d := range f.defaults {
 		if strings.HasPrefix(d, p+"/") {
@@ -533,20 +537,37 @@ func (f *FS) makeGroup(parent, name string) (node, error) {
 	return node{}, unix.EPERM
 }
 
-// linkedInto reports whether a symlink in the tree points at p or below.
+// linkedInto reports whether a symlink in the tree points at p itself (the
+// kernel's s_links of the item: its export count, for a storage object).
 func (f *FS) linkedInto(p string) bool {
+	return f.anyLink(func(abs string) bool { return abs == p })
+}
+
+// linkedIntoDefaults reports whether a symlink points at one of p's
+// default groups (nested through default groups only).
+func (f *FS) linkedIntoDefaults(p string) bool {
+	return f.anyLink(func(abs string) bool {
+		if !strings.HasPrefix(abs, p+"/") {
+			return false
+		}
+		for q := abs; q != p; q = path.Dir(q) {
+			if !f.defaults[q] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (f *FS) anyLink(match func(abs string) bool) bool {
 	found := false
 	_ = filepath.WalkDir(f.Root, func(q string, d fs.DirEntry, err error) error {
 		if err != nil || found {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			t, err := os.Readlink(q)
-			if err == nil {
-				abs := filepath.Clean(filepath.Join(filepath.Dir(q), t))
-				if abs == p || strings.HasPrefix(abs, p+"/") {
-					found = true
-				}
+			if t, err := os.Readlink(q); err == nil && match(filepath.Clean(filepath.Join(filepath.Dir(q), t))) {
+				found = true
 			}
 		}
 		return nil
