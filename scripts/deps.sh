@@ -100,12 +100,15 @@ else
 		{ tail -n 40 "$build/make.log" >&2; die "dm-clone.ko build failed for $KVER"; }
 	vm=$(modinfo -F vermagic "$src/dm-clone.ko" | awk '{print $1}')
 	[[ $vm == "$KVER" ]] || die "dm-clone.ko vermagic $vm does not match the lab kernel $KVER"
-	install -m 0644 "$src/dm-clone.ko" "$ko.tmp"
-	mv -f "$ko.tmp" "$ko"
+	tmpko=$(mktemp "$out/.dm-clone.ko.XXXXXX")
+	install -m 0644 "$src/dm-clone.ko" "$tmpko"
+	mv -f "$tmpko" "$ko"
 	echo "$inputs" >"$out/dm-clone.inputs"
 	log "built $ko"
 fi
 
-echo "$KVER" >"$LAB_DIR/kver.tmp"
-mv -f "$LAB_DIR/kver.tmp" "$LAB_DIR/kver"
+tmpk=$(mktemp "$LAB_DIR/.kver.XXXXXX")
+echo "$KVER" >"$tmpk"
+chmod 0644 "$tmpk"
+mv -f "$tmpk" "$LAB_DIR/kver"
 log "lab kernel $KVER, dm-clone.ko at $ko"

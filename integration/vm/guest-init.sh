@@ -96,10 +96,26 @@ if [ -c /dev/ttyS1 ]; then
 	stty -F /dev/ttyS1 raw -echo 2>/dev/null
 	out=/dev/ttyS1
 fi
+# The command writes into a FIFO read by tee. Its exit status is recorded as
+# soon as it exits, even if a daemon it started still holds the FIFO open;
+# tee then gets a few seconds to drain before it is stopped.
+mkfifo /run/lunferry-lab.out || fail "mkfifo"
 {
-	/bin/sh "$LAB/job.sh" </dev/null 2>&1
-	echo $? >"$LAB/status.tmp"
-} | tee "$LAB/output" >"$out"
+	tee "$LAB/output" </run/lunferry-lab.out >"$out"
+	: >/run/lunferry-lab.tee-done
+} &
+tee_pid=$!
+/bin/sh "$LAB/job.sh" </dev/null >/run/lunferry-lab.out 2>&1
+echo $? >"$LAB/status.tmp"
+i=0
+while [ ! -e /run/lunferry-lab.tee-done ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -e /run/lunferry-lab.tee-done ] || {
+	echo "lunferry-lab: the command left processes holding its output open; stopping the copy"
+	kill $tee_pid 2>/dev/null
+}
 mv "$LAB/status.tmp" "$LAB/status"
 sync
 /bin/busybox poweroff -f

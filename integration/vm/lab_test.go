@@ -30,9 +30,12 @@ func TestRunExitStatusOutputAndDisks(t *testing.T) {
 		}
 	}
 	var live bytes.Buffer
+	// The background sleep keeps the output open after the shell exits: the
+	// run must still end as soon as the shell does.
 	script := `echo "to stdout"; echo "to stderr" >&2; pwd; echo "FOO=$FOO IN_VM=$LUNFERRY_IN_VM"
 cat /sys/block/vda/serial /sys/block/vdb/serial; echo
 printf lunferry-disk-a | dd of=/dev/vda bs=512 seek=2048 conv=fsync 2>/dev/null
+sleep 1000 &
 exit 7`
 	res, err := vm.Run(context.Background(), vm.Options{
 		Command: []string{"sh", "-c", script},

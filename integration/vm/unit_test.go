@@ -391,3 +391,27 @@ func TestReadyBanner(t *testing.T) {
 		t.Fatalf("banner parse: %q", m)
 	}
 }
+
+func TestRemoveStaleShares(t *testing.T) {
+	runs := t.TempDir()
+	for _, n := range []string{"run-old", "run-new", "other-old"} {
+		if err := os.Mkdir(filepath.Join(runs, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for _, n := range []string{"run-old", "other-old"} {
+		if err := os.Chtimes(filepath.Join(runs, n), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStaleShares(runs, 24*time.Hour)
+	entries, _ := os.ReadDir(runs)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !reflect.DeepEqual(names, []string{"other-old", "run-new"}) {
+		t.Fatalf("left %q", names)
+	}
+}

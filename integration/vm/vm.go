@@ -194,6 +194,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := os.MkdirAll(runs, 0o755); err != nil {
 		return nil, fmt.Errorf("vm: run: %w", err)
 	}
+	removeStaleShares(runs, 24*time.Hour)
 	share, err := os.MkdirTemp(runs, "run-")
 	if err != nil {
 		return nil, fmt.Errorf("vm: run: %w", err)
@@ -355,6 +356,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.ExitCode = code
 	return res, nil
+}
+
+// removeStaleShares deletes share directories left by runs that were killed
+// before they could clean up (vmexec got SIGKILL), once they are older than
+// age. Errors are ignored: it is housekeeping.
+func removeStaleShares(runs string, age time.Duration) {
+	entries, _ := os.ReadDir(runs)
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "run-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			_ = os.RemoveAll(filepath.Join(runs, e.Name()))
+		}
+	}
 }
 
 func seconds(s string) time.Duration {
