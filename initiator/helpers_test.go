@@ -114,6 +114,9 @@ func testClient(t *testing.T, f *fakeRunner, sysTree string) (*Client, *FileReco
 	if sysTree != "" {
 		sys = filepath.Join("testdata", "sysfs", sysTree)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	c, err := New(Options{Runner: f, SysRoot: sys, DevRoot: filepath.Join(dir, "dev"), Records: rec, PollInterval: 10_000_000})
 	if err != nil {
 		t.Fatal(err)
