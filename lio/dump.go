@@ -128,9 +128,12 @@ func (r *Root) readRW(dir string) (Attributes, error) {
 }
 
 func (r *Root) dumpStorageObject(so StorageObjectInfo) (StorageObjectConfig, error) {
-	c := StorageObjectConfig{Name: so.Name, Plugin: string(so.Backstore), ALUATPGs: []json.RawMessage{}}
+	c := StorageObjectConfig{Name: so.Name, Plugin: string(so.Backstore)}
 	attrs, err := r.readRW(path.Join(so.Path, "attrib"))
 	if err != nil {
+		return c, err
+	}
+	if c.ALUATPGs, err = r.dumpALUA(so.Path); err != nil {
 		return c, err
 	}
 	c.Attributes = attrs
@@ -351,4 +354,61 @@ func (r *Root) Describe(ctx context.Context, iqn string) (*TargetState, error) {
 	}
 	_ = ctx
 	return st, nil
+}
+
+// aluaRWParams are the ALUA target port group files rtslib dumps
+// (rtslib_fb/alua.py alua_rw_params), as integers.
+var aluaRWParams = []string{"alua_access_state", "alua_access_status", "alua_write_metadata", "alua_access_type", "preferred",
+	"nonop_delay_msecs", "trans_delay_msecs", "implicit_trans_secs", "alua_support_offline", "alua_support_standby",
+	"alua_support_transitioning", "alua_support_active_nonoptimized", "alua_support_unavailable", "alua_support_active_optimized"}
+
+// aluaStatuses maps alua_access_status text to rtslib's index.
+var aluaStatuses = []string{"None", "Altered by Explicit STPG", "Altered by Implicit ALUA"}
+
+// dumpALUA renders the storage object's ALUA target port groups (alua/*)
+// as rtslib's ALUATargetPortGroup.dump does. lio creates none itself; the
+// kernel's default_tg_pt_gp is always there.
+func (r *Root) dumpALUA(soPath string) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	groups, err := r.listDirs(path.Join(soPath, "alua"))
+	if err != nil {
+		return nil, errf("list alua groups of %s: %w", r.rel(soPath), err)
+	}
+	for _, g := range groups {
+		dir := path.Join(soPath, "alua", g)
+		m := map[string]any{"name": g}
+		id, err := r.readAttr(path.Join(dir, "tg_pt_gp_id"))
+		if err != nil {
+			return nil, errf("read %s: %w", r.rel(path.Join(dir, "tg_pt_gp_id")), err)
+		}
+		m["tg_pt_gp_id"] = json.Number(id)
+		for _, p := range aluaRWParams {
+			v, err := r.readAttr(path.Join(dir, p))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, errf("read %s: %w", r.rel(path.Join(dir, p)), err)
+			}
+			if p == "alua_access_status" {
+				idx := 0
+				for i, s := range aluaStatuses {
+					if s == v {
+						idx = i
+					}
+				}
+				v = strconv.Itoa(idx)
+			}
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return nil, errf("%s: %q is not a number", r.rel(path.Join(dir, p)), v)
+			}
+			m[p] = json.Number(v)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }

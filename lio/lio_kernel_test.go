@@ -195,6 +195,9 @@ func TestKernelExportLoginWriteRead(t *testing.T) {
 	assert.Equal(t, labInitiator, ss[0].InitiatorIQN)
 	assert.Equal(t, "LOGGED_IN", ss[0].State)
 	t.Logf("session: %+v", ss[0])
+	info, err := os.ReadFile(filepath.Join(lio.DefaultConfigFSRoot, "iscsi", e.TargetIQN, "tpgt_1", "acls", labInitiator, "info"))
+	require.NoError(t, err)
+	t.Logf("acl info:\n%s", info)
 
 	// Read through the session what the backing file holds.
 	want := make([]byte, 1<<20)

@@ -429,6 +429,10 @@ func TestFileIOAndRamdisk(t *testing.T) {
 	e.Backstore, e.Device, e.Size = lio.BackstoreFileIO, "/srv/lun.img", 64<<20
 	require.NoError(t, r.Apply(ctx, e))
 	assert.Contains(t, read(t, f, "core/fileio_0/lunferry-vol1/info"), "File: /srv/lun.img  Size: 67108864")
+	st, err := r.Describe(ctx, e.TargetIQN)
+	require.NoError(t, err)
+	require.NotNil(t, st.StorageObjects[0].Size)
+	assert.Equal(t, uint64(64<<20), *st.StorageObjects[0].Size, "Size, not SectorSize")
 
 	e2 := export()
 	e2.Name, e2.TargetIQN = "lunferry-rd", "iqn.2026-11.io.lunferry.test:rd"
@@ -440,7 +444,7 @@ func TestFileIOAndRamdisk(t *testing.T) {
 	e3 := export()
 	e3.Name, e3.TargetIQN = "lunferry-nosize", "iqn.2026-11.io.lunferry.test:ns"
 	e3.Backstore, e3.Device = lio.BackstoreFileIO, "/srv/other.img"
-	err := r.Apply(ctx, e3)
+	err = r.Apply(ctx, e3)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "enable storage object fileio/lunferry-nosize")
 	assert.NotContains(t, f.Objects(), "core/fileio_2")

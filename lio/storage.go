@@ -648,15 +648,17 @@ func newUnitSerial() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// infoField extracts "Key: value" from a configfs info file, as rtslib's
-// _parse_info does: the first whitespace-free token after "Key: ".
+// infoField extracts "Key: value" from a configfs info file like rtslib's
+// _parse_info (regexp ".*Key: ([^: ]+).*", greedy, so the last match
+// wins), but only where Key starts a word: fileio's info has both
+// "SectorSize: 512" and "Size: <bytes>".
 func infoField(info, key string) string {
-	flat := strings.Join(strings.Fields(info), " ")
-	i := strings.Index(flat, key+": ")
+	flat := " " + strings.Join(strings.Fields(info), " ")
+	i := strings.LastIndex(flat, " "+key+": ")
 	if i < 0 {
 		return ""
 	}
-	rest := flat[i+len(key)+2:]
+	rest := flat[i+len(key)+3:]
 	if j := strings.IndexByte(rest, ' '); j >= 0 {
 		rest = rest[:j]
 	}

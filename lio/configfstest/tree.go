@@ -87,10 +87,10 @@ func storageObjectNode(plugin string) node {
 		{"is_nonrot", rw, "0"}, {"emulate_rest_reord", rw, "0"}, {"unmap_zeroes_data", rw, "0"},
 		{"max_unmap_lba_count", rw, "0"}, {"max_unmap_block_desc_count", rw, "0"}, {"unmap_granularity", rw, "0"},
 		{"unmap_granularity_alignment", rw, "0"}, {"max_write_same_len", rw, "0"}, {"queue_depth", rw, "128"},
-		{"optimal_sectors", rw, "16384"}, {"pi_prot_type", rw, "0"}, {"pi_prot_format", wo, ""}, {"pi_prot_verify", rw, "0"},
+		{"optimal_sectors", rw, "16384"}, {"pi_prot_type", rw, "0"}, {"pi_prot_format", rw, "0"}, {"pi_prot_verify", rw, "0"},
 		{"emulate_model_alias", rw, "1"}, {"emulate_dpo", rw, "1"}, {"emulate_fua_write", rw, "1"}, {"emulate_fua_read", rw, "1"},
 		{"hw_block_size", ro, "512"}, {"hw_max_sectors", ro, "16384"}, {"hw_queue_depth", ro, "128"},
-		{"hw_pi_prot_type", ro, "0"}, {"alua_support", ro, "1"}, {"pgr_support", ro, "1"},
+		{"hw_pi_prot_type", ro, "0"}, {"alua_support", rw, "1"}, {"pgr_support", rw, "1"},
 	}
 	return node{
 		files: []file{
@@ -114,7 +114,12 @@ func storageObjectNode(plugin string) node {
 				{"vpd_assoc_target_port", ro, ""}, {"vpd_assoc_scsi_target_device", ro, ""},
 			}},
 			"alua": {dirs: map[string]node{"default_tg_pt_gp": {files: []file{
-				{"alua_access_state", rw, "0"}, {"alua_access_type", rw, "3"}, {"tg_pt_gp_id", rw, "0"}, {"members", ro, ""},
+				{"alua_access_state", rw, "0"}, {"alua_access_status", rw, "None"}, {"alua_access_type", rw, "3"},
+				{"alua_support_active_nonoptimized", rw, "1"}, {"alua_support_active_optimized", rw, "1"},
+				{"alua_support_lba_dependent", ro, "0"}, {"alua_support_offline", rw, "1"}, {"alua_support_standby", rw, "1"},
+				{"alua_support_transitioning", rw, "1"}, {"alua_support_unavailable", rw, "1"}, {"alua_write_metadata", rw, "0"},
+				{"implicit_trans_secs", rw, "0"}, {"nonop_delay_msecs", rw, "100"}, {"preferred", rw, "0"},
+				{"tg_pt_gp_id", rw, "0"}, {"trans_delay_msecs", rw, "0"}, {"members", ro, ""},
 			}}}},
 			"statistics": {dirs: map[string]node{"scsi_dev": {}, "scsi_lu": {}, "scsi_tgt_dev": {}}},
 		},
