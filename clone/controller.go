@@ -258,7 +258,7 @@ func (c *Controller) Pause(ctx context.Context) error {
 	c.paused = true
 	err := c.dev.SetHydration(ctx, false)
 	if err == nil {
-		c.wasEnabled = false
+		c.wasEnabled, c.wasPaused = false, true
 		c.snap.Paused = true
 		c.snap.HydrationEnabled = false
 	}
@@ -422,8 +422,8 @@ func (c *Controller) observe(now time.Time, p Progress) {
 	case c.wasTarget == Unlimited:
 		c.tokens = 0
 	case c.wasPaused:
-		// A pause saves up no allowance (only in-flight copies landed).
-		c.tokens = math.Min(c.tokens, 0) - moved
+		// A pause pays off debt but saves up no allowance.
+		c.tokens = math.Min(c.tokens+float64(c.wasTarget)*dt-moved, 0)
 	default:
 		c.tokens += float64(c.wasTarget)*dt - moved
 		if hi := c.burstBytes(c.wasTarget, rb); c.tokens > hi {
