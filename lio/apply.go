@@ -317,7 +317,7 @@ func (r *Root) applyPortal(ctx context.Context, t *tx, g TPG, ap netip.AddrPort)
 
 func (r *Root) applyACL(ctx context.Context, t *tx, g TPG, ac NodeACLConfig) error {
 	if err := ValidateIQN(ac.NodeWWN); err != nil {
-		return fmt.Errorf("lio: tpg %s acl: %w", g, err)
+		return wrap(err, "tpg %s acl", g)
 	}
 	a := g.NodeACL(ac.NodeWWN)
 	exists, err := r.exists(a.Path())
@@ -333,7 +333,7 @@ func (r *Root) applyACL(ctx context.Context, t *tx, g TPG, ac NodeACLConfig) err
 	if ac.ChapUserID != "" || ac.ChapPassword != "" || ac.ChapMutualUserID != "" || ac.ChapMutualPassword != "" {
 		c = &CHAP{UserID: ac.ChapUserID, Password: ac.ChapPassword, MutualUserID: ac.ChapMutualUserID, MutualPassword: ac.ChapMutualPassword}
 		if err := c.Validate(); err != nil {
-			return fmt.Errorf("lio: acl %s: %w", ac.NodeWWN, err)
+			return wrap(err, "acl %s", ac.NodeWWN)
 		}
 	}
 	if err := a.SetCHAP(c); err != nil {
@@ -568,12 +568,12 @@ func (r *Root) Teardown(ctx context.Context, iqn string, opts TeardownOptions) e
 	for _, g := range tpgs {
 		s, err := r.removeTPG(ctx, g)
 		if err != nil {
-			return fmt.Errorf("lio: teardown %s: %w", iqn, err)
+			return wrap(err, "teardown %s", iqn)
 		}
 		sos = append(sos, s...)
 	}
 	if err := r.rmdir(ctx, tg.Path(), "target "+iqn); err != nil {
-		return fmt.Errorf("lio: teardown %s: %w", iqn, err)
+		return wrap(err, "teardown %s", iqn)
 	}
 	if opts.KeepStorageObjects {
 		return nil
@@ -586,7 +586,7 @@ func (r *Root) Teardown(ctx context.Context, iqn string, opts TeardownOptions) e
 			if errors.Is(err, unix.EBUSY) || errors.Is(err, fs.ErrNotExist) {
 				continue // still exported elsewhere, or already gone
 			}
-			return fmt.Errorf("lio: teardown %s: %w", iqn, err)
+			return wrap(err, "teardown %s", iqn)
 		}
 	}
 	return nil
@@ -619,7 +619,7 @@ func (r *Root) Restore(ctx context.Context, c *SaveConfig) error {
 					return fmt.Errorf("lio: restore: target %s: %w: portal %q", tc.WWN, ErrInvalidName, p.IPAddress)
 				}
 				if err := r.checkPortals([]Portal{{Addr: a, Port: p.Port}}); err != nil {
-					return fmt.Errorf("lio: restore: target %s: %w", tc.WWN, err)
+					return wrap(err, "restore: target %s", tc.WWN)
 				}
 			}
 		}
@@ -629,13 +629,13 @@ func (r *Root) Restore(ctx context.Context, c *SaveConfig) error {
 	for _, so := range c.StorageObjects {
 		p, err := r.ensureStorageObject(ctx, t, soSpec{cfg: so, wwn: WWN{UnitSerial: so.WWN}})
 		if err != nil {
-			return t.rollback(fmt.Errorf("lio: restore: %w", err))
+			return t.rollback(wrap(err, "restore"))
 		}
 		paths[so.Path()] = p
 	}
 	for _, tc := range c.Targets {
 		if err := r.applyTarget(ctx, t, tc, paths); err != nil {
-			return t.rollback(fmt.Errorf("lio: restore: %w", err))
+			return t.rollback(wrap(err, "restore"))
 		}
 	}
 	return nil

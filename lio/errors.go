@@ -52,3 +52,22 @@ func (e *SessionsActiveError) Error() string {
 	return fmt.Sprintf("lio: target %s has %d logged-in initiator(s) (%s): log them out first, or force the teardown to drop their sessions",
 		e.TargetIQN, len(e.Sessions), strings.Join(names, ", "))
 }
+
+// wrapped adds context to an error that may already carry the "lio: "
+// prefix, so that messages read "lio: export x: create tpg ..." rather
+// than repeating "lio:". errors.Is/As see the inner error.
+type wrapped struct {
+	prefix string
+	err    error
+}
+
+func (w *wrapped) Error() string { return w.prefix + ": " + strings.TrimPrefix(w.err.Error(), "lio: ") }
+func (w *wrapped) Unwrap() error { return w.err }
+
+// wrap returns err with "lio: <context>: " in front, or nil.
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &wrapped{prefix: "lio: " + fmt.Sprintf(format, args...), err: err}
+}

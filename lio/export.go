@@ -161,13 +161,13 @@ var managedTPGAttrs = []string{"generate_node_acls", "demo_mode_write_protect", 
 // Validate checks e without touching configfs or the network.
 func (e *Export) Validate() error {
 	if err := ValidateStorageObjectName(e.Name); err != nil {
-		return fmt.Errorf("lio: export: %w", err)
+		return wrap(err, "export")
 	}
 	if err := ValidateIQN(e.TargetIQN); err != nil {
-		return fmt.Errorf("lio: export %s: target: %w", e.Name, err)
+		return wrap(err, "export %s: target", e.Name)
 	}
 	if err := e.storageSpec().validate(); err != nil {
-		return fmt.Errorf("lio: export %s: %w", e.Name, err)
+		return wrap(err, "export %s", e.Name)
 	}
 	if e.LUN > maxLUN {
 		return fmt.Errorf("lio: export %s: %w: LUN %d is above %d", e.Name, ErrInvalidConfig, e.LUN, maxLUN)
@@ -199,7 +199,7 @@ func (e *Export) Validate() error {
 	withCHAP := 0
 	for _, a := range e.ACLs {
 		if err := ValidateIQN(a.InitiatorIQN); err != nil {
-			return fmt.Errorf("lio: export %s: acl: %w", e.Name, err)
+			return wrap(err, "export %s: acl", e.Name)
 		}
 		if seenACL[a.InitiatorIQN] {
 			return fmt.Errorf("lio: export %s: %w: initiator %s listed twice", e.Name, ErrInvalidConfig, a.InitiatorIQN)
@@ -208,7 +208,7 @@ func (e *Export) Validate() error {
 		if a.CHAP != nil {
 			withCHAP++
 			if err := a.CHAP.Validate(); err != nil {
-				return fmt.Errorf("lio: export %s: acl %s: %w", e.Name, a.InitiatorIQN, err)
+				return wrap(err, "export %s: acl %s", e.Name, a.InitiatorIQN)
 			}
 		}
 	}
@@ -216,7 +216,7 @@ func (e *Export) Validate() error {
 		return fmt.Errorf("lio: export %s: %w: %d of %d ACLs have CHAP; give every initiator CHAP credentials or none (LIO enforces authentication per portal group)", e.Name, ErrInvalidConfig, withCHAP, len(e.ACLs))
 	}
 	if err := validateAttrNames(e.TPGAttributes); err != nil {
-		return fmt.Errorf("lio: export %s: tpg: %w", e.Name, err)
+		return wrap(err, "export %s: tpg", e.Name)
 	}
 	for _, k := range managedTPGAttrs {
 		if _, ok := e.TPGAttributes[k]; ok {
@@ -319,16 +319,16 @@ func (r *Root) Apply(ctx context.Context, e Export) error {
 		return err
 	}
 	if err := r.checkPortals(e.Portals); err != nil {
-		return fmt.Errorf("lio: export %s: %w", e.Name, err)
+		return wrap(err, "export %s", e.Name)
 	}
 	t := r.newTx()
 	soPath, err := r.ensureStorageObject(ctx, t, e.storageSpec())
 	if err != nil {
-		return t.rollback(fmt.Errorf("lio: export %s: %w", e.Name, err))
+		return t.rollback(wrap(err, "export %s", e.Name))
 	}
 	so := e.storageSpec().cfg
 	if err := r.applyTarget(ctx, t, e.TargetConfig(), map[string]string{so.Path(): soPath}); err != nil {
-		return t.rollback(fmt.Errorf("lio: export %s: %w", e.Name, err))
+		return t.rollback(wrap(err, "export %s", e.Name))
 	}
 	return nil
 }

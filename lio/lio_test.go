@@ -267,6 +267,8 @@ func TestApplyRollsBackWhatItCreated(t *testing.T) {
 			f.FailOn(c.op, c.pattern, unix.ENOMEM)
 			err := r.Apply(context.Background(), export())
 			require.ErrorIs(t, err, unix.ENOMEM)
+			assert.Equal(t, 1, strings.Count(err.Error(), "lio: "), "one prefix: %v", err)
+			t.Log(err)
 			objs := f.Objects()
 			if len(objs) > 0 && objs[len(objs)-1] == "iscsi" {
 				objs = objs[:len(objs)-1] // the shared fabric directory stays
