@@ -69,9 +69,11 @@
 //   - An iSCSI target is lunferry's if every TPG in it has a TargetAlias
 //     parameter starting with NamePrefix (lio writes it right after
 //     creating the TPG, before anything else) and every LUN in it links to
-//     a lunferry storage object. A target without any TPG is treated as
-//     lunferry's: that is what an Apply interrupted between the two mkdirs
-//     leaves, and there is nothing in it to lose.
+//     a lunferry storage object. A TPG that is disabled and has no LUN,
+//     portal or ACL counts as lunferry's whatever its alias, and so does a
+//     target without any TPG: that is what an Apply interrupted between
+//     two mkdirs, or between a mkdir and the alias, leaves, and there is
+//     nothing in them to lose.
 //
 // Apply onto a foreign target IQN, Teardown of a foreign target and
 // DeleteStorageObject of a foreign name fail with an error wrapping

@@ -506,6 +506,8 @@ func TestKernelForeignTargetUntouched(t *testing.T) {
 	out, err := exec.Command("targetcli", "/iscsi", "create", e.TargetIQN).CombinedOutput()
 	require.NoError(t, err, "targetcli create: %s", out)
 	t.Cleanup(func() { _ = exec.Command("targetcli", "/iscsi", "delete", e.TargetIQN).Run() })
+	out, err = exec.Command("targetcli", "/iscsi/"+e.TargetIQN+"/tpg1/acls", "create", "iqn.2026-11.io.example:someone").CombinedOutput()
+	require.NoError(t, err, "targetcli acls create: %s", out)
 
 	err = r.Apply(ctx, e)
 	require.ErrorIs(t, err, lio.ErrNotOwned)

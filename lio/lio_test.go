@@ -527,3 +527,17 @@ func TestContextCancelled(t *testing.T) {
 	require.True(t, errors.Is(err, context.Canceled), err)
 	assert.Empty(t, f.Objects())
 }
+
+func TestInterruptedApplyIsAdopted(t *testing.T) {
+	r, f := newRoot(t)
+	ctx := context.Background()
+	// What a crash right after the TPG mkdir leaves: an unmarked, empty,
+	// disabled TPG.
+	require.NoError(t, f.Mkdir(path.Join(f.Root, "iscsi")))
+	require.NoError(t, f.Mkdir(path.Join(f.Root, "iscsi", tIQN)))
+	require.NoError(t, f.Mkdir(path.Join(f.Root, tpg)))
+	require.NoError(t, r.Apply(ctx, export()))
+	assert.Equal(t, "lunferry-vol1", read(t, f, tpg+"/param/TargetAlias"))
+	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{}))
+	assert.Equal(t, []string{"iscsi"}, f.Objects())
+}

@@ -424,7 +424,14 @@ func (t Target) Owned() (bool, string, error) {
 			return false, "", errf("read TargetAlias of tpg %s: %w", g, err)
 		}
 		if !strings.HasPrefix(alias, NamePrefix) {
-			return false, fmt.Sprintf("tpg %d has TargetAlias %q, not starting with %q", g.Tag, alias, NamePrefix), nil
+			empty, err := g.empty()
+			if err != nil {
+				return false, "", err
+			}
+			if !empty {
+				return false, fmt.Sprintf("tpg %d has TargetAlias %q, not starting with %q", g.Tag, alias, NamePrefix), nil
+			}
+			continue
 		}
 		luns, err := g.LUNs()
 		if err != nil {
@@ -441,4 +448,22 @@ func (t Target) Owned() (bool, string, error) {
 		}
 	}
 	return true, "", nil
+}
+
+// empty reports whether g is disabled and has no LUN, portal or ACL: what
+// an Apply interrupted between creating the TPG and marking it leaves.
+func (g TPG) empty() (bool, error) {
+	if en, err := g.Enabled(); err != nil || en {
+		return false, err
+	}
+	for _, sub := range []string{"lun", "np", "acls"} {
+		names, err := g.Target.root.listDirs(path.Join(g.Path(), sub))
+		if err != nil {
+			return false, errf("list %s of tpg %s: %w", sub, g, err)
+		}
+		if len(names) > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
