@@ -302,3 +302,41 @@ func TestKernelVerifyFallsBackOnTmpfs(t *testing.T) {
 	}
 	t.Logf("tmpfs: direct=%v", res.DirectA)
 }
+
+// TestKernelRegulatorThrottles drives a real dm-clone the way the plan's
+// tick loop does: read the status, ask the Regulator, send its messages as
+// target messages, every tick.
+func TestKernelRegulatorThrottles(t *testing.T) {
+	const size = 32 << 20
+	k := newKernelClone(t, size, RecommendedRegionSize)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dev := k.device()
+	const tick = time.Second
+	r := NewRegulator(RegulatorOptions{Controller: Options{Interval: tick}})
+	target := 2 * MiB
+	var first, last Progress
+	var start time.Time
+	var sent []string
+	for i := 0; i < 10; i++ {
+		p, err := dev.Progress(ctx)
+		require.NoError(t, err)
+		if i == 0 {
+			first, start = p, time.Now()
+		}
+		last = p
+		// The plan's status carries no settings: the Regulator tracks them.
+		p.Threshold, p.BatchSize, p.HydrationEnabled = 0, 0, false
+		for _, m := range r.Regulate("vol", p, time.Now(), target) {
+			require.NoError(t, k.client.Message(ctx, k.name, 0, m))
+			sent = append(sent, m)
+		}
+		time.Sleep(tick)
+	}
+	elapsed := time.Since(start) - tick // the last sleep is not measured
+	rate := float64((last.HydratedRegions-first.HydratedRegions)*RecommendedRegionSize*SectorSize) / elapsed.Seconds()
+	t.Logf("regulator, 1 s tick, target %v: %.2f MiB/s over %v; messages: %q", target, rate/float64(MiB), elapsed.Round(time.Millisecond), sent)
+	assert.Contains(t, sent, MsgEnableHydration)
+	assert.LessOrEqual(t, rate, 1.5*float64(target))
+	assert.GreaterOrEqual(t, rate, 0.4*float64(target))
+}
