@@ -377,13 +377,29 @@ func (p *Planner) Start(ctx context.Context, name string) (*Volume, error) {
 	return v, err
 }
 
+// enable starts hydration under the throttle: the Regulator's first
+// decision (threshold, batch size, enable) is applied at once, so that
+// hydration never runs unthrottled until the next control round. Without a
+// Regulator, hydration is simply enabled.
 func (p *Planner) enable(ctx context.Context, v *Volume) error {
 	name := DMName(v.Spec.Name)
-	p.logf("volume %s: message %s: %s", v.Spec.Name, name, "enable_hydration")
-	if err := p.o.Ports.Mapper.Message(ctx, name, "enable_hydration"); err != nil {
-		v.LastError = err.Error()
-		p.save(v)
-		return fmt.Errorf("plan: volume %s: enable hydration: %w", v.Spec.Name, err)
+	msgs := []string{"enable_hydration"}
+	if r := p.o.Ports.Regulator; r != nil && !p.o.DryRun {
+		st, err := p.o.Ports.Mapper.CloneStatus(ctx, name)
+		if err != nil {
+			return fmt.Errorf("plan: volume %s: read clone status: %w", v.Spec.Name, err)
+		}
+		now := p.o.Now()
+		r.Forget(v.Spec.Name)
+		msgs = r.Regulate(v.Spec.Name, st, now, v.Spec.Throttle.RateAt(now))
+	}
+	for _, m := range msgs {
+		p.logf("volume %s: message %s: %s", v.Spec.Name, name, m)
+		if err := p.o.Ports.Mapper.Message(ctx, name, m); err != nil {
+			v.LastError = err.Error()
+			p.save(v)
+			return fmt.Errorf("plan: volume %s: message %q: %w", v.Spec.Name, m, err)
+		}
 	}
 	return nil
 }

@@ -404,7 +404,8 @@ func (k *Kernel) CloneStatus(ctx context.Context, name string) (plan.CloneStatus
 	if d.Enabled {
 		d.Hydrated = min(d.Total, d.Hydrated+k.HydrationStep)
 	}
-	return plan.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSectors: d.Clone.RegionSectors}, nil
+	return plan.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSectors: d.Clone.RegionSectors,
+		HydrationEnabled: d.Enabled}, nil
 }
 
 // SetHydrated sets a clone's progress.
@@ -615,10 +616,14 @@ func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, ra
 		r.Seen = map[string]int{}
 	}
 	r.Seen[volume]++
-	if rate == 0 {
-		return []string{"hydration_threshold 64"}
+	var msgs []string
+	if !s.HydrationEnabled {
+		msgs = append(msgs, "enable_hydration")
 	}
-	return []string{"hydration_threshold 1"}
+	if rate == 0 {
+		return append(msgs, "hydration_threshold 64")
+	}
+	return append(msgs, "hydration_threshold 1")
 }
 
 // Forget implements plan.Regulator.
