@@ -150,8 +150,9 @@ type Info struct {
 	// OpenCount is how many openers the device has (mounts, LIO, dm
 	// devices stacked on it): a device with openers cannot be removed.
 	OpenCount int32
-	// EventNr counts the device's events (table swaps, target events such
-	// as clone hydration finishing).
+	// EventNr counts the device's dm events: raised by targets (dm-clone
+	// when hydration finishes or the metadata mode changes, a snapshot
+	// becoming invalid) and by rename; not by loading or swapping tables.
 	EventNr uint32
 	// TargetCount is the number of lines of the active table.
 	TargetCount uint32
@@ -635,9 +636,9 @@ func (c *Client) SetHydrationBatchSize(ctx context.Context, name string, regions
 const eventPollSlice = 250 * time.Millisecond
 
 // WaitEvent waits until the device's event counter differs from eventNr
-// (take it from Info) and returns the new Info. Events are table swaps and
-// target events, such as dm-clone finishing hydration or changing metadata
-// mode. It polls the control node (DM_DEV_ARM_POLL) instead of blocking in
+// (take it from Info) and returns the new Info. Events come from targets,
+// such as dm-clone finishing hydration or changing metadata mode (see
+// Info.EventNr); a table swap raises none. It polls the control node (DM_DEV_ARM_POLL) instead of blocking in
 // DM_DEV_WAIT, so ctx can cancel it.
 func (c *Client) WaitEvent(ctx context.Context, name string, eventNr uint32) (Info, error) {
 	f, err := c.open()

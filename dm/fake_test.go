@@ -172,8 +172,9 @@ func (k *fakeKernel) ioctl(cmd int, buf []byte) error {
 			break
 		}
 		if dev.inactive != nil {
+			// A table swap raises no dm event (dm-ioctl.c: only rename,
+			// remove and targets call dm_table_event).
 			dev.active, dev.inactive = dev.inactive, nil
-			dev.event++
 		}
 		dev.suspended = false
 	case cmdDevRemove:
