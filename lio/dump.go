@@ -362,8 +362,12 @@ var aluaRWParams = []string{"alua_access_state", "alua_access_status", "alua_wri
 	"nonop_delay_msecs", "trans_delay_msecs", "implicit_trans_secs", "alua_support_offline", "alua_support_standby",
 	"alua_support_transitioning", "alua_support_active_nonoptimized", "alua_support_unavailable", "alua_support_active_optimized"}
 
-// aluaStatuses maps alua_access_status text to rtslib's index.
-var aluaStatuses = []string{"None", "Altered by Explicit STPG", "Altered by Implicit ALUA"}
+// aluaText lists the ALUA files the kernel shows as text, with rtslib's
+// index for each text (rtslib_fb/alua.py alua_statuses, alua_types).
+var aluaText = map[string][]string{
+	"alua_access_status": {"None", "Altered by Explicit STPG", "Altered by Implicit ALUA"},
+	"alua_access_type":   {"None", "Implicit", "Explicit", "Implicit and Explicit"},
+}
 
 // dumpALUA renders the storage object's ALUA target port groups (alua/*)
 // as rtslib's ALUATargetPortGroup.dump does. lio creates none itself; the
@@ -390,14 +394,12 @@ func (r *Root) dumpALUA(soPath string) ([]json.RawMessage, error) {
 			if err != nil {
 				return nil, errf("read %s: %w", r.rel(path.Join(dir, p)), err)
 			}
-			if p == "alua_access_status" {
-				idx := 0
-				for i, s := range aluaStatuses {
+			if texts, ok := aluaText[p]; ok {
+				for i, s := range texts {
 					if s == v {
-						idx = i
+						v = strconv.Itoa(i)
 					}
 				}
-				v = strconv.Itoa(idx)
 			}
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
 				return nil, errf("%s: %q is not a number", r.rel(path.Join(dir, p)), v)

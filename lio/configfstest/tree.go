@@ -114,7 +114,7 @@ func storageObjectNode(plugin string) node {
 				{"vpd_assoc_target_port", ro, ""}, {"vpd_assoc_scsi_target_device", ro, ""},
 			}},
 			"alua": {dirs: map[string]node{"default_tg_pt_gp": {files: []file{
-				{"alua_access_state", rw, "0"}, {"alua_access_status", rw, "None"}, {"alua_access_type", rw, "3"},
+				{"alua_access_state", rw, "0"}, {"alua_access_status", rw, "None"}, {"alua_access_type", rw, "Implicit and Explicit"},
 				{"alua_support_active_nonoptimized", rw, "1"}, {"alua_support_active_optimized", rw, "1"},
 				{"alua_support_lba_dependent", ro, "0"}, {"alua_support_offline", rw, "1"}, {"alua_support_standby", rw, "1"},
 				{"alua_support_transitioning", rw, "1"}, {"alua_support_unavailable", rw, "1"}, {"alua_write_metadata", rw, "0"},
