@@ -87,8 +87,11 @@ func Open(opts Options) (*Client, error) {
 	}
 	ctl, err := openControl(opts.ControlPath)
 	if err != nil {
-		if errors.Is(err, ErrNotImplemented) {
+		switch {
+		case errors.Is(err, ErrNotImplemented):
 			return nil, err
+		case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO):
+			return nil, fmt.Errorf("dm: open %s: %w (device-mapper is not loaded: run \"modprobe dm_mod\")", opts.ControlPath, err)
 		}
 		return nil, fmt.Errorf("dm: open %s: %w (lunferry must run as root)", opts.ControlPath, err)
 	}

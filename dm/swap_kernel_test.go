@@ -166,6 +166,15 @@ func TestKernelLiveSwapUnderWriter(t *testing.T) {
 	t.Logf("MEASURED suspend under writer over %d swaps: min %s median %s max %s; writer: %d ops (4 KiB write+read O_DIRECT), worst op latency %s",
 		len(susp), susp[0], susp[len(susp)/2], susp[len(susp)-1], w.ops.Load(), w.maxLat)
 
+	var idle []time.Duration
+	for i := 0; i < 5; i++ {
+		r, err := c.Replace(ctx, name, lin, ReplaceOptions{})
+		require.NoError(t, err)
+		idle = append(idle, r.Suspended)
+	}
+	slices.Sort(idle)
+	t.Logf("MEASURED suspend without load over %d swaps: min %s median %s max %s", len(idle), idle[0], idle[len(idle)/2], idle[len(idle)-1])
+
 	w.mu.Lock()
 	errs := w.errs
 	w.mu.Unlock()
