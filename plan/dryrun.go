@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -19,18 +20,21 @@ import (
 // and make none. Lookups find nothing, so a dry run shows the full set of
 // actions of a step from its current state. Disks found are placeholders
 // named after their LUN, sized 0 (unknown): size checks are skipped.
-func DryRunPorts(w io.Writer, iface string) Ports {
-	if iface == "" {
-		iface = initiator.DefaultIface
-	}
-	d := &dry{w: w, iface: iface}
+//
+// The export is applied to a lio.Recorder in dry-run mode over the real
+// configfs at configfsRoot (reads pass through, writes are printed), so the
+// printed configfs writes are exactly those lio would make; where configfs
+// cannot be read (not root, no LIO), a summary is printed instead.
+func DryRunPorts(w io.Writer, configfsRoot string) Ports {
+	d := &dry{w: w, iface: initiator.DefaultIface, configfsRoot: configfsRoot}
 	return Ports{Initiator: d, Mapper: dryMapper{d}, Exporter: dryExporter{d}, Metadata: dryMeta{d},
 		Hooks: dryHooks{d}, Inhibitor: NoInhibitor{}, Regulator: dryRegulator{}}
 }
 
 type dry struct {
-	w     io.Writer
-	iface string
+	w            io.Writer
+	iface        string
+	configfsRoot string
 }
 
 func (d *dry) printf(format string, args ...any) {
@@ -115,6 +119,14 @@ func (e dryExporter) Apply(ctx context.Context, s ExportSpec) error {
 	if err != nil {
 		return err
 	}
+	rec := &lio.Recorder{DryRun: true, Log: func(op lio.Op) { e.d.printf("configfs: %s", op) }}
+	all := lio.StaticAddrs{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	root := lio.NewRoot(lio.Options{ConfigFSRoot: e.d.configfsRoot, FS: rec, Addrs: all})
+	err = root.Apply(ctx, le)
+	if err == nil {
+		return nil
+	}
+	e.d.printf("configfs not readable here (%v); the export as lio would create it:", err)
 	so, _ := json.Marshal(le.StorageObject())
 	tc, _ := json.Marshal(le.TargetConfig())
 	e.d.printf("configfs: create %s storage object %s on %s: %s", lio.BackstoreBlock, s.StorageName, s.Device, so)
