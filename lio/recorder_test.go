@@ -2,6 +2,7 @@ package lio_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -52,4 +53,22 @@ func TestRecorderDryRunApplyAndTeardown(t *testing.T) {
 	require.NoError(t, rec.Teardown(ctx, tIQN, lio.TeardownOptions{}))
 	assert.Equal(t, ops, realOps)
 	assert.Equal(t, []string{"iscsi"}, f.Objects())
+}
+
+func TestRecorderDryRunWithoutConfigFS(t *testing.T) {
+	// On a machine without LIO (a laptop reviewing a plan), a dry run
+	// still lists what Apply would do.
+	var ops []lio.Op
+	r := lio.NewRoot(lio.Options{
+		ConfigFSRoot: t.TempDir() + "/no/such/configfs",
+		FS:           &lio.Recorder{DryRun: true, Log: lio.RecordOps(&ops)},
+		Addrs:        lio.StaticAddrs{},
+	})
+	e := export()
+	e.Portals[0].Addr = netip.MustParseAddr("0.0.0.0")
+	require.NoError(t, r.Apply(context.Background(), e))
+	text := lio.FormatOps(ops)
+	assert.Contains(t, text, "/core/iblock_0/lunferry-vol1/control = udev_path=/dev/dm-3")
+	assert.Contains(t, text, "/np/0.0.0.0:3260")
+	assert.True(t, strings.HasSuffix(strings.TrimSpace(text), "tpgt_1/enable = 1"), text)
 }
