@@ -135,6 +135,9 @@ func (c *Config) AllStats() (WriterStats, error) {
 		sum.Readbacks += st.Readbacks
 		sum.Errors += st.Errors
 		sum.Mismatches += st.Mismatches
+		if st.MaxWriteMs > sum.MaxWriteMs {
+			sum.MaxWriteMs, sum.MaxWriteAt = st.MaxWriteMs, st.MaxWriteAt
+		}
 		if st.LastError != "" {
 			sum.LastError = fmt.Sprintf("session %d: %s", n, st.LastError)
 		}

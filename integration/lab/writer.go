@@ -209,6 +209,11 @@ type WriterStats struct {
 	Mismatches int64 `json:"mismatches"`
 	// LastError is the last error seen.
 	LastError string `json:"lastError,omitempty"`
+	// MaxWriteMs is the longest write+fsync of one file, in milliseconds,
+	// and MaxWriteAt when it ended: a stall the host saw (e.g. during the
+	// live table swap of finalize).
+	MaxWriteMs float64   `json:"maxWriteMs"`
+	MaxWriteAt time.Time `json:"maxWriteAt,omitempty"`
 	// Started and Stopped bound the run; Stopped is zero while running.
 	Started time.Time `json:"started"`
 	Stopped time.Time `json:"stopped,omitempty"`
@@ -292,7 +297,12 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 			content(b, w.Seed, w.Session, n)
 			rel := fmt.Sprintf("w%d/f%05d.dat", w.Session, n)
 			e := Entry{Sum: sumBytes(b), Size: size, Session: w.Session, Path: rel}
-			if err := writeDurable(filepath.Join(w.Dir, rel), b); err != nil {
+			t0 := time.Now()
+			err := writeDurable(filepath.Join(w.Dir, rel), b)
+			if ms := float64(time.Since(t0).Microseconds()) / 1000; ms > st.MaxWriteMs {
+				st.MaxWriteMs, st.MaxWriteAt = ms, time.Now().UTC()
+			}
+			if err != nil {
 				fail("write %s: %v", rel, err)
 			} else {
 				st.Files++

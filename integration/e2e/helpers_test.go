@@ -1,0 +1,442 @@
+// Package e2e holds lunferry's end-to-end lab tests: a whole migration of a
+// live ext4 volume driven through the built lunferry binary exactly as an
+// admin's runbook would, with the arrays and the application host played
+// by integration/lab in the same lab VM. Tests that need the kernel start
+// with vmtest.Require (they run inside the VM, `make test-vm`); the
+// reboot test boots the VM twice itself (vmtest.RequireLab).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lunferry/lunferry/integration/lab"
+	"github.com/lunferry/lunferry/integration/vmtest"
+	"github.com/lunferry/lunferry/plan"
+)
+
+func TestMain(m *testing.M) { os.Exit(vmtest.LeakCheck(m)) }
+
+// EnvBin names a directory holding prebuilt lunferry and lunferry-lab
+// binaries (the host-orchestrated tests and the demo build them on the
+// host, where building is fast). Without it the tests build them once.
+const EnvBin = "LUNFERRY_E2E_BIN"
+
+var (
+	binOnce             sync.Once
+	binLunferry, binLab string
+	binErr              error
+)
+
+// repoRoot finds the module root above the working directory.
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/lunferry/lunferry\n")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no lunferry go.mod above %s", wd)
+		}
+	}
+}
+
+// buildBinaries builds lunferry and lunferry-lab into dir.
+func buildBinaries(dir string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", dir+"/", "./cmd/lunferry", "./integration/lab/cmd/lunferry-lab")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build lunferry, lunferry-lab: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// binaries returns the paths of lunferry and lunferry-lab.
+func binaries(t testing.TB) (string, string) {
+	t.Helper()
+	binOnce.Do(func() {
+		dir := os.Getenv(EnvBin)
+		if dir == "" {
+			dir, binErr = os.MkdirTemp("", "lunferry-e2e-bin-")
+			if binErr != nil {
+				return
+			}
+			start := time.Now()
+			if binErr = buildBinaries(dir); binErr != nil {
+				return
+			}
+			fmt.Fprintf(os.Stderr, "e2e: built lunferry and lunferry-lab in %.1fs\n", time.Since(start).Seconds())
+		}
+		binLunferry, binLab = filepath.Join(dir, "lunferry"), filepath.Join(dir, "lunferry-lab")
+		for _, p := range []string{binLunferry, binLab} {
+			if _, err := os.Stat(p); err != nil {
+				binErr = err
+			}
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("e2e binaries: %v", binErr)
+	}
+	return binLunferry, binLab
+}
+
+// hooksDir is integration/lab/hooks in the checkout.
+func hooksDir(t testing.TB) string {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "integration", "lab", "hooks")
+}
+
+// scene is one lab set-up: arrays, host, lunferry state directory.
+type scene struct {
+	t       testing.TB
+	dir     string
+	cfgPath string
+	cfg     *lab.Config
+	state   string
+	lf      string
+	labBin  string
+	hooks   string
+	suffix  string
+	start   time.Time
+}
+
+// newScene writes a lab config under a fresh directory with the default
+// topology (old array of oldSize, new array of newSize, file backed),
+// array IQNs made unique with a random suffix, and brings the arrays up.
+// Cleanup (LIFO) stops the host, rolls lunferry back, removes the arrays.
+func newScene(t testing.TB, oldSize, newSize int64) *scene {
+	t.Helper()
+	lf, labBin := binaries(t)
+	dir := t.TempDir()
+	suffix := strings.TrimPrefix(vmtest.RandomName("x"), "lunferry-x-")
+	cfg := lab.DefaultConfig(dir, filepath.Join(dir, "old.img"), oldSize, filepath.Join(dir, "new.img"), newSize)
+	for _, a := range cfg.Arrays {
+		a.IQN += "-" + suffix
+	}
+	cfg.ExportIQN += "-" + suffix
+	s := &scene{t: t, dir: dir, cfgPath: filepath.Join(dir, "lab.json"), cfg: cfg, state: filepath.Join(dir, "state"),
+		lf: lf, labBin: labBin, hooks: hooksDir(t), suffix: suffix, start: time.Now()}
+	s.save()
+	t.Cleanup(func() {
+		for _, a := range s.cfg.Arrays {
+			if err := a.Down(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	for _, a := range s.cfg.Arrays {
+		if err := a.Up(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if _, _, err := s.cfg.StopWriter(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if err := s.cfg.HostLogoutAll(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *scene) save() {
+	s.t.Helper()
+	if err := s.cfg.Save(s.cfgPath); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// addArray adds and brings up one more array (role name, portals, size).
+func (s *scene) addArray(role string, portals []string, size int64, acls ...string) *lab.Array {
+	s.t.Helper()
+	a := &lab.Array{Name: role, IQN: "iqn.2026-11.io.lunferry.lab:" + role + "-array-" + s.suffix, Portals: portals,
+		Backing: filepath.Join(s.dir, role+".img"), SizeBytes: size, ACLs: acls, HBAIndex: lab.RandomHBAIndex()}
+	s.cfg.Arrays[role] = a
+	s.save()
+	s.t.Cleanup(func() {
+		if err := a.Down(); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+	})
+	if err := a.Up(); err != nil {
+		s.t.Fatal(err)
+	}
+	return a
+}
+
+func (s *scene) logf(format string, args ...any) {
+	s.t.Helper()
+	s.t.Logf("%7.2fs "+format, append([]any{time.Since(s.start).Seconds()}, args...)...)
+}
+
+// result is one command's outcome.
+type result struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d after %.1fs\n--- stdout\n%s--- stderr\n%s", r.code, r.took.Seconds(), r.stdout, r.stderr)
+}
+
+func (s *scene) env() []string {
+	return append(os.Environ(), lab.EnvConfig+"="+s.cfgPath, "LUNFERRY_LAB_TOOL="+s.labBin)
+}
+
+// run runs a command with the scene's environment.
+func (s *scene) run(ctx context.Context, name string, args ...string) result {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = s.env()
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		r.code = -1
+		r.stderr += err.Error()
+	}
+	return r
+}
+
+// lunferry runs the lunferry binary with the scene's state directory.
+func (s *scene) lunferry(args ...string) result {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return s.run(ctx, s.lf, append([]string{"--state-dir", s.state}, args...)...)
+}
+
+// mustLF runs lunferry and fails the test unless it exits 0.
+func (s *scene) mustLF(args ...string) result {
+	s.t.Helper()
+	r := s.lunferry(args...)
+	if r.code != 0 {
+		s.t.Fatalf("lunferry %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// labCmd runs lunferry-lab with the scene's config and fails on error.
+func (s *scene) labCmd(args ...string) string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := s.run(ctx, s.labBin, append([]string{"-config", s.cfgPath}, args...)...)
+	if r.code != 0 {
+		s.t.Fatalf("lunferry-lab %s: %s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// spec returns the volume spec of the lab topology: old -> new, exported
+// at the lab export portal to the host.
+func (s *scene) spec(name, oldRole, newRole string) plan.Spec {
+	o, n := s.cfg.Arrays[oldRole], s.cfg.Arrays[newRole]
+	return plan.Spec{
+		Name:    name,
+		Old:     plan.LUN{Portal: o.Portals[0], IQN: o.IQN},
+		New:     plan.LUN{Portal: n.Portals[0], IQN: n.IQN},
+		HostIQN: s.cfg.Host.IQN,
+		Export:  plan.Export{IQN: s.cfg.ExportIQN, Portals: []string{s.cfg.ExportPortal}},
+	}
+}
+
+// hook returns the path of a lab hook.
+func (s *scene) hook(name string) string { return filepath.Join(s.hooks, name) }
+
+// addVolumes writes a runbook and runs `lunferry volume add --runbook`,
+// registering a cleanup that rolls each volume back (abort, and a direct
+// teardown of anything left, e.g. after finalize).
+func (s *scene) addVolumes(specs ...plan.Spec) result {
+	s.t.Helper()
+	path := s.writeRunbook(specs...)
+	for _, sp := range specs {
+		s.cleanupVolume(sp)
+	}
+	return s.lunferry("volume", "add", "--runbook", path)
+}
+
+func (s *scene) writeRunbook(specs ...plan.Spec) string {
+	s.t.Helper()
+	b, err := json.MarshalIndent(plan.Runbook{Volumes: specs}, "", "  ")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("runbook-%d.json", time.Now().UnixNano()))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
+}
+
+// cleanupVolume rolls a volume back at the end of the test, whatever state
+// it was left in: `lunferry migrate abort`, then a direct removal of the
+// export, device, sessions and metadata lunferry would have made (all
+// idempotent), so a failed test leaks nothing.
+func (s *scene) cleanupVolume(sp plan.Spec) {
+	s.t.Cleanup(func() {
+		r := s.lunferry("migrate", "abort", sp.Name)
+		if r.code != 0 && !strings.Contains(r.stderr, "no such volume") && !strings.Contains(r.stderr, "finalized") {
+			s.t.Logf("cleanup: abort %s: %s", sp.Name, r)
+		}
+		s.decommission(sp)
+	})
+}
+
+// decommission removes what lunferry built for a volume without asking
+// lunferry (the proxy going away after a finalize, or cleanup after a
+// failure): LIO export, dm device, sessions to both arrays, metadata file.
+func (s *scene) decommission(sp plan.Spec) {
+	s.t.Helper()
+	ctx := context.Background()
+	sp.Normalize()
+	ports := plan.KernelPorts(plan.KernelOptions{})
+	var errs []string
+	if err := ports.Exporter.Teardown(ctx, sp.Export.IQN, plan.DMName(sp.Name)); err != nil {
+		errs = append(errs, fmt.Sprintf("teardown export: %v", err))
+	}
+	if err := ports.Mapper.Remove(ctx, plan.DMName(sp.Name)); err != nil {
+		errs = append(errs, fmt.Sprintf("remove device: %v", err))
+	}
+	for _, l := range []plan.LUN{sp.Old, sp.New} {
+		if err := ports.Initiator.Logout(ctx, plan.Target{Portal: l.Portal, IQN: l.IQN}); err != nil {
+			errs = append(errs, fmt.Sprintf("logout %s: %v", l.IQN, err))
+		}
+	}
+	meta := filepath.Join(s.state, "metadata", sp.Name+".meta")
+	if err := ports.Metadata.DetachFile(ctx, meta, true); err != nil {
+		errs = append(errs, fmt.Sprintf("metadata: %v", err))
+	}
+	if len(errs) > 0 {
+		s.t.Errorf("decommission %s: %s", sp.Name, strings.Join(errs, "; "))
+	}
+}
+
+// status reads `lunferry migrate status --json` for one volume.
+func (s *scene) status(name string) plan.VolumeStatus {
+	s.t.Helper()
+	r := s.mustLF("--json", "migrate", "status", name)
+	var rep plan.StatusReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		s.t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	for _, v := range rep.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	s.t.Fatalf("status --json: no volume %s in\n%s", name, r.stdout)
+	return plan.VolumeStatus{}
+}
+
+// background runs lunferry with args until the test ends (or stop is
+// called); its output is kept for the log.
+type background struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (s *scene) startLF(args ...string) *background {
+	s.t.Helper()
+	bg := &background{out: &syncBuffer{}, done: make(chan struct{})}
+	bg.cmd = exec.Command(s.lf, append([]string{"--state-dir", s.state}, args...)...)
+	bg.cmd.Env = s.env()
+	bg.cmd.Stdout, bg.cmd.Stderr = bg.out, bg.out
+	if err := bg.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { bg.cmd.Wait(); close(bg.done) }()
+	s.t.Cleanup(func() { bg.stop() })
+	return bg
+}
+
+// stop interrupts the process and waits for it.
+func (bg *background) stop() string {
+	select {
+	case <-bg.done:
+	default:
+		bg.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-bg.done:
+		case <-time.After(20 * time.Second):
+			bg.cmd.Process.Kill()
+			<-bg.done
+		}
+	}
+	return bg.out.String()
+}
+
+// writerStats sums the writer's sessions.
+func (s *scene) writerStats() lab.WriterStats {
+	s.t.Helper()
+	st, err := s.cfg.AllStats()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
+}
+
+// dmTable returns `dmsetup table NAME`.
+func dmTable(t testing.TB, name string) string {
+	t.Helper()
+	return strings.TrimSpace(vmtest.Exec(t, "dmsetup", "table", name))
+}
+
+// waitFor polls cond every 250ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
