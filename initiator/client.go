@@ -236,8 +236,8 @@ type LoginOptions struct {
 }
 
 // Login logs in to n and returns once the session is up; it does nothing
-// if a session to n on the client's iface already exists. When n.TPGT is 0
-// it is learnt by SendTargets discovery on n.Portal first.
+// (no iscsiadm call) if sysfs shows a session to n on the client's iface.
+// When n.TPGT is 0 it is learnt by SendTargets discovery on n.Portal first.
 //
 // Steps: create the iface record, create the node record (iscsiadm -m node
 // -o new; this resets a record lunferry left behind), set timeouts and the
@@ -258,16 +258,16 @@ func (c *Client) Login(ctx context.Context, n Node, o LoginOptions) error {
 			return err
 		}
 	}
+	if s, err := c.findSession(n); err == nil && s != nil {
+		c.log.Debug("already logged in", "node", n.String(), "sid", s.SID)
+		return nil
+	}
 	if n.TPGT == 0 {
 		resolved, err := c.resolveTPGT(ctx, n, o.DiscoveryCHAP)
 		if err != nil {
 			return err
 		}
 		n = resolved
-	}
-	if s, err := c.findSession(n); err == nil && s != nil {
-		c.log.Debug("already logged in", "node", n.String(), "sid", s.SID)
-		return nil
 	}
 	if _, err := c.iscsiadmRun(ctx, "-m", "iface", "-I", c.iface, "-o", "new"); err != nil && !errors.Is(err, ErrSessionExists) {
 		return wrapHint(fmt.Errorf("initiator: login %s: create iface %s: %w", n, c.iface, err))
