@@ -1,0 +1,12 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/lunferry/lunferry/integration/vmtest"
+)
+
+// TestMain fails the package if a kernel test leaks kernel objects (inside
+// the lab VM only).
+func TestMain(m *testing.M) { os.Exit(vmtest.LeakCheck(m)) }
