@@ -49,6 +49,11 @@ func (p *Planner) Tick(ctx context.Context, autoFinalize bool) ([]TickResult, er
 		}
 		for _, v := range all {
 			if v.Step != StepHydrating || v.Paused {
+				// Paused (perhaps by another lunferry) or done: the
+				// controller's history and budget share go.
+				if p.o.Ports.Regulator != nil {
+					p.o.Ports.Regulator.Forget(v.Spec.Name)
+				}
 				if v.Step == StepHydrated && autoFinalize {
 					finalize = append(finalize, v.Spec.Name)
 				}
