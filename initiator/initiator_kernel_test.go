@@ -38,9 +38,10 @@ type labTarget struct {
 }
 
 type targetOpts struct {
-	size int64
-	acl  string // initiator admitted (default: this guest's name)
-	chap *CHAP  // one-way or mutual CHAP in the ACL
+	size   int64
+	acl    string // initiator admitted (default: this guest's name)
+	chap   *CHAP  // one-way or mutual CHAP in the ACL
+	portal Portal // default: a random 127.0.0.x:3260
 }
 
 func initiatorName(t *testing.T) string {
@@ -76,12 +77,15 @@ func newLabTarget(t *testing.T, o targetOpts) *labTarget {
 	if o.acl == "" {
 		o.acl = initiatorName(t)
 	}
+	if !o.portal.Addr.IsValid() {
+		o.portal = Portal{Addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(randInt(t, 2, 250))}), Port: 3260}
+	}
 	name := vmtest.RandomName("ini")
 	hba := filepath.Join(configfsTarget, "core", fmt.Sprintf("fileio_%d", randInt(t, 1000, 1<<30)))
 	so := filepath.Join(hba, name)
 	lt := &labTarget{
 		IQN:     "iqn.2026-11.io.lunferry.lab:" + name,
-		Portal:  Portal{Addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(randInt(t, 2, 250))}), Port: 3260},
+		Portal:  o.portal,
 		Backing: filepath.Join(t.TempDir(), name+".img"),
 		Size:    o.size,
 	}
@@ -436,6 +440,22 @@ func TestKernelDiscoverCHAP(t *testing.T) {
 	// Login resolving the TPGT through discovery with CHAP.
 	require.NoError(t, login(t, c, lt.node(), LoginOptions{DiscoveryCHAP: &CHAP{Username: "lunferry-disc", Password: NewSecret(secret)}}))
 	assert.Len(t, sessionsTo(t, c, lt.IQN), 1)
+}
+
+func TestKernelIPv6(t *testing.T) {
+	vmtest.Require(t)
+	ctx := context.Background()
+	lt := newLabTarget(t, targetOpts{size: 4 << 20, portal: Portal{Addr: netip.IPv6Loopback(), Port: uint16(randInt(t, 3300, 3900))}})
+	c, _ := kernelClient(t)
+	require.NoError(t, login(t, c, lt.node(), LoginOptions{}))
+	ss := sessionsTo(t, c, lt.IQN)
+	require.Len(t, ss, 1)
+	assert.True(t, ss[0].Portal.Equal(lt.Portal), "session portal %s, want %s", ss[0].Portal, lt.Portal)
+	d, err := c.FindDisk(ctx, lt.node(), 0, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, lt.Size, d.Size)
+	require.NoError(t, c.Logout(ctx, lt.node()))
+	assert.Empty(t, sessionsTo(t, c, lt.IQN))
 }
 
 func TestKernelUnreachable(t *testing.T) {
