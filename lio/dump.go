@@ -312,6 +312,9 @@ type TargetState struct {
 // target (it only reads); a missing target is an error wrapping
 // ErrNotFound.
 func (r *Root) Describe(ctx context.Context, iqn string) (*TargetState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	tg := r.Target(iqn)
 	ok, err := tg.Exists()
 	if err != nil {
@@ -352,7 +355,6 @@ func (r *Root) Describe(ctx context.Context, iqn string) (*TargetState, error) {
 	if st.Sessions, err = r.Sessions(iqn); err != nil {
 		return nil, err
 	}
-	_ = ctx
 	return st, nil
 }
 
