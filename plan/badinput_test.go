@@ -130,6 +130,16 @@ func TestBadInput(t *testing.T) {
 			msg: []string{"pre-cutover hook /hooks/quiesce", "exit status 3", "rerun the step, or abort"},
 		},
 		{
+			name: "hook missing, found at prepare",
+			setup: func(e *env) {
+				e.k.HookMissing["/hooks/login"] = true
+				e.add(spec("vol1"))
+			},
+			do:  func(e *env) error { _, err := e.p.Prepare(ctx, "vol1"); return err },
+			is:  plan.ErrInvalidSpec,
+			msg: []string{"hook /hooks/login", "no such file", "before the window"},
+		},
+		{
 			name: "finalize before hydration completes",
 			setup: func(e *env) {
 				prepared(e)

@@ -175,6 +175,8 @@ func (h dryHooks) Run(ctx context.Context, path string, env []string, timeout ti
 	return nil
 }
 
+func (h dryHooks) Check(path string) error { return checkExecutable(path) }
+
 type dryRegulator struct{}
 
 func (dryRegulator) Regulate(string, CloneStatus, time.Time, clone.Rate) []string { return nil }

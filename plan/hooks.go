@@ -98,6 +98,20 @@ func (p *Planner) runHooks(ctx context.Context, v *Volume, phase string, paths [
 // ExecHooks runs hooks as child processes in their own process group.
 type ExecHooks struct{}
 
+// Check implements HookRunner: path must be an executable regular file.
+func (ExecHooks) Check(path string) error { return checkExecutable(path) }
+
+func checkExecutable(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("not an executable file (chmod +x it)")
+	}
+	return nil
+}
+
 // Run implements HookRunner.
 func (ExecHooks) Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {

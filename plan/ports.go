@@ -173,6 +173,9 @@ type HookRunner interface {
 	// timeout, its output appended to logPath. A non-zero exit, a
 	// timeout or a failure to start is an error wrapping ErrHook.
 	Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error
+	// Check reports a hook that could not be run (missing, not
+	// executable), so that prepare finds it before the window.
+	Check(path string) error
 }
 
 // Inhibitor holds off shutdown while a host-facing step is in flight.

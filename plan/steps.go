@@ -34,6 +34,9 @@ func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 		if err := checkConflicts(&v.Spec, others(all, name)); err != nil {
 			return err
 		}
+		if err := p.checkHooks(&v.Spec); err != nil {
+			return err
+		}
 		if err := p.checkStrays(ctx, v); err != nil {
 			return err
 		}
@@ -42,6 +45,20 @@ func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 		})
 	})
 	return v, err
+}
+
+// checkHooks finds, before the window, hooks that are missing or not
+// executable.
+func (p *Planner) checkHooks(s *Spec) error {
+	h := s.Hooks
+	for _, list := range [][]string{h.PreCutover, h.PostCutover, h.PreFinalize, h.PostFinalize, h.PreAbort, h.PostAbort} {
+		for _, path := range list {
+			if err := p.o.Ports.Hooks.Check(path); err != nil {
+				return fmt.Errorf("plan: volume %s: %w: hook %s: %v: fix the volume's hooks before the window", s.Name, ErrInvalidSpec, path, err)
+			}
+		}
+	}
+	return nil
 }
 
 func others(all []*Volume, name string) []*Volume {

@@ -55,6 +55,8 @@ type Kernel struct {
 	HydrationStep uint64
 	// HookFail maps a hook path to the error its Run returns.
 	HookFail map[string]error
+	// HookMissing lists hook paths Check reports missing.
+	HookMissing map[string]bool
 
 	calls    []string
 	sessions map[string]bool
@@ -92,7 +94,7 @@ type HookCall struct {
 func New() *Kernel {
 	return &Kernel{
 		LUNs: map[string]LUNInfo{}, Unreachable: map[string]bool{}, RefuseLogin: map[string]bool{},
-		Fail: map[string]error{}, HookFail: map[string]error{}, HydrationStep: 1,
+		Fail: map[string]error{}, HookFail: map[string]error{}, HookMissing: map[string]bool{}, HydrationStep: 1,
 		sessions: map[string]bool{}, disks: map[string]string{}, ro: map[string]bool{},
 		dm: map[string]*Device{}, exports: map[string]plan.ExportSpec{}, loops: map[string]string{},
 		HostLogsIn: true,
@@ -601,6 +603,16 @@ func (k *Kernel) Run(ctx context.Context, path string, env []string, timeout tim
 	}
 	k.Hooks = append(k.Hooks, HookCall{Path: path, Env: env})
 	return k.HookFail[path]
+}
+
+// Check implements plan.HookRunner: hooks in HookMissing are missing.
+func (k *Kernel) Check(path string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.HookMissing[path] {
+		return fmt.Errorf("stat %s: no such file or directory", path)
+	}
+	return nil
 }
 
 // Regulator is a trivial plan.Regulator: unlimited rate → threshold 64,
