@@ -455,6 +455,19 @@ func TestKernelTargetcliReadsWhatLioWrote(t *testing.T) {
 	// And targetcli still reads it.
 	out, err = exec.Command("targetcli", "ls", "/iscsi/"+e.TargetIQN).CombinedOutput()
 	require.NoError(t, err, "targetcli ls after restore: %s", out)
+
+	// targetcli restoreconfig loads what lio dumped.
+	require.NoError(t, r.Teardown(ctx, e.TargetIQN, lio.TeardownOptions{}))
+	ourFile := filepath.Join(t.TempDir(), "lunferry.json")
+	require.NoError(t, os.WriteFile(ourFile, ourJSON, 0o600))
+	out, err = exec.Command("targetcli", "restoreconfig", ourFile).CombinedOutput()
+	t.Logf("targetcli restoreconfig: %s", out)
+	require.NoError(t, err, "targetcli restoreconfig: %s", out)
+	assert.NotContains(t, string(out), "skipped", "targetcli could not restore everything lio dumped")
+	st, err := r.Describe(ctx, e.TargetIQN)
+	require.NoError(t, err)
+	assert.True(t, st.Owned, "after targetcli restoreconfig the target is still lunferry's: %s", st.NotOwnedReason)
+	assert.Equal(t, jsonOf(t, ot), jsonOf(t, st.Config), "target restored by targetcli differs")
 }
 
 func jsonOf(t *testing.T, v any) string {
