@@ -68,9 +68,10 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 	dst := iscsiLUN(t, ic, "new", "127.0.0.4:3260", size)
 	t.Logf("old LUN %s, new LUN %s", src.Path, dst.Path)
 
-	// hydrate builds a fresh clone (new metadata) and hydrates it all,
-	// either with the kernel defaults or under a controller with target.
-	hydrate := func(t *testing.T, region uint64, ctl bool, target Rate) (float64, Snapshot) {
+	// hydrate builds a fresh clone (new metadata) and hydrates it all: with
+	// the kernel defaults (mode "defaults"), under a Controller ("run") or
+	// under a Regulator driven like the plan's 1 s tick loop ("tick").
+	hydrate := func(t *testing.T, region uint64, mode string, target Rate) (float64, Snapshot) {
 		meta := vmtest.LoopDevice(t, 4<<20)
 		name := vmtest.RandomName("lunferry-clt-iscsi")
 		uuid := dm.UUIDPrefix + strings.TrimPrefix(name, dm.NamePrefix)
@@ -86,11 +87,30 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 		dev := DMDevice{Client: c, DMName: name}
 		start := time.Now()
 		var snap Snapshot
-		if ctl {
+		switch mode {
+		case "run":
 			ctrl := NewController(dev, Options{Schedule: Fixed(target), Interval: 250 * time.Millisecond})
 			require.NoError(t, ctrl.Run(ctx))
 			snap = ctrl.Snapshot()
-		} else {
+		case "tick":
+			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
+			for {
+				p, err := dev.Progress(ctx)
+				require.NoError(t, err)
+				if p.Complete() {
+					break
+				}
+				// The plan's status carries no settings: the Regulator
+				// tracks what it sent.
+				p.Threshold, p.BatchSize, p.HydrationEnabled = 0, 0, false
+				for _, m := range r.Regulate("vol", p, time.Now(), target) {
+					require.NoError(t, c.Message(ctx, name, 0, m))
+				}
+				require.NoError(t, ctx.Err())
+				time.Sleep(time.Second)
+			}
+			snap, _ = r.Snapshot("vol")
+		default:
 			require.NoError(t, dev.SetHydration(ctx, true))
 			vmtest.WaitFor(t, 4*time.Minute, "hydration with the kernel defaults", func() bool {
 				p, err := dev.Progress(ctx)
@@ -101,15 +121,17 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 		return float64(size) / time.Since(start).Seconds(), snap
 	}
 
-	defaults, _ := hydrate(t, RecommendedRegionSize, false, 0)
-	tuned, snap := hydrate(t, RecommendedRegionSize, true, Unlimited)
+	defaults, _ := hydrate(t, RecommendedRegionSize, "defaults", 0)
+	tuned, snap := hydrate(t, RecommendedRegionSize, "run", Unlimited)
 	t.Logf("iSCSI, 16 MiB, region 128 sectors: tuned (threshold %d, batch %d) %.1f MiB/s, kernel defaults %.1f MiB/s (%.2fx)",
 		snap.Threshold, snap.BatchSize, tuned/float64(MiB), defaults/float64(MiB), tuned/defaults)
 	assert.Greater(t, tuned, 0.8*defaults, "the tuned settings must not be slower over iSCSI")
 
 	target := 2 * MiB
-	throttled, snap := hydrate(t, RecommendedRegionSize, true, target)
-	t.Logf("iSCSI, 16 MiB throttled to %v: %.2f MiB/s average over the whole hydration (last threshold %d)", target, throttled/float64(MiB), snap.Threshold)
-	assert.LessOrEqual(t, throttled, 1.5*float64(target))
-	assert.GreaterOrEqual(t, throttled, 0.5*float64(target))
+	for _, mode := range []string{"run", "tick"} {
+		throttled, snap := hydrate(t, RecommendedRegionSize, mode, target)
+		t.Logf("iSCSI, 16 MiB throttled to %v (%s): %.2f MiB/s average over the whole hydration (last threshold %d)", target, mode, throttled/float64(MiB), snap.Threshold)
+		assert.LessOrEqual(t, throttled, 1.5*float64(target), mode)
+		assert.GreaterOrEqual(t, throttled, 0.5*float64(target), mode)
+	}
 }
