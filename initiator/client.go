@@ -115,7 +115,7 @@ func validateIfaceName(s string) error {
 	return nil
 }
 
-// iscsiadm runs iscsiadm with args and returns stdout, or an
+// iscsiadmRun runs iscsiadm with args and returns stdout, or an
 // *IscsiadmError for a non-zero exit. Arguments never hold secrets.
 func (c *Client) iscsiadmRun(ctx context.Context, args ...string) ([]byte, error) {
 	start := time.Now()

@@ -79,7 +79,7 @@ func (p *PrintRunner) Run(_ context.Context, name string, args []string, stdin [
 	defer p.mu.Unlock()
 	line := p.Prefix + ShellQuote(append([]string{name}, args...))
 	if stdin != nil {
-		line += fmt.Sprintf(" <(%d bytes on stdin)", len(stdin))
+		line += fmt.Sprintf(" (with %d bytes on stdin)", len(stdin))
 	}
 	if _, err := fmt.Fprintln(p.W, line); err != nil {
 		return nil, nil, -1, fmt.Errorf("dry run: %w", err)

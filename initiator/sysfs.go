@@ -172,8 +172,9 @@ func (c *Client) matches(s Session, n Node) bool {
 
 // FindDisk returns the block device of LUN lun of the client's session to
 // n. The SCSI scan runs after login returns (the disk appears 0.1–0.5 s
-// later), so FindDisk polls until timeout (10 s if zero); halfway it asks
-// for a rescan once, for LUNs mapped after login. The device node under
+// later), so FindDisk polls until timeout (10 s if zero); halfway (or at
+// the deadline at the latest) it asks once for a rescan, for LUNs mapped
+// after login, and looks once more. The device node under
 // DevRoot is created when missing (no udev) and checked when present.
 // Errors: ErrNoSession when there is no session, ErrDiskNotFound when the
 // LUN does not appear in time.
@@ -203,14 +204,22 @@ func (c *Client) FindDisk(ctx context.Context, n Node, lun uint64, timeout time.
 			return d, nil
 		}
 		now := time.Now()
-		if now.After(deadline) {
+		if now.After(deadline) && !rescanned {
+			// Always rescan once before giving up, even when a slow
+			// first look used up the whole timeout.
+			rescanAt = now
+		}
+		if now.After(deadline) && rescanned {
 			return Disk{}, fmt.Errorf("initiator: LUN %d of %s (session %d): %w within %s: check that the target maps LUN %d to this initiator (iscsiadm -m session -r %d -P 3 lists the attached disks)",
 				lun, n, s.SID, ErrDiskNotFound, timeout, lun, s.SID)
 		}
-		if !rescanned && now.After(rescanAt) {
+		if !rescanned && !now.Before(rescanAt) {
 			rescanned = true
 			if err := c.Rescan(ctx, s.Node()); err != nil {
 				c.log.Warn("rescan failed", "node", n.String(), "err", err)
+			}
+			if now.After(deadline) {
+				continue // one last look after the rescan
 			}
 		}
 		select {
