@@ -7,6 +7,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/lunferry/lunferry/dm"
 )
 
 // Tuned hydration settings, used as they are when the throttle is Unlimited
@@ -295,8 +297,10 @@ func (c *Controller) nudge() {
 
 // Run steps the controller until the device is fully hydrated (it returns
 // nil and Done is closed), ctx ends (it returns ctx.Err()), or the device
-// fails MaxErrors times in a row (it returns the last error, wrapping
-// ErrNotClone if the device stopped being a clone).
+// fails MaxErrors times in a row (it returns the last error). It returns at
+// once, without retrying, when the device stopped being a clone
+// (ErrNotClone), its metadata failed (ErrMetadataFailed) or it is gone
+// (dm.ErrNotFound).
 func (c *Controller) Run(ctx context.Context) error {
 	failures := 0
 	for {
@@ -306,7 +310,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			failures = 0
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, ErrNotClone):
+		case errors.Is(err, ErrNotClone), errors.Is(err, ErrMetadataFailed), errors.Is(err, dm.ErrNotFound):
+			// Retrying cannot help: the device was swapped, failed or
+			// removed.
 			return err
 		default:
 			failures++

@@ -3,6 +3,7 @@ package clone
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -266,6 +267,18 @@ func TestControllerRunErrors(t *testing.T) {
 	err := c.Run(context.Background())
 	require.ErrorIs(t, err, ErrNotClone)
 
+	// Transient errors are retried up to MaxErrors; a permanent one ends
+	// Run at once.
+	calls := 0
+	c = NewController(&failingDevice{err: errors.New("EIO"), calls: &calls}, Options{Clock: clk, MaxErrors: 3})
+	err = c.Run(context.Background())
+	require.ErrorContains(t, err, "EIO")
+	assert.Equal(t, 3, calls)
+	calls = 0
+	c = NewController(&failingDevice{err: fmt.Errorf("x: %w", ErrMetadataFailed), calls: &calls}, Options{Clock: clk, MaxErrors: 3})
+	require.ErrorIs(t, c.Run(context.Background()), ErrMetadataFailed)
+	assert.Equal(t, 1, calls)
+
 	// Context cancellation.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -273,6 +286,20 @@ func TestControllerRunErrors(t *testing.T) {
 }
 
 var errNotCloneForTest = errors.Join(ErrNotClone)
+
+// failingDevice fails every status read.
+type failingDevice struct {
+	err   error
+	calls *int
+}
+
+func (f *failingDevice) Progress(context.Context) (Progress, error) {
+	*f.calls++
+	return Progress{}, f.err
+}
+func (f *failingDevice) SetHydration(context.Context, bool) error { return nil }
+func (f *failingDevice) SetThreshold(context.Context, uint) error { return nil }
+func (f *failingDevice) SetBatchSize(context.Context, uint) error { return nil }
 
 func TestControllerDeviceRebuiltWithLessProgress(t *testing.T) {
 	// After a crash the restored device may report fewer hydrated regions
