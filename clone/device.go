@@ -1,15 +1,3 @@
-// Package clone drives the background hydration of a dm-clone device: it
-// polls the device's progress, reaches a target rate in bytes per second
-// with the only knobs dm-clone has (enable/disable hydration,
-// hydration_threshold, hydration_batch_size), follows a time-of-week
-// throttle schedule, shares one bandwidth budget among many volumes,
-// reports progress, rate and ETA, signals completion, and finally swaps the
-// device live to a linear table over the new LUN (Finalize) and compares
-// block devices (Verify).
-//
-// The kernel sits behind the small Device and Swapper interfaces, so all
-// the control logic is tested without root against a simulated device and a
-// fake clock; DMDevice adapts them to a real device-mapper client.
 package clone
 
 import (
