@@ -27,11 +27,34 @@ only for each round, so other commands (pause, throttle, status) work meanwhile.
 			if err != nil {
 				return err
 			}
+			last := map[string]shown{}
 			return p.Run(c.Context, c.Duration("interval"), c.Bool("auto-finalize"), func(res []plan.TickResult) {
-				if !a.g.quiet {
-					a.printTick(res)
+				if a.g.quiet {
+					return
+				}
+				// A line per volume when something changed: step, error,
+				// a percent of progress, or 30 s of silence.
+				var out []plan.TickResult
+				now := time.Now()
+				for _, r := range res {
+					pct := int(100 * r.Progress.Fraction())
+					l, ok := last[r.Volume]
+					if !ok || l.step != r.Step || l.pct != pct || r.Error != "" || now.Sub(l.at) >= 30*time.Second {
+						out = append(out, r)
+						last[r.Volume] = shown{step: r.Step, pct: pct, at: now}
+					}
+				}
+				if len(out) > 0 {
+					a.printTick(out)
 				}
 			})
 		},
 	}
+}
+
+// shown is what `run` last printed for a volume.
+type shown struct {
+	step plan.Step
+	pct  int
+	at   time.Time
 }
