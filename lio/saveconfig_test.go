@@ -146,8 +146,9 @@ func TestSessionInfoParsing(t *testing.T) {
 	r, f := newRoot(t)
 	ctx := context.Background()
 	require.NoError(t, r.Apply(ctx, export()))
-	// The text the 6.1 kernel writes (lio_target_nacl_info_show), captured
-	// in testdata.
+	// The text the 6.1 kernel wrote (lio_target_nacl_info_show) for the
+	// lab initiator's session, captured in the lab VM by
+	// TestKernelExportLoginWriteRead.
 	info, err := os.ReadFile("testdata/acl-info-session.txt")
 	require.NoError(t, err)
 	p := path.Join(f.Root, tpg, "acls", hostA, "info")
@@ -156,6 +157,6 @@ func TestSessionInfoParsing(t *testing.T) {
 	ss, err := r.Sessions(tIQN)
 	require.NoError(t, err)
 	require.Len(t, ss, 1)
-	assert.Equal(t, lio.Session{InitiatorIQN: "iqn.2026-11.io.lunferry.lab:proxy", TPG: 1, Alias: "lunferry-lab", ID: 1, State: "LOGGED_IN", Addresses: []string{"127.0.0.23"}}, ss[0])
+	assert.Equal(t, lio.Session{InitiatorIQN: "iqn.2026-11.io.lunferry.lab:proxy", TPG: 1, Alias: "lunferry-lab", ID: 1, State: "LOGGED_IN", Addresses: []string{"127.0.0.1"}}, ss[0])
 	assert.True(t, strings.HasPrefix(string(info), "InitiatorName:"))
 }
