@@ -299,9 +299,9 @@ type TargetState struct {
 	Config TargetConfig
 	// StorageObjects are the storage objects its LUNs export.
 	StorageObjects []StorageObjectConfig
-	// Owned reports whether lunferry owns the target; NotOwnedReason
-	// says why not.
-	Owned          bool
+	// Owned reports whether lunferry owns the target.
+	Owned bool
+	// NotOwnedReason says why the target is not lunferry's.
 	NotOwnedReason string
 	// Sessions are the logged-in initiators.
 	Sessions []Session

@@ -61,7 +61,10 @@ type wrapped struct {
 	err    error
 }
 
+// Error implements error.
 func (w *wrapped) Error() string { return w.prefix + ": " + strings.TrimPrefix(w.err.Error(), "lio: ") }
+
+// Unwrap returns the inner error.
 func (w *wrapped) Unwrap() error { return w.err }
 
 // wrap returns err with "lio: <context>: " in front, or nil.

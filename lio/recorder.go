@@ -281,12 +281,23 @@ type fakeInfo struct {
 	mode fs.FileMode
 }
 
-func (f fakeInfo) Name() string       { return f.name }
-func (f fakeInfo) Size() int64        { return 0 }
-func (f fakeInfo) Mode() fs.FileMode  { return f.mode }
+// Name implements fs.FileInfo.
+func (f fakeInfo) Name() string { return f.name }
+
+// Size implements fs.FileInfo.
+func (f fakeInfo) Size() int64 { return 0 }
+
+// Mode implements fs.FileInfo.
+func (f fakeInfo) Mode() fs.FileMode { return f.mode }
+
+// ModTime implements fs.FileInfo.
 func (f fakeInfo) ModTime() time.Time { return time.Time{} }
-func (f fakeInfo) IsDir() bool        { return f.mode.IsDir() }
-func (f fakeInfo) Sys() any           { return nil }
+
+// IsDir implements fs.FileInfo.
+func (f fakeInfo) IsDir() bool { return f.mode.IsDir() }
+
+// Sys implements fs.FileInfo.
+func (f fakeInfo) Sys() any { return nil }
 
 // RecordOps returns a Log function that appends to *ops, for tests and for
 // callers that print the plan afterwards.

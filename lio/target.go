@@ -79,6 +79,7 @@ type TPG struct {
 // Path returns the TPG's configfs directory.
 func (g TPG) Path() string { return path.Join(g.Target.Path(), fmt.Sprintf("tpgt_%d", g.Tag)) }
 
+// String returns "<iqn>/tpgt_<tag>".
 func (g TPG) String() string { return fmt.Sprintf("%s/tpgt_%d", g.Target.IQN, g.Tag) }
 
 // Enabled reports the TPG's enable attribute.
