@@ -1,0 +1,48 @@
+package plan_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/lio"
+	"github.com/lunferry/lunferry/plan"
+)
+
+func TestTableLines(t *testing.T) {
+	c := plan.CloneTable{Sectors: 2097152, Metadata: "/dev/loop0", Dest: "/dev/sdb", Source: "/dev/sdc", RegionSectors: 128, NoHydration: true}
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 1 no_hydration", c.Line())
+	c.NoHydration = false
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128", c.Line())
+	c.NoHydration, c.NoDiscardPassdown = true, true
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 2 no_hydration no_discard_passdown", c.Line())
+	require.Equal(t, "0 2097152 linear /dev/sdb 0", plan.LinearLine(2097152, "/dev/sdb"))
+}
+
+func TestLIOExport(t *testing.T) {
+	e, err := plan.LIOExport(plan.ExportSpec{IQN: "iqn.2026-11.io.lunferry.proxy:v1", Portals: []string{"192.0.2.1:3260", "[2001:db8::1]:3261"},
+		StorageName: "lunferry-v1", Device: "/dev/dm-3", HostIQN: "iqn.1994-05.com.redhat:h"})
+	require.NoError(t, err)
+	require.Equal(t, lio.BackstoreBlock, e.Backstore)
+	require.Equal(t, "lunferry-v1", e.Name)
+	require.Equal(t, "/dev/dm-3", e.Device)
+	require.Equal(t, uint16(1), e.TPG)
+	require.Equal(t, uint64(0), e.LUN)
+	require.Equal(t, []lio.ACL{{InitiatorIQN: "iqn.1994-05.com.redhat:h"}}, e.ACLs)
+	require.Equal(t, []lio.Portal{{Addr: netip.MustParseAddr("192.0.2.1"), Port: 3260}, {Addr: netip.MustParseAddr("2001:db8::1"), Port: 3261}}, e.Portals)
+	require.NoError(t, e.Validate())
+	_, err = plan.LIOExport(plan.ExportSpec{Portals: []string{"proxy:3260"}})
+	require.ErrorContains(t, err, "want ip:port")
+}
+
+func TestBytes(t *testing.T) {
+	for in, want := range map[string]plan.Bytes{"4096": 4096, "64MiB": 64 << 20, "1G": 1 << 30, "1.5KiB": 1536, "2T": 2 << 40} {
+		got, err := plan.ParseBytes(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := plan.ParseBytes("lots")
+	require.Error(t, err)
+	require.Equal(t, "64MiB", plan.Bytes(64<<20).String())
+}
