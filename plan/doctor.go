@@ -38,6 +38,9 @@ type DoctorOptions struct {
 	DMTargets func(ctx context.Context) ([]string, error)
 	// Euid is the effective uid (lunferry needs root).
 	Euid int
+	// InitiatorNameFile is open-iscsi's initiator name file (default
+	// /etc/iscsi/initiatorname.iscsi); the arrays' ACLs name the IQN in it.
+	InitiatorNameFile string
 }
 
 // Doctor checks that the proxy has what a migration needs, and says how
@@ -143,6 +146,25 @@ func Doctor(ctx context.Context, o DoctorOptions) []Check {
 		}
 		add("iscsid", ok, detail, "start iscsid: systemctl enable --now iscsid (or run iscsid)")
 	}
+
+	if o.InitiatorNameFile == "" {
+		o.InitiatorNameFile = "/etc/iscsi/initiatorname.iscsi"
+	}
+	name := ""
+	if b, err := os.ReadFile(o.InitiatorNameFile); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "InitiatorName="); ok {
+				name = strings.TrimSpace(v)
+			}
+		}
+	}
+	nameOK := ValidIQN(name)
+	nameDetail := o.InitiatorNameFile + ": " + name
+	if name == "" {
+		nameDetail = o.InitiatorNameFile + ": no InitiatorName= line"
+	}
+	add("initiator name", nameOK, nameDetail,
+		"write InitiatorName=iqn.YYYY-MM.your.domain:proxy to "+o.InitiatorNameFile+" (the arrays must admit this IQN), then restart iscsid")
 
 	stOK, stDetail := true, o.StateDir+" writable"
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {

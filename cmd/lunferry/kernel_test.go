@@ -27,5 +27,5 @@ func TestKernelDoctor(t *testing.T) {
 		require.True(t, c.OK, "%s: %s (fix: %s)", c.Name, c.Detail, c.Fix)
 	}
 	require.Equal(t, ExitOK, code, errb.String())
-	require.Len(t, checks, 12)
+	require.Len(t, checks, 13)
 }

@@ -242,18 +242,20 @@ func TestDoctor(t *testing.T) {
 	sys := t.TempDir()
 	dev := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "config", "target")
+	nameFile := filepath.Join(t.TempDir(), "initiatorname.iscsi")
 	var out, errb bytes.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
 		doctor: func(o *plan.DoctorOptions) {
 			o.Runner = fakeRunner{}
 			o.DMTargets = func(context.Context) ([]string, error) { return []string{"linear", "striped"}, nil }
 			o.Euid = 0
+			o.InitiatorNameFile = nameFile
 		}}
 	args := []string{"lunferry", "--state-dir", c.dir, "--sys-root", sys, "--dev-root", dev, "--configfs-root", cfg, "doctor"}
 	code := run(context.Background(), e, args)
 	require.Equal(t, ExitPreflight, code)
 	for _, fix := range []string{"fix device-mapper: modprobe dm_mod", "fix LIO iSCSI target: modprobe iscsi_target_mod",
-		"fix configfs: mount -t configfs configfs", "fix loop devices: modprobe loop"} {
+		"fix configfs: mount -t configfs configfs", "fix loop devices: modprobe loop", "fix initiator name: write InitiatorName="} {
 		require.Contains(t, out.String(), fix)
 	}
 
@@ -264,6 +266,7 @@ func TestDoctor(t *testing.T) {
 	}
 	require.NoError(t, os.MkdirAll(cfg, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dev, "loop-control"), nil, 0o600))
+	require.NoError(t, os.WriteFile(nameFile, []byte("## comment\nInitiatorName=iqn.2026-11.io.lunferry.lab:proxy\n"), 0o600))
 	out.Reset()
 	code = run(context.Background(), e, append(args[:len(args)-1], "--json", "doctor"))
 	require.Equal(t, 0, code, out.String())
