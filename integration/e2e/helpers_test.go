@@ -130,7 +130,6 @@ type scene struct {
 // Cleanup (LIFO) stops the host, rolls lunferry back, removes the arrays.
 func newScene(t testing.TB, oldSize, newSize int64) *scene {
 	t.Helper()
-	lf, labBin := binaries(t)
 	dir := t.TempDir()
 	suffix := strings.TrimPrefix(vmtest.RandomName("x"), "lunferry-x-")
 	cfg := lab.DefaultConfig(dir, filepath.Join(dir, "old.img"), oldSize, filepath.Join(dir, "new.img"), newSize)
@@ -138,7 +137,15 @@ func newScene(t testing.TB, oldSize, newSize int64) *scene {
 		a.IQN += "-" + suffix
 	}
 	cfg.ExportIQN += "-" + suffix
-	s := &scene{t: t, dir: dir, cfgPath: filepath.Join(dir, "lab.json"), cfg: cfg, state: filepath.Join(dir, "state"),
+	return sceneFrom(t, cfg, filepath.Join(dir, "lab.json"), filepath.Join(dir, "state"), suffix)
+}
+
+// sceneFrom builds a scene over a given lab config (saved to cfgPath) and
+// lunferry state directory, and brings the arrays up.
+func sceneFrom(t testing.TB, cfg *lab.Config, cfgPath, state, suffix string) *scene {
+	t.Helper()
+	lf, labBin := binaries(t)
+	s := &scene{t: t, dir: cfg.Dir, cfgPath: cfgPath, cfg: cfg, state: state,
 		lf: lf, labBin: labBin, hooks: hooksDir(t), suffix: suffix, start: time.Now()}
 	s.save()
 	t.Cleanup(func() {
@@ -161,7 +168,33 @@ func newScene(t testing.TB, oldSize, newSize int64) *scene {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.dumpDiagnostics()
+		}
+	})
 	return s
+}
+
+// dumpDiagnostics logs what helps to understand a failure: the kernel log
+// tail, the hooks' logs and the writer's logs.
+func (s *scene) dumpDiagnostics() {
+	if out, err := exec.Command("dmesg").CombinedOutput(); err == nil {
+		l := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(l) > 80 {
+			l = l[len(l)-80:]
+		}
+		s.t.Logf("--- dmesg (last lines)\n%s", strings.Join(l, "\n"))
+	}
+	logs, _ := filepath.Glob(filepath.Join(s.state, "logs", "*.log"))
+	more, _ := filepath.Glob(filepath.Join(s.dir, "writer-*.log"))
+	for _, p := range append(logs, more...) {
+		b, _ := os.ReadFile(p)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		s.t.Logf("--- %s\n%s", p, b)
+	}
 }
 
 func (s *scene) save() {
@@ -304,6 +337,13 @@ func (s *scene) writeRunbook(specs ...plan.Spec) string {
 // idempotent), so a failed test leaks nothing.
 func (s *scene) cleanupVolume(sp plan.Spec) {
 	s.t.Cleanup(func() {
+		// Quiesce the host first: abort removes the export under it.
+		if _, _, err := s.cfg.StopWriter(); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+		if err := s.cfg.HostLogoutAll(); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
 		r := s.lunferry("migrate", "abort", sp.Name)
 		if r.code != 0 && !strings.Contains(r.stderr, "no such volume") && !strings.Contains(r.stderr, "finalized") {
 			s.t.Logf("cleanup: abort %s: %s", sp.Name, r)

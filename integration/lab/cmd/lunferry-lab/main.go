@@ -82,7 +82,12 @@ func run(args []string) error {
 		for _, w := range args[2:] {
 			iqns = append(iqns, cfg.ResolveIQN(w))
 		}
-		return a.SetACLs(iqns...)
+		if err := a.SetACLs(iqns...); err != nil {
+			return err
+		}
+		// The config is the arrays' state: a lab that re-creates them
+		// after a reboot must find the remapped ACLs.
+		return cfg.Save(*cfgPath)
 	case "host":
 		return host(cfg, args[1:])
 	case "populate":
