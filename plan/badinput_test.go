@@ -76,6 +76,13 @@ func TestBadInput(t *testing.T) {
 			msg: []string{"old LUN 192.0.2.10:3260 iqn.2001-05.com.oldarray:tgt1 lun 1 is already the old LUN of volume vol1"},
 		},
 		{
+			name:  "name already used",
+			setup: func(e *env) { e.add(spec("vol1")) },
+			do:    func(e *env) error { _, err := e.p.Add(ctx, spec("vol1")); return err },
+			is:    plan.ErrConflict,
+			msg:   []string{"volume vol1 exists (new)"},
+		},
+		{
 			name:  "export IQN already used",
 			setup: func(e *env) { e.add(spec("vol1")) },
 			do: func(e *env) error {

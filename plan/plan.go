@@ -208,10 +208,7 @@ func (p *Planner) Add(ctx context.Context, specs ...Spec) ([]*Volume, error) {
 func checkConflicts(s *Spec, all []*Volume) error {
 	for _, o := range all {
 		if o.Spec.Name == s.Name {
-			if o.Step == StepAborted || o.Step == StepFinalized {
-				return fmt.Errorf("plan: %w: volume %s exists (%s): remove it first with `lunferry volume remove %s`", ErrConflict, s.Name, o.Step, s.Name)
-			}
-			continue
+			return fmt.Errorf("plan: %w: volume %s exists (%s): choose another name, or remove it first with `lunferry volume remove %s`", ErrConflict, s.Name, o.Step, s.Name)
 		}
 		if o.Step == StepAborted || o.Step == StepFinalized {
 			continue
