@@ -57,3 +57,13 @@ test-vm: lab
 	if ! grep -q 'dm-clone loaded' $$summary; then echo "test-vm: FAIL: no test binary ran in the lab VM"; rc=1; fi; \
 	if grep -q 'LAB FAILURE' $$summary; then echo "test-vm: FAIL: the lab VM failed (see above)"; rc=1; fi; \
 	rm -f $$summary; echo "== test-vm: $$(( $$(date +%s) - start ))s, exit $$rc"; exit $$rc
+
+# demo: boot the lab and migrate a live ext4 volume with the lunferry CLI
+# (scripts/demo.sh, integration/demo/); ends with a verdict line.
+demo: lab
+	scripts/demo.sh
+
+# bench: every package's benchmarks, kept in out/bench.txt.
+bench:
+	@mkdir -p out
+	@$(GO) test -run '^$$' -bench . -benchmem ./... >out/bench.txt 2>&1; rc=$$?; cat out/bench.txt; exit $$rc
