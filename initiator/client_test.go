@@ -36,7 +36,7 @@ func mutualCHAP() *CHAP {
 	return c
 }
 
-var updateArgs = nodeSel + " -o update -n node.session.timeo.replacement_timeout -v 120 -n node.conn[0].timeo.noop_out_interval -v 5 -n node.conn[0].timeo.noop_out_timeout -v 10 -n node.conn[0].timeo.login_timeout -v 15 -n node.session.auth.authmethod -v "
+var updateArgs = nodeSel + " -o update -n node.session.timeo.replacement_timeout -v 120 -n node.conn[0].timeo.noop_out_interval -v 5 -n node.conn[0].timeo.noop_out_timeout -v 10 -n node.conn[0].timeo.login_timeout -v 15 -n node.session.initial_login_retry_max -v 4 -n node.session.auth.authmethod -v "
 
 func TestLoginWritesCHAPOutsideArgv(t *testing.T) {
 	chap := mutualCHAP()
@@ -99,7 +99,7 @@ func TestLoginCustomTimeouts(t *testing.T) {
 	f.steps = []step{
 		{args: "-m iface -I lunferry -o new", reply: "iface-new-vm"},
 		{args: nodeSel + " -o new", reply: "node-new-vm", effect: makeNodeRecord(t, rec, node, "lunferry")},
-		{args: nodeSel + " -o update -n node.session.timeo.replacement_timeout -v 37 -n node.conn[0].timeo.noop_out_interval -v 6 -n node.conn[0].timeo.noop_out_timeout -v 11 -n node.conn[0].timeo.login_timeout -v 15 -n node.session.auth.authmethod -v None", reply: "node-update-vm"},
+		{args: nodeSel + " -o update -n node.session.timeo.replacement_timeout -v 37 -n node.conn[0].timeo.noop_out_interval -v 6 -n node.conn[0].timeo.noop_out_timeout -v 11 -n node.conn[0].timeo.login_timeout -v 15 -n node.session.initial_login_retry_max -v 4 -n node.session.auth.authmethod -v None", reply: "node-update-vm"},
 		{args: nodeSel + " --login", reply: "login"},
 	}
 	require.NoError(t, c.Login(context.Background(), node, LoginOptions{Timeouts: Timeouts{ReplacementTimeout: 37e9, NoopOutInterval: 6e9, NoopOutTimeout: 11e9}}))
@@ -324,7 +324,7 @@ func TestDryRun(t *testing.T) {
 	require.NoError(t, c.Logout(ctx, node))
 	want := `would: iscsiadm -m iface -I lunferry -o new
 would: iscsiadm -m node -T iqn.2003-01.org.linux-iscsi.lab:t1 -p 127.0.0.1:3260,1 -I lunferry -o new
-would: iscsiadm -m node -T iqn.2003-01.org.linux-iscsi.lab:t1 -p 127.0.0.1:3260,1 -I lunferry -o update -n node.session.timeo.replacement_timeout -v 120 -n 'node.conn[0].timeo.noop_out_interval' -v 5 -n 'node.conn[0].timeo.noop_out_timeout' -v 10 -n 'node.conn[0].timeo.login_timeout' -v 15 -n node.session.auth.authmethod -v CHAP
+would: iscsiadm -m node -T iqn.2003-01.org.linux-iscsi.lab:t1 -p 127.0.0.1:3260,1 -I lunferry -o update -n node.session.timeo.replacement_timeout -v 120 -n 'node.conn[0].timeo.noop_out_interval' -v 5 -n 'node.conn[0].timeo.noop_out_timeout' -v 10 -n 'node.conn[0].timeo.login_timeout' -v 15 -n node.session.initial_login_retry_max -v 4 -n node.session.auth.authmethod -v CHAP
 would: node record 127.0.0.1:3260,1 iqn.2003-01.org.linux-iscsi.lab:t1 iface lunferry: node.session.auth.username = lunferry-user
 would: node record 127.0.0.1:3260,1 iqn.2003-01.org.linux-iscsi.lab:t1 iface lunferry: node.session.auth.password = <redacted>
 would: node record 127.0.0.1:3260,1 iqn.2003-01.org.linux-iscsi.lab:t1 iface lunferry: node.session.auth.username_in = target-user

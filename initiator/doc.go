@@ -85,7 +85,8 @@
 // Timeouts are written to the node record before login. DefaultTimeouts:
 // replacement_timeout 120 s (a short array outage queues I/O instead of
 // failing it), noop_out_interval 5 s and noop_out_timeout 10 s (a dead path
-// is noticed within 15 s), login_timeout 15 s. Configure them per array;
+// is noticed within 15 s), login_timeout 15 s with 4 tries
+// (initial_login_retry_max). Configure them per array;
 // Session reports the values in force (recovery_tmo, recv_tmo, ping_tmo).
 //
 // # Disks

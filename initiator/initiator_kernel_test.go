@@ -465,7 +465,10 @@ func TestKernelUnreachable(t *testing.T) {
 	p := Portal{Addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(randInt(t, 2, 250))}), Port: 3999}
 	n := Node{TargetIQN: "iqn.2026-11.io.lunferry.lab:" + vmtest.RandomName("nobody"), Portal: p, TPGT: 1}
 	start := time.Now()
-	err := login(t, c, n, LoginOptions{Timeouts: Timeouts{LoginTimeout: 2 * time.Second}})
+	err := login(t, c, n, LoginOptions{Timeouts: Timeouts{LoginTimeout: 2 * time.Second, LoginRetries: 2}})
 	require.ErrorIs(t, err, ErrUnreachable)
-	t.Logf("unreachable login failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	took := time.Since(start)
+	t.Logf("unreachable login (2 tries of 2 s) failed after %s: %v", took.Round(time.Millisecond), err)
+	// With iscsid.conf's 8 retries it takes about 18 s here.
+	assert.Less(t, took, 14*time.Second, "LoginRetries is in force")
 }

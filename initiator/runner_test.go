@@ -66,5 +66,7 @@ func TestTimeouts(t *testing.T) {
 		"node.conn[0].timeo.noop_out_interval = 5",
 		"node.conn[0].timeo.noop_out_timeout = 10",
 		"node.conn[0].timeo.login_timeout = 15",
+		"node.session.initial_login_retry_max = 4",
 	}, s)
+	assert.Error(t, Timeouts{LoginRetries: -1}.Validate())
 }

@@ -27,17 +27,24 @@ type Timeouts struct {
 	// LoginTimeout bounds one login attempt
 	// (node.conn[0].timeo.login_timeout).
 	LoginTimeout time.Duration `json:"login_timeout,omitempty"`
+	// LoginRetries is how many times a first login is tried before Login
+	// fails (node.session.initial_login_retry_max); an unreachable portal
+	// fails after about LoginRetries × LoginTimeout.
+	LoginRetries int `json:"login_retries,omitempty"`
 }
 
 // DefaultTimeouts returns lunferry's proxy defaults: I/O queued for 120 s
 // during an array outage, a dead path noticed within 15 s, 15 s per login
-// attempt.
+// attempt and 4 attempts (open-iscsi's built-in default; Debian's
+// iscsid.conf says 8), so an unreachable array fails a first login within
+// about a minute.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{
 		ReplacementTimeout: 120 * time.Second,
 		NoopOutInterval:    5 * time.Second,
 		NoopOutTimeout:     10 * time.Second,
 		LoginTimeout:       15 * time.Second,
+		LoginRetries:       4,
 	}
 }
 
@@ -56,12 +63,19 @@ func (t Timeouts) WithDefaults() Timeouts {
 	if t.LoginTimeout == 0 {
 		t.LoginTimeout = d.LoginTimeout
 	}
+	if t.LoginRetries == 0 {
+		t.LoginRetries = d.LoginRetries
+	}
 	return t
 }
 
-// Validate checks that every field is zero or a positive whole number of
-// seconds (open-iscsi stores seconds).
+// Validate checks that every duration is zero or a positive whole number
+// of seconds (open-iscsi stores seconds) and that LoginRetries is not
+// negative.
 func (t Timeouts) Validate() error {
+	if t.LoginRetries < 0 {
+		return fmt.Errorf("initiator: login retries %d is negative", t.LoginRetries)
+	}
 	for _, f := range []struct {
 		name string
 		d    time.Duration
@@ -87,6 +101,7 @@ const (
 	keyNoopOutInterval    = "node.conn[0].timeo.noop_out_interval"
 	keyNoopOutTimeout     = "node.conn[0].timeo.noop_out_timeout"
 	keyLoginTimeout       = "node.conn[0].timeo.login_timeout"
+	keyLoginRetries       = "node.session.initial_login_retry_max"
 	keyAuthMethod         = "node.session.auth.authmethod"
 	keyUsername           = "node.session.auth.username"
 	keyPassword           = "node.session.auth.password"
@@ -110,5 +125,6 @@ func (t Timeouts) settings() []RecordSetting {
 		PlainSetting(keyNoopOutInterval, secs(t.NoopOutInterval)),
 		PlainSetting(keyNoopOutTimeout, secs(t.NoopOutTimeout)),
 		PlainSetting(keyLoginTimeout, secs(t.LoginTimeout)),
+		PlainSetting(keyLoginRetries, strconv.Itoa(t.LoginRetries)),
 	}
 }

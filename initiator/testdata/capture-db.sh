@@ -52,6 +52,7 @@ cap node-update -m node -T $T -p 192.0.2.10:3260,1 -I lunferry -o update \
 	-n 'node.conn[0].timeo.noop_out_interval' -v 5 \
 	-n 'node.conn[0].timeo.noop_out_timeout' -v 10 \
 	-n 'node.conn[0].timeo.login_timeout' -v 15 \
+	-n node.session.initial_login_retry_max -v 4 \
 	-n node.session.auth.authmethod -v CHAP
 cp "/etc/iscsi/nodes/$T/192.0.2.10,3260,1/lunferry" "$here/node-record.txt"
 # iscsid is not running in the namespace's view (nor, usually, on the

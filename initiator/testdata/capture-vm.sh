@@ -83,7 +83,8 @@ cap iface-new-vm -m iface -I lunferry -o new
 cap node-new-vm $N1 -o new
 cap node-update-vm $N1 -o update -n node.session.timeo.replacement_timeout -v 37 \
 	-n 'node.conn[0].timeo.noop_out_interval' -v 6 -n 'node.conn[0].timeo.noop_out_timeout' -v 11 \
-	-n 'node.conn[0].timeo.login_timeout' -v 15 -n node.session.auth.authmethod -v None
+	-n 'node.conn[0].timeo.login_timeout' -v 15 -n node.session.initial_login_retry_max -v 4 \
+	-n node.session.auth.authmethod -v None
 cap login $N1 --login
 sleep 1
 s=$(ls -d /sys/class/iscsi_session/session* | head -1)
