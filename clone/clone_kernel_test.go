@@ -302,3 +302,84 @@ func TestKernelVerifyFallsBackOnTmpfs(t *testing.T) {
 	}
 	t.Logf("tmpfs: direct=%v", res.DirectA)
 }
+
+// TestKernelThrottleWithHostWrites throttles hydration while the host
+// writes through the clone (dm-clone idles background copying while host
+// I/O is in flight), then checks every byte: the host's writes and the
+// hydrated rest on the new LUN, the old LUN untouched.
+func TestKernelThrottleWithHostWrites(t *testing.T) {
+	const size = 32 << 20
+	k := newKernelClone(t, size, RecommendedRegionSize)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dev := k.device()
+
+	fd, err := unix.Open(k.path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	f := os.NewFile(uintptr(fd), k.path)
+	defer f.Close()
+	want := bytes.Clone(k.srcData)
+	wctx, stopWriter := context.WithCancel(ctx)
+	var writes int
+	var writeErr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		buf := alignedBuffer(4096)
+		rbuf := alignedBuffer(4096)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for wctx.Err() == nil {
+			off := int64(rng.IntN(size/4096)) * 4096
+			for i := range buf {
+				buf[i] = byte(writes + i)
+			}
+			if _, err := f.WriteAt(buf, off); err != nil {
+				writeErr = err
+				return
+			}
+			copy(want[off:], buf)
+			if _, err := f.ReadAt(rbuf, off); err != nil || !bytes.Equal(rbuf, buf) {
+				writeErr = errors.Join(err, errors.New("read back differs"))
+				return
+			}
+			writes++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+
+	target := 4 * MiB
+	c := NewController(dev, Options{Schedule: Fixed(target)})
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(ctx) }()
+	p0, err := dev.Progress(ctx)
+	require.NoError(t, err)
+	t0 := time.Now()
+	time.Sleep(6 * time.Second)
+	p1, err := dev.Progress(ctx)
+	require.NoError(t, err)
+	stopWriter()
+	<-writerDone
+	require.NoError(t, writeErr)
+	rate := float64((p1.HydratedRegions-p0.HydratedRegions)*RecommendedRegionSize*SectorSize) / time.Since(t0).Seconds()
+	snap := c.Snapshot()
+	t.Logf("throttled to %v with %d host writes of 4 KiB: %.2f MiB/s (threshold %d, batch %d)", target, writes, rate/float64(MiB), snap.Threshold, snap.BatchSize)
+	assert.Positive(t, writes)
+	assert.Greater(t, p1.HydratedRegions, p0.HydratedRegions, "hydration must progress under host I/O")
+	assert.LessOrEqual(t, rate, 1.5*float64(target), "throttle exceeded under host I/O")
+
+	c.SetSchedule(Fixed(Unlimited))
+	require.NoError(t, <-runErr)
+	_, err = Finalize(ctx, dev, k.dst)
+	require.NoError(t, err)
+
+	got := make([]byte, size)
+	_, err = f.ReadAt(got, 0)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, got), "the host-visible device after finalize")
+	vr, err := Verify(ctx, k.path, k.dst, VerifyOptions{})
+	require.NoError(t, err, "new LUN and host-visible device")
+	assert.Equal(t, int64(size), vr.Compared)
+	srcNow, err := os.ReadFile(k.src)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(k.srcData, srcNow), "the old LUN was written")
+}
