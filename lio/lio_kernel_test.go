@@ -535,3 +535,54 @@ func TestKernelForeignTargetUntouched(t *testing.T) {
 	out, err = exec.Command("targetcli", "/iscsi", "delete", e.TargetIQN).CombinedOutput()
 	require.NoError(t, err, "targetcli delete: %s", out)
 }
+
+func TestKernelReadOnlyExport(t *testing.T) {
+	r := kernelRoot(t)
+	ctx := context.Background()
+	dev, backing := loopDev(t, 4<<20)
+	before, err := os.ReadFile(backing)
+	require.NoError(t, err)
+	e := kernelExport(t, r, dev)
+	e.ReadOnly = true
+	require.NoError(t, r.Apply(ctx, e))
+	wp, err := os.ReadFile(filepath.Join(lio.DefaultConfigFSRoot, "iscsi", e.TargetIQN, "tpgt_1", "acls", labInitiator, "lun_0", "write_protect"))
+	require.NoError(t, err)
+	assert.Equal(t, "1", strings.TrimSpace(string(wp)))
+
+	nodeRecord(t, e, nil)
+	out, _, err := login(e)
+	require.NoError(t, err, "login: %s", out)
+	disk := sessionDisk(t, e.TargetIQN)
+	// The initiator sees a write-protected disk ...
+	deadline := time.Now().Add(5 * time.Second)
+	ro := ""
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join("/sys/block", filepath.Base(disk), "ro"))
+		if ro = strings.TrimSpace(string(b)); ro == "1" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.Equal(t, "1", ro, "the kernel should mark %s read-only", disk)
+	// ... reads work, and no write reaches the backing file.
+	f, err := os.Open(disk)
+	require.NoError(t, err)
+	buf := make([]byte, 4096)
+	_, err = f.ReadAt(buf, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	assert.Equal(t, before[:4096], buf)
+	if w, err := os.OpenFile(disk, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+		_, werr := w.WriteAt(alignedBuf(4096), 0)
+		serr := w.Sync()
+		_ = w.Close()
+		assert.True(t, werr != nil || serr != nil, "a write to a read-only export succeeded")
+		t.Logf("write to read-only export: %v / %v", werr, serr)
+	} else {
+		t.Logf("open read-only export for writing: %v", err)
+	}
+	after, err := os.ReadFile(backing)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(before, after), "the backing file changed behind a read-only export")
+	logout(t, e)
+}
