@@ -483,10 +483,6 @@ func (c *Controller) decide(target Rate, p Progress) (enable bool, threshold uin
 	if target == Unlimited {
 		return true, c.maxThreshold, next
 	}
-	if c.wasTarget == Unlimited && c.wasEnabled {
-		// Leaving an unlimited period: start from an empty bucket.
-		c.tokens = 0
-	}
 	// Concurrency that should run a little (25%) above the target, so the
 	// on/off duty cycle trims the rest and the average sits on the target.
 	if c.perSlot <= 0 {
