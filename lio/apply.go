@@ -524,6 +524,12 @@ type TeardownOptions struct {
 	// KeepStorageObjects leaves the storage objects the target exported
 	// in place (for re-export under another target).
 	KeepStorageObjects bool
+	// StorageObjects names lunferry storage objects to delete as well,
+	// even when the target is already gone: a teardown interrupted after
+	// removing the target but before its storage objects leaves them
+	// behind, and the target no longer says which they were. Objects a
+	// LUN still uses are left alone. Ignored with KeepStorageObjects.
+	StorageObjects []string
 }
 
 // Teardown removes the lunferry target iqn in reverse order of Apply:
@@ -536,13 +542,18 @@ type TeardownOptions struct {
 // (*SessionsActiveError). Tearing down a missing target succeeds, so a
 // teardown interrupted halfway can simply be run again.
 func (r *Root) Teardown(ctx context.Context, iqn string, opts TeardownOptions) error {
+	for _, n := range opts.StorageObjects {
+		if err := ValidateStorageObjectName(n); err != nil {
+			return wrap(fmt.Errorf("%w: %v", ErrNotOwned, err), "teardown %s", iqn)
+		}
+	}
 	tg := r.Target(iqn)
 	exists, err := tg.Exists()
 	if err != nil {
 		return errf("stat target %s: %w", iqn, err)
 	}
 	if !exists {
-		return nil
+		return r.deleteNamedStorageObjects(ctx, iqn, opts)
 	}
 	owned, why, err := tg.Owned()
 	if err != nil {
@@ -587,6 +598,29 @@ func (r *Root) Teardown(ctx context.Context, iqn string, opts TeardownOptions) e
 				continue // still exported elsewhere, or already gone
 			}
 			return wrap(err, "teardown %s", iqn)
+		}
+	}
+	return r.deleteNamedStorageObjects(ctx, iqn, opts)
+}
+
+// deleteNamedStorageObjects removes opts.StorageObjects, whatever their
+// backstore, leaving those still in use.
+func (r *Root) deleteNamedStorageObjects(ctx context.Context, iqn string, opts TeardownOptions) error {
+	if opts.KeepStorageObjects || len(opts.StorageObjects) == 0 {
+		return nil
+	}
+	all, err := r.StorageObjects()
+	if err != nil {
+		return wrap(err, "teardown %s", iqn)
+	}
+	for _, n := range opts.StorageObjects {
+		for i := range all {
+			if all[i].Name != n {
+				continue
+			}
+			if err := r.removeStorageObject(ctx, &all[i]); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, fs.ErrNotExist) {
+				return wrap(err, "teardown %s", iqn)
+			}
 		}
 	}
 	return nil

@@ -48,7 +48,9 @@
 // converges (portals, ACLs and LUNs no longer listed are removed). If it
 // fails, it removes what that call created, newest first. Teardown removes
 // in the reverse order, including the storage object and its HBA
-// directory.
+// directory; TeardownOptions.StorageObjects names storage objects to delete
+// even if the target is already gone, so that a teardown interrupted
+// halfway can be finished by running it again.
 //
 // # Secure by default
 //

@@ -541,3 +541,22 @@ func TestInterruptedApplyIsAdopted(t *testing.T) {
 	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{}))
 	assert.Equal(t, []string{"iscsi"}, f.Objects())
 }
+
+func TestTeardownFinishesInterruptedTeardown(t *testing.T) {
+	r, f := newRoot(t)
+	ctx := context.Background()
+	require.NoError(t, r.Apply(ctx, export()))
+	// Interrupted after the target, before the storage object.
+	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{KeepStorageObjects: true}))
+	assert.Contains(t, f.Objects(), "core/iblock_0/lunferry-vol1")
+	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{StorageObjects: []string{"lunferry-vol1"}}))
+	assert.Equal(t, []string{"iscsi"}, f.Objects())
+	// Foreign names are refused.
+	require.ErrorIs(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{StorageObjects: []string{"db"}}), lio.ErrNotOwned)
+	// A storage object still exported by another lunferry target stays.
+	e := export()
+	e.TargetIQN = "iqn.2026-11.io.lunferry.test:other"
+	require.NoError(t, r.Apply(ctx, e))
+	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{StorageObjects: []string{"lunferry-vol1"}}))
+	assert.Contains(t, f.Objects(), "core/iblock_0/lunferry-vol1")
+}
