@@ -461,3 +461,32 @@ func TestDryRunChangesNothing(t *testing.T) {
 	require.Equal(t, plan.StepNew, v.Step, "dry run saved nothing")
 	require.Contains(t, e.log.String(), "state: volume vol1 would be saved as preparing")
 }
+
+func TestResumedCutoverKeepsWindowStart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	e.k.HookFail["/hooks/login"] = errors.New("exit status 1")
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorContains(t, err, "post-cutover hook /hooks/login")
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepCuttingOver, v.Step)
+	require.Contains(t, v.LastError, "exit status 1")
+	start := v.WindowStart
+	require.False(t, start.IsZero())
+	delete(e.k.HookFail, "/hooks/login")
+	v, err = e.p.Cutover(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, start, v.WindowStart)
+	require.Empty(t, v.LastError)
+	require.GreaterOrEqual(t, v.Window.Total.D(), v.CutOverAt.Sub(start)-time.Millisecond)
+	// The pre-cutover hook ran once, the failed post-cutover hook twice.
+	var paths []string
+	for _, h := range e.k.Hooks {
+		paths = append(paths, h.Path)
+	}
+	require.Equal(t, []string{"/hooks/quiesce", "/hooks/login", "/hooks/login"}, paths)
+}

@@ -158,8 +158,10 @@ type Volume struct {
 	AbortFrom Step `json:"abortFrom,omitempty"`
 	// Paused is set by pause, cleared by resume.
 	Paused bool `json:"paused,omitempty"`
-	// Window is the cutover's timing.
+	// Window is the cutover's timing (partial while cutting over).
 	Window *WindowTimes `json:"window,omitempty"`
+	// WindowStart is when the first cutover attempt began.
+	WindowStart time.Time `json:"windowStart,omitempty"`
 	// Times of the step changes.
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
@@ -181,8 +183,9 @@ type WindowTimes struct {
 	// SessionWait is the time from the end of the post-cutover hooks to
 	// the host's session appearing.
 	SessionWait Duration `json:"sessionWait"`
-	// Total is wall time from the start of the pre-cutover hooks to the
-	// host's session.
+	// Total is wall time from the start of the pre-cutover hooks (of the
+	// first attempt, for a resumed cutover) to the host's session. Tool
+	// and Hooks add up over the attempts.
 	Total Duration `json:"total"`
 }
 

@@ -227,14 +227,19 @@ func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
 
 func (p *Planner) cutover(ctx context.Context, v *Volume) error {
 	s := &v.Spec
-	start := p.o.Now()
-	var hooks time.Duration
+	// The window's times add up over the attempts of an interrupted,
+	// resumed cutover; Total runs from the first attempt.
+	if v.Window == nil || v.WindowStart.IsZero() {
+		v.Window, v.WindowStart = &WindowTimes{}, p.o.Now().UTC()
+	}
+	w := v.Window
 	d, err := p.runHooks(ctx, v, "pre-cutover", s.Hooks.PreCutover)
-	hooks += d
+	w.Hooks += Duration(d)
 	if err != nil {
 		return err
 	}
 	t0 := p.o.Now()
+	tool := func() { w.Tool += Duration(p.o.Now().Sub(t0)); t0 = p.o.Now() }
 	if err := p.attach(ctx, v, ObjOldLogin, s.Old, true); err != nil {
 		return err
 	}
@@ -264,9 +269,12 @@ func (p *Planner) cutover(ctx context.Context, v *Volume) error {
 	if err := p.ensureExport(ctx, v, dev); err != nil {
 		return err
 	}
-	tool := p.o.Now().Sub(t0)
+	tool()
+	if err := p.save(v); err != nil {
+		return err
+	}
 	d, err = p.runHooks(ctx, v, "post-cutover", s.Hooks.PostCutover)
-	hooks += d
+	w.Hooks += Duration(d)
 	if err != nil {
 		return err
 	}
@@ -275,10 +283,12 @@ func (p *Planner) cutover(ctx context.Context, v *Volume) error {
 		return err
 	}
 	end := p.o.Now()
-	v.Window = &WindowTimes{Tool: Duration(tool), Hooks: Duration(hooks), SessionWait: Duration(end.Sub(waitStart)), Total: Duration(end.Sub(start))}
+	w.SessionWait = Duration(end.Sub(waitStart))
+	w.Total = Duration(end.Sub(v.WindowStart))
 	v.CutOverAt = end.UTC()
-	p.logf("volume %s: cut over; tool time in window %s (hooks %s, session wait %s)", s.Name,
-		tool.Round(time.Millisecond), hooks.Round(time.Millisecond), end.Sub(waitStart).Round(time.Millisecond))
+	p.logf("volume %s: cut over; tool time in window %s (hooks %s, session wait %s, total %s)", s.Name,
+		w.Tool.D().Round(time.Millisecond), w.Hooks.D().Round(time.Millisecond), w.SessionWait.D().Round(time.Millisecond),
+		w.Total.D().Round(time.Millisecond))
 	return nil
 }
 
