@@ -40,27 +40,21 @@ hostname lunferry-lab
 chmod 1777 /tmp
 
 t0=$(cut -d' ' -f1 /proc/uptime)
-load() { modprobe "$1" || fail "modprobe $1 (kernel $(uname -r))"; }
-load virtio_blk
-load dm_mod
-load dm_bufio
-load dm_persistent_data
-load dm_bio_prison
+# modprobe -a loads a whole list in one process (each exec is expensive under
+# emulation); on failure the list is retried one by one to name the culprit.
+load() {
+	modprobe -a "$@" 2>/dev/null && return 0
+	for m in "$@"; do
+		modprobe "$m" || fail "modprobe $m (kernel $(uname -r))"
+	done
+}
+load virtio_blk dm_mod dm_bufio dm_persistent_data dm_bio_prison
 if ! grep -q '^dm_clone ' /proc/modules; then
 	insmod "$DM_CLONE_KO" || fail "insmod $DM_CLONE_KO: rebuild it with 'make deps'"
 fi
-load dm_snapshot
-load dm_era
-load configfs
-load target_core_mod
-load target_core_iblock
-load target_core_file
+load dm_snapshot dm_era configfs target_core_mod target_core_iblock target_core_file \
+	iscsi_target_mod iscsi_tcp sd_mod loop brd
 modprobe target_core_user 2>/dev/null || echo "lunferry-lab: target_core_user not available (optional)"
-load iscsi_target_mod
-load iscsi_tcp
-load sd_mod
-load loop
-load brd
 t1=$(cut -d' ' -f1 /proc/uptime)
 
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config ||
