@@ -480,3 +480,21 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// cacheFlags describes a block device's write cache and FUA support as
+// the block layer sees them (queue/write_cache, queue/fua): what LIO
+// advertises to the host for an iblock export.
+func cacheFlags(dev string) string {
+	name := filepath.Base(dev)
+	if strings.HasPrefix(name, "lunferry-") {
+		names, _ := filepath.Glob("/sys/block/dm-*/dm/name")
+		for _, p := range names {
+			if b, _ := os.ReadFile(p); strings.TrimSpace(string(b)) == name {
+				name = filepath.Base(filepath.Dir(filepath.Dir(p)))
+			}
+		}
+	}
+	wc, _ := os.ReadFile(filepath.Join("/sys/block", name, "queue", "write_cache"))
+	fua, _ := os.ReadFile(filepath.Join("/sys/block", name, "queue", "fua"))
+	return fmt.Sprintf("%s: write_cache=%q fua=%s", name, strings.TrimSpace(string(wc)), strings.TrimSpace(string(fua)))
+}

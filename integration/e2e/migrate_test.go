@@ -125,6 +125,8 @@ func TestFullMigration(t *testing.T) {
 	if table := dmTable(t, plan.DMName("vol1")); !strings.Contains(table, " clone ") {
 		t.Fatalf("device table after cutover: %s", table)
 	}
+	hostDisk := "/dev/" + s.cfg.Host.SessionDisk(s.cfg.ExportIQN)
+	s.logf("after cutover: proxy %s; host's disk %s", cacheFlags(plan.DMName("vol1")), cacheFlags(hostDisk))
 
 	// Hydration, throttled to 4 MiB/s by `lunferry run`.
 	run := s.startLF("run", "--interval", "1s")
@@ -162,6 +164,7 @@ func TestFullMigration(t *testing.T) {
 	if table := dmTable(t, plan.DMName("vol1")); !strings.Contains(table, " linear ") {
 		t.Fatalf("device table after finalize: %s", table)
 	}
+	s.logf("after finalize: proxy %s; host's disk %s", cacheFlags(plan.DMName("vol1")), cacheFlags(hostDisk))
 	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Files > before.Files+10 })
 	st = s.status("vol1")
 	if st.Step != plan.StepFinalized || !slices.Contains(st.Sessions, s.cfg.Host.IQN) {
