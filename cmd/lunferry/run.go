@@ -16,7 +16,21 @@ func (a *app) runCommand() *cli.Command {
 (after a reboot), then polls each hydrating volume, records progress, rate and ETA,
 steers dm-clone toward the volume's throttle and the --total-rate budget, and marks
 volumes hydrated. With --auto-finalize it also finalizes them. It takes the state lock
-only for each round, so other commands (pause, throttle, status) work meanwhile.`,
+only for each round, so other commands (pause, throttle, status) work meanwhile.
+
+As a systemd service (/etc/systemd/system/lunferry.service):
+
+   [Unit]
+   Description=lunferry hydration controller
+   After=network-online.target iscsid.service
+   Wants=network-online.target iscsid.service
+
+   [Service]
+   ExecStart=/usr/local/bin/lunferry --state-dir /var/lib/lunferry run --interval 1s
+   Restart=on-failure
+
+   [Install]
+   WantedBy=multi-user.target`,
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "control period"},
 			&cli.BoolFlag{Name: "auto-finalize", Usage: "finalize volumes as soon as they are hydrated"},
