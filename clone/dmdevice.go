@@ -40,7 +40,7 @@ func (d DMDevice) Name() string { return d.DMName }
 // when the live table is not a single clone line, and with
 // ErrMetadataFailed when dm-clone's metadata failed or is read-only.
 func (d DMDevice) Progress(ctx context.Context) (Progress, error) {
-	lines, err := d.Client.Status(ctx, d.DMName)
+	lines, err := d.Client.StatusNoFlush(ctx, d.DMName)
 	if err != nil {
 		return Progress{}, err
 	}

@@ -533,8 +533,18 @@ func (c *Client) InactiveTable(ctx context.Context, name string) ([]RawLine, err
 }
 
 // Status returns each target's status line, what dmsetup status prints.
+// Like dmsetup it lets targets commit first: dm-clone commits its metadata
+// and flushes the destination on every such read.
 func (c *Client) Status(ctx context.Context, name string) ([]RawLine, error) {
 	return c.status(ctx, "status", name, 0)
+}
+
+// StatusNoFlush is Status with DM_NOFLUSH_FLAG (dmsetup status --noflush):
+// targets report without committing. For polling: dm-clone commits its
+// metadata every second by itself, so a flushing read per poll only adds a
+// metadata write and a cache flush on the new LUN.
+func (c *Client) StatusNoFlush(ctx context.Context, name string) ([]RawLine, error) {
+	return c.status(ctx, "status", name, flagNoFlush)
 }
 
 func (c *Client) status(ctx context.Context, op, name string, flags uint32) ([]RawLine, error) {
@@ -554,7 +564,7 @@ func (c *Client) status(ctx context.Context, op, name string, flags uint32) ([]R
 
 // statusOf returns the params of the first status line of type typ.
 func (c *Client) statusOf(ctx context.Context, name, typ string) (string, error) {
-	lines, err := c.Status(ctx, name)
+	lines, err := c.StatusNoFlush(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -566,7 +576,8 @@ func (c *Client) statusOf(ctx context.Context, name, typ string) (string, error)
 	return "", fmt.Errorf("dm: status %s: the device has no %s target (its active table has %d lines)", name, typ, len(lines))
 }
 
-// CloneStatus returns the parsed status of the device's clone target.
+// CloneStatus returns the parsed status of the device's clone target. It
+// reads without a metadata commit (see StatusNoFlush), so it is cheap to poll.
 func (c *Client) CloneStatus(ctx context.Context, name string) (CloneStatus, error) {
 	p, err := c.statusOf(ctx, name, "clone")
 	if err != nil {

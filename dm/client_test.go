@@ -219,6 +219,10 @@ func TestCloneStatusAndMessages(t *testing.T) {
 	s, err := c.CloneStatus(ctx, "lunferry-a")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(7), s.HydratedRegions)
+	assert.NotZero(t, k.statusFlags&flagNoFlush, "polling status must not commit dm-clone metadata")
+	_, err = c.Status(ctx, "lunferry-a")
+	require.NoError(t, err)
+	assert.Zero(t, k.statusFlags&flagNoFlush, "plain Status commits like dmsetup status")
 	_, err = c.SnapshotStatus(ctx, "lunferry-a")
 	assert.ErrorContains(t, err, "no snapshot target")
 

@@ -30,6 +30,8 @@ type fakeKernel struct {
 	// messages records target messages as "name@sector: msg".
 	messages []string
 	events   chan struct{}
+	// statusFlags records the flags of the last table status call.
+	statusFlags uint32
 }
 
 type fakeDev struct {
@@ -187,6 +189,7 @@ func (k *fakeKernel) ioctl(cmd int, buf []byte) error {
 		}
 		delete(k.devs, h.Name)
 	case cmdTableStatus:
+		k.statusFlags = flags
 		k.status(buf, dev, flags)
 		src := dev.active
 		if flags&flagQueryInactive != 0 {
