@@ -385,13 +385,42 @@ func (r *Root) applyMappedLUN(ctx context.Context, t *tx, a NodeACL, mc MappedLU
 	} else if err := t.mkdir(ctx, m.Path()); err != nil {
 		return errf("create mapped lun %d for %s: %w", mc.Index, a.InitiatorIQN, err)
 	}
-	// write_protect before the link: the LUN must never be writable for
-	// an instant if it is meant to be read-only.
-	if err := m.SetWriteProtect(mc.WriteProtect); err != nil {
-		return err
+	if !linked {
+		if err := r.linkMappedLUN(ctx, t, m, mc); err != nil {
+			return err
+		}
 	}
-	if linked {
-		return nil
+	// The kernel keeps write_protect in the mapping the link creates: it
+	// can only be read and changed once the link exists.
+	return m.SetWriteProtect(mc.WriteProtect)
+}
+
+// linkMappedLUN links m to its TPG LUN. The kernel creates the mapping
+// read-only if the TPG's prod_mode_write_protect is set at that moment
+// (target_fabric_mappedlun_link), and a write to write_protect before the
+// link is lost; so a read-only mapping is linked with
+// prod_mode_write_protect=1, put back right after, and is never writable,
+// not even for an instant.
+func (r *Root) linkMappedLUN(ctx context.Context, t *tx, m MappedLUN, mc MappedLUNConfig) (err error) {
+	a := m.ACL
+	if mc.WriteProtect {
+		prev, err := a.TPG.Attribute("prod_mode_write_protect")
+		if err != nil {
+			return errf("read prod_mode_write_protect of tpg %s: %w", a.TPG, err)
+		}
+		if prev != "1" {
+			if prev == "" {
+				prev = "0" // a dry run's pretended TPG: the kernel's default
+			}
+			if err := a.TPG.SetAttribute("prod_mode_write_protect", "1"); err != nil {
+				return err
+			}
+			defer func() {
+				if rerr := a.TPG.SetAttribute("prod_mode_write_protect", prev); rerr != nil && err == nil {
+					err = rerr
+				}
+			}()
+		}
 	}
 	alias := mc.Alias
 	if alias == "" || strings.ContainsAny(alias, "/ \n") {

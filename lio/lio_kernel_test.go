@@ -537,52 +537,73 @@ func TestKernelForeignTargetUntouched(t *testing.T) {
 }
 
 func TestKernelReadOnlyExport(t *testing.T) {
-	r := kernelRoot(t)
-	ctx := context.Background()
-	dev, backing := loopDev(t, 4<<20)
-	before, err := os.ReadFile(backing)
-	require.NoError(t, err)
-	e := kernelExport(t, r, dev)
-	e.ReadOnly = true
-	require.NoError(t, r.Apply(ctx, e))
-	wp, err := os.ReadFile(filepath.Join(lio.DefaultConfigFSRoot, "iscsi", e.TargetIQN, "tpgt_1", "acls", labInitiator, "lun_0", "write_protect"))
-	require.NoError(t, err)
-	assert.Equal(t, "1", strings.TrimSpace(string(wp)))
+	for _, c := range []struct {
+		name string
+		mod  func(*lio.Export)
+	}{
+		// The whole export: the device is opened read-only too.
+		{"device", func(e *lio.Export) { e.ReadOnly = true }},
+		// One initiator's mapping on a writable device.
+		{"acl", func(e *lio.Export) { e.ACLs[0].ReadOnly = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := kernelRoot(t)
+			ctx := context.Background()
+			dev, backing := loopDev(t, 4<<20)
+			before, err := os.ReadFile(backing)
+			require.NoError(t, err)
+			var ops []lio.Op
+			rr := lio.NewRoot(lio.Options{FS: &lio.Recorder{Log: lio.RecordOps(&ops)}})
+			e := kernelExport(t, r, dev)
+			c.mod(&e)
+			require.NoError(t, rr.Apply(ctx, e))
+			tpgDir := filepath.Join(lio.DefaultConfigFSRoot, "iscsi", e.TargetIQN, "tpgt_1")
+			wp, err := os.ReadFile(filepath.Join(tpgDir, "acls", labInitiator, "lun_0", "write_protect"))
+			require.NoError(t, err)
+			assert.Equal(t, "1", strings.TrimSpace(string(wp)), "read-only from the first apply on")
+			pm, err := os.ReadFile(filepath.Join(tpgDir, "attrib", "prod_mode_write_protect"))
+			require.NoError(t, err)
+			assert.Equal(t, "0", strings.TrimSpace(string(pm)))
+			ops = nil
+			require.NoError(t, rr.Apply(ctx, e))
+			assert.Empty(t, ops, "second apply changed configfs:\n%s", lio.FormatOps(ops))
 
-	nodeRecord(t, e, nil)
-	out, _, err := login(e)
-	require.NoError(t, err, "login: %s", out)
-	disk := sessionDisk(t, e.TargetIQN)
-	// The initiator sees a write-protected disk ...
-	deadline := time.Now().Add(5 * time.Second)
-	ro := ""
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(filepath.Join("/sys/block", filepath.Base(disk), "ro"))
-		if ro = strings.TrimSpace(string(b)); ro == "1" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+			nodeRecord(t, e, nil)
+			out, _, err := login(e)
+			require.NoError(t, err, "login: %s", out)
+			disk := sessionDisk(t, e.TargetIQN)
+			// The initiator sees a write-protected disk ...
+			deadline := time.Now().Add(5 * time.Second)
+			ro := ""
+			for time.Now().Before(deadline) {
+				b, _ := os.ReadFile(filepath.Join("/sys/block", filepath.Base(disk), "ro"))
+				if ro = strings.TrimSpace(string(b)); ro == "1" {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			assert.Equal(t, "1", ro, "the kernel should mark %s read-only", disk)
+			// ... reads work, and no write reaches the backing file.
+			f, err := os.Open(disk)
+			require.NoError(t, err)
+			buf := make([]byte, 4096)
+			_, err = f.ReadAt(buf, 0)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+			assert.Equal(t, before[:4096], buf)
+			if w, err := os.OpenFile(disk, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+				_, werr := w.WriteAt(alignedBuf(4096), 0)
+				serr := w.Sync()
+				_ = w.Close()
+				assert.True(t, werr != nil || serr != nil, "a write to a read-only export succeeded")
+				t.Logf("write to read-only export: %v / %v", werr, serr)
+			} else {
+				t.Logf("open read-only export for writing: %v", err)
+			}
+			after, err := os.ReadFile(backing)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(before, after), "the backing file changed behind a read-only export")
+			logout(t, e)
+		})
 	}
-	assert.Equal(t, "1", ro, "the kernel should mark %s read-only", disk)
-	// ... reads work, and no write reaches the backing file.
-	f, err := os.Open(disk)
-	require.NoError(t, err)
-	buf := make([]byte, 4096)
-	_, err = f.ReadAt(buf, 0)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-	assert.Equal(t, before[:4096], buf)
-	if w, err := os.OpenFile(disk, os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-		_, werr := w.WriteAt(alignedBuf(4096), 0)
-		serr := w.Sync()
-		_ = w.Close()
-		assert.True(t, werr != nil || serr != nil, "a write to a read-only export succeeded")
-		t.Logf("write to read-only export: %v / %v", werr, serr)
-	} else {
-		t.Logf("open read-only export for writing: %v", err)
-	}
-	after, err := os.ReadFile(backing)
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(before, after), "the backing file changed behind a read-only export")
-	logout(t, e)
 }

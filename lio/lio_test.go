@@ -112,7 +112,11 @@ func TestApplyIsIdempotent(t *testing.T) {
 	e.TPGAttributes = map[string]string{"login_timeout": "10"}
 	e.Attributes = map[string]string{"emulate_tpu": "1"}
 	e.Portals = append(e.Portals, lio.Portal{Addr: netip.MustParseAddr("::1")})
+	e.ACLs = append(e.ACLs, lio.ACL{InitiatorIQN: hostB, ReadOnly: true, CHAP: &lio.CHAP{UserID: "host-b", Password: "secret-of-host-b"}})
 	require.NoError(t, r.Apply(ctx, e))
+	assert.Equal(t, "1", read(t, f, tpg+"/acls/"+hostB+"/lun_0/write_protect"))
+	assert.Equal(t, "0", read(t, f, tpg+"/acls/"+hostA+"/lun_0/write_protect"))
+	assert.Equal(t, "0", read(t, f, tpg+"/attrib/prod_mode_write_protect"), "put back after linking")
 	before := f.Objects()
 	f.ResetOps()
 	require.NoError(t, r.Apply(ctx, e))

@@ -305,6 +305,22 @@ func (f *FS) Symlink(target, link string) error {
 			return err
 		}
 	}
+	if kind == kindMappedLUN {
+		// target_fabric_mappedlun_link: the mapping is read-only if the
+		// TPG's prod_mode_write_protect is set, or the LUN is (device
+		// opened read-only).
+		tpg := path.Dir(path.Dir(target))
+		wp := readTrim(path.Join(tpg, "attrib", "prod_mode_write_protect")) == "1"
+		if links, _ := f.linksIn(target); len(links) > 0 {
+			so := filepath.Clean(filepath.Join(target, mustReadlink(path.Join(target, links[0]))))
+			if controlState(so)["readonly"] == "1" {
+				wp = true
+			}
+		}
+		if err := put(path.Join(dir, "write_protect"), map[bool]string{true: "1\n", false: "0\n"}[wp]); err != nil {
+			return err
+		}
+	}
 	f.ops = append(f.ops, "symlink "+f.rel(link))
 	return nil
 }
@@ -530,7 +546,7 @@ func (f *FS) makeGroup(parent, name string) (node, error) {
 			return node{}, unix.EINVAL
 		}
 		return node{
-			files: []file{{"write_protect", rw, "0"}},
+			files: []file{{"write_protect", rw, ""}}, // empty until linked
 			dirs:  map[string]node{"statistics": {dirs: map[string]node{"scsi_auth_intr": {}, "scsi_att_intr_port": {}}}},
 		}, nil
 	}
@@ -620,4 +636,9 @@ func chmodAll(p string) error {
 		}
 		return nil
 	})
+}
+
+func mustReadlink(p string) string {
+	t, _ := os.Readlink(p)
+	return t
 }

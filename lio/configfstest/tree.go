@@ -307,6 +307,9 @@ func (f *FS) store(p, data string) error {
 		if val != "0" && val != "1" {
 			return unix.EINVAL
 		}
+		if links, _ := f.linksIn(dir); len(links) == 0 {
+			return nil // no mapping yet: the kernel drops the value
+		}
 	}
 	return put(p, val+"\n")
 }
