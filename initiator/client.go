@@ -54,6 +54,7 @@ type Client struct {
 	iface        string
 	pollInterval time.Duration
 	log          *slog.Logger
+	dryRun       bool // the runner is a PrintRunner: iscsiadm answers nothing
 }
 
 // New returns a Client for o.
@@ -65,6 +66,7 @@ func New(o Options) (*Client, error) {
 	if c.run == nil {
 		c.run = ExecRunner{}
 	}
+	_, c.dryRun = c.run.(*PrintRunner)
 	if c.iscsiadm == "" {
 		c.iscsiadm = "iscsiadm"
 	}
@@ -98,7 +100,9 @@ func New(o Options) (*Client, error) {
 
 // NewDryRun returns a Client that prints every iscsiadm call and record
 // write to w, prefixed with prefix, and makes none. Sysfs is still read
-// (o.SysRoot): a dry run reports the sessions that exist.
+// (o.SysRoot): a dry run reports the sessions that exist. As discovery
+// prints instead of answering, a dry-run Login of a node whose TPGT is
+// unknown prints its commands with the portal group left out.
 func NewDryRun(w io.Writer, prefix string, o Options) (*Client, error) {
 	o.Runner = &PrintRunner{W: w, Prefix: prefix}
 	o.Records = &PrintRecords{W: w, Prefix: prefix}
@@ -322,6 +326,11 @@ func (c *Client) resolveTPGT(ctx context.Context, n Node, chap *CHAP) (Node, err
 	nodes, err := c.Discover(ctx, n.Portal, chap)
 	if err != nil {
 		return n, fmt.Errorf("initiator: login %s: find portal group: %w", n.TargetIQN, err)
+	}
+	if c.dryRun && len(nodes) == 0 {
+		// A dry run discovers nothing; go on with the portal group unknown
+		// (iscsiadm -p without ",tpgt").
+		return n, nil
 	}
 	var offered []string
 	for _, d := range nodes {

@@ -347,3 +347,14 @@ func TestIscsiadmErrorFromTranscript(t *testing.T) {
 	assert.Equal(t, "Cannot modify node.bogus. Invalid param name.; Could not execute operation on all records: invalid parameter", ie.Stderr)
 	assert.Contains(t, err.Error(), "exit 7 (ISCSI_ERR_INVAL)")
 }
+
+func TestDryRunUnknownTPGT(t *testing.T) {
+	var out bytes.Buffer
+	c, err := NewDryRun(&out, "", Options{SysRoot: filepath.Join(t.TempDir(), "sys")})
+	require.NoError(t, err)
+	require.NoError(t, c.Login(context.Background(), Node{TargetIQN: t1, Portal: lab}, LoginOptions{}))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 9)
+	assert.Equal(t, "iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260 -o nonpersistent", lines[0])
+	assert.Equal(t, "iscsiadm -m node -T "+t1+" -p 127.0.0.1:3260 -I lunferry --login", lines[8])
+}

@@ -77,7 +77,8 @@
 // idbm_rec_read looks: "<nodes>/<iqn>/<addr>,<port>" if that is a file,
 // else "<nodes>/<iqn>/<addr>,<port>,<tpgt>/<iface>". A failed login and
 // Logout delete the record, so no secret stays on disk longer than the
-// session. (The kernel itself shows the session's CHAP names and secrets to
+// session; while the session lives the record must stay, as a restarted
+// iscsid reads it to adopt the session and log in again after an outage. (The kernel itself shows the session's CHAP names and secrets to
 // root in /sys/class/iscsi_session/sessionN/{username,password,...}.)
 //
 // # Timeouts
