@@ -93,6 +93,19 @@ fi
 # The command writes into a FIFO read by tee. Its exit status is recorded as
 # soon as it exits, even if a daemon it started still holds the FIFO open;
 # tee then gets a few seconds to drain before it is stopped.
+# Near the host's timeout, dump the blocked tasks to the console (raising the
+# console log level: the dump is printed at KERN_INFO) so a hang's report
+# says where the kernel is stuck. The guest clock starts from the host's RTC.
+left=$((HANG_DUMP_AT - $(date +%s)))
+if [ "$left" -gt 0 ]; then
+	(
+		sleep "$left"
+		echo "lunferry-lab: the command is still running near the timeout; blocked tasks:"
+		echo 7 >/proc/sys/kernel/printk
+		echo 1 >/proc/sys/kernel/sysrq
+		echo w >/proc/sysrq-trigger
+	) >/dev/console 2>&1 &
+fi
 mkfifo /run/lunferry-lab.out || fail "mkfifo"
 {
 	tee "$LAB/output" </run/lunferry-lab.out >"$out"

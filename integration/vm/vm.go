@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if !opts.KeepShare {
 		defer os.RemoveAll(share)
 	}
-	if err := writeShare(share, lab, opts); err != nil {
+	if err := writeShare(share, lab, opts, start.Add(opts.Timeout-hangDumpMargin)); err != nil {
 		return nil, err
 	}
 
@@ -397,11 +397,17 @@ func withDefaults(o Options) Options {
 	return o
 }
 
+// hangDumpMargin is how long before the timeout the guest dumps its blocked
+// tasks (sysrq w) to the console, so that a hang's report shows where the
+// kernel is stuck.
+const hangDumpMargin = 15 * time.Second
+
 // writeShare fills the per-run share: the stage-2 script, lab.env (values
-// the stage-2 script sources) and job.sh (the command).
-func writeShare(share string, lab *Lab, opts Options) error {
-	env := fmt.Sprintf("DM_CLONE_KO=%s\nINITIATOR_NAME=%s\n",
-		shellQuote(lab.DMClone), shellQuote(opts.InitiatorName))
+// the stage-2 script sources) and job.sh (the command). dumpAt is the wall
+// time at which the guest dumps its blocked tasks if the command still runs.
+func writeShare(share string, lab *Lab, opts Options, dumpAt time.Time) error {
+	env := fmt.Sprintf("DM_CLONE_KO=%s\nINITIATOR_NAME=%s\nHANG_DUMP_AT=%d\n",
+		shellQuote(lab.DMClone), shellQuote(opts.InitiatorName), dumpAt.Unix())
 	files := map[string][]byte{
 		"guest-init.sh": guestInit,
 		"lab.env":       []byte(env),
@@ -495,7 +501,7 @@ type console struct {
 	lines []string
 }
 
-const consoleTailLines = 80
+const consoleTailLines = 150
 
 func newConsole(w io.Writer) *console { return &console{w: w} }
 
