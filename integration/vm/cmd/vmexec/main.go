@@ -20,7 +20,7 @@
 //
 //	LUNFERRY_LAB_DIR      lab directory (default <repo>/.cache/lab)
 //	LUNFERRY_VM_TIMEOUT   whole-run timeout (Go duration); default the test
-//	                      binary's -test.timeout + 5m, or 15m
+//	                      binary's -test.timeout + 5m (3h for 0), or 15m
 //	LUNFERRY_VM_MEMORY    guest memory in MiB (default 2048)
 //	LUNFERRY_VM_VERBOSE   1: copy the guest console to stderr live
 //	LUNFERRY_VM_SUMMARY   file to append one summary line per run to
@@ -154,16 +154,25 @@ func guestEnv(env []string) []string {
 	return out
 }
 
+// noTimeout bounds runs whose caller asked for no timeout (-test.timeout=0):
+// the VM still gets a hard limit.
+const noTimeout = 3 * time.Hour
+
 // timeout is LUNFERRY_VM_TIMEOUT, else the test binary's -test.timeout plus
-// 5 minutes for boot and slack, else vm.DefaultTimeout.
+// 5 minutes for boot and slack (3 h for -test.timeout=0), else
+// vm.DefaultTimeout.
 func timeout(args []string) time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("LUNFERRY_VM_TIMEOUT")); err == nil && d > 0 {
 		return d
 	}
 	for _, a := range args[1:] {
 		if v, ok := strings.CutPrefix(a, "-test.timeout="); ok {
-			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			d, err := time.ParseDuration(v)
+			switch {
+			case err == nil && d > 0:
 				return d + 5*time.Minute
+			case err == nil && d == 0: // go test -timeout 0: the caller wants none
+				return noTimeout
 			}
 		}
 	}

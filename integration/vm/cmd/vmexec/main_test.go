@@ -25,7 +25,7 @@ func TestTimeout(t *testing.T) {
 	if got := timeout([]string{"x.test"}); got != vm.DefaultTimeout {
 		t.Errorf("default: %s", got)
 	}
-	if got := timeout([]string{"x.test", "-test.timeout=0s"}); got != vm.DefaultTimeout {
+	if got := timeout([]string{"x.test", "-test.timeout=0s"}); got != noTimeout {
 		t.Errorf("-test.timeout=0 (none): %s", got)
 	}
 	t.Setenv("LUNFERRY_VM_TIMEOUT", "90s")
