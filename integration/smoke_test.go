@@ -100,7 +100,7 @@ func TestSmokeCloneOverISCSI(t *testing.T) {
 	if got := readSum(t, dm, 0, lunSize); got != want {
 		t.Fatalf("clone during hydration reads %s, want %s", got, want)
 	}
-	vmtest.WaitFor(t, 60*time.Second, "hydration", func() bool {
+	vmtest.WaitFor(t, 180*time.Second, "hydration", func() bool {
 		h, total := cloneProgress(t, name)
 		return h == total
 	})
@@ -245,7 +245,7 @@ func login(t *testing.T, a *array) string {
 		}
 	})
 	var disk string
-	vmtest.WaitFor(t, 10*time.Second, "the SCSI disk of "+a.iqn, func() bool {
+	vmtest.WaitFor(t, 30*time.Second, "the SCSI disk of "+a.iqn, func() bool {
 		disk = sessionDisk(a.iqn)
 		return disk != ""
 	})
