@@ -358,3 +358,17 @@ func TestDryRunUnknownTPGT(t *testing.T) {
 	assert.Equal(t, "iscsiadm -m discovery -t sendtargets -p 127.0.0.1:3260 -o nonpersistent", lines[0])
 	assert.Equal(t, "iscsiadm -m node -T "+t1+" -p 127.0.0.1:3260 -I lunferry --login", lines[8])
 }
+
+func TestRescan(t *testing.T) {
+	sel := "-m node -T " + t1 + " -p 192.0.2.10:3260,1 -I lunferry"
+	n := Node{TargetIQN: t1, Portal: Portal{Addr: netip.MustParseAddr("192.0.2.10")}, TPGT: 1}
+	f := newFake(t, nil,
+		step{args: nodeSel + " --rescan", reply: "rescan"},
+		step{args: sel + " --rescan", reply: "rescan-no-session"},
+	)
+	c, _ := testClient(t, f, "")
+	require.NoError(t, c.Rescan(context.Background(), node))
+	err := c.Rescan(context.Background(), n)
+	assert.ErrorIs(t, err, ErrNoSession)
+	assert.Contains(t, err.Error(), "log in first")
+}

@@ -62,6 +62,7 @@ cap node-update-no-record -m node -T iqn.2003-01.org.linux-iscsi.lab:none -p 192
 cap node-update-bad-key -m node -T $T -p 192.0.2.10:3260,1 -I lunferry -o update -n node.bogus -v 1
 cap logout-no-session -m node -T $T -p 192.0.2.10:3260,1 -I lunferry --logout
 cap session-none -m session
+cap rescan-no-session -m node -T $T -p 192.0.2.10:3260,1 -I lunferry --rescan
 cap discoverydb-new -m discoverydb -t sendtargets -p 192.0.2.10:3260 -o new
 cap discoverydb-update -m discoverydb -t sendtargets -p 192.0.2.10:3260 -o update -n discovery.sendtargets.auth.authmethod -v CHAP
 cp /etc/iscsi/send_targets/192.0.2.10,3260/st_config "$here/st-record.txt"
