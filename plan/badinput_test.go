@@ -53,6 +53,19 @@ func TestBadInput(t *testing.T) {
 			msg: []string{"old and new are the same LUN"},
 		},
 		{
+			name: "same target LUN through another portal",
+			setup: func(e *env) {
+				s := spec("vol1")
+				s.New = s.Old
+				s.New.Portal = "192.0.2.11:3260"
+				e.add(s)
+			},
+			do:    func(e *env) error { _, err := e.p.Prepare(ctx, "vol1"); return err },
+			is:    plan.ErrSameLUN,
+			msg:   []string{"both name LUN 1 of target " + oldIQN, "reach the same device"},
+			clean: true,
+		},
+		{
 			name: "same LUN behind two addresses",
 			setup: func(e *env) {
 				e.k.LUNs[plantest.Key(newPortal, newIQN, 3)] = plantest.LUNInfo{Size: 2 * gib, ID: "wwid-old"}

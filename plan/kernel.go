@@ -124,9 +124,17 @@ func (k *kernelInitiator) FindDisk(ctx context.Context, t Target, lun int) (Disk
 	if sys == "" {
 		sys = "/sys"
 	}
+	// The LU's identity: the WWID (VPD page 0x83) or, for devices without
+	// one, the unit serial number (VPD page 0x80: 4-byte header, then the
+	// serial).
 	id := ""
-	if b, err := os.ReadFile(filepath.Join(sys, "block", d.Name, "device", "wwid")); err == nil {
+	dev := filepath.Join(sys, "block", d.Name, "device")
+	if b, err := os.ReadFile(filepath.Join(dev, "wwid")); err == nil {
 		id = strings.TrimSpace(string(b))
+	} else if b, err := os.ReadFile(filepath.Join(dev, "vpd_pg80")); err == nil && len(b) > 4 {
+		if serial := strings.Trim(string(b[4:]), " \x00\n"); serial != "" {
+			id = "serial." + serial
+		}
 	}
 	return Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: id}, nil
 }

@@ -389,3 +389,5 @@ func mustSchedule(t *testing.T, s string) clone.Schedule {
 	require.NoError(t, err)
 	return sch
 }
+
+func lioPortal(a netip.Addr) lio.Portal { return lio.Portal{Addr: a} }

@@ -221,7 +221,7 @@ func checkConflicts(s *Spec, all []*Volume) error {
 				what string
 				lun  LUN
 			}{{"old", o.Spec.Old}, {"new", o.Spec.New}} {
-				if SameLUN(mine.lun, theirs.lun) {
+				if SameLU(mine.lun, theirs.lun) {
 					return fmt.Errorf("plan: %w: %s LUN %s %s lun %d is already the %s LUN of volume %s (%s): a LUN can take part in one migration only",
 						ErrConflict, mine.what, mine.lun.Portal, mine.lun.IQN, mine.lun.LUN, theirs.what, o.Spec.Name, o.Step)
 				}

@@ -269,9 +269,17 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// SameLUN reports whether a and b address the same logical unit.
+// SameLUN reports whether a and b address the same logical unit through
+// the same portal.
 func SameLUN(a, b LUN) bool {
 	return a.Portal == b.Portal && a.IQN == b.IQN && a.LUN == b.LUN
+}
+
+// SameLU reports whether a and b name the same logical unit, through any
+// portal: an iSCSI target name is unique, and a target's LUN is the same
+// device through each of its portals.
+func SameLU(a, b LUN) bool {
+	return strings.EqualFold(a.IQN, b.IQN) && a.LUN == b.LUN
 }
 
 // sameTarget reports whether a and b are behind the same target session.

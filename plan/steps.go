@@ -73,6 +73,10 @@ func others(all []*Volume, name string) []*Volume {
 
 func (p *Planner) prepare(ctx context.Context, v *Volume) error {
 	s := &v.Spec
+	if SameLU(s.Old, s.New) {
+		return fmt.Errorf("plan: volume %s: %w: old and new both name LUN %d of target %s (portals %s and %s reach the same device): give the new array's LUN as new",
+			s.Name, ErrSameLUN, s.Old.LUN, s.Old.IQN, s.Old.Portal, s.New.Portal)
+	}
 	if err := p.attach(ctx, v, ObjNewLogin, s.New, false); err != nil {
 		return err
 	}
