@@ -300,9 +300,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
-	var timedOut bool
+	var (
+		timedOut bool
+		exitErr  error
+	)
 	select {
-	case <-waitErr:
+	case exitErr = <-waitErr:
 	case <-ctx.Done():
 		timedOut = true
 		kill()
@@ -344,7 +347,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return fail(ErrBoot, "guest set-up: "+strings.TrimSpace(string(b)))
 	}
 	if readyAt.IsZero() {
-		return fail(ErrBoot, "the guest never printed its ready banner")
+		return fail(ErrBoot, fmt.Sprintf("qemu ended (%s) after %.1fs before the guest printed its ready banner",
+			exitDesc(exitErr), time.Since(qemuStart).Seconds()))
 	}
 	b, err := os.ReadFile(filepath.Join(share, "status"))
 	if err != nil {
@@ -371,6 +375,13 @@ func removeStaleShares(runs string, age time.Duration) {
 			_ = os.RemoveAll(filepath.Join(runs, e.Name()))
 		}
 	}
+}
+
+func exitDesc(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 func seconds(s string) time.Duration {
@@ -477,7 +488,7 @@ func qemuArgs(lab *Lab, initrd, share string, opts Options) []string {
 		"-smp", strconv.Itoa(opts.CPUs), "-m", strconv.Itoa(opts.MemoryMiB),
 		"-no-reboot",
 		"-kernel", lab.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0,115200 rdinit=/init panic=-1 oops=panic loglevel=4 printk.devkmsg=on",
+		"-append", "console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 rdinit=/init panic=-1 oops=panic loglevel=4 printk.devkmsg=on",
 		"-chardev", "file,id=con,path=/dev/fd/3", "-serial", "chardev:con",
 		"-chardev", "file,id=out,path=/dev/fd/4", "-serial", "chardev:out",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
