@@ -97,7 +97,12 @@ func TestBadInputs(t *testing.T) {
 		if r := s.addVolumes(sp); r.code != 0 {
 			t.Fatal(r)
 		}
-		expect(t, s.lunferry("migrate", "prepare", "samepath"), exitRefused, "same LUN")
+		r := s.lunferry("migrate", "prepare", "samepath")
+		if r.code == 0 {
+			v := s.showVolume("samepath")
+			t.Errorf("prepare accepted the same LUN reached through two portals: old disk %+v, new disk %+v", v.OldDisk, v.NewDisk)
+		}
+		expect(t, r, exitRefused, "same LUN")
 	})
 
 	t.Run("LUN used by another volume", func(t *testing.T) {

@@ -108,13 +108,26 @@ func (h *Host) Login(portal, iqn string, timeout time.Duration) (string, error) 
 }
 
 // Logout ends the host's session to iqn at portal and deletes its node
-// record, so nothing logs it in again by accident. No session is fine.
+// record, so nothing logs it in again by accident. No session, no record
+// or no host iface yet is fine.
 func (h *Host) Logout(portal, iqn string) error {
 	node := []string{"-m", "node", "-T", iqn, "-p", portal, "-I", h.Iface}
-	if err := h.must([]int{21}, append(node, "--logout")...); err != nil {
-		return err
+	if h.hasSession(iqn) {
+		if err := h.must([]int{21}, append(node, "--logout")...); err != nil {
+			return err
+		}
 	}
-	return h.must([]int{21}, append(node, "-o", "delete")...)
+	// 3: the iface record does not exist (nothing was ever logged in).
+	return h.must([]int{3, 21}, append(node, "-o", "delete")...)
+}
+
+func (h *Host) hasSession(iqn string) bool {
+	for _, t := range h.Sessions() {
+		if t == iqn {
+			return true
+		}
+	}
+	return false
 }
 
 // Sessions lists the targets the host's iface has sessions to.
