@@ -34,6 +34,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults used when the matching Options field is zero.
@@ -237,7 +239,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	conW.Close()
 	outW.Close()
-	kill := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// kill ends qemu's whole process group, but only while qemu has not been
+	// reaped: once it has, its pid (= the group id) may belong to someone else.
+	var (
+		procMu sync.Mutex
+		exited bool
+	)
+	kill := func() {
+		procMu.Lock()
+		defer procMu.Unlock()
+		if !exited {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
 	defer kill()
 
 	con := newConsole(opts.Console)
@@ -299,7 +313,23 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}()
 
 	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
+	go func() {
+		// Wait for the exit without reaping (WNOWAIT): the zombie keeps the
+		// pid, so a concurrent kill cannot hit a recycled one; then reap.
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		// qemu is gone: kill whatever it left in its group, then stop killing.
+		kill()
+		procMu.Lock()
+		exited = true
+		procMu.Unlock()
+		waitErr <- cmd.Wait()
+	}()
 	var (
 		timedOut bool
 		exitErr  error
