@@ -88,6 +88,7 @@ func (m dryMapper) CreateLinear(ctx context.Context, name string, sectors uint64
 }
 
 func (m dryMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error {
+	m.d.printf("if %s is write-through: write \"temporary write back\" to its scsi_disk cache_type (the host keeps its FUA writes)", dev)
 	m.d.printf("dm load %s (inactive) table: %s", name, LinearLine(sectors, dev))
 	m.d.printf("dm suspend %s; dm resume %s", name, name)
 	return nil

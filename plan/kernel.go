@@ -227,6 +227,9 @@ func (m *kernelMapper) CreateLinear(ctx context.Context, name string, sectors ui
 	if d, ok, err := m.Lookup(ctx, name); err != nil || ok {
 		return d, err
 	}
+	if err := keepWriteBack(m.opts.SysRoot, dev); err != nil {
+		return "", err
+	}
 	info, err := c.Create(ctx, name, uuidFor(name), linearTable(sectors, dev))
 	if err != nil {
 		return "", err
@@ -239,8 +242,53 @@ func (m *kernelMapper) SwapLinear(ctx context.Context, name string, sectors uint
 	if err != nil {
 		return err
 	}
+	if err := keepWriteBack(m.opts.SysRoot, dev); err != nil {
+		return err
+	}
 	_, err = c.Replace(ctx, name, linearTable(sectors, dev), dm.ReplaceOptions{})
 	return err
+}
+
+// keepWriteBack makes the proxy's view of dev (the new LUN's SCSI disk)
+// report a volatile write cache when the array reports none, with the sd
+// driver's "temporary write back" cache type (no MODE SELECT is sent to the
+// array).
+//
+// Why: a clone device always advertises a write-back cache with FUA
+// (dm-clone sets flush_supported), so the host that logged in during the
+// clone phase cached WCE=1 and sends FUA writes and cache flushes. A linear
+// table inherits its queue's write cache from the disk below; over a
+// write-through disk the device would turn write-through under the host,
+// and LIO's iblock backend, which checks the backing queue for every
+// command, would reject the host's FUA writes ("Invalid field in CDB": the
+// lab saw ext4 abort its journal). Claiming write back over a
+// write-through array is safe: flushes and FUA become SYNCHRONIZE CACHE,
+// which such an array completes at once.
+func keepWriteBack(sysRoot, dev string) error {
+	if sysRoot == "" {
+		sysRoot = "/sys"
+	}
+	name := filepath.Base(dev)
+	wcPath := filepath.Join(sysRoot, "block", name, "queue", "write_cache")
+	wc, err := os.ReadFile(wcPath)
+	if err != nil {
+		return fmt.Errorf("plan: read %s: %w", wcPath, err)
+	}
+	if strings.TrimSpace(string(wc)) == "write back" {
+		return nil
+	}
+	types, _ := filepath.Glob(filepath.Join(sysRoot, "block", name, "device", "scsi_disk", "*", "cache_type"))
+	if len(types) != 1 {
+		return fmt.Errorf("plan: %s reports a write-through cache and is not a SCSI disk whose cache type can be overridden: swapping to linear over it would make the host's FUA writes fail; not swapping", dev)
+	}
+	if err := os.WriteFile(types[0], []byte("temporary write back"), 0); err != nil {
+		return fmt.Errorf("plan: set %s to temporary write back: %w (swapping to linear over a write-through disk would make the host's FUA writes fail; not swapping)", types[0], err)
+	}
+	wc, err = os.ReadFile(wcPath)
+	if err != nil || strings.TrimSpace(string(wc)) != "write back" {
+		return fmt.Errorf("plan: %s still reports %q after the cache type override; not swapping", dev, strings.TrimSpace(string(wc)))
+	}
+	return nil
 }
 
 func (m *kernelMapper) Remove(ctx context.Context, name string) error {

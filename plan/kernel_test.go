@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
@@ -187,6 +188,20 @@ func (l *lab) hostWrite(off int64, data []byte) {
 	require.NoError(l.t, f.Sync())
 }
 
+// hostWriteFUA writes data (a multiple of 4 KiB) with O_DIRECT|O_DSYNC:
+// the block layer sends it as a FUA write, as ext4's journal does.
+func (l *lab) hostWriteFUA(off int64, data []byte) {
+	buf, err := unix.Mmap(-1, 0, len(data), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	require.NoError(l.t, err)
+	defer unix.Munmap(buf)
+	copy(buf, data)
+	f, err := os.OpenFile(l.hostDisk, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	require.NoError(l.t, err)
+	defer f.Close()
+	_, err = f.WriteAt(buf, off)
+	require.NoError(l.t, err, "FUA write through the proxy")
+}
+
 func (l *lab) hostRead(n int) []byte {
 	// Drop the host disk's page cache so reads go through the proxy.
 	exec.Command("blockdev", "--flushbufs", l.hostDisk).Run()
@@ -254,6 +269,9 @@ func TestKernelMigration(t *testing.T) {
 	patch := randomBytes(mib)
 	l.hostWrite(4*mib, patch)
 	copy(want[4*mib:], patch)
+	patch1 := randomBytes(mib)
+	l.hostWriteFUA(12*mib, patch1)
+	copy(want[12*mib:], patch1)
 
 	_, err = l.p.Start(ctx, l.spec.Name)
 	require.NoError(t, err)
@@ -273,10 +291,15 @@ func TestKernelMigration(t *testing.T) {
 	_, err = os.Stat(v.MetadataFile)
 	require.True(t, os.IsNotExist(err), "metadata freed")
 
-	// The host keeps its session and data; more writes land on the new LUN.
+	// The host keeps its session and data; more writes land on the new LUN,
+	// FUA writes included (the host saw a write-back cache with FUA at
+	// cutover, and must not see it go).
 	patch2 := randomBytes(mib)
 	l.hostWrite(20*mib, patch2)
 	copy(want[20*mib:], patch2)
+	patch3 := randomBytes(mib)
+	l.hostWriteFUA(24*mib, patch3)
+	copy(want[24*mib:], patch3)
 	require.True(t, bytes.Equal(want, l.hostRead(l.oldSize)), "host data after finalize")
 
 	require.Equal(t, oldSum, fileSum(t, l.oldFile, l.oldSize), "old LUN never written")
