@@ -232,8 +232,10 @@ func rebootBoot2(t *testing.T, s *scene, sp plan.Spec) {
 	run := s.startLF("run", "--interval", "1s")
 	waitFor(t, 5*time.Minute, "hydration to complete", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
 	s.logf("lunferry run:\n%s", run.stop())
+	written := s.writerStats().Files
 	r = s.mustLF("migrate", "finalize", sp.Name)
 	s.logf("finalize: %s", strings.TrimSpace(r.stdout))
+	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Files > written+10 })
 	last := s.stopWriter()
 	total := s.writerStats()
 	s.logf("writer: %d sessions, %d files, %d errors, %d mismatches", total.Session, total.Files, total.Errors, total.Mismatches)
