@@ -117,12 +117,21 @@ tail -n 25 "$work/run.log"
 rate=$(awk -v r="$region" -v h0="$h0" -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (n - h0) * r * 512 / (b - a) / 1e6 }')
 
 say "lunferry migrate finalize demo  (live swap to linear while the host writes)"
+w0=$(lunferry-lab writer stats | json_num files)
 f0=$(date +%s.%N)
 lunferry migrate finalize demo
 f1=$(date +%s.%N)
 fin=$(secs "$f0" "$f1")
-sleep 3
 lunferry migrate status demo
+i=0
+while :; do
+	w1=$(lunferry-lab writer stats | json_num files)
+	[ "$w1" -ge $((w0 + 20)) ] && break
+	i=$((i + 1))
+	[ $i -lt 120 ] || fail "the host's writer wrote $((w1 - w0)) files in the minute after finalize"
+	sleep 0.5
+done
+echo "host: $((w1 - w0)) more files written and read back through the proxy since finalize began"
 
 say "the host stops; checks"
 stats=$(lunferry-lab writer stop)
