@@ -343,4 +343,6 @@ func TestMetadataBytes(t *testing.T) {
 	require.Equal(t, uint64(12<<20), plan.MetadataBytes(1<<40, 128))
 	// 1 TiB in 4 KiB regions: 256 Mi regions, 32 MiB bitset.
 	require.Equal(t, uint64(132<<20), plan.MetadataBytes(1<<40, 8))
+	// A given device: 1 MiB + twice the bitset.
+	require.Equal(t, uint64(1<<20+4<<20), plan.MinMetadataBytes(1<<40, 128))
 }

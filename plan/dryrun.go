@@ -164,8 +164,8 @@ func (m dryMeta) DetachFile(ctx context.Context, path string, remove bool) error
 	return nil
 }
 
-func (m dryMeta) ZeroDevice(ctx context.Context, dev string) error {
-	m.d.printf("zero the first 4096 bytes of %s", dev)
+func (m dryMeta) ZeroDevice(ctx context.Context, dev string, minSize uint64) error {
+	m.d.printf("check that %s holds at least %d bytes; zero its first 4096 bytes", dev, minSize)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -197,12 +198,19 @@ func (l LoopMetadata) DetachFile(ctx context.Context, path string, remove bool) 
 }
 
 // ZeroDevice implements MetadataDevices.
-func (l LoopMetadata) ZeroDevice(ctx context.Context, dev string) error {
+func (l LoopMetadata) ZeroDevice(ctx context.Context, dev string, minSize uint64) error {
 	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL, 0)
 	if err != nil {
 		return fmt.Errorf("plan: open metadata device %s: %w (is it in use?)", dev, err)
 	}
 	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("plan: size of %s: %w", dev, err)
+	}
+	if uint64(size) < minSize {
+		return fmt.Errorf("plan: metadata device %s holds %d bytes, the volume needs %d (%s): give a larger device", dev, size, minSize, Bytes(minSize))
+	}
 	if err := zeroHead(f); err != nil {
 		return fmt.Errorf("plan: zero %s: %w", dev, err)
 	}

@@ -23,3 +23,15 @@ func MetadataBytes(sizeBytes, regionSectors uint64) uint64 {
 	total := 4*mib + 4*bitset
 	return (total + mib - 1) / mib * mib
 }
+
+// MinMetadataBytes is the least lunferry accepts for a metadata device the
+// admin gives: the bitset twice over (array blocks are not full, the btree
+// and the space map take their share) plus 1 MiB.
+func MinMetadataBytes(sizeBytes, regionSectors uint64) uint64 {
+	if regionSectors == 0 {
+		regionSectors = DefaultRegionSectors
+	}
+	regionBytes := regionSectors * 512
+	regions := (sizeBytes + regionBytes - 1) / regionBytes
+	return 1<<20 + 2*((regions+7)/8)
+}

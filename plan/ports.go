@@ -163,8 +163,9 @@ type MetadataDevices interface {
 	// DetachFile detaches the loop device backing path, if any, and
 	// deletes the file when remove is set.
 	DetachFile(ctx context.Context, path string, remove bool) error
-	// ZeroDevice clears the first 4 KiB of a given device.
-	ZeroDevice(ctx context.Context, dev string) error
+	// ZeroDevice checks that a given device holds at least minSize bytes
+	// and clears its first 4 KiB.
+	ZeroDevice(ctx context.Context, dev string, minSize uint64) error
 }
 
 // HookRunner runs one hook executable.

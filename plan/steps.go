@@ -99,7 +99,7 @@ func (p *Planner) prepare(ctx context.Context, v *Volume) error {
 			return err
 		}
 		p.logf("volume %s: zeroing the first 4 KiB of metadata device %s", s.Name, dev)
-		if err := p.o.Ports.Metadata.ZeroDevice(ctx, dev); err != nil {
+		if err := p.o.Ports.Metadata.ZeroDevice(ctx, dev, MinMetadataBytes(v.NewDisk.SizeBytes, s.RegionSectors)); err != nil {
 			return fmt.Errorf("plan: volume %s: zero metadata device %s: %w", s.Name, dev, err)
 		}
 		return p.created(v, ObjMetadata, dev)

@@ -584,7 +584,7 @@ func (k *Kernel) Loop(path string) (string, bool) {
 }
 
 // ZeroDevice implements plan.MetadataDevices.
-func (k *Kernel) ZeroDevice(ctx context.Context, dev string) error {
+func (k *Kernel) ZeroDevice(ctx context.Context, dev string, minSize uint64) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.op("ZeroDevice", dev); err != nil {
