@@ -8,7 +8,9 @@
 //
 // Every step is idempotent, persisted and has an abort path:
 //
-//  1. prepare (before the window; the host stays on the old array): log in
+//  1. prepare (before the window; the host stays on the old array): refuse
+//     old and new naming the same LUN of the same target (through any
+//     portal) or disks with the same WWID; log in
 //     to the new LUN, check it is at least as large as the old one (the
 //     old size comes from old.sizeBytes or from attaching the old LUN
 //     read-only), create the dm-clone metadata device: a sparse file
@@ -36,7 +38,11 @@
 //     resume: the host keeps its session, size unchanged), log out of the
 //     old LUN, detach and delete the metadata, post-finalize hooks. The
 //     export stays: the host keeps using the proxy until it is re-pointed
-//     to the new array directly.
+//     to the new array directly. A clone device always shows the host a
+//     write-back cache with FUA; when the new LUN is write-through, its
+//     proxy-side disk is switched to "temporary write back" before the swap
+//     so that the device keeps that cache and LIO keeps accepting the
+//     host's FUA writes (see keepWriteBack).
 //  5. abort (any step before the swap): pre-abort hooks (stop the host, log
 //     it out), then the export, the device, the old session, the metadata
 //     and the new session are removed in reverse order of creation; the old

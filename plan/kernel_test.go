@@ -312,9 +312,15 @@ func TestKernelAbortAfterCutover(t *testing.T) {
 	l := newLab(t, 16*mib, 16*mib)
 	ctx := context.Background()
 	oldSum := fileSum(t, l.oldFile, l.oldSize)
+	// This volume's metadata is a device the admin gives.
+	meta := vmtest.LoopDevice(t, 2*mib)
+	v, err := l.p.Show(ctx, l.spec.Name)
+	require.NoError(t, err)
+	v.Spec.Metadata.Device = meta
+	require.NoError(t, l.p.Store().Save(v))
 	l.cutover()
 	l.hostWrite(mib, randomBytes(mib))
-	_, err := l.p.Start(ctx, l.spec.Name)
+	_, err = l.p.Start(ctx, l.spec.Name)
 	require.NoError(t, err)
 	_, err = l.p.Tick(ctx, false)
 	require.NoError(t, err)
