@@ -170,3 +170,25 @@ func Leaks(r SysRoots) []string {
 	sort.Strings(leaks)
 	return leaks
 }
+
+// VirtioDisk returns /dev/vdX of the n-th disk in vm.Options.Disks (its
+// serial is "lunferry-d<n>"), found through sysfs. Kernel tests only.
+func VirtioDisk(t testing.TB, n int) string {
+	t.Helper()
+	name, err := diskBySerial("/sys", fmt.Sprintf("lunferry-d%d", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "/dev/" + name
+}
+
+// diskBySerial finds the block device whose /sys/block/*/serial is serial.
+func diskBySerial(sys, serial string) (string, error) {
+	serials, _ := filepath.Glob(filepath.Join(sys, "block", "*", "serial"))
+	for _, p := range serials {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == serial {
+			return filepath.Base(filepath.Dir(p)), nil
+		}
+	}
+	return "", fmt.Errorf("vmtest: no disk with serial %s in %s/block (pass it in vm.Options.Disks)", serial, sys)
+}

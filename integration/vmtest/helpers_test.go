@@ -86,3 +86,15 @@ func TestLoopDeviceInVM(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(LeakCheck(m)) }
+
+func TestDiskBySerial(t *testing.T) {
+	sys := t.TempDir()
+	write(t, filepath.Join(sys, "block/vda/serial"), "lunferry-d0")
+	write(t, filepath.Join(sys, "block/vdb/serial"), "lunferry-d1\n")
+	if got, err := diskBySerial(sys, "lunferry-d1"); err != nil || got != "vdb" {
+		t.Fatalf("d1: %q %v", got, err)
+	}
+	if _, err := diskBySerial(sys, "lunferry-d2"); err == nil {
+		t.Fatal("found a missing disk")
+	}
+}
