@@ -87,11 +87,11 @@ func (m dryMapper) CreateLinear(ctx context.Context, name string, sectors uint64
 	return "/dev/<dm device " + name + ">", nil
 }
 
-func (m dryMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error {
+func (m dryMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
 	m.d.printf("if %s is write-through: write \"temporary write back\" to its scsi_disk cache_type (the host keeps its FUA writes)", dev)
 	m.d.printf("dm load %s (inactive) table: %s", name, LinearLine(sectors, dev))
 	m.d.printf("dm suspend %s; dm resume %s", name, name)
-	return nil
+	return 0, nil
 }
 
 func (m dryMapper) Remove(ctx context.Context, name string) error {

@@ -237,16 +237,16 @@ func (m *kernelMapper) CreateLinear(ctx context.Context, name string, sectors ui
 	return m.node(info), nil
 }
 
-func (m *kernelMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error {
+func (m *kernelMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
 	c, err := m.client()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := keepWriteBack(m.opts.SysRoot, dev); err != nil {
-		return err
+		return 0, err
 	}
-	_, err = c.Replace(ctx, name, linearTable(sectors, dev), dm.ReplaceOptions{})
-	return err
+	res, err := c.Replace(ctx, name, linearTable(sectors, dev), dm.ReplaceOptions{})
+	return res.Suspended, err
 }
 
 // keepWriteBack makes the proxy's view of dev (the new LUN's SCSI disk)

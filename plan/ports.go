@@ -113,7 +113,8 @@ type Mapper interface {
 	CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error)
 	// SwapLinear replaces name's table live (suspend, load, resume) with
 	// linear over dev; the device stays open and its size does not change.
-	SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error
+	// It returns how long I/O was held.
+	SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error)
 	// Remove removes name; missing is not an error.
 	Remove(ctx context.Context, name string) error
 	// CloneStatus reads name's clone status.

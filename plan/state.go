@@ -151,6 +151,8 @@ type Volume struct {
 	// Linear is set once finalize swapped the device to linear over the
 	// new LUN: from then on abort is refused and restore builds linear.
 	Linear bool `json:"linear,omitempty"`
+	// SwapHeld is how long finalize's table swap held the host's I/O.
+	SwapHeld Duration `json:"swapHeld,omitempty"`
 	// Exported is set once the export was created: from then on the host
 	// may have written to the new LUN only.
 	Exported bool `json:"exported,omitempty"`

@@ -568,10 +568,12 @@ func (p *Planner) finalize(ctx context.Context, v *Volume, all []*Volume) error 
 				s.Name, ErrNotReady, st.HydratedRegions, st.TotalRegions)
 		}
 		p.logf("volume %s: swap %s live to: %s", s.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
-		if err := p.o.Ports.Mapper.SwapLinear(ctx, name, v.SizeSectors, v.NewDisk.Path); err != nil {
+		held, err := p.o.Ports.Mapper.SwapLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)
+		if err != nil {
 			return fmt.Errorf("plan: volume %s: swap %s to linear: %w", s.Name, name, err)
 		}
-		v.Linear = true
+		p.logf("volume %s: swapped; I/O held for %s", s.Name, held.Round(time.Millisecond))
+		v.Linear, v.SwapHeld = true, Duration(held)
 		if err := p.save(v); err != nil {
 			return err
 		}

@@ -242,7 +242,8 @@ func (a *app) finalize(c *cli.Context, p *plan.Planner, name string) error {
 	if a.g.json {
 		return printJSON(a.stdout, v)
 	}
-	fmt.Fprintf(a.stdout, "volume %s finalized: %s now runs linear over the new LUN; the old LUN is detached and its metadata freed\n", name, plan.DMName(name))
+	fmt.Fprintf(a.stdout, "volume %s finalized: %s now runs linear over the new LUN (host I/O held %s during the swap); the old LUN is detached and its metadata freed\n",
+		name, plan.DMName(name), fmtDur(v.SwapHeld.D()))
 	return nil
 }
 

@@ -352,21 +352,21 @@ func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, 
 }
 
 // SwapLinear implements plan.Mapper.
-func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) error {
+func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.op("SwapLinear", name, plan.LinearLine(sectors, dev)); err != nil {
-		return err
+		return 0, err
 	}
 	d, ok := k.dm[name]
 	if !ok {
-		return fmt.Errorf("no device %s", name)
+		return 0, fmt.Errorf("no device %s", name)
 	}
 	if d.Clone != nil && d.Clone.Sectors != sectors {
-		return fmt.Errorf("size change %d -> %d", d.Clone.Sectors, sectors)
+		return 0, fmt.Errorf("size change %d -> %d", d.Clone.Sectors, sectors)
 	}
 	d.Table, d.Clone = plan.LinearLine(sectors, dev), nil
-	return nil
+	return time.Millisecond, nil
 }
 
 // Remove implements plan.Mapper.
