@@ -286,6 +286,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			}
 			mu.Unlock()
 		}
+		// A line longer than the buffer stops the scanner: keep draining so
+		// qemu never blocks on a full console pipe.
+		_, _ = io.Copy(io.Discard, conR)
 	}()
 	go func() { // command output (second serial port)
 		defer readersWG.Done()
