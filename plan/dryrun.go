@@ -26,8 +26,19 @@ import (
 // printed configfs writes are exactly those lio would make; where configfs
 // cannot be read (not root, no LIO), a summary is printed instead.
 func DryRunPorts(w io.Writer, configfsRoot string) Ports {
+	return dryRunPorts(w, configfsRoot, nil)
+}
+
+// KernelDryRunPorts is DryRunPorts whose device-mapper reads (lookups,
+// clone status) go to the real kernel when it can be read, so that a dry
+// run of finalize sees the live hydration.
+func KernelDryRunPorts(w io.Writer, o KernelOptions) Ports {
+	return dryRunPorts(w, o.ConfigFSRoot, &kernelMapper{opts: dmOptions(o)})
+}
+
+func dryRunPorts(w io.Writer, configfsRoot string, real Mapper) Ports {
 	d := &dry{w: w, iface: initiator.DefaultIface, configfsRoot: configfsRoot}
-	return Ports{Initiator: d, Mapper: dryMapper{d}, Exporter: dryExporter{d}, Metadata: dryMeta{d},
+	return Ports{Initiator: d, Mapper: dryMapper{d, real}, Exporter: dryExporter{d}, Metadata: dryMeta{d},
 		Hooks: dryHooks{d}, Inhibitor: NoInhibitor{}, Regulator: dryRegulator{}}
 }
 
@@ -71,9 +82,19 @@ func (d *dry) SetReadOnly(ctx context.Context, disk string) error {
 	return nil
 }
 
-type dryMapper struct{ d *dry }
+// dryMapper prints changes; reads (lookup, status, list) go to real, when
+// set and readable, so that a dry run of a later step sees the live device.
+type dryMapper struct {
+	d    *dry
+	real Mapper
+}
 
 func (m dryMapper) Lookup(ctx context.Context, name string) (string, bool, error) {
+	if m.real != nil {
+		if dev, ok, err := m.real.Lookup(ctx, name); err == nil {
+			return dev, ok, nil
+		}
+	}
 	return "", false, nil
 }
 
@@ -100,6 +121,11 @@ func (m dryMapper) Remove(ctx context.Context, name string) error {
 }
 
 func (m dryMapper) CloneStatus(ctx context.Context, name string) (CloneStatus, error) {
+	if m.real != nil {
+		if st, err := m.real.CloneStatus(ctx, name); err == nil {
+			return st, nil
+		}
+	}
 	m.d.printf("dm status %s", name)
 	return CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
 }
@@ -109,7 +135,14 @@ func (m dryMapper) Message(ctx context.Context, name, msg string) error {
 	return nil
 }
 
-func (m dryMapper) List(ctx context.Context) ([]string, error) { return nil, nil }
+func (m dryMapper) List(ctx context.Context) ([]string, error) {
+	if m.real != nil {
+		if l, err := m.real.List(ctx); err == nil {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
 
 type dryExporter struct{ d *dry }
 

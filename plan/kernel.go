@@ -50,7 +50,7 @@ func KernelPorts(o KernelOptions) Ports {
 	}
 	return Ports{
 		Initiator: ip,
-		Mapper:    &kernelMapper{opts: dm.Options{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
+		Mapper:    &kernelMapper{opts: dmOptions(o)},
 		Exporter:  &kernelExporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: o.ConfigFSRoot})},
 		Metadata:  LoopMetadata{SysRoot: o.SysRoot, DevRoot: o.DevRoot},
 		Hooks:     ExecHooks{},
@@ -58,6 +58,8 @@ func KernelPorts(o KernelOptions) Ports {
 		Regulator: NewCloneRegulator(o.TotalRate, o.TickInterval),
 	}
 }
+
+func dmOptions(o KernelOptions) dm.Options { return dm.Options{SysRoot: o.SysRoot, DevRoot: o.DevRoot} }
 
 // kernelInitiator adapts initiator.Client.
 type kernelInitiator struct {

@@ -71,7 +71,7 @@ func (a *app) planner() (*plan.Planner, error) {
 	case a.env.ports != nil:
 		ports = a.env.ports(a.g)
 	case a.g.dryRun:
-		ports = plan.DryRunPorts(a.stdout, a.g.configfsRoot)
+		ports = plan.KernelDryRunPorts(a.stdout, plan.KernelOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot})
 	default:
 		ports = plan.KernelPorts(plan.KernelOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
 			Iscsiadm: a.g.iscsiadm, TotalRate: a.g.totalRate, TickInterval: a.g.tick})
