@@ -119,8 +119,10 @@ rate=$(awk -v r="$region" -v h0="$h0" -v n="$total" -v a="$t0" -v b="$t1" 'BEGIN
 say "lunferry migrate finalize demo  (live swap to linear while the host writes)"
 w0=$(lunferry-lab writer stats | json_num files)
 f0=$(date +%s.%N)
-lunferry migrate finalize demo
+lunferry migrate finalize demo | tee "$work/finalize.out"
 f1=$(date +%s.%N)
+held=$(sed -n 's/.*host I\/O held \([^ ]*\) during the swap.*/\1/p' "$work/finalize.out")
+[ -n "$held" ] || held="(not reported)"
 fin=$(secs "$f0" "$f1")
 lunferry migrate status demo
 i=0
@@ -154,4 +156,4 @@ vbytes=$(echo "$verify" | sed -n 's/^verified \([0-9]*\) files, \([0-9]*\) bytes
 [ -n "$vfiles" ] && [ "$vfiles" -gt 0 ] || fail "nothing verified"
 
 echo
-echo "VERDICT: PASS: data verified: $vfiles files ($((vbytes >> 20)) MiB) match their checksums on the new LUN alone, e2fsck clean; host writer: $wfiles files written during the migration, 0 errors; time the tool spent in the host window: $window (hooks $hooks); hydration rate: $rate MB/s unthrottled ($((OLD_SIZE >> 20)) MiB volume, throttle $THROTTLE at first); finalize: ${fin}s (longest host write+fsync stall ${stall} ms); demo wall $(now)"
+echo "VERDICT: PASS: data verified: $vfiles files ($((vbytes >> 20)) MiB) match their checksums on the new LUN alone, e2fsck clean; host writer: $wfiles files written during the migration, 0 errors; time the tool spent in the host window: $window (hooks $hooks); hydration rate: $rate MB/s unthrottled ($((OLD_SIZE >> 20)) MiB volume, throttle $THROTTLE at first); finalize: ${fin}s, the swap held the host's I/O $held (longest host write+fsync ${stall} ms); demo wall $(now)"

@@ -167,7 +167,12 @@ func TestFullMigration(t *testing.T) {
 	// Finalize under the writer: live swap to linear.
 	before := s.writerStats()
 	r = s.mustLF("migrate", "finalize", "vol1")
+	finTook := r.took
 	s.logf("finalize took %.2fs: %s", r.took.Seconds(), strings.TrimSpace(r.stdout))
+	swapHeld := s.showVolume("vol1").SwapHeld.D()
+	if swapHeld <= 0 || swapHeld > 30*time.Second {
+		t.Errorf("finalize recorded that the swap held the host's I/O for %s", swapHeld)
+	}
 	if table := dmTable(t, plan.DMName("vol1")); !strings.Contains(table, " linear ") {
 		t.Fatalf("device table after finalize: %s", table)
 	}
@@ -203,8 +208,8 @@ func TestFullMigration(t *testing.T) {
 		t.Fatalf("verify: %s", out)
 	}
 	s.labCmd("host", "unmount")
-	t.Logf("RESULT full migration: tool window %s, throttled %.2f MiB/s (4 MiB/s asked), unthrottled %.1f MiB/s, finalize %.2fs, writer %d files 0 errors, longest write %.0f ms",
-		window, throttled/(1<<20), full/(1<<20), r.took.Seconds(), total.Files, total.MaxWriteMs)
+	t.Logf("RESULT full migration: tool window %s, throttled %.2f MiB/s (4 MiB/s asked), unthrottled %.1f MiB/s, finalize %.2fs (swap held host I/O %s), writer %d files 0 errors, longest write %.0f ms",
+		window, throttled/(1<<20), full/(1<<20), finTook.Seconds(), swapHeld, total.Files, total.MaxWriteMs)
 }
 
 func lastLine(s string) string {
