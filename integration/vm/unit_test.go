@@ -415,3 +415,28 @@ func TestRemoveStaleShares(t *testing.T) {
 		t.Fatalf("left %q", names)
 	}
 }
+
+func TestKernelErrorLines(t *testing.T) {
+	for _, l := range []string{
+		"[   12.3] BUG: kernel NULL pointer dereference, address: 0000000000000008",
+		"[   12.3] Oops: 0000 [#1] PREEMPT SMP NOPTI",
+		"[   12.3] WARNING: CPU: 1 PID: 77 at drivers/md/dm-clone-target.c:1234 foo+0x1/0x2 [dm_clone]",
+		"[  130.0] INFO: task kworker/0:1:23 blocked for more than 120 seconds.",
+		"[   40.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [fio:300]",
+		"[   12.3] general protection fault, probably for non-canonical address 0xdead: 0000 [#1]",
+	} {
+		if !kernelErrorRE.MatchString(l) {
+			t.Errorf("not flagged: %s", l)
+		}
+	}
+	for _, l := range []string{
+		"[    4.0] db_root: cannot open: /etc/target",
+		"[    6.6] reboot: Power down",
+		"[    3.1] device-mapper: ioctl: 4.47.0-ioctl (2022-07-28) initialised: dm-devel@redhat.com",
+		"[   20.0] sd 2:0:0:0: [sda] Attached SCSI disk",
+	} {
+		if kernelErrorRE.MatchString(l) {
+			t.Errorf("flagged: %s", l)
+		}
+	}
+}
