@@ -295,3 +295,25 @@ func TestCompletion(t *testing.T) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func TestStatusOnATerminal(t *testing.T) {
+	c := newCLI(t)
+	c.ok(addArgs...)
+	c.ok("migrate", "prepare", "vol1")
+	c.ok("migrate", "cutover", "vol1")
+	c.ok("migrate", "start", "vol1")
+	c.k.AddDevice("lunferry-stray")
+	var out, errb bytes.Buffer
+	ports := c.k.Ports()
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, isTTY: true,
+		ports: func(globals) plan.Ports { return ports }}
+	code := run(context.Background(), e, []string{"lunferry", "--state-dir", c.dir, "migrate", "status"})
+	require.Equal(t, 0, code, errb.String())
+	s := out.String()
+	require.Contains(t, s, "VOLUME")
+	require.Contains(t, s, "hydrating")
+	require.Regexp(t, `\[#+\.+\]\s+\d+\.\d%`, s)
+	require.Contains(t, s, "100MiB/s")
+	require.Contains(t, s, hostIQN)
+	require.Contains(t, s, "warning: dm device lunferry-stray carries lunferry's name but no volume's state knows it")
+}
