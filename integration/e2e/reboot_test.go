@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,7 +35,7 @@ const (
 
 var progressRE = regexp.MustCompile(`E2E-PROGRESS before=(\d+) at-cut=(\d+) total=(\d+)`)
 
-// prefixWriter copies guest output to the test log line by line.
+// logWriter copies guest output to the test log line by line.
 type logWriter struct {
 	t   *testing.T
 	buf []byte
@@ -121,21 +120,6 @@ func TestRebootMidHydration(t *testing.T) {
 	}
 }
 
-// diskBySerial returns /dev/vdX of the virtio disk with serial
-// "lunferry-dN" (vm.Options.Disks index N).
-func diskBySerial(t testing.TB, n int) string {
-	t.Helper()
-	want := fmt.Sprintf("lunferry-d%d", n)
-	serials, _ := filepath.Glob("/sys/block/vd*/serial")
-	for _, p := range serials {
-		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == want {
-			return "/dev/" + filepath.Base(filepath.Dir(p))
-		}
-	}
-	t.Fatalf("no virtio disk with serial %s", want)
-	return ""
-}
-
 // TestRebootGuest is the guest side of TestRebootMidHydration; it runs
 // only when that test boots the lab.
 func TestRebootGuest(t *testing.T) {
@@ -144,7 +128,7 @@ func TestRebootGuest(t *testing.T) {
 	if phase == "" {
 		t.Skip("guest side of TestRebootMidHydration: runs only when that test boots the lab (make test-vm pass 2)")
 	}
-	oldDev, newDev, stateDev := diskBySerial(t, 0), diskBySerial(t, 1), diskBySerial(t, 2)
+	oldDev, newDev, stateDev := vmtest.VirtioDisk(t, 0), vmtest.VirtioDisk(t, 1), vmtest.VirtioDisk(t, 2)
 	const mnt = "/mnt/lunferry-e2e-state"
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		t.Fatal(err)
@@ -252,4 +236,3 @@ func rebootBoot2(t *testing.T, s *scene, sp plan.Spec) {
 	s.labCmd("host", "unmount")
 }
 
-var _ io.Writer = (*logWriter)(nil)
