@@ -235,4 +235,3 @@ func rebootBoot2(t *testing.T, s *scene, sp plan.Spec) {
 	s.logf("new LUN alone (%s): %s", dev, lastLine(out))
 	s.labCmd("host", "unmount")
 }
-
