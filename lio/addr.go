@@ -20,7 +20,7 @@ type NetlinkAddrs struct{}
 
 // IsLocal implements AddrChecker.
 func (NetlinkAddrs) IsLocal(a netip.Addr) (bool, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := netlink.AddrList(nil, 0 /* AF_UNSPEC: every family; netlink.FAMILY_ALL is Linux-only */)
 	if err != nil {
 		return false, fmt.Errorf("list interface addresses: %w", err)
 	}

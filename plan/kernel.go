@@ -377,8 +377,13 @@ func (e *kernelExporter) Apply(ctx context.Context, s ExportSpec) error {
 
 func (e *kernelExporter) Teardown(ctx context.Context, iqn, storageName string) error {
 	// Force: an abort removes the export under a logged-in host; the
-	// post-abort hook moves the host back to the old array.
-	return e.r.Teardown(ctx, iqn, lio.TeardownOptions{Force: true})
+	// post-abort hook moves the host back to the old array. StorageObjects:
+	// a teardown interrupted after the target went is finished by a rerun.
+	opts := lio.TeardownOptions{Force: true}
+	if storageName != "" {
+		opts.StorageObjects = []string{storageName}
+	}
+	return e.r.Teardown(ctx, iqn, opts)
 }
 
 func (e *kernelExporter) Sessions(ctx context.Context, iqn string) ([]string, error) {
