@@ -9,7 +9,9 @@
 // same paths), streams its output and exits with its status. If the VM could
 // not boot, panicked or timed out it prints the console tail and exits 125,
 // so CI fails instead of passing silently. A test that passed while the
-// kernel logged an oops, BUG or WARNING also fails (exit 1).
+// kernel logged an oops, BUG or WARNING also fails (exit 1). When the binary
+// fails, the tail of the guest console (kernel warnings and errors) follows
+// its output.
 //
 // Other forms:
 //
@@ -119,6 +121,11 @@ func run(args []string) int {
 		if code == 0 {
 			code = 1
 		}
+	}
+	if code != 0 && len(res.KernelErrors) == 0 {
+		// Kernel warnings and errors (the console runs at loglevel 4) often
+		// explain a failed kernel test.
+		fmt.Fprintf(os.Stderr, "--- lab console (last lines) ---\n%s--- end ---\n", res.ConsoleTail)
 	}
 	summary(fmt.Sprintf("%s (%s): exit %d; %s", name, wd, code, res.Banner()))
 	return code
