@@ -9,8 +9,8 @@
 # 3. Builds dm-clone.ko out of tree for that kernel (Debian ships its kernels
 #    with CONFIG_DM_CLONE unset) from linux-source-6.1 + linux-headers, into
 #    $LUNFERRY_LAB_DIR (default <repo>/.cache/lab), and rebuilds it when the
-#    kernel version, the source or header package version, or this script
-#    changes.
+#    kernel version, the source or header package version, or the build
+#    recipe (RECIPE below) changes.
 #
 # Output: $LAB_DIR/kver (the lab kernel version, one line) and
 # $LAB_DIR/$KVER/dm-clone.ko. The initramfs is built by integration/vm
@@ -26,6 +26,7 @@ PKGS=(
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	open-iscsi busybox-static fio targetcli-fb dbus
 	gcc make xz-utils bc kmod cpio e2fsprogs util-linux lsscsi sg3-utils
+	dmsetup iproute2 mount
 )
 
 log() { echo "deps: $*" >&2; }
@@ -75,8 +76,9 @@ fi
 # --- 3. dm-clone.ko -------------------------------------------------------
 [[ -f $SRC_TARBALL ]] || die "$SRC_TARBALL missing: install linux-source-6.1"
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
-self_sum=$(sha256sum "$0" | cut -d' ' -f1)
-inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") script=$self_sum"
+# Bump RECIPE when the build steps below change: cached modules are rebuilt.
+RECIPE=1
+inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") recipe=$RECIPE"
 
 out=$LAB_DIR/$KVER
 ko=$out/dm-clone.ko
