@@ -40,7 +40,7 @@ lunferry-lab arrays up
 dev=$(lunferry-lab host mkfs old)
 lunferry-lab host mount old >/dev/null
 echo "host: ext4 on the old array's LUN ($dev), mounted"
-lunferry-lab populate -files 200 -big 33554432
+lunferry-lab populate -files 160 -big 16777216
 lunferry-lab writer start
 
 say "lunferry doctor"
