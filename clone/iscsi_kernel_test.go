@@ -70,7 +70,8 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 
 	// hydrate builds a fresh clone (new metadata) and hydrates it all: with
 	// the kernel defaults (mode "defaults"), under a Controller ("run") or
-	// under a Regulator driven like the plan's 1 s tick loop ("tick").
+	// under a Regulator driven like the plan's loop ("tick": 1 s rounds
+	// plus the early wake-ups the Regulator asks for).
 	hydrate := func(t *testing.T, region uint64, mode string, target Rate) (float64, Snapshot) {
 		meta := vmtest.LoopDevice(t, 4<<20)
 		name := vmtest.RandomName("lunferry-clt-iscsi")
@@ -93,22 +94,33 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 			require.NoError(t, ctrl.Run(ctx))
 			snap = ctrl.Snapshot()
 		case "tick":
+			// As plan.Run drives it: a round every second plus a light
+			// step whenever the Regulator asks to wake earlier.
 			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
+			nextTick := time.Now()
+			steps := 0
 			for {
 				p, err := dev.Progress(ctx)
 				require.NoError(t, err)
 				if p.Complete() {
 					break
 				}
-				// The plan's status carries no settings: the Regulator
-				// tracks what it sent.
-				p.Threshold, p.BatchSize, p.HydrationEnabled = 0, 0, false
-				for _, m := range r.Regulate("vol", p, time.Now(), target) {
+				now := time.Now()
+				for _, m := range r.Regulate("vol", p, now, target) {
 					require.NoError(t, c.Message(ctx, name, 0, m))
 				}
+				steps++
 				require.NoError(t, ctx.Err())
-				time.Sleep(time.Second)
+				for !nextTick.After(now) {
+					nextTick = nextTick.Add(time.Second)
+				}
+				at := nextTick
+				if w, ok := r.Wake("vol"); ok && w.Before(at) {
+					at = w
+				}
+				time.Sleep(time.Until(at))
 			}
+			t.Logf("tick: %d steps (rounds and light steps) in %v", steps, time.Since(start).Round(time.Millisecond))
 			snap, _ = r.Snapshot("vol")
 		default:
 			require.NoError(t, dev.SetHydration(ctx, true))

@@ -27,9 +27,14 @@ func MsgBatchSize(regions uint) string { return fmt.Sprintf("hydration_batch_siz
 // polling loop and the device (the plan's Tick): at each tick it is given
 // the status the caller read and the rate the volume's throttle allows,
 // and returns the dm-clone messages to send. It is the same control logic
-// as Controller.Run, minus the early wake-ups Run uses for bursts shorter
-// than a tick, so tick at least once a second for throttles far below the
-// device's speed. A Regulator is safe for concurrent use.
+// as Controller.Run, including its early wake-ups, provided the caller
+// honours them: after each Regulate, Wake says when the volume's
+// controller wants its next sample (the end of a burst of hydration, often
+// 10-100 ms away, or of a throttle pause), and the caller reads the status
+// and calls Regulate again then, between its ticks. A caller that only
+// ticks lets every burst run until its next tick: on a device much faster
+// than the target, that is the device's full speed for a whole tick.
+// A Regulator is safe for concurrent use.
 type Regulator struct {
 	opts RegulatorOptions
 
@@ -53,6 +58,9 @@ type regulated struct {
 	dev   *recorder
 	clock *manualClock
 	share *Share
+	// wake is when the controller wants its next sample (zero: never,
+	// the volume is hydrated).
+	wake time.Time
 }
 
 // NewRegulator returns an empty Regulator.
@@ -87,8 +95,31 @@ func (r *Regulator) Regulate(volume string, p Progress, at time.Time, target Rat
 	v.dev.load(p)
 	v.c.SetSchedule(Fixed(target))
 	// The recorder cannot fail, so neither can the step.
-	_, _ = v.c.Step(context.Background())
+	next, _ := v.c.Step(context.Background())
+	var wake time.Time
+	if next > 0 {
+		wake = at.Add(next)
+	}
+	r.mu.Lock()
+	v.wake = wake
+	r.mu.Unlock()
 	return v.dev.take()
+}
+
+// Wake returns when volume's controller wants its next sample, as decided
+// by the last Regulate: the end of a burst of hydration or of a throttle
+// pause, at most the controller's Interval after that call. ok is false
+// when the volume is not regulated (never seen, forgotten) or hydrated.
+// Read the status and call Regulate at that time even between ticks; a
+// later call works too, but lets a burst meant to last 10 ms run on.
+func (r *Regulator) Wake(volume string) (at time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.volumes[volume]
+	if !ok || v.wake.IsZero() {
+		return time.Time{}, false
+	}
+	return v.wake, true
 }
 
 // Snapshot returns the last snapshot of volume (rate, ETA, target,

@@ -267,5 +267,30 @@ func maxWindowRate(pts []point, skip, w time.Duration) float64 {
 	return best
 }
 
+// minWindowRate is the lowest average rate over any span of at least w
+// between recorded points after skip.
+func minWindowRate(pts []point, skip, w time.Duration) float64 {
+	t0 := pts[0].t
+	best := math.Inf(1)
+	j := 0
+	for i := range pts {
+		if pts[i].t.Sub(t0) < skip {
+			continue
+		}
+		if j < i {
+			j = i
+		}
+		for j < len(pts) && pts[j].t.Sub(pts[i].t) < w {
+			j++
+		}
+		if j == len(pts) {
+			break
+		}
+		r := (pts[j].bytes - pts[i].bytes) / pts[j].t.Sub(pts[i].t).Seconds()
+		best = math.Min(best, r)
+	}
+	return best
+}
+
 // monday0759 is a Monday morning in UTC, for schedule tests.
 var monday0759 = time.Date(2026, 11, 23, 7, 59, 0, 0, time.UTC)

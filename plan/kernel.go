@@ -439,5 +439,8 @@ func (c *CloneRegulator) Regulate(volume string, s CloneStatus, at time.Time, ra
 	}, at, rate)
 }
 
+// Wake implements Regulator.
+func (c *CloneRegulator) Wake(volume string) (time.Time, bool) { return c.r.Wake(volume) }
+
 // Forget implements Regulator.
 func (c *CloneRegulator) Forget(volume string) { c.r.Forget(volume) }

@@ -195,6 +195,12 @@ type Regulator interface {
 	// messages to send ("hydration_threshold 64", "disable_hydration",
 	// ...). Samples of one volume come in time order.
 	Regulate(volume string, s CloneStatus, at time.Time, rate clone.Rate) []string
+	// Wake returns when the regulator wants the next sample of volume
+	// (false: no wish, or volume unknown). On a device much faster than
+	// the throttle, hydration runs in bursts of 10-100 ms; Run reads the
+	// status and calls Regulate again at that time, between its ticks,
+	// to end them.
+	Wake(volume string) (at time.Time, ok bool)
 	// Forget drops a volume's history (paused, finished, aborted).
 	Forget(volume string)
 }

@@ -31,14 +31,19 @@ type TickResult struct {
 // lock without waiting: when another command holds it, the round is skipped
 // (nil results, nil error).
 func (p *Planner) Tick(ctx context.Context, autoFinalize bool) ([]TickResult, error) {
-	var res []TickResult
+	res, _, err := p.tick(ctx, autoFinalize)
+	return res, err
+}
+
+// tick is Tick; skipped reports a round skipped because the lock was held.
+func (p *Planner) tick(ctx context.Context, autoFinalize bool) (res []TickResult, skipped bool, err error) {
 	var finalize []string
 	l, err := AcquireLock(ctx, p.o.StateDir, 0)
 	if errors.Is(err, ErrLocked) {
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	func() {
 		defer l.Release()
@@ -67,7 +72,7 @@ func (p *Planner) Tick(ctx context.Context, autoFinalize bool) ([]TickResult, er
 		}
 	}()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for _, name := range finalize {
 		_, ferr := p.Finalize(ctx, name)
@@ -90,7 +95,7 @@ func (p *Planner) Tick(ctx context.Context, autoFinalize bool) ([]TickResult, er
 			res = append(res, r)
 		}
 	}
-	return res, nil
+	return res, false, nil
 }
 
 func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
@@ -159,6 +164,16 @@ func nextProgress(prev Progress, st CloneStatus, now time.Time) Progress {
 // Run keeps the controller going until ctx ends: it restores the kernel
 // objects first (after a reboot), then runs Tick every interval, reporting
 // each round to report (which may be nil).
+//
+// Between rounds it gives the Regulator the early samples it asks for
+// (Regulator.Wake): on a device many times faster than the throttle,
+// hydration has to run in bursts of 10-100 ms, and a burst left on until
+// the next round would copy at the device's full speed for a whole
+// interval. Such a light step reads the clone status (without flushing),
+// checks under the lock that the volume is still hydrating and not paused,
+// and sends the Regulator's messages; it saves no state. While another
+// command holds the lock, a due light step only disables hydration (see
+// holdBursts) and is retried.
 func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize bool, report func([]TickResult)) error {
 	if interval <= 0 {
 		interval = 2 * time.Second
@@ -174,18 +189,196 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var hydrating []string
 	for {
-		res, err := p.Tick(ctx, autoFinalize)
+		res, skipped, err := p.tick(ctx, autoFinalize)
 		if err != nil {
 			return err
+		}
+		if !skipped {
+			// A skipped round keeps the volumes of the last one, so that
+			// their bursts still end on time.
+			hydrating = hydrating[:0]
+			for _, r := range res {
+				if r.Step == StepHydrating {
+					hydrating = append(hydrating, r.Volume)
+				}
+			}
 		}
 		if report != nil && len(res) > 0 {
 			report(res)
 		}
-		select {
-		case <-ctx.Done():
+		p.betweenTicks(ctx, hydrating, t.C)
+		if ctx.Err() != nil {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+const (
+	// wakeSlack is how early a wake-up may be served.
+	wakeSlack = time.Millisecond
+	// lockRetry is the wait before a light step retries a held lock.
+	lockRetry = 20 * time.Millisecond
+)
+
+// betweenTicks serves the wake-ups the Regulator asks for among volumes
+// until tick fires or ctx ends.
+func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-chan time.Time) {
+	reg := p.o.Ports.Regulator
+	if reg == nil || p.o.DryRun || len(volumes) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-tick:
+		}
+		return
+	}
+	active := append([]string(nil), volumes...)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := p.o.Now()
+		var due []string
+		var first time.Time
+		keep := active[:0]
+		for _, name := range active {
+			at, ok := reg.Wake(name)
+			if !ok {
+				continue
+			}
+			keep = append(keep, name)
+			if !at.After(now.Add(wakeSlack)) {
+				due = append(due, name)
+			} else if first.IsZero() || at.Before(first) {
+				first = at
+			}
+		}
+		active = keep
+		wait := time.Duration(-1)
+		switch {
+		case len(due) > 0:
+			drop, busy := p.regulateDue(ctx, due)
+			if busy {
+				wait = lockRetry
+			}
+			// A volume whose wake-up did not move is left to the next
+			// round, so that this loop cannot spin.
+			after := p.o.Now()
+			for _, name := range due {
+				if at, ok := reg.Wake(name); !busy && (!ok || !at.After(after)) {
+					drop = append(drop, name)
+				}
+			}
+			active = without(active, drop)
+		case !first.IsZero():
+			wait = first.Sub(now)
+		default:
+			select {
+			case <-ctx.Done():
+			case <-tick:
+			}
+			return
+		}
+		if wait < 0 {
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// regulateDue runs the light step of each volume in due under the lock. It
+// returns the volumes to leave to the next round (paused, done, failed, in
+// error), or busy when another command holds the lock.
+func (p *Planner) regulateDue(ctx context.Context, due []string) (drop []string, busy bool) {
+	l, err := AcquireLock(ctx, p.o.StateDir, 0)
+	if errors.Is(err, ErrLocked) {
+		p.holdBursts(ctx, due)
+		return nil, true
+	}
+	if err != nil {
+		return due, false
+	}
+	defer l.Release()
+	for _, name := range due {
+		if !p.lightStep(ctx, name) {
+			drop = append(drop, name)
+		}
+	}
+	return drop, false
+}
+
+// lightStep is one regulation step of a volume between rounds: status,
+// Regulate, messages, no state saved. It reports false when the volume is
+// left to the next round.
+func (p *Planner) lightStep(ctx context.Context, name string) bool {
+	reg := p.o.Ports.Regulator
+	v, err := p.store.Load(name)
+	if err != nil {
+		return false
+	}
+	if v.Step != StepHydrating || v.Paused {
+		// Paused or moved on by another command since the round.
+		reg.Forget(name)
+		return false
+	}
+	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
+	if err != nil || st.Failed || statusComplete(st) {
+		// The next round records it.
+		return false
+	}
+	now := p.o.Now()
+	for _, m := range reg.Regulate(name, st, now, v.Spec.Throttle.RateAt(now)) {
+		if err := p.o.Ports.Mapper.Message(ctx, DMName(name), m); err != nil {
+			p.logf("volume %s: message %q: %v", name, m, err)
+			return false
+		}
+	}
+	return true
+}
+
+// holdBursts disables hydration on the volumes in due whose status shows it
+// enabled, while another command holds the lock (a cutover with its hooks
+// can hold it for minutes). A light step cannot check the volume's state
+// then, but ending a burst is always safe: it cannot resume a paused
+// volume or exceed a throttle, and the next light step or round re-enables
+// hydration under the throttle. Without it, a burst meant to last 10 ms
+// would run at the device's full speed for as long as the lock is held.
+func (p *Planner) holdBursts(ctx context.Context, due []string) {
+	for _, name := range due {
+		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
+		if err != nil || st.Failed || !st.HydrationEnabled {
+			continue
+		}
+		if err := p.o.Ports.Mapper.Message(ctx, DMName(name), "disable_hydration"); err != nil {
+			p.logf("volume %s: message %q: %v", name, "disable_hydration", err)
+		}
+	}
+}
+
+// without returns names minus drop, in order.
+func without(names, drop []string) []string {
+	if len(drop) == 0 {
+		return names
+	}
+	out := names[:0]
+	for _, n := range names {
+		keep := true
+		for _, d := range drop {
+			if n == d {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, n)
+		}
+	}
+	return out
 }

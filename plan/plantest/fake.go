@@ -616,18 +616,35 @@ func (k *Kernel) Check(path string) error {
 }
 
 // Regulator is a trivial plan.Regulator: unlimited rate → threshold 64,
-// else threshold 1; it records what it was asked.
+// else threshold 1; it records what it was asked. With WakeAfter set, it
+// asks for the next sample of every volume it regulates that long after
+// each Regulate, like clone.Regulator ending a burst of hydration.
 type Regulator struct {
+	// WakeAfter is the wake-up Wake reports after each Regulate (0: none).
+	WakeAfter time.Duration
+
+	mu sync.Mutex
 	// Seen counts Regulate calls per volume.
 	Seen map[string]int
+	// Forgotten counts Forget calls per volume.
+	Forgotten map[string]int
+	wake      map[string]time.Time
 }
 
 // Regulate implements plan.Regulator.
 func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, rate clone.Rate) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.Seen == nil {
 		r.Seen = map[string]int{}
 	}
 	r.Seen[volume]++
+	if r.WakeAfter > 0 {
+		if r.wake == nil {
+			r.wake = map[string]time.Time{}
+		}
+		r.wake[volume] = at.Add(r.WakeAfter)
+	}
 	var msgs []string
 	if !s.HydrationEnabled {
 		msgs = append(msgs, "enable_hydration")
@@ -638,8 +655,31 @@ func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, ra
 	return append(msgs, "hydration_threshold 1")
 }
 
+// Wake implements plan.Regulator.
+func (r *Regulator) Wake(volume string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.wake[volume]
+	return at, ok
+}
+
 // Forget implements plan.Regulator.
-func (r *Regulator) Forget(volume string) {}
+func (r *Regulator) Forget(volume string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Forgotten == nil {
+		r.Forgotten = map[string]int{}
+	}
+	r.Forgotten[volume]++
+	delete(r.wake, volume)
+}
+
+// Calls returns how many times Regulate was called for volume.
+func (r *Regulator) Calls(volume string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Seen[volume]
+}
 
 // SetFailed makes a clone report "Fail".
 func (k *Kernel) SetFailed(name string) {
