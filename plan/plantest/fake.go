@@ -296,6 +296,13 @@ func (k *Kernel) AddExport(iqn string) {
 	k.exports[iqn] = plan.ExportSpec{IQN: iqn}
 }
 
+// SentMessages returns a copy of Messages, safe while the planner runs.
+func (k *Kernel) SentMessages() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.Messages...)
+}
+
 // Device returns a copy of a dm device, nil if absent.
 func (k *Kernel) Device(name string) *Device {
 	k.mu.Lock()
@@ -672,6 +679,13 @@ func (r *Regulator) Forget(volume string) {
 	}
 	r.Forgotten[volume]++
 	delete(r.wake, volume)
+}
+
+// Forgets returns how many times Forget was called for volume.
+func (r *Regulator) Forgets(volume string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Forgotten[volume]
 }
 
 // Calls returns how many times Regulate was called for volume.

@@ -1,0 +1,121 @@
+package plan_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/plantest"
+)
+
+// runEnv is a hydrating volume under Run with a Regulator that asks for a
+// sample every wake.
+func runEnv(t *testing.T, wake time.Duration) (*env, *plantest.Regulator) {
+	t.Helper()
+	e := newEnv(t)
+	e.k.HydrationStep = 1
+	reg := &plantest.Regulator{WakeAfter: wake}
+	ports := e.k.Ports()
+	ports.Regulator = reg
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond, LockWait: 5 * time.Second})
+	require.NoError(t, err)
+	e.p = p
+	ctx := context.Background()
+	e.add(spec("vol1"))
+	_, err = e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	return e, reg
+}
+
+// run runs e.p.Run with interval until the returned stop is called.
+func (e *env) run(interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		assert.NoError(e.t, e.p.Run(ctx, interval, false, nil))
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+func TestRunServesWakeUpsBetweenRounds(t *testing.T) {
+	e, reg := runEnv(t, 20*time.Millisecond)
+	before := reg.Calls("vol1")
+	stop := e.run(time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	stop()
+	// Two rounds (at 0 and 1 s) and a light step every 20 ms in between.
+	calls := reg.Calls("vol1") - before
+	require.Greater(t, calls, 20, "Regulate calls in 1.5 s with 1 s rounds and 20 ms wake-ups")
+	v, err := e.p.Show(context.Background(), "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepHydrating, v.Step)
+	// Light steps save nothing: the progress is the last round's.
+	require.Less(t, v.Progress.HydratedRegions, uint64(calls))
+}
+
+func TestRunWithoutWakeUpsOnlyTicks(t *testing.T) {
+	e, reg := runEnv(t, 0)
+	before := reg.Calls("vol1")
+	stop := e.run(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	calls := reg.Calls("vol1") - before
+	require.GreaterOrEqual(t, calls, 2)
+	require.LessOrEqual(t, calls, 4, "one Regulate per round")
+}
+
+func TestRunLightStepsRespectPause(t *testing.T) {
+	e, reg := runEnv(t, 10*time.Millisecond)
+	stop := e.run(time.Hour) // one round, then only light steps
+	defer stop()
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 5*time.Second, 10*time.Millisecond)
+
+	// Another lunferry pauses the volume: the light steps find it paused
+	// under the lock, forget it and never re-enable hydration.
+	other, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, LockWait: 5 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, other.Pause(context.Background(), "vol1"))
+	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 5*time.Second, 10*time.Millisecond)
+	calls := reg.Calls("vol1")
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, calls, reg.Calls("vol1"), "no light step after the pause")
+	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "hydration stays off while paused")
+}
+
+func TestRunHoldsBurstsWhileLocked(t *testing.T) {
+	e, reg := runEnv(t, 10*time.Millisecond)
+	stop := e.run(time.Hour)
+	defer stop()
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled)
+
+	// Another command holds the lock (a cutover's hooks can take
+	// minutes): the due light step cannot check the state, so it ends
+	// the burst.
+	l, err := plan.AcquireLock(context.Background(), e.dir, 5*time.Second)
+	require.NoError(t, err)
+	calls := reg.Calls("vol1")
+	require.Eventually(t, func() bool { return !e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, calls, reg.Calls("vol1"), "no Regulate without the lock")
+	require.Contains(t, e.k.SentMessages(), plan.DMName("vol1")+" disable_hydration")
+	require.NoError(t, l.Release())
+
+	// With the lock back, the light steps regulate again.
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 5*time.Millisecond)
+	require.Greater(t, reg.Calls("vol1"), calls)
+	msgs := e.k.SentMessages()
+	i := slices.Index(msgs, plan.DMName("vol1")+" disable_hydration")
+	require.Contains(t, msgs[i:], plan.DMName("vol1")+" enable_hydration")
+}
