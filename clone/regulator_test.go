@@ -251,3 +251,70 @@ func TestRegulatorWake(t *testing.T) {
 	_, ok = r.Wake("vol1")
 	assert.False(t, ok, "hydrated")
 }
+
+// TestRegulatorBudgetWithWakeUps: two volumes on devices far faster than
+// their shares, under a 4 MiB/s budget, driven like plan.Run (rounds for
+// all, light steps for the volumes whose wake-up is due): each holds its
+// share, and the survivor takes the whole budget once the other is done.
+func TestRegulatorBudgetWithWakeUps(t *testing.T) {
+	clk := newFakeClock(monday0759)
+	devs := map[string]*simDevice{
+		"a": newSimDevice(clk, 128, 40<<20, constBW(float64(30*MiB))), // done after ~20 s
+		"b": newSimDevice(clk, 128, bigVolume, constBW(float64(30*MiB))),
+	}
+	names := []string{"a", "b"}
+	pts := map[string][]point{}
+	r := NewRegulator(RegulatorOptions{Budget: NewBudget(4 * MiB), Controller: Options{Interval: time.Second}})
+	step := func(name string) {
+		dev := devs[name]
+		p, err := dev.Progress(context.Background())
+		require.NoError(t, err)
+		if p.Complete() {
+			r.Forget(name)
+			return
+		}
+		sendTo(t, dev, r.Regulate(name, p, clk.Now(), Unlimited))
+	}
+	end := clk.Now().Add(60 * time.Second)
+	nextTick := clk.Now()
+	for clk.Now().Before(end) {
+		if !clk.Now().Before(nextTick) {
+			for _, n := range names {
+				step(n)
+			}
+			nextTick = nextTick.Add(time.Second)
+		} else {
+			for _, n := range names {
+				if w, ok := r.Wake(n); ok && !w.After(clk.Now()) {
+					step(n)
+				}
+			}
+		}
+		at := nextTick
+		for _, n := range names {
+			if w, ok := r.Wake(n); ok && w.Before(at) {
+				at = w
+			}
+		}
+		clk.Advance(at.Sub(clk.Now()))
+		for _, n := range names {
+			pts[n] = append(pts[n], point{clk.Now(), devs[n].bytesAt()})
+		}
+	}
+	share := float64(2 * MiB)
+	assert.InDelta(t, share, avgRate(pts["a"], 0, 10*time.Second), 0.2*share, "a, first 10 s")
+	assert.InDelta(t, share, avgRate(pts["b"], 0, 10*time.Second), 0.2*share, "b, first 10 s")
+	assert.LessOrEqual(t, maxWindowRate(pts["a"], 0, 10*time.Second), 1.2*share, "a")
+	var doneAt time.Duration
+	for _, pt := range pts["a"] {
+		if pt.bytes >= 40<<20 {
+			doneAt = pt.t.Sub(monday0759)
+			break
+		}
+	}
+	t.Logf("a hydrated 40 MiB in %v", doneAt.Round(time.Millisecond))
+	assert.InDelta(t, 20, doneAt.Seconds(), 3, "a at its share of the budget")
+	full := float64(4 * MiB)
+	assert.InDelta(t, full, avgRate(pts["b"], 30*time.Second, 60*time.Second), 0.15*full, "b alone")
+	assert.LessOrEqual(t, maxWindowRate(pts["b"], 0, 10*time.Second), 1.2*full, "b")
+}

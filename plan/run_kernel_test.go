@@ -1,0 +1,90 @@
+package plan_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// TestKernelRunHoldsThrottle: the product's loop (Run, 1 s rounds, as
+// `lunferry run --interval 1s` runs it) hydrates a volume over iSCSI at
+// its throttle, although the arrays (LIO fileio on loopback) copy many
+// times faster even with one region in flight.
+func TestKernelRunHoldsThrottle(t *testing.T) {
+	const size = 16 * mib
+	const target = 2 * clone.MiB
+	l := newLab(t, size, size)
+	ctx := context.Background()
+	var err error
+	l.p, err = plan.New(plan.Options{StateDir: filepath.Join(l.dir, "state"), LockWait: 10 * time.Second,
+		Ports: plan.KernelPorts(plan.KernelOptions{TickInterval: time.Second}), Log: testLog{t}, PollInterval: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, l.p.SetThrottle(ctx, l.spec.Name, clone.Fixed(target)))
+	l.cutover()
+
+	type point struct {
+		t     time.Time
+		bytes float64
+	}
+	var mu sync.Mutex
+	var pts []point
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	start := time.Now()
+	_, err = l.p.Start(ctx, l.spec.Name)
+	require.NoError(t, err)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		assert.NoError(t, l.p.Run(runCtx, time.Second, false, func(res []plan.TickResult) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range res {
+				assert.Empty(t, r.Error)
+				p := r.Progress
+				pts = append(pts, point{time.Now(), float64(p.HydratedRegions * p.RegionSectors * 512)})
+			}
+		}))
+	}()
+	var took time.Duration
+	for {
+		v, err := l.p.Show(ctx, l.spec.Name)
+		require.NoError(t, err)
+		if v.Step == plan.StepHydrated {
+			took = time.Since(start)
+			break
+		}
+		require.Less(t, time.Since(start), 2*time.Minute, "hydration too slow: %+v", v.Progress)
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+
+	rate := float64(size) / took.Seconds()
+	// The fastest span of 3 s or more between rounds.
+	peak := 0.0
+	mu.Lock()
+	for i := range pts {
+		for j := i + 1; j < len(pts); j++ {
+			if d := pts[j].t.Sub(pts[i].t); d >= 3*time.Second {
+				peak = max(peak, (pts[j].bytes-pts[i].bytes)/d.Seconds())
+				break
+			}
+		}
+	}
+	mu.Unlock()
+	t.Logf("Run, 16 MiB throttled to %v: hydrated in %v, %.2f MiB/s on average, fastest 3 s span %.2f MiB/s",
+		clone.Rate(target), took.Round(time.Millisecond), rate/mib, peak/mib)
+	assert.LessOrEqual(t, rate, 1.5*float64(target), "average over the hydration")
+	assert.GreaterOrEqual(t, rate, 0.5*float64(target), "average over the hydration")
+	assert.LessOrEqual(t, peak, 1.5*float64(target), "fastest 3 s span")
+}
