@@ -26,7 +26,11 @@
 //
 // Controller.Run owns its loop (Step, wait, repeat) and signals completion
 // on Done; Regulator offers the same logic to a caller that owns the loop
-// and the device (the plan's tick), returning the messages to send.
+// and the device (the plan's tick), returning the messages to send, and
+// says through Wake when the next sample is due: bursts of hydration last
+// 10-100 ms on a device far faster than the target, so the caller must
+// sample between its ticks too (plan.Run does), or a burst runs at full
+// speed until the next tick.
 //
 // # Throttle schedules and budgets
 //

@@ -179,23 +179,32 @@ func TestRegulatorHoldsTargetWithWakeUps(t *testing.T) {
 		bw           func(time.Time) float64
 		late         time.Duration
 		withSettings bool
+		tick         time.Duration // 0: 1 s, as `lunferry run` by default
 	}{
 		// One region in flight copies ~15 MiB/s: 8x the target, as
 		// over iSCSI in the lab (TestKernelHydrationOverISCSI).
-		{"8x faster, one region in flight", 2 * MiB, constBW(float64(30 * MiB)), 2 * time.Millisecond, false},
-		{"8x faster, status with settings", 2 * MiB, constBW(float64(30 * MiB)), 2 * time.Millisecond, true},
-		{"8x faster, late wake-ups", 2 * MiB, constBW(float64(30 * MiB)), 20 * time.Millisecond, false},
-		{"8x faster, wavy", 2 * MiB, wavyBW(monday0759, float64(30*MiB)), 5 * time.Millisecond, false},
+		{"8x faster, one region in flight", 2 * MiB, constBW(float64(30 * MiB)), 2 * time.Millisecond, false, 0},
+		{"8x faster, status with settings", 2 * MiB, constBW(float64(30 * MiB)), 2 * time.Millisecond, true, 0},
+		{"8x faster, late wake-ups", 2 * MiB, constBW(float64(30 * MiB)), 20 * time.Millisecond, false, 0},
+		{"8x faster, wavy", 2 * MiB, wavyBW(monday0759, float64(30*MiB)), 5 * time.Millisecond, false, 0},
 		// An admin's 50MiB/s on a 400 MiB/s array: several regions in
 		// flight, duty-cycled.
-		{"50MiB/s on a fast array", 50 * MiB, constBW(float64(400 * MiB)), 5 * time.Millisecond, true},
-		{"8MiB/s on a fast array", 8 * MiB, constBW(float64(64 * MiB)), 5 * time.Millisecond, false},
+		{"50MiB/s on a fast array", 50 * MiB, constBW(float64(400 * MiB)), 5 * time.Millisecond, true, 0},
+		{"8MiB/s on a fast array", 8 * MiB, constBW(float64(64 * MiB)), 5 * time.Millisecond, false, 0},
+		// Longer rounds (Run's own default is 2 s): the wake-ups, not the
+		// rounds, end the bursts.
+		{"8x faster, 2 s rounds", 2 * MiB, constBW(float64(30 * MiB)), 5 * time.Millisecond, true, 2 * time.Second},
+		{"8x faster, 10 s rounds", 2 * MiB, constBW(float64(30 * MiB)), 5 * time.Millisecond, true, 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newFakeClock(monday0759)
 			dev := newSimDevice(clk, 128, bigVolume, tc.bw)
-			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
-			pts := regulateLikePlan(t, r, "vol1", clk, dev, tc.target, time.Second, tc.late, 60*time.Second, tc.withSettings)
+			tick := tc.tick
+			if tick == 0 {
+				tick = time.Second
+			}
+			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: tick}})
+			pts := regulateLikePlan(t, r, "vol1", clk, dev, tc.target, tick, tc.late, 60*time.Second, tc.withSettings)
 			target := float64(tc.target)
 			first := avgRate(pts, 0, 10*time.Second)
 			hi := maxWindowRate(pts, 0, 10*time.Second)

@@ -174,6 +174,11 @@ func nextProgress(prev Progress, st CloneStatus, now time.Time) Progress {
 // and sends the Regulator's messages; it saves no state. While another
 // command holds the lock, a due light step only disables hydration (see
 // holdBursts) and is retried.
+//
+// Known limit: a volume started or resumed by another lunferry process
+// (`migrate start`, `migrate resume`) gets that process's first decision,
+// one region in flight, which nobody ends early: it runs until this loop's
+// next round picks the volume up, i.e. for up to one interval.
 func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize bool, report func([]TickResult)) error {
 	if interval <= 0 {
 		interval = 2 * time.Second

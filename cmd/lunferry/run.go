@@ -18,6 +18,13 @@ steers dm-clone toward the volume's throttle and the --total-rate budget, and ma
 volumes hydrated. With --auto-finalize it also finalizes them. It takes the state lock
 only for each round, so other commands (pause, throttle, status) work meanwhile.
 
+Between rounds it wakes as often as the throttle needs (every 10-100 ms for a volume
+on an array much faster than its throttle) to end short bursts of hydration: a light
+step that reads the clone status and sends dm-clone messages, saving nothing. While
+another command holds the lock, such a step only disables hydration until the lock
+is free. The throttle thus holds over a few seconds whatever --interval is;
+--interval sets how often progress, rate and ETA are saved and printed.
+
 As a systemd service (/etc/systemd/system/lunferry.service):
 
    [Unit]
@@ -32,7 +39,7 @@ As a systemd service (/etc/systemd/system/lunferry.service):
    [Install]
    WantedBy=multi-user.target`,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "control period"},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "control period: progress saved and printed, settings re-checked (throttled bursts are ended in between as needed)"},
 			&cli.BoolFlag{Name: "auto-finalize", Usage: "finalize volumes as soon as they are hydrated"},
 		},
 		Action: func(c *cli.Context) error {
