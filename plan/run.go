@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -175,10 +176,14 @@ func nextProgress(prev Progress, st CloneStatus, now time.Time) Progress {
 // command holds the lock, a due light step only disables hydration (see
 // holdBursts) and is retried.
 //
-// Known limit: a volume started or resumed by another lunferry process
-// (`migrate start`, `migrate resume`) gets that process's first decision,
-// one region in flight, which nobody ends early: it runs until this loop's
-// next round picks the volume up, i.e. for up to one interval.
+// Other commands change volumes meanwhile (`migrate start`, `migrate
+// resume`, `migrate throttle`): the first decision of that process's
+// Regulator, one region in flight, would run until the next round, as
+// nothing there ends it early. Run therefore looks at the volumes
+// directory's modification time every statePoll (every save renames a
+// file into it) and starts a round as soon as it changed (and the lock is
+// free), so such a burst lasts a few statePoll at most, and a new throttle
+// applies as quickly.
 func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize bool, report func([]TickResult)) error {
 	if interval <= 0 {
 		interval = 2 * time.Second
@@ -200,7 +205,11 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 		if err != nil {
 			return err
 		}
+		// Read after the round's own saves; a skipped round leaves the
+		// change it should have seen pending.
+		var seen time.Time
 		if !skipped {
+			seen = p.stateStamp()
 			// A skipped round keeps the volumes of the last one, so that
 			// their bursts still end on time.
 			hydrating = hydrating[:0]
@@ -213,11 +222,21 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 		if report != nil && len(res) > 0 {
 			report(res)
 		}
-		p.betweenTicks(ctx, hydrating, t.C)
+		p.betweenTicks(ctx, hydrating, t.C, seen)
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// stateStamp is the volumes directory's modification time (zero when it
+// cannot be read).
+func (p *Planner) stateStamp() time.Time {
+	fi, err := os.Stat(p.store.volumesDir())
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 const (
@@ -225,23 +244,39 @@ const (
 	wakeSlack = time.Millisecond
 	// lockRetry is the wait before a light step retries a held lock.
 	lockRetry = 20 * time.Millisecond
+	// statePoll is how often Run looks for changes other commands made.
+	statePoll = 100 * time.Millisecond
 )
 
 // betweenTicks serves the wake-ups the Regulator asks for among volumes
-// until tick fires or ctx ends.
-func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-chan time.Time) {
+// until tick fires, ctx ends or the volumes directory's modification time
+// differs from seen (checked every statePoll; a zero seen is always
+// different, for a skipped round).
+func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-chan time.Time, seen time.Time) {
 	reg := p.o.Ports.Regulator
-	if reg == nil || p.o.DryRun || len(volumes) == 0 {
-		select {
-		case <-ctx.Done():
-		case <-tick:
-		}
-		return
+	var active []string
+	if reg != nil && !p.o.DryRun {
+		active = append(active, volumes...)
 	}
-	active := append([]string(nil), volumes...)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	poll := time.NewTicker(statePoll)
+	defer poll.Stop()
 	for {
+		if len(active) == 0 {
+			// Nothing to wake: wait for the round or a change.
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+				return
+			case <-poll.C:
+				if !p.stateStamp().Equal(seen) {
+					return
+				}
+			}
+			continue
+		}
 		now := p.o.Now()
 		var due []string
 		var first time.Time
@@ -278,11 +313,7 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 		case !first.IsZero():
 			wait = first.Sub(now)
 		default:
-			select {
-			case <-ctx.Done():
-			case <-tick:
-			}
-			return
+			continue // active is empty now
 		}
 		if wait < 0 {
 			continue
@@ -293,6 +324,13 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 			return
 		case <-tick:
 			return
+		case <-poll.C:
+			// (Go 1.23+ timers: Reset after Stop never sees a stale
+			// expiry, no draining needed.)
+			timer.Stop()
+			if !p.stateStamp().Equal(seen) {
+				return
+			}
 		case <-timer.C:
 		}
 	}

@@ -119,3 +119,26 @@ func TestRunHoldsBurstsWhileLocked(t *testing.T) {
 	i := slices.Index(msgs, plan.DMName("vol1")+" disable_hydration")
 	require.Contains(t, msgs[i:], plan.DMName("vol1")+" enable_hydration")
 }
+
+func TestRunPicksUpOtherCommandsAtOnce(t *testing.T) {
+	e, reg := runEnv(t, 0)
+	stop := e.run(time.Hour) // one round at start, then none
+	defer stop()
+	require.Eventually(t, func() bool { return reg.Calls("vol1") >= 1 }, 5*time.Second, 10*time.Millisecond)
+	other, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, LockWait: 5 * time.Second})
+	require.NoError(t, err)
+
+	// Paused by another lunferry: forgotten at once, not at the next round.
+	require.NoError(t, other.Pause(context.Background(), "vol1"))
+	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 2*time.Second, 10*time.Millisecond)
+	calls := reg.Calls("vol1")
+	// Resumed: the loop regulates it again within a few polls, long
+	// before the next round (an hour away).
+	require.NoError(t, other.Resume(context.Background(), "vol1"))
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > calls }, 2*time.Second, 10*time.Millisecond)
+	// And then waits quietly: no round without a change.
+	time.Sleep(300 * time.Millisecond)
+	calls = reg.Calls("vol1")
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, calls, reg.Calls("vol1"))
+}
