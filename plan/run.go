@@ -294,7 +294,9 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 			}
 		}
 		active = keep
-		wait := time.Duration(-1)
+		// After light steps, look at ctx, the round and the state before
+		// going on (wait 0), so that many volumes cannot starve them.
+		var wait time.Duration
 		switch {
 		case len(due) > 0:
 			drop, busy := p.regulateDue(ctx, due)
@@ -314,9 +316,6 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 			wait = first.Sub(now)
 		default:
 			continue // active is empty now
-		}
-		if wait < 0 {
-			continue
 		}
 		timer.Reset(wait)
 		select {
