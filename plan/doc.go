@@ -38,24 +38,39 @@
 //     resume: the host keeps its session, size unchanged), log out of the
 //     old LUN, detach and delete the metadata, post-finalize hooks. The
 //     export stays: the host keeps using the proxy until it is re-pointed
-//     to the new array directly. A clone device always shows the host a
+//     to the new array directly (handover). A clone device always shows the host a
 //     write-back cache with FUA; when the new LUN is write-through, its
 //     proxy-side disk is switched to "temporary write back" before the swap
 //     so that the device keeps that cache and LIO keeps accepting the
 //     host's FUA writes (see keepWriteBack).
-//  5. abort (any step before the swap): pre-abort hooks (stop the host, log
+//  5. handover (optional, after finalize; Handover): the host goes straight
+//     to the new array and the proxy is retired. Pre-handover hooks move
+//     the host (on the new array, map the new LUN to the host's IQN; on the
+//     host, log out of the proxy and log in to the new array); while an
+//     initiator still has a session on the export, handover stops with a
+//     HostSessionError (ErrNotReady) naming the host, and the next attempt
+//     runs the pre-handover hooks again (force tears the export down under
+//     the host). Then the export, the linear device and the proxy's session
+//     to the new LUN (kept while another volume uses it) are removed,
+//     post-handover hooks run, and the volume is handed over: final, the
+//     proxy holds nothing of it and `lunferry volume remove` forgets it.
+//     Once the host has left (HostMovedAt), restore no longer rebuilds the
+//     proxy's objects; a rerun finishes the removal.
+//  6. abort (any step before the swap): pre-abort hooks (stop the host, log
 //     it out), then the export, the device, the old session, the metadata
 //     and the new session are removed in reverse order of creation; the old
 //     LUN is as it was. The report says plainly that writes the host made
 //     after cutover exist only on the new LUN.
-//  6. restore (after a reboot or crash): every object of every volume's
+//  7. restore (after a reboot or crash): every object of every volume's
 //     undo stack is rebuilt in creation order, looked up first. The clone
 //     is recreated over the same metadata file, never zeroed, so hydration
 //     continues where it stopped; hydration is re-enabled under the
 //     throttle. Interrupted steps are reported, not guessed: rerun the
 //     step to resume it, or abort it.
-//  7. status: step, progress, rate, ETA, throttle, host sessions, window
-//     time, plus kernel objects with lunferry's name no state knows.
+//  8. status: step, progress, rate, ETA, throttle, host sessions, window
+//     time, what serves the host (old array, proxy, new array) and the
+//     next command, plus kernel objects with lunferry's name no state
+//     knows.
 //
 // # Persistence
 //
@@ -92,7 +107,8 @@
 //	metadata        {"device": "/dev/..."} (default: loop file in the state dir)
 //	throttle        "50MiB/s" or "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s"
 //	hooks           {"preCutover", "postCutover", "preFinalize",
-//	                 "postFinalize", "preAbort", "postAbort": [paths],
+//	                 "postFinalize", "preAbort", "postAbort",
+//	                 "preHandover", "postHandover": [paths],
 //	                 "timeout": "5m"}
 //	sessionTimeout  wait for the host's session at cutover (default "2m")
 //

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors callers branch on (the CLI maps them to exit codes). They
@@ -73,3 +74,33 @@ func (e *StepError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrWrongStep) true.
 func (e *StepError) Unwrap() error { return ErrWrongStep }
+
+// HostSessionError refuses a handover while the host still has a session on
+// the proxy's export: tearing the export down would fail the host's I/O.
+// It unwraps to ErrNotReady (the CLI's "not ready" exit code): move the
+// host (the pre-handover hooks' job), then rerun handover, or pass force.
+type HostSessionError struct {
+	// Volume is the volume's name.
+	Volume string
+	// HostIQN is the volume's application host.
+	HostIQN string
+	// ExportIQN is the proxy's target the sessions are on.
+	ExportIQN string
+	// Sessions are the initiator names logged in to the export.
+	Sessions []string
+}
+
+// Error implements error.
+func (e *HostSessionError) Error() string {
+	who := e.HostIQN
+	if len(e.Sessions) > 0 && (len(e.Sessions) > 1 || e.Sessions[0] != e.HostIQN) {
+		who = fmt.Sprintf("%s (sessions: %s)", e.HostIQN, strings.Join(e.Sessions, ", "))
+	}
+	return fmt.Sprintf("plan: volume %s: %v: host %s still has a session on the proxy's export %s: "+
+		"on the host, log out of %s and log in to the new array (the pre-handover hooks' job; they run again on the next attempt), "+
+		"then rerun `lunferry migrate handover %s`; --force tears the export down under the host, failing its I/O to the proxy",
+		e.Volume, ErrNotReady, who, e.ExportIQN, e.ExportIQN, e.Volume)
+}
+
+// Unwrap makes errors.Is(err, ErrNotReady) true.
+func (e *HostSessionError) Unwrap() error { return ErrNotReady }

@@ -18,9 +18,11 @@ import (
 //	LUNFERRY_VOLUME          volume name
 //	LUNFERRY_PHASE           pre-cutover, post-cutover, pre-finalize,
 //	                         post-finalize, pre-abort (only when the
-//	                         export exists) or post-abort
+//	                         export exists), post-abort, pre-handover or
+//	                         post-handover
 //	LUNFERRY_STATE_DIR       the state directory
-//	LUNFERRY_DEVICE          the proxy's dm device node (when it exists)
+//	LUNFERRY_DEVICE          the proxy's dm device node (when it exists;
+//	                         not at post-handover)
 //	LUNFERRY_SIZE_BYTES      the volume's size (when known)
 //	LUNFERRY_HOST_IQN        the application host's initiator name
 //	LUNFERRY_EXPORT_IQN      the proxy's target name for the host

@@ -210,7 +210,7 @@ func checkConflicts(s *Spec, all []*Volume) error {
 		if o.Spec.Name == s.Name {
 			return fmt.Errorf("plan: %w: volume %s exists (%s): choose another name, or remove it first with `lunferry volume remove %s`", ErrConflict, s.Name, o.Step, s.Name)
 		}
-		if o.Step == StepAborted || o.Step == StepFinalized {
+		if o.Step == StepAborted || o.Step == StepFinalized || o.Step == StepHandedOver {
 			continue
 		}
 		for _, mine := range []struct {
@@ -236,9 +236,9 @@ func checkConflicts(s *Spec, all []*Volume) error {
 }
 
 // Remove forgets a volume. Only volumes without kernel objects can be
-// removed (new, aborted); a finalized volume still serves the host through
-// the proxy, so it is only forgotten with forget set, leaving its device
-// and export in place.
+// removed (new, aborted, handed over); a finalized volume still serves the
+// host through the proxy, so it is only forgotten with forget set, leaving
+// its device and export in place.
 func (p *Planner) Remove(ctx context.Context, name string, forget bool) error {
 	return p.locked(ctx, func() error {
 		v, err := p.store.Load(name)
@@ -246,12 +246,15 @@ func (p *Planner) Remove(ctx context.Context, name string, forget bool) error {
 			return err
 		}
 		switch {
-		case v.Step == StepNew || v.Step == StepAborted:
+		case v.Step == StepNew || v.Step == StepAborted || v.Step == StepHandedOver:
 		case v.Step == StepFinalized && forget:
 			p.logf("volume %s forgotten; %s and export %s stay in place serving the host", name, DMName(name), v.Spec.Export.IQN)
 		case v.Step == StepFinalized:
 			return &StepError{Volume: name, Step: v.Step, Want: "remove",
-				Hint: fmt.Sprintf("the host still reaches the new LUN through %s and export %s; pass --forget to drop the record and leave them in place", DMName(name), v.Spec.Export.IQN)}
+				Hint: fmt.Sprintf("the host still reaches the new LUN through %s and export %s: run `lunferry migrate handover %s` to move the host to the new array and retire the proxy, or pass --forget to drop the record and leave them in place", DMName(name), v.Spec.Export.IQN, name)}
+		case v.Step == StepHandingOver:
+			return &StepError{Volume: name, Step: v.Step, Want: "remove",
+				Hint: fmt.Sprintf("handover was interrupted: rerun `lunferry migrate handover %s` first", name)}
 		default:
 			return &StepError{Volume: name, Step: v.Step, Want: "remove",
 				Hint: fmt.Sprintf("it holds kernel objects: run `lunferry migrate abort %s` first", name)}

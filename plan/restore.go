@@ -62,6 +62,17 @@ func (p *Planner) restoreOne(ctx context.Context, v *Volume, all []*Volume) Rest
 		return r
 	case StepFinalized:
 		// The host is served by linear over the new LUN: rebuild it.
+	case StepHandedOver:
+		// The host uses the new array directly; the proxy has nothing.
+		return r
+	case StepHandingOver:
+		if !v.HostMovedAt.IsZero() {
+			// The host left the proxy: rebuilding the export would only
+			// offer it the proxy again.
+			r.Hint = fmt.Sprintf("handover was interrupted after the host left the proxy; nothing rebuilt: rerun `lunferry migrate handover %s` to finish", name)
+			return r
+		}
+		// The host may still be on the proxy: rebuild it, as finalized.
 	case StepAborting:
 		r.Hint = "finishing the interrupted abort"
 	}
@@ -141,6 +152,8 @@ func (p *Planner) restoreOne(ctx context.Context, v *Volume, all []*Volume) Rest
 		r.Hint = fmt.Sprintf("cutover was interrupted: rerun `lunferry migrate cutover %s` to resume or `lunferry migrate abort %s` to roll back", name, name)
 	case StepFinalizing:
 		r.Hint = fmt.Sprintf("finalize was interrupted: rerun `lunferry migrate finalize %s`", name)
+	case StepHandingOver:
+		r.Hint = fmt.Sprintf("handover was interrupted before the host left the proxy; the proxy serves it again: rerun `lunferry migrate handover %s`", name)
 	case StepHydrating:
 		r.Hint = "hydration continues from the progress kept in the metadata; keep `lunferry run` going"
 	}

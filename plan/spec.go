@@ -123,6 +123,16 @@ type Hooks struct {
 	// PostAbort runs after an abort: e.g. point the host back to the old
 	// array.
 	PostAbort []string `json:"postAbort,omitempty"`
+	// PreHandover runs at handover (after finalize), before the proxy's
+	// objects are removed, and moves the host to the new array: on the new
+	// array, map the new LUN to the host's IQN; on the host, log out of the
+	// proxy's export and log in to the new array. Handover refuses to go on
+	// while the host still has a session on the export.
+	PreHandover []string `json:"preHandover,omitempty"`
+	// PostHandover runs once the proxy's export, device and session to the
+	// new LUN are gone: e.g. unmap the new LUN from the proxy's IQN on the
+	// new array.
+	PostHandover []string `json:"postHandover,omitempty"`
 	// Timeout bounds each hook; 0 means DefaultHookTimeout.
 	Timeout Duration `json:"timeout,omitempty"`
 }

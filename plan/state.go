@@ -34,6 +34,14 @@ const (
 	// new LUN, old LUN detached, metadata freed.
 	StepFinalizing Step = "finalizing"
 	StepFinalized  Step = "finalized"
+	// StepHandingOver/StepHandedOver (optional, after finalize):
+	// pre-handover hooks moved the host to the new array, the host has no
+	// session left on the proxy's export, the export, the linear device
+	// and the proxy's session to the new LUN are removed, post-handover
+	// hooks ran. Handed over is final: the proxy holds nothing of the
+	// volume and `lunferry volume remove` forgets it.
+	StepHandingOver Step = "handing-over"
+	StepHandedOver  Step = "handed-over"
 	// StepAborting/StepAborted: everything lunferry built is removed; the
 	// old LUN is as it was.
 	StepAborting Step = "aborting"
@@ -45,7 +53,16 @@ const (
 
 // Terminal reports whether no further step applies (the volume can be
 // removed from the state).
-func (s Step) Terminal() bool { return s == StepAborted || s == StepFinalized || s == StepNew }
+func (s Step) Terminal() bool {
+	return s == StepAborted || s == StepFinalized || s == StepHandedOver || s == StepNew
+}
+
+// Finalized reports whether the live swap to linear over the new LUN is
+// done and the old LUN released: finalized, or handing over or handed over
+// after it.
+func (s Step) Finalized() bool {
+	return s == StepFinalized || s == StepHandingOver || s == StepHandedOver
+}
 
 // ObjectKind names a kernel object lunferry creates for a volume.
 type ObjectKind string
@@ -172,6 +189,13 @@ type Volume struct {
 	// FinalizedAt and AbortedAt: when the terminal step was reached.
 	FinalizedAt time.Time `json:"finalizedAt,omitempty"`
 	AbortedAt   time.Time `json:"abortedAt,omitempty"`
+	// HostMovedAt is when handover found the host gone from the proxy's
+	// export (or was forced) and began removing the proxy's objects: from
+	// then on restore no longer rebuilds them (the host is on the new
+	// array) and a rerun of handover finishes the removal.
+	HostMovedAt time.Time `json:"hostMovedAt,omitempty"`
+	// HandedOverAt is when handover completed.
+	HandedOverAt time.Time `json:"handedOverAt,omitempty"`
 }
 
 // WindowTimes measures a cutover.

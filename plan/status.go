@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // VolumeStatus is one volume's state with what the kernel says now.
@@ -27,6 +28,14 @@ type VolumeStatus struct {
 	Sessions []string `json:"sessions"`
 	// Window is the cutover's timing, once cut over.
 	Window *WindowTimes `json:"window,omitempty"`
+	// Serving says what serves the host's I/O: "old array" (before
+	// cutover, or after an abort), "proxy (clone)", "proxy (linear over
+	// the new LUN)", "new array" (handed over); "-" when unknown.
+	Serving string `json:"serving"`
+	// Next is the command that moves the volume on, "" when none applies.
+	Next string `json:"next,omitempty"`
+	// HandedOverAt is when handover completed.
+	HandedOverAt time.Time `json:"handedOverAt,omitempty"`
 	// LastError is the error that interrupted the current step.
 	LastError string `json:"lastError,omitempty"`
 	// Live is false when the kernel could not be read (see LiveError).
@@ -65,7 +74,8 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 		found++
 		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
-			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true}
+			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
+			HandedOverAt: v.HandedOverAt}
 		var liveErrs []string
 		if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
 			st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
@@ -92,9 +102,10 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			s.Live, s.LiveError = false, strings.Join(liveErrs, "; ")
 		}
 		s.Percent = 100 * s.Progress.Fraction()
-		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step == StepFinalized {
+		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step.Finalized() {
 			s.Percent = 100
 		}
+		s.Serving, s.Next = serving(v)
 		rep.Volumes = append(rep.Volumes, s)
 	}
 	if len(want) > 0 && found < len(want) {
@@ -110,6 +121,41 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 	}
 	rep.Strays = p.strays(ctx, all)
 	return rep, nil
+}
+
+// serving says what serves the host and which command comes next.
+func serving(v *Volume) (serving, next string) {
+	n := v.Spec.Name
+	switch v.Step {
+	case StepNew, StepPreparing:
+		return "old array", "lunferry migrate prepare " + n
+	case StepPrepared:
+		return "old array", "lunferry migrate cutover " + n
+	case StepCuttingOver:
+		return "-", "lunferry migrate cutover " + n
+	case StepCutOver:
+		return "proxy (clone)", "lunferry migrate start " + n
+	case StepHydrating:
+		return "proxy (clone)", ""
+	case StepHydrated, StepFinalizing:
+		return "proxy (clone)", "lunferry migrate finalize " + n
+	case StepFinalized:
+		return "proxy (linear over the new LUN)", "lunferry migrate handover " + n
+	case StepHandingOver:
+		if !v.HostMovedAt.IsZero() {
+			return "new array", "lunferry migrate handover " + n
+		}
+		return "-", "lunferry migrate handover " + n
+	case StepHandedOver:
+		return "new array", "lunferry volume remove " + n
+	case StepAborting:
+		return "-", "lunferry migrate abort " + n
+	case StepAborted:
+		return "old array", "lunferry volume remove " + n
+	case StepFaulty:
+		return "proxy (clone)", "lunferry migrate abort " + n
+	}
+	return "-", ""
 }
 
 func etaOnly(pr Progress) Progress {

@@ -2,8 +2,10 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
@@ -51,7 +53,14 @@ func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 // executable.
 func (p *Planner) checkHooks(s *Spec) error {
 	h := s.Hooks
-	for _, list := range [][]string{h.PreCutover, h.PostCutover, h.PreFinalize, h.PostFinalize, h.PreAbort, h.PostAbort} {
+	return p.checkHookList(s, h.PreCutover, h.PostCutover, h.PreFinalize, h.PostFinalize, h.PreAbort, h.PostAbort,
+		h.PreHandover, h.PostHandover)
+}
+
+// checkHookList finds hooks of the given phases that are missing or not
+// executable.
+func (p *Planner) checkHookList(s *Spec, lists ...[]string) error {
+	for _, list := range lists {
 		for _, path := range list {
 			if err := p.o.Ports.Hooks.Check(path); err != nil {
 				return fmt.Errorf("plan: volume %s: %w: hook %s: %v: fix the volume's hooks before the window", s.Name, ErrInvalidSpec, path, err)
@@ -491,7 +500,7 @@ func (p *Planner) SetThrottle(ctx context.Context, name string, sched clone.Sche
 		if err != nil {
 			return err
 		}
-		if v.Step == StepFinalized || v.Step == StepAborted {
+		if v.Step.Finalized() || v.Step == StepAborted {
 			return &StepError{Volume: name, Step: v.Step, Want: "throttle", Hint: "the migration is over"}
 		}
 		v.Spec.Throttle = sched
@@ -514,7 +523,7 @@ func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
 		}
 		switch v.Step {
 		case StepHydrated, StepFinalizing:
-		case StepFinalized:
+		case StepFinalized, StepHandingOver, StepHandedOver:
 			p.logf("volume %s already finalized", name)
 			return nil
 		case StepHydrating:
@@ -646,6 +655,137 @@ func sharedLogin(v *Volume, l LUN, all []*Volume) string {
 	return ""
 }
 
+// HandoverOptions tune Handover.
+type HandoverOptions struct {
+	// Force tears the export down even while an initiator still has a
+	// session on it: the host's I/O to the proxy then fails.
+	Force bool
+}
+
+// Handover is the optional last step, after finalize: the host goes
+// straight to the new array and the proxy is retired. The pre-handover
+// hooks move the host (map the new LUN to the host on the new array; on
+// the host, log out of the proxy and log in to the new array); while the
+// host still has a session on the proxy's export Handover refuses with a
+// *HostSessionError (unless o.Force). Then the export, the linear device
+// and the proxy's session to the new LUN are removed, the post-handover
+// hooks run and the volume is handed over: final, `lunferry volume remove`
+// forgets it. Like every step it is idempotent and resumed by a rerun.
+func (p *Planner) Handover(ctx context.Context, name string, o HandoverOptions) (*Volume, error) {
+	var v *Volume
+	err := p.locked(ctx, func() error {
+		var all []*Volume
+		var err error
+		v, all, err = p.load(name)
+		if err != nil {
+			return err
+		}
+		switch v.Step {
+		case StepFinalized, StepHandingOver:
+		case StepHandedOver:
+			p.logf("volume %s already handed over", name)
+			return nil
+		case StepFinalizing:
+			return &StepError{Volume: name, Step: v.Step, Want: "handover",
+				Hint: fmt.Sprintf("finalize was interrupted: rerun `lunferry migrate finalize %s` first", name)}
+		case StepCutOver, StepHydrating, StepHydrated:
+			return &StepError{Volume: name, Step: v.Step, Want: "handover",
+				Hint: fmt.Sprintf("the host can only move to the new array once it holds all the data: hydrate, then run `lunferry migrate finalize %s`", name)}
+		default:
+			return &StepError{Volume: name, Step: v.Step, Want: "handover", Hint: "handover follows finalize"}
+		}
+		if err := p.checkHookList(&v.Spec, v.Spec.Hooks.PreHandover, v.Spec.Hooks.PostHandover); err != nil {
+			return err
+		}
+		release := p.inhibit("lunferry handover of " + name)
+		defer release()
+		return p.transition(ctx, v, StepHandingOver, StepHandedOver, func() error {
+			return p.handover(ctx, v, all, o)
+		})
+	})
+	return v, err
+}
+
+func (p *Planner) handover(ctx context.Context, v *Volume, all []*Volume, o HandoverOptions) error {
+	s := &v.Spec
+	if _, err := p.runHooks(ctx, v, "pre-handover", s.Hooks.PreHandover); err != nil {
+		return err
+	}
+	if err := p.checkHostGone(ctx, v, o.Force); err != nil {
+		var hs *HostSessionError
+		if errors.As(err, &hs) {
+			// The hooks did not move the host: the next attempt runs
+			// them again.
+			v.HooksDone = slices.DeleteFunc(v.HooksDone, func(id string) bool { return strings.HasPrefix(id, "pre-handover#") })
+		}
+		return err
+	}
+	if v.HostMovedAt.IsZero() {
+		v.HostMovedAt = p.o.Now().UTC()
+		if err := p.save(v); err != nil {
+			return err
+		}
+	}
+	// Finalize already released the old LUN and the metadata; they are in
+	// the list so that nothing of the volume can be left behind.
+	for _, k := range []ObjectKind{ObjExport, ObjDevice, ObjOldLogin, ObjMetadata, ObjNewLogin} {
+		if err := p.undoObject(ctx, v, k, all); err != nil {
+			return err
+		}
+	}
+	if _, err := p.runHooks(ctx, v, "post-handover", s.Hooks.PostHandover); err != nil {
+		return err
+	}
+	v.HandedOverAt = p.o.Now().UTC()
+	p.logf("volume %s handed over: the host uses %s lun %d directly; the proxy holds nothing of the volume", s.Name, s.New.IQN, s.New.LUN)
+	return nil
+}
+
+// sessionGrace is how many poll intervals checkHostGone re-reads the
+// export's sessions: the target may take a moment to drop a session the
+// host has just ended.
+const sessionGrace = 5
+
+// checkHostGone returns a *HostSessionError while an initiator is logged
+// in to the volume's export (with force, it logs and returns nil). An
+// export already torn down has no sessions.
+func (p *Planner) checkHostGone(ctx context.Context, v *Volume, force bool) error {
+	s := &v.Spec
+	if v.object(ObjExport) == nil {
+		return nil
+	}
+	ok, err := p.o.Ports.Exporter.Lookup(ctx, s.Export.IQN)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: look up target %s: %w", s.Name, s.Export.IQN, err)
+	}
+	if !ok {
+		return nil
+	}
+	var sess []string
+	for i := 0; ; i++ {
+		sess, err = p.o.Ports.Exporter.Sessions(ctx, s.Export.IQN)
+		if err != nil {
+			return fmt.Errorf("plan: volume %s: read sessions of %s: %w", s.Name, s.Export.IQN, err)
+		}
+		if len(sess) == 0 {
+			return nil
+		}
+		if force || p.o.DryRun || i >= sessionGrace {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(p.o.PollInterval):
+		}
+	}
+	if force {
+		p.logf("volume %s: --force: tearing export %s down under %s; their I/O to the proxy fails", s.Name, s.Export.IQN, strings.Join(sess, ", "))
+		return nil
+	}
+	return &HostSessionError{Volume: s.Name, HostIQN: s.HostIQN, ExportIQN: s.Export.IQN, Sessions: sess}
+}
+
 // AbortReport says what an abort did.
 type AbortReport struct {
 	// Volume is the volume's name.
@@ -673,6 +813,12 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 		case v.Step == StepAborted:
 			rep = abortReport(v, v.AbortFrom)
 			return nil
+		case v.Step == StepHandingOver:
+			return &StepError{Volume: name, Step: v.Step, Want: "abort",
+				Hint: fmt.Sprintf("the old LUN is no longer in use and the host is being moved to the new array; there is nothing to roll back to: rerun `lunferry migrate handover %s` to finish", name)}
+		case v.Step == StepHandedOver:
+			return &StepError{Volume: name, Step: v.Step, Want: "abort",
+				Hint: "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to"}
 		case v.Step == StepFinalized, v.Linear:
 			return &StepError{Volume: name, Step: v.Step, Want: "abort",
 				Hint: "the device already runs linear over the new LUN and the old LUN is no longer in use; there is nothing to roll back to"}
