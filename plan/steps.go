@@ -754,6 +754,11 @@ func (p *Planner) checkHostGone(ctx context.Context, v *Volume, force bool) erro
 	if v.object(ObjExport) == nil {
 		return nil
 	}
+	if p.o.DryRun {
+		// The hooks did not run: the host has not moved yet.
+		p.logf("volume %s: would refuse to go on while an initiator is logged in to %s (the pre-handover hooks move the host)", s.Name, s.Export.IQN)
+		return nil
+	}
 	ok, err := p.o.Ports.Exporter.Lookup(ctx, s.Export.IQN)
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: look up target %s: %w", s.Name, s.Export.IQN, err)
@@ -770,7 +775,7 @@ func (p *Planner) checkHostGone(ctx context.Context, v *Volume, force bool) erro
 		if len(sess) == 0 {
 			return nil
 		}
-		if force || p.o.DryRun || i >= sessionGrace {
+		if force || i >= sessionGrace {
 			break
 		}
 		select {

@@ -39,6 +39,20 @@ func (a *app) migrateCommand() *cli.Command {
 				Action: a.status,
 			},
 			{Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names, Action: a.eachVolume(a.finalize)},
+			{
+				Name: "handover", Usage: "after finalize: pre-handover hooks move the host to the new array, then the proxy's export, device and session to the new LUN are removed", ArgsUsage: names,
+				Description: `The optional last step. The pre-handover hooks move the host: on the new array,
+map the new LUN to the host's IQN; on the host, log out of the proxy's export and
+log in to the new array. While the host still has a session on the export,
+handover stops with exit code 4 (not ready) and changes nothing of the proxy;
+the next attempt runs the pre-handover hooks again. Then the export, the linear
+device and the proxy's session to the new LUN are removed and the post-handover
+hooks run. A handed-over volume is final: 'lunferry volume remove' forgets it.`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "force", Usage: "tear the export down even while the host still has a session on it (its I/O to the proxy fails)"},
+				},
+				Action: a.eachVolume(a.handover),
+			},
 			{Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was", ArgsUsage: names, Action: a.eachVolume(a.abort)},
 		},
 	}
@@ -247,6 +261,23 @@ func (a *app) finalize(c *cli.Context, p *plan.Planner, name string) error {
 	return nil
 }
 
+func (a *app) handover(c *cli.Context, p *plan.Planner, name string) error {
+	v, err := p.Handover(c.Context, name, plan.HandoverOptions{Force: c.Bool("force")})
+	if err != nil {
+		return err
+	}
+	if a.g.json {
+		return printJSON(a.stdout, v)
+	}
+	if a.g.dryRun {
+		fmt.Fprintf(a.stdout, "dry run: volume %s would be handed over; nothing was changed\n", name)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "volume %s handed over: the host uses %s lun %d on the new array directly; the proxy's export %s, device %s and session to the new LUN are gone; `lunferry volume remove %s` forgets the volume\n",
+		name, v.Spec.New.IQN, v.Spec.New.LUN, v.Spec.Export.IQN, plan.DMName(name), name)
+	return nil
+}
+
 func (a *app) abort(c *cli.Context, p *plan.Planner, name string) error {
 	rep, err := p.Abort(c.Context, name)
 	if err != nil {
@@ -300,7 +331,7 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 	if len(rep.Volumes) == 0 {
 		fmt.Fprintln(a.stdout, "no volumes; add one with `lunferry volume add`")
 	} else {
-		t := newTable(a.stdout, "VOLUME", "STEP", "PROGRESS", "RATE", "ETA", "THROTTLE", "SESSIONS", "WINDOW")
+		t := newTable(a.stdout, "VOLUME", "STEP", "PROGRESS", "RATE", "ETA", "THROTTLE", "SESSIONS", "WINDOW", "SERVING")
 		for _, s := range rep.Volumes {
 			prog := fmt.Sprintf("%5.1f%%", s.Percent)
 			if a.isTTY {
@@ -325,7 +356,11 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 			if throttle != s.RateNow {
 				throttle += " (now " + s.RateNow + ")"
 			}
-			t.row(s.Name, step, prog, fmtRate(s.Progress.Rate), fmtDur(s.Progress.ETA.D()), throttle, sess, win)
+			serving := s.Serving
+			if serving == "" {
+				serving = "-"
+			}
+			t.row(s.Name, step, prog, fmtRate(s.Progress.Rate), fmtDur(s.Progress.ETA.D()), throttle, sess, win, serving)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -336,6 +371,13 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 			}
 			if s.LiveError != "" {
 				fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
+			}
+			switch s.Step {
+			case plan.StepFinalized:
+				fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)
+			case plan.StepHandedOver:
+				fmt.Fprintf(a.stdout, "%s: handed over %s: the host uses the new array directly; `%s` forgets it\n", s.Name,
+					s.HandedOverAt.Local().Format("2006-01-02 15:04"), s.Next)
 			}
 		}
 	}

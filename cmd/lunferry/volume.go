@@ -44,7 +44,7 @@ Example:
 			},
 			{
 				Name:      "remove",
-				Usage:     "forget a volume (new or aborted; finalized with --forget)",
+				Usage:     "forget a volume (new, aborted or handed over; finalized with --forget)",
 				ArgsUsage: "VOLUME",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "forget", Usage: "drop a finalized volume's record, leaving its device and export serving the host"},
@@ -83,6 +83,8 @@ func specFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "post-finalize-hook", Usage: "executable run after finalize (repeatable)"},
 		&cli.StringSliceFlag{Name: "pre-abort-hook", Usage: "executable run before abort removes the export: stop the host and log it out (repeatable)"},
 		&cli.StringSliceFlag{Name: "post-abort-hook", Usage: "executable run after abort (repeatable)"},
+		&cli.StringSliceFlag{Name: "pre-handover-hook", Usage: "executable run at handover, after finalize: map the new LUN to the host, move the host from the proxy to the new array (repeatable)"},
+		&cli.StringSliceFlag{Name: "post-handover-hook", Usage: "executable run once handover removed the proxy's export, device and session (repeatable)"},
 		&cli.DurationFlag{Name: "hook-timeout", Usage: "timeout of each hook (default 5m)"},
 		&cli.DurationFlag{Name: "session-timeout", Usage: "how long cutover waits for the host to log in (default 2m)"},
 	)
@@ -99,7 +101,9 @@ func specFromFlags(c *cli.Context) (plan.Spec, error) {
 		Hooks: plan.Hooks{
 			PreCutover: c.StringSlice("pre-cutover-hook"), PostCutover: c.StringSlice("post-cutover-hook"),
 			PreFinalize: c.StringSlice("pre-finalize-hook"), PostFinalize: c.StringSlice("post-finalize-hook"),
-			PreAbort: c.StringSlice("pre-abort-hook"), PostAbort: c.StringSlice("post-abort-hook"), Timeout: plan.Duration(c.Duration("hook-timeout")),
+			PreAbort: c.StringSlice("pre-abort-hook"), PostAbort: c.StringSlice("post-abort-hook"),
+			PreHandover: c.StringSlice("pre-handover-hook"), PostHandover: c.StringSlice("post-handover-hook"),
+			Timeout: plan.Duration(c.Duration("hook-timeout")),
 		},
 		SessionTimeout: plan.Duration(c.Duration("session-timeout")),
 	}
