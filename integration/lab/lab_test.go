@@ -110,7 +110,7 @@ func TestWriterCountsReadBackMismatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	w := &Writer{Dir: dir, Manifest: m, Stats: filepath.Join(labDir, "s.json"), Session: 1, Seed: 3,
-		Interval: time.Millisecond, MaxUsed: 0.0001} // full: re-reads only
+		Interval: time.Millisecond, ReadOnly: true} // re-reads only
 	st, err := w.Run(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -241,6 +241,9 @@ type Writer struct {
 	// MaxUsed is the fraction of the filesystem above which no new files
 	// are created (0: 0.6).
 	MaxUsed float64
+	// ReadOnly creates no files, only re-reads (a filesystem known to be
+	// full; tests, where an almost empty tmpfs never looks full).
+	ReadOnly bool
 	// Log receives one line per error (nil: discarded).
 	Log io.Writer
 }
@@ -291,7 +294,7 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 	}
 	lastSave := time.Now()
 	for n := 0; ctx.Err() == nil; n++ {
-		if used(w.Dir) < maxUsed {
+		if !w.ReadOnly && used(w.Dir) < maxUsed {
 			size := int64(4096 + r.IntN(28*1024))
 			b := make([]byte, size)
 			content(b, w.Seed, w.Session, n)
