@@ -266,6 +266,11 @@ func TestHandoverRefusedWhileHostOnProxy(t *testing.T) {
 	require.Equal(t, []string{hostIQN}, rep.Volumes[0].Sessions)
 	require.Contains(t, rep.Volumes[0].LastError, "still has a session")
 
+	_, err = e.p.Abort(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrWrongStep)
+	require.ErrorContains(t, err, "rerun `lunferry migrate handover vol1`")
+	require.ErrorContains(t, e.p.Remove(ctx, "vol1", true), "rerun `lunferry migrate handover vol1`")
+
 	// A reboot now brings the proxy back for the host: it was never moved.
 	e.k.Reboot()
 	res, err := e.p.Restore(ctx)

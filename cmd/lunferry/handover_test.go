@@ -96,6 +96,7 @@ func TestHandoverThroughTheCLI(t *testing.T) {
 	require.Equal(t, "new array", rep.Volumes[0].Serving)
 	require.False(t, rep.Volumes[0].HandedOverAt.IsZero())
 	c.ok("migrate", "handover", "vol1") // idempotent
+	require.Contains(t, c.ok("volume", "show", "vol1"), "the host uses the new LUN directly")
 
 	code, _, errs = c.run("migrate", "abort", "vol1")
 	require.Equal(t, ExitRefused, code)

@@ -246,6 +246,11 @@ func (a *app) volumeShow(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "object:    %-10s %s %s%s\n", o.Kind, o.Name, o.Device, pend)
 	}
+	if !v.HandedOverAt.IsZero() {
+		fmt.Fprintf(w, "handover:  %s: the host uses the new LUN directly; the proxy holds nothing of the volume\n", v.HandedOverAt.Local().Format("2006-01-02 15:04:05"))
+	} else if !v.HostMovedAt.IsZero() {
+		fmt.Fprintf(w, "handover:  the host left the proxy at %s; rerun `lunferry migrate handover %s` to finish\n", v.HostMovedAt.Local().Format("2006-01-02 15:04:05"), v.Spec.Name)
+	}
 	if v.Window != nil {
 		fmt.Fprintf(w, "window:    tool %s, hooks %s, session wait %s, total %s\n", fmtDur(v.Window.Tool.D()), fmtDur(v.Window.Hooks.D()),
 			fmtDur(v.Window.SessionWait.D()), fmtDur(v.Window.Total.D()))
