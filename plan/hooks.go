@@ -34,7 +34,9 @@ import (
 // A hook must exit 0 within the volume's hook timeout (default 5 minutes);
 // otherwise its process group is killed and the step stops with an error
 // naming the hook; rerunning the step runs the failed hook again (hooks
-// already completed in the step are not rerun). Output goes to
+// already completed in the step are not rerun, except the pre-handover
+// hooks after handover found the host still logged in to the export: they
+// did not move it, so they run again). Output goes to
 // <state-dir>/logs/<volume>.<phase>.log.
 func hookEnv(v *Volume, phase, stateDir string) []string {
 	s := &v.Spec

@@ -715,8 +715,10 @@ func (p *Planner) handover(ctx context.Context, v *Volume, all []*Volume, o Hand
 		var hs *HostSessionError
 		if errors.As(err, &hs) {
 			// The hooks did not move the host: the next attempt runs
-			// them again.
+			// them again, and until the host has left, restore rebuilds
+			// the proxy for it.
 			v.HooksDone = slices.DeleteFunc(v.HooksDone, func(id string) bool { return strings.HasPrefix(id, "pre-handover#") })
+			v.HostMovedAt = time.Time{}
 		}
 		return err
 	}
