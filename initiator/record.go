@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lunferry/lunferry/internal/atomicfile"
 )
 
 // RecordSetting is one "key = value" line of an open-iscsi record. A
@@ -213,7 +215,7 @@ func (r *FileRecords) edit(ctx context.Context, path string, settings []RecordSe
 	if err != nil {
 		return fmt.Errorf("initiator: read record: %w", err)
 	}
-	if err := writeFileAtomic(path, editRecord(old, settings, mark), 0o600); err != nil {
+	if err := atomicfile.Write(path, editRecord(old, settings, mark), 0o600); err != nil {
 		return fmt.Errorf("initiator: write record %s: %w", path, err)
 	}
 	return nil
@@ -339,42 +341,6 @@ func editRecord(content []byte, settings []RecordSetting, mark bool) []byte {
 		out = append(out[:i], append([]string{recordMarker + "\n"}, out[i:]...)...)
 	}
 	return []byte(strings.Join(out, ""))
-}
-
-// writeFileAtomic replaces path with data: temp file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".lunferry-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PrintRecords is a dry-run RecordStore: it writes what it would set to W,
