@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -420,4 +421,38 @@ func TestHandoverKeepsSharedLogin(t *testing.T) {
 	require.Equal(t, plan.StepHandedOver, v.Step)
 	require.Empty(t, v.Objects)
 	require.NoError(t, e.p.Remove(ctx, "vol1", false))
+}
+
+// TestHandoverHostBackOnProxy: handover found the host gone and began the
+// removal, was interrupted, and the host came back to the export before the
+// rerun: the rerun refuses and forgets that the host had left, so that a
+// reboot rebuilds the proxy for it.
+func TestHandoverHostBackOnProxy(t *testing.T) {
+	ctx := context.Background()
+	e, _ := finalizedEnv(t)
+	e.k.Fail["Teardown"] = errors.New("configfs: device busy")
+	_, err := e.p.Handover(ctx, "vol1", plan.HandoverOptions{})
+	require.ErrorContains(t, err, "device busy")
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.False(t, v.HostMovedAt.IsZero())
+	rep, err := e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, "new array", rep.Volumes[0].Serving)
+
+	delete(e.k.Fail, "Teardown")
+	e.k.HostLogsIn = true
+	h := &movingHooks{k: e.k, stay: true}
+	e.p = handoverPlanner(e, h)
+	_, err = e.p.Handover(ctx, "vol1", plan.HandoverOptions{})
+	var hs *plan.HostSessionError
+	require.ErrorAs(t, err, &hs)
+	v, err = e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.True(t, v.HostMovedAt.IsZero())
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	_, ok := e.k.Export(exportIQN)
+	require.True(t, ok, "the proxy is rebuilt for the host")
 }
