@@ -1,6 +1,7 @@
 package dm
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -39,6 +40,19 @@ func TestKernelVersionAndTargets(t *testing.T) {
 	for _, tv := range all {
 		assert.Contains(t, out, tv.Name)
 	}
+}
+
+// TestKernelListNoDevices: with no dm device at all, 6.1 returns zero bytes
+// of list data; List must read that as an empty list, not an error.
+func TestKernelListNoDevices(t *testing.T) {
+	c := kernelClient(t)
+	ctx := context.Background()
+	if m, _ := filepath.Glob("/sys/block/dm-*"); len(m) > 0 {
+		t.Fatalf("dm devices exist before the test (%v): a leak from an earlier test", m)
+	}
+	list, err := c.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
 }
 
 func TestKernelLinearMultiLine(t *testing.T) {

@@ -265,6 +265,11 @@ type ListEntry struct {
 // next is relative to the record and 0 on the last; a first record with
 // dev 0 means no devices.
 func parseNameList(data []byte) ([]ListEntry, error) {
+	// With no devices at all the kernel (6.1 list_devices) sets data_size
+	// to data_start: zero bytes, though it wrote dev = 0 into the buffer.
+	if len(data) == 0 {
+		return nil, nil
+	}
 	var out []ListEntry
 	off := 0
 	for {

@@ -228,6 +228,9 @@ func TestParseNameList(t *testing.T) {
 	got, err = parseNameList(kernelNameList(nil))
 	require.NoError(t, err)
 	assert.Empty(t, got, "dev 0 in the first record means no devices")
+	got, err = parseNameList(nil)
+	require.NoError(t, err)
+	assert.Empty(t, got, "6.1 returns no data at all when there are no devices")
 	_, err = parseNameList(data[:10])
 	assert.Error(t, err)
 }
