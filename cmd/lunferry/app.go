@@ -166,6 +166,7 @@ const workflowHelp = `Workflow, per volume (each step idempotent, persisted, wit
    lunferry migrate start VOL                       background hydration (kept going by 'lunferry run')
    lunferry run                                     long-running controller: throttle, progress, restore on start
    lunferry migrate finalize VOL                    swap live to linear over the new LUN, detach the old LUN
+   lunferry migrate handover VOL                    later: host moves to the new array (hooks), the proxy lets go
    lunferry migrate abort VOL                       before finalize: remove everything, old LUN as it was
    lunferry restore                                 after a proxy reboot: rebuild clone and export from the state
 

@@ -43,7 +43,8 @@ const exitCodesHelp = `EXIT CODES:
    2    usage: bad flags, arguments, volume description or unknown volume
    3    refused for safety (wrong step, conflict, unknown object, size mismatch,
         same LUN, corrupt or newer state); nothing was changed
-   4    not ready yet (finalize before hydration completes, host not logged in)
+   4    not ready yet (finalize before hydration completes, host not logged in
+        at cutover, host still logged in to the proxy at handover)
    5    state directory locked by another lunferry
    6    a hook failed or hung
    7    iSCSI portal unreachable or login refused
