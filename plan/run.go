@@ -188,6 +188,7 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
+	p.holdAtStart(ctx)
 	if res, err := p.Restore(ctx); err != nil {
 		p.logf("restore: %v", err)
 	} else {
@@ -227,6 +228,28 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 			return nil
 		}
 	}
+}
+
+// holdAtStart disables hydration on every hydrating, unpaused volume
+// before Run's Restore re-enables it under this loop's Regulator (Restore
+// can take seconds: iSCSI logins, lookups). Hydration may be on from
+// before this loop with settings nobody regulates now: a burst left on by
+// a `lunferry run` that stopped, or `migrate start` just before.
+func (p *Planner) holdAtStart(ctx context.Context) {
+	if p.o.DryRun || p.o.Ports.Regulator == nil {
+		return
+	}
+	all, err := p.store.LoadAll()
+	if err != nil {
+		return // Restore reports it
+	}
+	var names []string
+	for _, v := range all {
+		if v.Step == StepHydrating && !v.Paused {
+			names = append(names, v.Spec.Name)
+		}
+	}
+	p.holdBursts(ctx, names)
 }
 
 // stateStamp is the volumes directory's modification time (zero when it
@@ -387,7 +410,7 @@ func (p *Planner) lightStep(ctx context.Context, name string) bool {
 
 // holdBursts disables hydration on the volumes in due whose status shows it
 // enabled, while another command holds the lock (a cutover with its hooks
-// can hold it for minutes). A light step cannot check the volume's state
+// can hold it for minutes), or before Restore (holdAtStart). A light step cannot check the volume's state
 // then, but ending a burst is always safe: it cannot resume a paused
 // volume or exceed a throttle, and the next light step or round re-enables
 // hydration under the throttle. Without it, a burst meant to last 10 ms

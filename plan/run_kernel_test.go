@@ -19,8 +19,10 @@ import (
 // its throttle, although the arrays (LIO fileio on loopback) copy many
 // times faster even with one region in flight.
 func TestKernelRunHoldsThrottle(t *testing.T) {
-	const size = 16 * mib
-	const target = 2 * clone.MiB
+	// 8 s of the target; one region in flight copies several times
+	// faster (over 3 MiB/s in the lab).
+	const size = 8 * mib
+	const target = 1 * clone.MiB
 	l := newLab(t, size, size)
 	ctx := context.Background()
 	var err error
@@ -82,9 +84,8 @@ func TestKernelRunHoldsThrottle(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	t.Logf("Run, 16 MiB throttled to %v: hydrated in %v, %.2f MiB/s on average, fastest 3 s span %.2f MiB/s",
+	t.Logf("Run, 8 MiB throttled to %v: hydrated in %v, %.2f MiB/s on average, fastest 3 s span %.2f MiB/s",
 		clone.Rate(target), took.Round(time.Millisecond), rate/mib, peak/mib)
-	assert.LessOrEqual(t, rate, 1.5*float64(target), "average over the hydration")
-	assert.GreaterOrEqual(t, rate, 0.5*float64(target), "average over the hydration")
+	assert.InDelta(t, float64(target), rate, 0.25*float64(target), "average over the hydration")
 	assert.LessOrEqual(t, peak, 1.5*float64(target), "fastest 3 s span")
 }

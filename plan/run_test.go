@@ -142,3 +142,20 @@ func TestRunPicksUpOtherCommandsAtOnce(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, calls, reg.Calls("vol1"))
 }
+
+func TestRunHoldsHydrationUntilRestore(t *testing.T) {
+	// Hydration is on (migrate start, or a burst a stopped `lunferry run`
+	// left on): Run holds it off before its Restore, which re-enables it
+	// under Run's own Regulator.
+	e, reg := runEnv(t, 0)
+	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled)
+	sent := len(e.k.SentMessages())
+	before := reg.Calls("vol1")
+	stop := e.run(time.Hour)
+	defer stop()
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > before }, 5*time.Second, 10*time.Millisecond)
+	msgs := e.k.SentMessages()[sent:]
+	require.NotEmpty(t, msgs)
+	require.Equal(t, plan.DMName("vol1")+" disable_hydration", msgs[0], "held before Restore: %q", msgs)
+	require.Contains(t, msgs[1:], plan.DMName("vol1")+" enable_hydration")
+}
