@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/lunferry/lunferry/clone"
 )
 
 // TickResult reports one control round for one volume.
@@ -225,9 +227,42 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 		}
 		p.betweenTicks(ctx, hydrating, t.C, seen)
 		if ctx.Err() != nil {
+			p.holdAtExit()
 			return nil
 		}
 	}
+}
+
+// holdAtExit disables hydration on every hydrating, unpaused volume whose
+// throttle limits it now: without this loop nobody keeps the throttle, and
+// hydration left on would run at whatever setting the last step chose,
+// perhaps a full-speed burst in office hours. Those volumes wait for the
+// next `lunferry run`, which restores and re-enables them. Volumes without
+// a limit keep hydrating at full speed, which is what their throttle says.
+func (p *Planner) holdAtExit() {
+	if p.o.DryRun || p.o.Ports.Regulator == nil {
+		return
+	}
+	// The caller's context is done: give the messages a little time of
+	// their own.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	all, err := p.store.LoadAll()
+	if err != nil {
+		p.logf("on exit: %v: hydration left as it is", err)
+		return
+	}
+	now := p.o.Now()
+	var names []string
+	for _, v := range all {
+		if v.Step == StepHydrating && !v.Paused && v.Spec.Throttle.RateAt(now) != clone.Unlimited {
+			names = append(names, v.Spec.Name)
+		}
+	}
+	if len(names) > 0 {
+		p.logf("on exit: hydration held on throttled volumes %v until `lunferry run` starts again", names)
+	}
+	p.holdBursts(ctx, names)
 }
 
 // holdAtStart disables hydration on every hydrating, unpaused volume

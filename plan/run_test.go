@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
@@ -158,4 +159,25 @@ func TestRunHoldsHydrationUntilRestore(t *testing.T) {
 	require.NotEmpty(t, msgs)
 	require.Equal(t, plan.DMName("vol1")+" disable_hydration", msgs[0], "held before Restore: %q", msgs)
 	require.Contains(t, msgs[1:], plan.DMName("vol1")+" enable_hydration")
+}
+
+func TestRunHoldsThrottledHydrationAtExit(t *testing.T) {
+	// Without `lunferry run` nobody keeps the throttle: a throttled volume
+	// must not be left hydrating at the last step's setting.
+	e, _ := runEnv(t, 0)
+	ctx := context.Background()
+	require.NoError(t, e.p.SetThrottle(ctx, "vol1", clone.Fixed(1<<20)))
+	stop := e.run(time.Hour)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond)
+	stop()
+	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "hydration held when run stops")
+	require.Contains(t, e.log.String(), "until `lunferry run` starts again")
+}
+
+func TestRunLeavesUnlimitedHydrationAtExit(t *testing.T) {
+	e, _ := runEnv(t, 0)
+	stop := e.run(time.Hour)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond)
+	stop()
+	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "no throttle: hydration goes on at full speed")
 }
