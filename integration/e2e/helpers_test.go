@@ -244,9 +244,14 @@ func (s *scene) env() []string {
 
 // run runs a command with the scene's environment.
 func (s *scene) run(ctx context.Context, name string, args ...string) result {
+	return s.runEnv(ctx, nil, name, args...)
+}
+
+// runEnv runs a command with the scene's environment plus extra.
+func (s *scene) runEnv(ctx context.Context, extra []string, name string, args ...string) result {
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = s.env()
+	cmd.Env = append(s.env(), extra...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
 	err := cmd.Run()
@@ -263,9 +268,16 @@ func (s *scene) run(ctx context.Context, name string, args ...string) result {
 // lunferry runs the lunferry binary with the scene's state directory.
 func (s *scene) lunferry(args ...string) result {
 	s.t.Helper()
+	return s.lunferryEnv(nil, args...)
+}
+
+// lunferryEnv runs the lunferry binary with extra environment variables
+// (which its hooks inherit).
+func (s *scene) lunferryEnv(extra []string, args ...string) result {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	return s.run(ctx, s.lf, append([]string{"--state-dir", s.state}, args...)...)
+	return s.runEnv(ctx, extra, s.lf, append([]string{"--state-dir", s.state}, args...)...)
 }
 
 // mustLF runs lunferry and fails the test unless it exits 0.
@@ -353,8 +365,9 @@ func (s *scene) cleanupVolume(sp plan.Spec) {
 }
 
 // decommission removes what lunferry built for a volume without asking
-// lunferry (the proxy going away after a finalize, or cleanup after a
-// failure): LIO export, dm device, sessions to both arrays, metadata file.
+// lunferry (cleanup after a failure; the tests retire the proxy with
+// `lunferry migrate handover`): LIO export, dm device, sessions to both
+// arrays, metadata file.
 func (s *scene) decommission(sp plan.Spec) {
 	s.t.Helper()
 	ctx := context.Background()

@@ -89,9 +89,11 @@ func regionBytes(st plan.VolumeStatus) float64 { return float64(st.Progress.Regi
 // through its session: prepare, cutover (hooks quiesce the host, remap the
 // old LUN, log the host in to the proxy), a `lunferry restore` on the live
 // objects (must be invisible to the host), hydration throttled then
-// unthrottled, finalize (live swap to linear under the writer); then the
-// proxy is taken away and the new LUN alone, logged in directly, passes
-// e2fsck -n and every file, old and new, matches its checksum.
+// unthrottled, finalize (live swap to linear under the writer); then
+// `lunferry migrate handover` (refused while a pre-handover hook leaves the
+// host on the export; then the lab's hooks move the host to the new array)
+// retires the proxy, and the new LUN alone, reached directly, passes
+// e2fsck -fn and every file, old and new, matches its checksum.
 func TestFullMigration(t *testing.T) {
 	vmtest.Require(t)
 	const oldSize, newSize = 64 << 20, 96 << 20
@@ -103,6 +105,7 @@ func TestFullMigration(t *testing.T) {
 	sp.Throttle = mustSchedule(t, "4MiB/s")
 	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover")}, PostCutover: []string{s.hook("post-cutover")},
 		Timeout: plan.Duration(2 * time.Minute)}
+	s.handoverHooks(&sp.Hooks)
 	if r := s.addVolumes(sp); r.code != 0 {
 		t.Fatalf("volume add: %s", r)
 	}
@@ -127,6 +130,12 @@ func TestFullMigration(t *testing.T) {
 		t.Fatalf("device table after cutover: %s", table)
 	}
 	hostDisk := "/dev/" + s.cfg.Host.SessionDisk(s.cfg.ExportIQN)
+	// Handover before the new LUN holds all the data is refused.
+	r = s.lunferry("migrate", "handover", "vol1")
+	if r.code != exitRefused || !strings.Contains(r.stderr, "run `lunferry migrate finalize vol1`") {
+		t.Fatalf("handover right after cutover: want exit %d naming finalize: %s", exitRefused, r)
+	}
+	s.logf("handover right after cutover: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	s.logf("after cutover: proxy %s; host's disk %s", cacheFlags(plan.DMName("vol1")), cacheFlags(hostDisk))
 
 	// `lunferry restore` (which `lunferry run` also does first) on live
@@ -185,31 +194,19 @@ func TestFullMigration(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.state, "metadata", "vol1.meta")); !os.IsNotExist(err) {
 		t.Errorf("metadata file still there after finalize: %v", err)
 	}
-	last := s.stopWriter()
+	// Handover: first with a pre-handover hook that leaves the host on
+	// the export (refused, the proxy keeps serving), then the runbook's
+	// hooks move the host to the new array and the proxy lets go.
+	s.handoverRefused(sp)
+	hoTook, verified := s.handover(sp)
 	total := s.writerStats()
 	s.logf("writer: %d sessions, %d files, %d bytes, %d read-backs, %d errors, %d mismatches, longest write+fsync %.0f ms",
 		total.Session, total.Files, total.Bytes, total.Readbacks, total.Errors, total.Mismatches, total.MaxWriteMs)
-	if total.Errors != 0 || total.Mismatches != 0 || last.Files == 0 || total.Session != 2 {
-		t.Fatalf("writer: %+v (last session %+v)", total, last)
+	if total.Errors != 0 || total.Mismatches != 0 || total.Session != 3 {
+		t.Fatalf("writer: %+v (want 3 sessions: old LUN, proxy, new LUN directly)", total)
 	}
-
-	// The proxy goes away; the host uses the new LUN directly.
-	s.labCmd("host", "unmount")
-	s.mustLF("volume", "remove", "--forget", "vol1")
-	s.decommission(sp)
-	if out, err := lab.ExecOut("dmsetup", "info", plan.DMName("vol1")); err == nil {
-		t.Fatalf("dm device still there after decommission:\n%s", out)
-	}
-	s.labCmd("acl", "new", "host")
-	dev := strings.TrimSpace(s.labCmd("host", "login", "new"))
-	out := s.labCmd("verify", "-dev", dev)
-	s.logf("new LUN alone (%s): %s", dev, lastLine(out))
-	if !strings.Contains(out, "verified") {
-		t.Fatalf("verify: %s", out)
-	}
-	s.labCmd("host", "unmount")
-	t.Logf("RESULT full migration: tool window %s, throttled %.2f MiB/s (4 MiB/s asked), unthrottled %.1f MiB/s, finalize %.2fs (swap held host I/O %s), writer %d files 0 errors, longest write %.0f ms",
-		window, throttled/(1<<20), full/(1<<20), finTook.Seconds(), swapHeld, total.Files, total.MaxWriteMs)
+	t.Logf("RESULT full migration: tool window %s, throttled %.2f MiB/s (4 MiB/s asked), unthrottled %.1f MiB/s, finalize %.2fs (swap held host I/O %s), handover %.1fs, writer %d files 0 errors, longest write %.0f ms; new LUN alone: %s",
+		window, throttled/(1<<20), full/(1<<20), finTook.Seconds(), swapHeld, hoTook.Seconds(), total.Files, total.MaxWriteMs, verified)
 }
 
 func lastLine(s string) string {

@@ -1,6 +1,6 @@
 // Command lunferry-lab plays, inside the lab VM, everything around the
 // lunferry proxy: the old and new SAN arrays, the application host and its
-// writer, and the final checks. The cutover hooks under
+// writer, and the final checks. The cutover and handover hooks under
 // integration/lab/hooks and scripts/demo.sh drive it; the e2e tests use the
 // same package (integration/lab) directly.
 //
