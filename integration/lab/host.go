@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,7 +99,12 @@ func (h *Host) Login(portal, iqn string, timeout time.Duration) (string, error) 
 	deadline := time.Now().Add(timeout)
 	for {
 		if disk := h.SessionDisk(iqn); disk != "" {
-			return ensureNode(disk)
+			// The disk shows in the session's tree a moment before its
+			// /sys/block entry is complete: keep polling on ENOENT.
+			dev, err := ensureNode(disk)
+			if !errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
+				return dev, err
+			}
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("lab: host: no disk for %s on iface %s after %s", iqn, h.Iface, timeout)
