@@ -61,6 +61,8 @@ cat >"$work/runbook.json" <<JSON
       "hooks": {
         "preCutover": ["$HOOKS/pre-cutover"],
         "postCutover": ["$HOOKS/post-cutover"],
+        "preHandover": ["$HOOKS/pre-handover"],
+        "postHandover": ["$HOOKS/post-handover"],
         "timeout": "2m"
       }
     }
@@ -135,6 +137,23 @@ while :; do
 done
 echo "host: $((w1 - w0)) more files written and read back through the proxy since finalize began"
 
+say "lunferry migrate handover demo  (hooks move the host to the new array; the proxy lets go)"
+lunferry migrate handover demo
+lunferry migrate status demo
+left=$(cat /sys/block/dm-*/dm/name 2>/dev/null | grep -c '^lunferry-' || true)
+[ "$left" = 0 ] || fail "a lunferry dm device is left after handover"
+[ ! -e /sys/kernel/config/target/iscsi/iqn.2026-11.io.lunferry.lab:proxy-export ] || fail "the proxy's export is left after handover"
+w0=$(lunferry-lab writer stats | json_num files)
+i=0
+while :; do
+	w1=$(lunferry-lab writer stats | json_num files)
+	[ "$w1" -ge $((w0 + 10)) ] && break
+	i=$((i + 1))
+	[ $i -lt 120 ] || fail "the host's writer wrote $((w1 - w0)) files on the new array in the minute after handover"
+	sleep 0.5
+done
+echo "host: $((w1 - w0)) files written and read back on the new array directly, the proxy gone"
+
 say "the host stops; checks"
 stats=$(lunferry-lab writer stop)
 all=$(lunferry-lab writer stats)
@@ -144,8 +163,7 @@ mism=$(echo "$all" | json_num mismatches)
 wfiles=$(echo "$all" | json_num files)
 stall=$(echo "$all" | json_num maxWriteMs)
 lunferry-lab host unmount
-echo "the new LUN alone, logged in directly from the host (the new array admits it now):"
-lunferry-lab acl new proxy host
+echo "the new LUN alone, logged in directly from the host:"
 newdev=$(lunferry-lab host login new)
 verify=$(lunferry-lab verify -dev "$newdev") || { echo "$verify"; fail "data check on the new LUN failed"; }
 echo "$verify"
@@ -156,4 +174,4 @@ vbytes=$(echo "$verify" | sed -n 's/^verified \([0-9]*\) files, \([0-9]*\) bytes
 [ -n "$vfiles" ] && [ "$vfiles" -gt 0 ] || fail "nothing verified"
 
 echo
-echo "VERDICT: PASS: data verified: $vfiles files ($((vbytes >> 20)) MiB) match their checksums on the new LUN alone, e2fsck clean; host writer: $wfiles files written during the migration, 0 errors; time the tool spent in the host window: $window (hooks $hooks); hydration rate: $rate MB/s unthrottled ($((OLD_SIZE >> 20)) MiB volume, throttle $THROTTLE at first); finalize: ${fin}s, the swap held the host's I/O $held (longest host write+fsync ${stall} ms); demo wall $(now)"
+echo "VERDICT: PASS: data verified: $vfiles files ($((vbytes >> 20)) MiB) match their checksums on the new LUN alone after handover, e2fsck clean; host writer: $wfiles files written during the migration, 0 errors; time the tool spent in the host window: $window (hooks $hooks); hydration rate: $rate MB/s unthrottled ($((OLD_SIZE >> 20)) MiB volume, throttle $THROTTLE at first); finalize: ${fin}s, the swap held the host's I/O $held (longest host write+fsync ${stall} ms); demo wall $(now)"
