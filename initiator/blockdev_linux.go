@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,8 +44,21 @@ func (c *Client) SetReadOnly(path string) error {
 	return setReadOnly(path)
 }
 
+// openSettleTime is how long an open of a disk that sysfs already shows may
+// fail with ENXIO: the SCSI disk's gendisk is registered a moment after its
+// sysfs entry (seen in the lab right after login).
+const openSettleTime = 5 * time.Second
+
 func setReadOnly(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	var f *os.File
+	var err error
+	for deadline := time.Now().Add(openSettleTime); ; {
+		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil || !errors.Is(err, unix.ENXIO) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("initiator: set read-only: %w", err)
 	}
