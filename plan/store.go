@@ -141,17 +141,11 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// syncDir makes a removal in dir durable; a directory that is gone has
+// nothing to make durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("plan: open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("plan: fsync %s: %w", dir, err)
+	if err := atomicfile.SyncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("plan: %w", err)
 	}
 	return nil
 }
