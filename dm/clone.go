@@ -153,6 +153,10 @@ func (s CloneStatus) Hydrated() bool {
 	return !s.Failed && s.TotalRegions > 0 && s.HydratedRegions == s.TotalRegions
 }
 
+// Faulty reports whether the clone can no longer be trusted to hydrate:
+// its metadata failed or fell back to read only.
+func (s CloneStatus) Faulty() bool { return s.Failed || s.MetadataMode != "rw" }
+
 // Fraction is the hydrated share, 0 to 1.
 func (s CloneStatus) Fraction() float64 {
 	if s.TotalRegions == 0 {

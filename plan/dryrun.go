@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/initiator"
 	"github.com/lunferry/lunferry/lio"
 )
@@ -98,8 +99,8 @@ func (m dryMapper) Lookup(ctx context.Context, name string) (string, bool, error
 	return "", false, nil
 }
 
-func (m dryMapper) CreateClone(ctx context.Context, name string, t CloneTable) (string, error) {
-	m.d.printf("dm create %s uuid %s%s table: %s", name, "LUNFERRY-", name, t.Line())
+func (m dryMapper) CreateClone(ctx context.Context, name string, sectors uint64, c dm.Clone) (string, error) {
+	m.d.printf("dm create %s uuid %s%s table: %s", name, "LUNFERRY-", name, CloneLine(sectors, c))
 	return "/dev/<dm device " + name + ">", nil
 }
 
@@ -120,14 +121,14 @@ func (m dryMapper) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-func (m dryMapper) CloneStatus(ctx context.Context, name string) (CloneStatus, error) {
+func (m dryMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
 	if m.real != nil {
 		if st, err := m.real.CloneStatus(ctx, name); err == nil {
 			return st, nil
 		}
 	}
 	m.d.printf("dm status %s", name)
-	return CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
+	return dm.CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
 }
 
 func (m dryMapper) Message(ctx context.Context, name, msg string) error {
@@ -213,6 +214,6 @@ func (h dryHooks) Check(path string) error { return checkExecutable(path) }
 
 type dryRegulator struct{}
 
-func (dryRegulator) Regulate(string, CloneStatus, time.Time, clone.Rate) []string { return nil }
+func (dryRegulator) Regulate(string, dm.CloneStatus, time.Time, clone.Rate) []string { return nil }
 func (dryRegulator) Wake(string) (time.Time, bool)                                { return time.Time{}, false }
 func (dryRegulator) Forget(string)                                                {}

@@ -198,7 +198,7 @@ func (m *kernelMapper) Lookup(ctx context.Context, name string) (string, bool, e
 
 func uuidFor(name string) string { return dm.UUIDPrefix + name }
 
-func (m *kernelMapper) CreateClone(ctx context.Context, name string, t CloneTable) (string, error) {
+func (m *kernelMapper) CreateClone(ctx context.Context, name string, sectors uint64, cl dm.Clone) (string, error) {
 	c, err := m.client()
 	if err != nil {
 		return "", err
@@ -206,20 +206,13 @@ func (m *kernelMapper) CreateClone(ctx context.Context, name string, t CloneTabl
 	if dev, ok, err := m.Lookup(ctx, name); err != nil || ok {
 		return dev, err
 	}
-	table := dm.Table{{Start: 0, Length: dm.Sectors(t.Sectors), Target: dm.Clone{
-		Metadata: t.Metadata, Destination: t.Dest, Source: t.Source, RegionSize: dm.Sectors(t.RegionSectors),
-		NoHydration: t.NoHydration, NoDiscardPassdown: t.NoDiscardPassdown,
-	}}}
-	info, err := c.Create(ctx, name, uuidFor(name), table)
+	info, err := c.Create(ctx, name, uuidFor(name), dm.Table{CloneLine(sectors, cl)})
 	if err != nil {
 		return "", err
 	}
 	return m.node(info), nil
 }
 
-func linearTable(sectors uint64, dev string) dm.Table {
-	return dm.Table{{Start: 0, Length: dm.Sectors(sectors), Target: dm.Linear{Device: dev}}}
-}
 
 func (m *kernelMapper) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
 	c, err := m.client()
@@ -232,7 +225,7 @@ func (m *kernelMapper) CreateLinear(ctx context.Context, name string, sectors ui
 	if err := keepWriteBack(m.opts.SysRoot, dev); err != nil {
 		return "", err
 	}
-	info, err := c.Create(ctx, name, uuidFor(name), linearTable(sectors, dev))
+	info, err := c.Create(ctx, name, uuidFor(name), dm.Table{LinearLine(sectors, dev)})
 	if err != nil {
 		return "", err
 	}
@@ -247,7 +240,7 @@ func (m *kernelMapper) SwapLinear(ctx context.Context, name string, sectors uint
 	if err := keepWriteBack(m.opts.SysRoot, dev); err != nil {
 		return 0, err
 	}
-	res, err := c.Replace(ctx, name, linearTable(sectors, dev), dm.ReplaceOptions{})
+	res, err := c.Replace(ctx, name, dm.Table{LinearLine(sectors, dev)}, dm.ReplaceOptions{})
 	return res.Suspended, err
 }
 
@@ -305,20 +298,12 @@ func (m *kernelMapper) Remove(ctx context.Context, name string) error {
 	return err
 }
 
-func (m *kernelMapper) CloneStatus(ctx context.Context, name string) (CloneStatus, error) {
+func (m *kernelMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
 	c, err := m.client()
 	if err != nil {
-		return CloneStatus{}, err
+		return dm.CloneStatus{}, err
 	}
-	st, err := c.CloneStatus(ctx, name)
-	if err != nil {
-		return CloneStatus{}, err
-	}
-	return CloneStatus{
-		HydratedRegions: st.HydratedRegions, TotalRegions: st.TotalRegions, HydratingRegions: st.HydratingRegions,
-		RegionSectors: uint64(st.RegionSize), Failed: st.Failed || st.MetadataMode != "rw",
-		HydrationEnabled: st.HydrationEnabled(), Threshold: st.HydrationThreshold, BatchSize: st.HydrationBatchSize,
-	}, nil
+	return c.CloneStatus(ctx, name)
 }
 
 func (m *kernelMapper) Message(ctx context.Context, name, msg string) error {
@@ -432,10 +417,10 @@ func NewCloneRegulator(total clone.Rate, tick time.Duration) *CloneRegulator {
 }
 
 // Regulate implements Regulator.
-func (c *CloneRegulator) Regulate(volume string, s CloneStatus, at time.Time, rate clone.Rate) []string {
+func (c *CloneRegulator) Regulate(volume string, s dm.CloneStatus, at time.Time, rate clone.Rate) []string {
 	return c.r.Regulate(volume, clone.Progress{
 		HydratedRegions: s.HydratedRegions, TotalRegions: s.TotalRegions, HydratingRegions: s.HydratingRegions,
-		RegionSize: s.RegionSectors, HydrationEnabled: s.HydrationEnabled, Threshold: s.Threshold, BatchSize: s.BatchSize,
+		RegionSize: uint64(s.RegionSize), HydrationEnabled: s.HydrationEnabled(), Threshold: s.HydrationThreshold, BatchSize: s.HydrationBatchSize,
 	}, at, rate)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/plan"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
@@ -125,9 +126,9 @@ func TestFullMigration(t *testing.T) {
 	d = e.k.Device(plan.DMName("vol1"))
 	require.NotNil(t, d)
 	require.True(t, d.Clone.NoHydration)
-	require.Equal(t, plantest.Key(newPortal, newIQN, 3), e.k.DiskKey(d.Clone.Dest))
+	require.Equal(t, plantest.Key(newPortal, newIQN, 3), e.k.DiskKey(d.Clone.Destination))
 	require.Equal(t, plantest.Key(oldPortal, oldIQN, 1), e.k.DiskKey(d.Clone.Source))
-	require.Equal(t, uint64(128), d.Clone.RegionSectors)
+	require.Equal(t, dm.Sectors(128), d.Clone.RegionSize)
 	ex, ok := e.k.Export(exportIQN)
 	require.True(t, ok)
 	require.Equal(t, hostIQN, ex.HostIQN)

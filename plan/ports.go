@@ -2,11 +2,10 @@ package plan
 
 import (
 	"context"
-
-	"fmt"
-	"github.com/lunferry/lunferry/clone"
-	"strings"
 	"time"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
 )
 
 // The ports: small interfaces over the kernel and the outside world that the
@@ -46,59 +45,17 @@ type Initiator interface {
 	SetReadOnly(ctx context.Context, disk string) error
 }
 
-// CloneTable is a one-target dm-clone table.
-type CloneTable struct {
-	// Sectors is the device's length in 512-byte sectors.
-	Sectors uint64
-	// Metadata, Dest and Source are the devices (paths or major:minor).
-	Metadata, Dest, Source string
-	// RegionSectors is the region size in sectors.
-	RegionSectors uint64
-	// NoHydration starts the device with background hydration off.
-	NoHydration bool
-	// NoDiscardPassdown stops passing discards to the destination.
-	NoDiscardPassdown bool
-}
-
-// Line renders the table line:
+// CloneLine is the one-line table of a clone device of sectors sectors:
 //
-//	0 <sectors> clone <metadata> <dest> <source> <region sectors>
-//	  [<#features> <feature>*]
-func (c CloneTable) Line() string {
-	var feats []string
-	if c.NoHydration {
-		feats = append(feats, "no_hydration")
-	}
-	if c.NoDiscardPassdown {
-		feats = append(feats, "no_discard_passdown")
-	}
-	line := fmt.Sprintf("0 %d clone %s %s %s %d", c.Sectors, c.Metadata, c.Dest, c.Source, c.RegionSectors)
-	if len(feats) > 0 {
-		line += fmt.Sprintf(" %d %s", len(feats), strings.Join(feats, " "))
-	}
-	return line
+//	0 <sectors> clone <metadata> <dest> <source> <region> [<#features> <feature>*]
+func CloneLine(sectors uint64, c dm.Clone) dm.TableLine {
+	return dm.TableLine{Length: dm.Sectors(sectors), Target: c}
 }
 
-// LinearLine renders "0 <sectors> linear <dev> 0": the whole of dev from
-// its first sector.
-func LinearLine(sectors uint64, dev string) string {
-	return fmt.Sprintf("0 %d linear %s 0", sectors, dev)
-}
-
-// CloneStatus is the parsed status of a clone device.
-type CloneStatus struct {
-	// HydratedRegions/TotalRegions: the 4th field ("a/b").
-	HydratedRegions, TotalRegions uint64
-	// HydratingRegions: regions being copied now.
-	HydratingRegions uint64
-	// RegionSectors: the region size.
-	RegionSectors uint64
-	// Failed: the status is "Fail" or the metadata is read-only.
-	Failed bool
-	// HydrationEnabled: no_hydration is not listed.
-	HydrationEnabled bool
-	// Threshold and BatchSize are the hydration core args reported.
-	Threshold, BatchSize uint
+// LinearLine is "0 <sectors> linear <dev> 0": the whole of dev from its
+// first sector.
+func LinearLine(sectors uint64, dev string) dm.TableLine {
+	return dm.TableLine{Length: dm.Sectors(sectors), Target: dm.Linear{Device: dev}}
 }
 
 // Mapper drives device-mapper.
@@ -106,8 +63,9 @@ type Mapper interface {
 	// Lookup reports whether a dm device name exists and its node
 	// (/dev/dm-N; lunferry never relies on udev's /dev/mapper).
 	Lookup(ctx context.Context, name string) (dev string, ok bool, err error)
-	// CreateClone creates name with the clone table t and returns its node.
-	CreateClone(ctx context.Context, name string, t CloneTable) (string, error)
+	// CreateClone creates name as c over sectors sectors and returns its
+	// node.
+	CreateClone(ctx context.Context, name string, sectors uint64, c dm.Clone) (string, error)
 	// CreateLinear creates name as linear over dev (restore after
 	// finalize) and returns its node.
 	CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error)
@@ -118,7 +76,7 @@ type Mapper interface {
 	// Remove removes name; missing is not an error.
 	Remove(ctx context.Context, name string) error
 	// CloneStatus reads name's clone status.
-	CloneStatus(ctx context.Context, name string) (CloneStatus, error)
+	CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error)
 	// Message sends a target message ("enable_hydration", ...) to name.
 	Message(ctx context.Context, name, msg string) error
 	// List returns the names of all dm devices (to find strays with
@@ -194,7 +152,7 @@ type Regulator interface {
 	// with its status and target rate (0: unlimited), and returns the
 	// messages to send ("hydration_threshold 64", "disable_hydration",
 	// ...). Samples of one volume come in time order.
-	Regulate(volume string, s CloneStatus, at time.Time, rate clone.Rate) []string
+	Regulate(volume string, s dm.CloneStatus, at time.Time, rate clone.Rate) []string
 	// Wake returns when the regulator wants the next sample of volume
 	// (false: no wish, or volume unknown). On a device much faster than
 	// the throttle, hydration runs in bursts of 10-100 ms; Run reads the

@@ -6,18 +6,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/lio"
 	"github.com/lunferry/lunferry/plan"
 )
 
 func TestTableLines(t *testing.T) {
-	c := plan.CloneTable{Sectors: 2097152, Metadata: "/dev/loop0", Dest: "/dev/sdb", Source: "/dev/sdc", RegionSectors: 128, NoHydration: true}
-	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 1 no_hydration", c.Line())
+	c := dm.Clone{Metadata: "/dev/loop0", Destination: "/dev/sdb", Source: "/dev/sdc", RegionSize: 128, NoHydration: true}
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 1 no_hydration", plan.CloneLine(2097152, c).String())
 	c.NoHydration = false
-	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128", c.Line())
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128", plan.CloneLine(2097152, c).String())
 	c.NoHydration, c.NoDiscardPassdown = true, true
-	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 2 no_hydration no_discard_passdown", c.Line())
-	require.Equal(t, "0 2097152 linear /dev/sdb 0", plan.LinearLine(2097152, "/dev/sdb"))
+	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 2 no_hydration no_discard_passdown", plan.CloneLine(2097152, c).String())
+	require.Equal(t, "0 2097152 linear /dev/sdb 0", plan.LinearLine(2097152, "/dev/sdb").String())
 }
 
 func TestLIOExport(t *testing.T) {

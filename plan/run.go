@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
 )
 
 // TickResult reports one control round for one volume.
@@ -110,7 +111,7 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 		return r
 	}
 	now := p.o.Now()
-	if st.Failed {
+	if st.Faulty() {
 		v.FaultFrom, v.Step = v.Step, StepFaulty
 		v.LastError = fmt.Sprintf("%v: dm-clone reports its metadata failed: abort the volume (`lunferry migrate abort %s`); the old LUN is intact", ErrFaulty, name)
 		r.Step, r.Error = v.Step, v.LastError
@@ -144,12 +145,12 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 
 // nextProgress folds a new status into the progress: the rate is an
 // exponentially weighted average of the bytes hydrated between samples.
-func nextProgress(prev Progress, st CloneStatus, now time.Time) Progress {
-	n := Progress{HydratedRegions: st.HydratedRegions, TotalRegions: st.TotalRegions, RegionSectors: st.RegionSectors, At: now.UTC(), Rate: prev.Rate}
+func nextProgress(prev Progress, st dm.CloneStatus, now time.Time) Progress {
+	n := Progress{HydratedRegions: st.HydratedRegions, TotalRegions: st.TotalRegions, RegionSectors: uint64(st.RegionSize), At: now.UTC(), Rate: prev.Rate}
 	if !prev.At.IsZero() && st.HydratedRegions >= prev.HydratedRegions {
 		dt := now.Sub(prev.At).Seconds()
 		if dt > 0 {
-			inst := float64(st.HydratedRegions-prev.HydratedRegions) * float64(st.RegionSectors*512) / dt
+			inst := float64(st.HydratedRegions-prev.HydratedRegions) * float64(uint64(st.RegionSize)*512) / dt
 			if prev.Rate == 0 {
 				n.Rate = inst
 			} else {
@@ -158,7 +159,7 @@ func nextProgress(prev Progress, st CloneStatus, now time.Time) Progress {
 		}
 	}
 	if n.Rate > 0 && st.TotalRegions > st.HydratedRegions {
-		left := float64(st.TotalRegions-st.HydratedRegions) * float64(st.RegionSectors*512)
+		left := float64(st.TotalRegions-st.HydratedRegions) * float64(uint64(st.RegionSize)*512)
 		n.ETA = Duration(time.Duration(left / n.Rate * float64(time.Second)))
 	}
 	return n
@@ -429,7 +430,7 @@ func (p *Planner) lightStep(ctx context.Context, name string) bool {
 		return false
 	}
 	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
-	if err != nil || st.Failed || statusComplete(st) {
+	if err != nil || st.Faulty() || statusComplete(st) {
 		// The next round records it.
 		return false
 	}
@@ -453,7 +454,7 @@ func (p *Planner) lightStep(ctx context.Context, name string) bool {
 func (p *Planner) holdBursts(ctx context.Context, due []string) {
 	for _, name := range due {
 		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
-		if err != nil || st.Failed || !st.HydrationEnabled {
+		if err != nil || st.Faulty() || !st.HydrationEnabled() {
 			continue
 		}
 		if err := p.o.Ports.Mapper.Message(ctx, DMName(name), "disable_hydration"); err != nil {

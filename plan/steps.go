@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
 )
 
 // Prepare attaches the new LUN, checks it is at least as large as the old
@@ -327,10 +328,10 @@ func (p *Planner) ensureDevice(ctx context.Context, v *Volume) (string, error) {
 		if meta == nil || meta.Device == "" {
 			return "", fmt.Errorf("plan: volume %s: no metadata device recorded: abort and prepare again", v.Spec.Name)
 		}
-		t := CloneTable{Sectors: v.SizeSectors, Metadata: meta.Device, Dest: v.NewDisk.Path, Source: v.OldDisk.Path,
-			RegionSectors: v.Spec.RegionSectors, NoHydration: true}
-		p.logf("volume %s: create %s: %s", v.Spec.Name, name, t.Line())
-		dev, err = p.o.Ports.Mapper.CreateClone(ctx, name, t)
+		c := dm.Clone{Metadata: meta.Device, Destination: v.NewDisk.Path, Source: v.OldDisk.Path,
+			RegionSize: dm.Sectors(v.Spec.RegionSectors), NoHydration: true}
+		p.logf("volume %s: create %s: %s", v.Spec.Name, name, CloneLine(v.SizeSectors, c))
+		dev, err = p.o.Ports.Mapper.CreateClone(ctx, name, v.SizeSectors, c)
 	}
 	if err != nil {
 		return "", fmt.Errorf("plan: volume %s: create device %s: %w", v.Spec.Name, name, err)
@@ -533,7 +534,7 @@ func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
 			}
 			if !statusComplete(st) {
 				return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions): finalize once it reaches 100%% (see `lunferry migrate status %s`)",
-					name, ErrNotReady, 100*fraction(st), st.HydratedRegions, st.TotalRegions, name)
+					name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, name)
 			}
 			v.Step, v.HydratedAt = StepHydrated, p.o.Now().UTC()
 		case StepCutOver:
@@ -550,16 +551,8 @@ func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
 	return v, err
 }
 
-func statusComplete(st CloneStatus) bool {
-	return !st.Failed && st.TotalRegions > 0 && st.HydratedRegions == st.TotalRegions
-}
-
-func fraction(st CloneStatus) float64 {
-	if st.TotalRegions == 0 {
-		return 0
-	}
-	return float64(st.HydratedRegions) / float64(st.TotalRegions)
-}
+// statusComplete reports a clone that is healthy and fully hydrated.
+func statusComplete(st dm.CloneStatus) bool { return !st.Faulty() && st.Hydrated() }
 
 func (p *Planner) finalize(ctx context.Context, v *Volume, all []*Volume) error {
 	s := &v.Spec

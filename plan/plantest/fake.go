@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -77,7 +78,9 @@ type Kernel struct {
 type Device struct {
 	Node     string
 	Table    string
-	Clone    *plan.CloneTable
+	Clone    *dm.Clone
+	// Sectors is the device's length.
+	Sectors uint64
 	Hydrated uint64
 	Total    uint64
 	Enabled  bool
@@ -316,27 +319,29 @@ func (k *Kernel) Device(name string) *Device {
 }
 
 // CreateClone implements plan.Mapper.
-func (k *Kernel) CreateClone(ctx context.Context, name string, t plan.CloneTable) (string, error) {
+func (k *Kernel) CreateClone(ctx context.Context, name string, sectors uint64, t dm.Clone) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.op("CreateClone", name, t.Line()); err != nil {
+	line := plan.CloneLine(sectors, t).String()
+	if err := k.op("CreateClone", name, line); err != nil {
 		return "", err
 	}
 	if d, ok := k.dm[name]; ok {
 		return d.Node, nil
 	}
-	for _, dev := range []string{t.Dest, t.Source} {
+	for _, dev := range []string{t.Destination, t.Source} {
 		if _, ok := k.disks[dev]; !ok {
 			return "", fmt.Errorf("device %s does not exist", dev)
 		}
 	}
-	if t.Sectors == 0 || t.RegionSectors == 0 {
-		return "", fmt.Errorf("bad table %q", t.Line())
+	region := uint64(t.RegionSize)
+	if sectors == 0 || region == 0 {
+		return "", fmt.Errorf("bad table %q", line)
 	}
 	k.nextDev++
 	c := t
-	total := (t.Sectors + t.RegionSectors - 1) / t.RegionSectors
-	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: t.Line(), Clone: &c, Total: total, Enabled: !t.NoHydration}
+	total := (sectors + region - 1) / region
+	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: line, Clone: &c, Sectors: sectors, Total: total, Enabled: !t.NoHydration}
 	d.Hydrated = k.progress()[k.metaFile(t.Metadata)]
 	k.dm[name] = d
 	return d.Node, nil
@@ -346,14 +351,14 @@ func (k *Kernel) CreateClone(ctx context.Context, name string, t plan.CloneTable
 func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.op("CreateLinear", name, plan.LinearLine(sectors, dev)); err != nil {
+	if err := k.op("CreateLinear", name, plan.LinearLine(sectors, dev).String()); err != nil {
 		return "", err
 	}
 	if d, ok := k.dm[name]; ok {
 		return d.Node, nil
 	}
 	k.nextDev++
-	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev)}
+	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev).String(), Sectors: sectors}
 	k.dm[name] = d
 	return d.Node, nil
 }
@@ -362,17 +367,17 @@ func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, 
 func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.op("SwapLinear", name, plan.LinearLine(sectors, dev)); err != nil {
+	if err := k.op("SwapLinear", name, plan.LinearLine(sectors, dev).String()); err != nil {
 		return 0, err
 	}
 	d, ok := k.dm[name]
 	if !ok {
 		return 0, fmt.Errorf("no device %s", name)
 	}
-	if d.Clone != nil && d.Clone.Sectors != sectors {
-		return 0, fmt.Errorf("size change %d -> %d", d.Clone.Sectors, sectors)
+	if d.Clone != nil && d.Sectors != sectors {
+		return 0, fmt.Errorf("size change %d -> %d", d.Sectors, sectors)
 	}
-	d.Table, d.Clone = plan.LinearLine(sectors, dev), nil
+	d.Table, d.Clone = plan.LinearLine(sectors, dev).String(), nil
 	return time.Millisecond, nil
 }
 
@@ -397,24 +402,27 @@ func (k *Kernel) Remove(ctx context.Context, name string) error {
 
 // CloneStatus implements plan.Mapper; each call while hydration is
 // enabled hydrates HydrationStep more regions.
-func (k *Kernel) CloneStatus(ctx context.Context, name string) (plan.CloneStatus, error) {
+func (k *Kernel) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.op("CloneStatus", name); err != nil {
-		return plan.CloneStatus{}, err
+		return dm.CloneStatus{}, err
 	}
 	d, ok := k.dm[name]
 	if !ok || d.Clone == nil {
-		return plan.CloneStatus{}, fmt.Errorf("no clone device %s", name)
+		return dm.CloneStatus{}, fmt.Errorf("no clone device %s", name)
 	}
 	if d.Failed {
-		return plan.CloneStatus{Failed: true}, nil
+		return dm.CloneStatus{Failed: true, MetadataMode: "Fail"}, nil
 	}
 	if d.Enabled {
 		d.Hydrated = min(d.Total, d.Hydrated+k.HydrationStep)
 	}
-	return plan.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSectors: d.Clone.RegionSectors,
-		HydrationEnabled: d.Enabled}, nil
+	st := dm.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSize: d.Clone.RegionSize, MetadataMode: "rw"}
+	if !d.Enabled {
+		st.Features = []string{dm.CloneFeatureNoHydration}
+	}
+	return st, nil
 }
 
 // SetHydrated sets a clone's progress.
@@ -437,9 +445,9 @@ func (k *Kernel) Message(ctx context.Context, name, msg string) error {
 	}
 	k.Messages = append(k.Messages, name+" "+msg)
 	switch msg {
-	case "enable_hydration":
+	case dm.MsgEnableHydration:
 		d.Enabled = true
-	case "disable_hydration":
+	case dm.MsgDisableHydration:
 		d.Enabled = false
 	}
 	return nil
@@ -639,7 +647,7 @@ type Regulator struct {
 }
 
 // Regulate implements plan.Regulator.
-func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, rate clone.Rate) []string {
+func (r *Regulator) Regulate(volume string, s dm.CloneStatus, at time.Time, rate clone.Rate) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.Seen == nil {
@@ -653,8 +661,8 @@ func (r *Regulator) Regulate(volume string, s plan.CloneStatus, at time.Time, ra
 		r.wake[volume] = at.Add(r.WakeAfter)
 	}
 	var msgs []string
-	if !s.HydrationEnabled {
-		msgs = append(msgs, "enable_hydration")
+	if !s.HydrationEnabled() {
+		msgs = append(msgs, dm.MsgEnableHydration)
 	}
 	if rate == 0 {
 		return append(msgs, "hydration_threshold 64")
