@@ -215,5 +215,5 @@ func (h dryHooks) Check(path string) error { return checkExecutable(path) }
 type dryRegulator struct{}
 
 func (dryRegulator) Regulate(string, dm.CloneStatus, time.Time, clone.Rate) []string { return nil }
-func (dryRegulator) Wake(string) (time.Time, bool)                                { return time.Time{}, false }
-func (dryRegulator) Forget(string)                                                {}
+func (dryRegulator) Wake(string) (time.Time, bool)                                   { return time.Time{}, false }
+func (dryRegulator) Forget(string)                                                   {}

@@ -213,7 +213,6 @@ func (m *kernelMapper) CreateClone(ctx context.Context, name string, sectors uin
 	return m.node(info), nil
 }
 
-
 func (m *kernelMapper) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
 	c, err := m.client()
 	if err != nil {

@@ -76,11 +76,11 @@ type Kernel struct {
 
 // Device is a fake dm device.
 type Device struct {
-	Node     string
-	Table    string
-	Clone    *dm.Clone
+	Node  string
+	Table string
+	Clone *dm.Clone
 	// Sectors is the device's length.
-	Sectors uint64
+	Sectors  uint64
 	Hydrated uint64
 	Total    uint64
 	Enabled  bool
