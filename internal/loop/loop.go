@@ -1,0 +1,46 @@
+// Package loop attaches files to loop devices without udev: it finds a
+// file's loop device through sysfs (/sys/block/loopN/loop/backing_file),
+// attaches one with the loop ioctls (LOOP_CTL_GET_FREE, LOOP_CONFIGURE,
+// LOOP_CLR_FD) and makes /dev/loopN when it is missing. lunferry keeps
+// dm-clone metadata in such files:
+//
+//	d := loop.Devices{}                           // /sys and /dev
+//	dev, err := d.AttachFile(ctx, path, size, true) // sparse file, head zeroed, attached
+//	err = d.DetachFile(path, true)                // detached and deleted
+//	err = loop.ZeroDevice(dev, minSize)           // a device the admin gives
+//
+// Every call can be repeated: attaching an attached file returns its
+// device, detaching a detached or missing file succeeds.
+package loop
+
+import (
+	"errors"
+	"fmt"
+)
+
+// HeadBytes is how much of a file or device the zeroing clears: dm-clone
+// then sees no superblock and formats fresh metadata.
+const HeadBytes = 4096
+
+// ErrNotImplemented: loop devices are Linux only.
+var ErrNotImplemented = errors.New("loop: loop devices are only available on linux")
+
+// Devices finds, attaches and detaches the loop devices of backing files.
+type Devices struct {
+	// SysRoot is sysfs (empty: /sys).
+	SysRoot string
+	// DevRoot is the device directory (empty: /dev).
+	DevRoot string
+}
+
+// TooSmallError is ZeroDevice's refusal of a device smaller than asked.
+type TooSmallError struct {
+	// Device is the device's path.
+	Device string
+	// Size is what it holds and Need what was asked, in bytes.
+	Size, Need uint64
+}
+
+func (e *TooSmallError) Error() string {
+	return fmt.Sprintf("loop: %s holds %d bytes, %d needed", e.Device, e.Size, e.Need)
+}

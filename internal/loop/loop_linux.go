@@ -1,0 +1,223 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// major is the block major of loop devices.
+const major = 7
+
+func (d Devices) sys() string {
+	if d.SysRoot == "" {
+		return "/sys"
+	}
+	return d.SysRoot
+}
+
+func (d Devices) dev() string {
+	if d.DevRoot == "" {
+		return "/dev"
+	}
+	return d.DevRoot
+}
+
+// createSparse opens path read-write, creating it (and its directory) when
+// missing, and grows it to size bytes when it is smaller. The growth is
+// sparse: the space is used as it is written.
+func createSparse(path string, size uint64) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("loop: directory of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("loop: open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("loop: stat %s: %w", path, err)
+	}
+	if uint64(st.Size()) < size {
+		if err := f.Truncate(int64(size)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("loop: size %s: %w", path, err)
+		}
+	}
+	return f, nil
+}
+
+// zeroHead clears the first HeadBytes of f and syncs it.
+func zeroHead(f *os.File) error {
+	if _, err := f.WriteAt(make([]byte, HeadBytes), 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// AttachFile makes path a file of at least size bytes (created sparse, mode
+// 0600 in a 0700 directory, when missing; grown when smaller), clears its
+// first HeadBytes when zero is set, and returns the loop device backed by
+// it, attaching a free one when there is none.
+func (d Devices) AttachFile(ctx context.Context, path string, size uint64, zero bool) (string, error) {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := createSparse(path, size)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if zero {
+		if err := zeroHead(f); err != nil {
+			return "", fmt.Errorf("loop: zero %s: %w", path, err)
+		}
+	}
+	if dev, ok, err := d.Find(path); err != nil || ok {
+		return dev, err
+	}
+	return d.attach(ctx, f, path)
+}
+
+// Find returns the loop device backed by the file at path (absolute).
+func (d Devices) Find(path string) (dev string, ok bool, err error) {
+	matches, err := filepath.Glob(filepath.Join(d.sys(), "block", "loop*", "loop", "backing_file"))
+	if err != nil {
+		return "", false, err
+	}
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue // detached while we looked
+		}
+		bf := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+		if bf == path {
+			name := filepath.Base(filepath.Dir(filepath.Dir(m)))
+			n, err := strconv.Atoi(strings.TrimPrefix(name, "loop"))
+			if err != nil {
+				continue
+			}
+			dev, err := d.node(n)
+			return dev, err == nil, err
+		}
+	}
+	return "", false, nil
+}
+
+// node returns /dev/loopN, making it when missing.
+func (d Devices) node(n int) (string, error) {
+	p := filepath.Join(d.dev(), "loop"+strconv.Itoa(n))
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(major, uint32(n)))); err != nil && !errors.Is(err, unix.EEXIST) {
+		return "", fmt.Errorf("loop: make %s: %w", p, err)
+	}
+	return p, nil
+}
+
+// attach attaches f (opened from path) to a free loop device.
+func (d Devices) attach(ctx context.Context, f *os.File, path string) (string, error) {
+	ctlPath := filepath.Join(d.dev(), "loop-control")
+	ctl, err := os.OpenFile(ctlPath, os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("loop: open %s: %w (is the loop module loaded? modprobe loop)", ctlPath, err)
+	}
+	defer ctl.Close()
+	for attempt := 0; attempt < 10; attempt++ {
+		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+		if err != nil {
+			return "", fmt.Errorf("loop: find a free loop device: %w", err)
+		}
+		dev, err := d.node(n)
+		if err != nil {
+			return "", err
+		}
+		lf, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return "", fmt.Errorf("loop: open %s: %w", dev, err)
+		}
+		cfg := unix.LoopConfig{Fd: uint32(f.Fd())}
+		copy(cfg.Info.File_name[:], path)
+		err = unix.IoctlLoopConfigure(int(lf.Fd()), &cfg)
+		lf.Close()
+		if errors.Is(err, unix.EBUSY) {
+			// Taken by someone else between GET_FREE and CONFIGURE.
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("loop: attach %s to %s: %w", path, dev, err)
+		}
+		return dev, nil
+	}
+	return "", fmt.Errorf("loop: attach %s: every free loop device was taken before we could use it; retry", path)
+}
+
+// DetachFile detaches the loop device backed by path, if any, and deletes
+// the file when remove is set.
+func (d Devices) DetachFile(path string, remove bool) error {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	dev, ok, err := d.Find(path)
+	if err != nil {
+		return err
+	}
+	if ok {
+		lf, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("loop: open %s: %w", dev, err)
+		}
+		err = unix.IoctlSetInt(int(lf.Fd()), unix.LOOP_CLR_FD, 0)
+		lf.Close()
+		// ENXIO: detached meanwhile.
+		if err != nil && !errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("loop: detach %s from %s: %w (still in use by a dm device?)", path, dev, err)
+		}
+	}
+	if remove {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("loop: delete %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// ZeroDevice opens the block device dev exclusively (it fails while
+// anything holds it), checks that it holds at least minSize bytes (a
+// *TooSmallError otherwise) and clears its first HeadBytes.
+func ZeroDevice(dev string, minSize uint64) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL, 0)
+	if err != nil {
+		return fmt.Errorf("loop: open %s: %w (is it in use?)", dev, err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("loop: size of %s: %w", dev, err)
+	}
+	if uint64(size) < minSize {
+		return &TooSmallError{Device: dev, Size: uint64(size), Need: minSize}
+	}
+	if err := zeroHead(f); err != nil {
+		return fmt.Errorf("loop: zero %s: %w", dev, err)
+	}
+	return nil
+}

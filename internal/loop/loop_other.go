@@ -1,0 +1,19 @@
+//go:build !linux
+
+package loop
+
+import "context"
+
+// AttachFile is not implemented off Linux.
+func (Devices) AttachFile(context.Context, string, uint64, bool) (string, error) {
+	return "", ErrNotImplemented
+}
+
+// Find is not implemented off Linux.
+func (Devices) Find(string) (string, bool, error) { return "", false, ErrNotImplemented }
+
+// DetachFile is not implemented off Linux.
+func (Devices) DetachFile(string, bool) error { return ErrNotImplemented }
+
+// ZeroDevice is not implemented off Linux.
+func ZeroDevice(string, uint64) error { return ErrNotImplemented }
