@@ -2,7 +2,6 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/lunferry/lunferry/internal/flock"
 )
 
 // Lock is the state directory's lock: an exclusive flock on Dir/lock that
@@ -34,13 +33,13 @@ func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, er
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		ok, err := flock.TryLock(f)
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("plan: lock %s: %w", path, err)
+		}
+		if ok {
+			break
 		}
 		if time.Now().After(deadline) {
 			holder := readHolder(f)
