@@ -4,57 +4,39 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/lunferry/lunferry/dm"
 )
 
-// steadyDevice completes a fixed number of regions between two status
-// reads, at no cost, so the benchmarks measure the controller alone.
-type steadyDevice struct {
-	p Progress
-}
-
-func (d *steadyDevice) Progress(context.Context) (Progress, error) {
-	if d.p.HydrationEnabled {
-		d.p.HydratedRegions = (d.p.HydratedRegions + 37) % d.p.TotalRegions
-	}
-	return d.p, nil
-}
-func (d *steadyDevice) SetHydration(_ context.Context, on bool) error {
-	d.p.HydrationEnabled = on
-	return nil
-}
-func (d *steadyDevice) SetThreshold(_ context.Context, n uint) error { d.p.Threshold = n; return nil }
-func (d *steadyDevice) SetBatchSize(_ context.Context, n uint) error { d.p.BatchSize = n; return nil }
-
-// BenchmarkControllerStep is the cost of one control step (status read of
-// a free device, accounting, decision, messages) with a 30 s rate window.
-func BenchmarkControllerStep(b *testing.B) {
-	dev := &steadyDevice{p: Progress{TotalRegions: 1 << 40, RegionSize: 128, Threshold: 1, BatchSize: 1}}
-	clk := newFakeClock(monday0759)
+// BenchmarkControllerDecide is the cost of one control step (accounting,
+// decision, messages) for a device that completes a fixed number of
+// regions between two samples, with the throttle looked up each time.
+func BenchmarkControllerDecide(b *testing.B) {
+	st := dm.CloneStatus{TotalRegions: 1 << 40, RegionSize: 128, HydrationThreshold: 1, HydrationBatchSize: 1, MetadataMode: "rw"}
 	sch, err := ParseSchedule("mon-fri 08:00-18:00=50MiB/s; sat,sun=unlimited; *=10MiB/s; tz=UTC")
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := NewController(dev, Options{Schedule: sch, Clock: clk, Share: NewBudget(100 * MiB).Join("x")})
-	ctx := context.Background()
+	c := NewController(Options{})
+	at := monday0759
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Step(ctx); err != nil {
-			b.Fatal(err)
-		}
-		clk.Advance(250 * time.Millisecond)
+		st.HydratedRegions = (st.HydratedRegions + 37) % st.TotalRegions
+		_ = c.Decide(st, at, sch.RateAt(at))
+		at = at.Add(250 * time.Millisecond)
 	}
 }
 
 // BenchmarkRegulatorRegulate is the cost per volume of one plan tick.
 func BenchmarkRegulatorRegulate(b *testing.B) {
 	r := NewRegulator(RegulatorOptions{Budget: NewBudget(200 * MiB)})
-	p := Progress{TotalRegions: 1 << 40, RegionSize: 128}
+	st := dm.CloneStatus{TotalRegions: 1 << 40, RegionSize: 128, MetadataMode: "rw"}
 	at := monday0759
 	b.ReportAllocs()
 	for b.Loop() {
-		p.HydratedRegions += 160
+		st.HydratedRegions += 160
 		at = at.Add(time.Second)
-		_ = r.Regulate("vol1", p, at, 20*MiB)
+		_ = r.Regulate("vol1", st, at, 20*MiB)
 	}
 }
 

@@ -5,75 +5,45 @@ import (
 	"sync"
 )
 
-// Budget splits one total hydration rate among the volumes migrating on a
-// proxy at the same time. Each volume's Controller holds a Share and
-// reports whether it is active (not paused, not done) and how much it wants
-// (its own schedule's rate, or what its device can actually take). The
-// total is divided max-min fair: volumes that want less than an equal share
-// get what they want, the rest is split evenly among the others, and what
-// paused or finished volumes would have used goes to the active ones.
-// A Budget is safe for concurrent use.
+// Budget splits one total hydration rate among the volumes of a Regulator
+// (RegulatorOptions.Budget). Each volume holds a share and reports whether
+// it is active (hydrating) and how much it wants (its own throttle, or what
+// its device can actually take). The total is divided max-min fair:
+// volumes that want less than an equal part get what they want, the rest
+// is split evenly among the others, and what paused or finished volumes
+// would have used goes to the active ones. A Budget is safe for concurrent
+// use.
 type Budget struct {
 	mu     sync.Mutex
 	total  Rate
-	shares []*Share
+	shares []*share
 }
 
-// Share is one volume's part of a Budget.
-type Share struct {
+// share is one volume's part of a Budget.
+type share struct {
 	b      *Budget
-	name   string
 	active bool
 	demand Rate // Unlimited = as much as it can get
 	alloc  Rate
 }
 
 // NewBudget returns a budget of total bytes per second (Unlimited = no
-// common cap; each volume then runs at its own schedule's rate).
+// common cap; each volume then runs at its own throttle).
 func NewBudget(total Rate) *Budget { return &Budget{total: total} }
 
-// Total returns the budget's total rate.
-func (b *Budget) Total() Rate {
+// join adds a volume (inactive until its first set) and returns its share.
+func (b *Budget) join() *share {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.total
-}
-
-// SetTotal changes the total rate; allowances change at once.
-func (b *Budget) SetTotal(total Rate) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.total = total
-	b.rebalance()
-}
-
-// Join adds a volume (inactive until its first Set) and returns its share.
-func (b *Budget) Join(name string) *Share {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := &Share{b: b, name: name}
+	s := &share{b: b}
 	b.shares = append(b.shares, s)
 	b.rebalance()
 	return s
 }
 
-// Allocations returns every member's current allowance by name, for status.
-func (b *Budget) Allocations() map[string]Rate {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m := make(map[string]Rate, len(b.shares))
-	for _, s := range b.shares {
-		m[s.name] = s.alloc
-	}
-	return m
-}
-
-// Name is the name the share joined with.
-func (s *Share) Name() string { return s.name }
-
-// Set reports whether the volume is hydrating and the rate it wants
+// set reports whether the volume is hydrating and the rate it wants
 // (Unlimited = as much as it can get), and rebalances the budget.
-func (s *Share) Set(active bool, demand Rate) {
+func (s *share) set(active bool, demand Rate) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	if s.active == active && s.demand == demand {
@@ -83,17 +53,17 @@ func (s *Share) Set(active bool, demand Rate) {
 	s.b.rebalance()
 }
 
-// Allowance is the rate this volume may use now (Unlimited only when the
+// allowance is the rate this volume may use now (Unlimited only when the
 // budget has no total and the volume asked for no cap). An inactive share
 // gets what it would get if it became active with no cap of its own.
-func (s *Share) Allowance() Rate {
+func (s *share) allowance() Rate {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	return s.alloc
 }
 
-// Leave removes the share from the budget; its rate goes to the others.
-func (s *Share) Leave() {
+// leave removes the share from the budget; its rate goes to the others.
+func (s *share) leave() {
 	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -109,7 +79,7 @@ func (s *Share) Leave() {
 // rebalance recomputes every allowance (max-min fair, water filling).
 // Called with b.mu held.
 func (b *Budget) rebalance() {
-	var active []*Share
+	var active []*share
 	for _, s := range b.shares {
 		if s.active {
 			active = append(active, s)

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +49,7 @@ func newKernelClone(t *testing.T, size int, regionSectors uint64) *kernelClone {
 
 	k.name = vmtest.RandomName("lunferry-clt")
 	uuid := dm.UUIDPrefix + strings.TrimPrefix(k.name, dm.NamePrefix)
-	table := dm.Table{{Length: dm.Sectors(size / SectorSize), Target: dm.Clone{
+	table := dm.Table{{Length: dm.Sectors(size / dm.SectorSize), Target: dm.Clone{
 		Metadata: k.meta, Destination: k.dst, Source: k.src, RegionSize: dm.Sectors(regionSectors), NoHydration: true,
 	}}}
 	ctx := context.Background()
@@ -65,7 +65,91 @@ func newKernelClone(t *testing.T, size int, regionSectors uint64) *kernelClone {
 	return k
 }
 
-func (k *kernelClone) device() DMDevice { return DMDevice{Client: k.client, DMName: k.name} }
+// hydrator drives a real clone device with a Regulator the way plan.Run
+// does: a round every interval plus a step whenever the Regulator asks to
+// wake earlier; the status read with dm.Client.CloneStatus, the messages
+// sent with Client.Message.
+type hydrator struct {
+	client   *dm.Client
+	name     string
+	r        *Regulator
+	interval time.Duration
+	target   atomic.Uint64 // the Rate to hold; may change while run runs
+}
+
+// newHydrator returns a hydrator of device name at target.
+func newHydrator(c *dm.Client, name string, interval time.Duration, target Rate) *hydrator {
+	h := &hydrator{client: c, name: name, interval: interval,
+		r: NewRegulator(RegulatorOptions{Controller: Options{Interval: interval}})}
+	h.target.Store(uint64(target))
+	return h
+}
+
+// run regulates until the device is hydrated, stop is closed or ctx ends,
+// and returns the last status read and the number of steps.
+func (h *hydrator) run(ctx context.Context, stop <-chan struct{}) (dm.CloneStatus, int, error) {
+	nextTick := time.Now()
+	for steps := 0; ; steps++ {
+		st, err := h.client.CloneStatus(ctx, h.name)
+		if err != nil || st.Hydrated() {
+			return st, steps, err
+		}
+		now := time.Now()
+		for _, m := range h.r.Regulate(h.name, st, now, Rate(h.target.Load())) {
+			if err := h.client.Message(ctx, h.name, 0, m); err != nil {
+				return st, steps, err
+			}
+		}
+		for !nextTick.After(now) {
+			nextTick = nextTick.Add(h.interval)
+		}
+		at := nextTick
+		if w, ok := h.r.Wake(h.name); ok && w.Before(at) {
+			at = w
+		}
+		select {
+		case <-ctx.Done():
+			return st, steps, ctx.Err()
+		case <-stop:
+			return st, steps, nil
+		case <-time.After(time.Until(at)):
+		}
+	}
+}
+
+// result is what a hydrator's run returned.
+type result struct {
+	st  dm.CloneStatus
+	err error
+}
+
+// start runs h in a goroutine until stop is closed or the device is
+// hydrated; the result arrives on the returned channel.
+func (h *hydrator) start(ctx context.Context, stop <-chan struct{}) <-chan result {
+	done := make(chan result, 1)
+	go func() {
+		st, _, err := h.run(ctx, stop)
+		done <- result{st, err}
+	}()
+	return done
+}
+
+// swapToLinear replaces the clone's table live with linear over the new
+// LUN, as the plan's finalize does, and checks the table it leaves.
+func (k *kernelClone) swapToLinear(t *testing.T, ctx context.Context, size int) {
+	t.Helper()
+	length := dm.Sectors(size / dm.SectorSize)
+	res, err := k.client.Replace(ctx, k.name, dm.Table{{Length: length, Target: dm.Linear{Device: k.dst}}}, dm.ReplaceOptions{})
+	require.NoError(t, err)
+	t.Logf("swap to linear: I/O suspended for %v", res.Suspended)
+	lines, err := k.client.Table(ctx, k.name)
+	require.NoError(t, err)
+	require.Len(t, lines, 1)
+	assert.Equal(t, "linear", lines[0].Type)
+	assert.Equal(t, length, lines[0].Length, "the host sees no size change")
+	_, err = k.client.CloneStatus(ctx, k.name)
+	assert.Error(t, err, "no longer a clone")
+}
 
 // writeDev writes p at off of a block device and syncs it.
 func writeDev(t *testing.T, dev string, off int64, p []byte) {
@@ -94,10 +178,11 @@ func kernelAtLeast(major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-// TestKernelThrottlePauseFinalizeVerify runs the whole clone lifecycle on a
-// real dm-clone: throttled hydration, pause, resume, completion, the live
-// swap to linear and the verification of the data.
-func TestKernelThrottlePauseFinalizeVerify(t *testing.T) {
+// TestKernelThrottlePauseSwapVerify runs the whole clone lifecycle on a
+// real dm-clone under the Regulator: throttled hydration, pause and resume
+// as the plan does them, completion at full speed, the live swap to linear
+// and the verification of the data.
+func TestKernelThrottlePauseSwapVerify(t *testing.T) {
 	const size = 32 << 20
 	k := newKernelClone(t, size, RecommendedRegionSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -109,104 +194,70 @@ func TestKernelThrottlePauseFinalizeVerify(t *testing.T) {
 	const hostOff = 8 << 20
 	writeDev(t, k.path, hostOff, hostData)
 
-	dev := k.device()
-	p, err := dev.Progress(ctx)
-	require.NoError(t, err)
-	require.False(t, p.HydrationEnabled, "created with no_hydration")
-	require.Equal(t, uint64(size/(RecommendedRegionSize*SectorSize)), p.TotalRegions)
-	require.Equal(t, uint64(16), p.HydratedRegions, "the host's full-region writes count as hydrated")
-
-	// Finalize refuses before hydration completes, and changes nothing.
-	_, err = Finalize(ctx, dev, k.dst)
-	require.ErrorIs(t, err, ErrNotHydrated)
-	t.Logf("finalize before hydration: %v", err)
-	_, err = dev.Progress(ctx)
-	require.NoError(t, err, "still a clone")
+	status := func() dm.CloneStatus {
+		st, err := k.client.CloneStatus(ctx, k.name)
+		require.NoError(t, err)
+		return st
+	}
+	st := status()
+	require.False(t, st.HydrationEnabled(), "created with no_hydration")
+	require.Equal(t, uint64(size/(RecommendedRegionSize*dm.SectorSize)), st.TotalRegions)
+	require.Equal(t, uint64(16), st.HydratedRegions, "the host's full-region writes count as hydrated")
 
 	target := 2 * MiB
-	var mu sync.Mutex
-	var snaps []Snapshot
-	c := NewController(dev, Options{Schedule: Fixed(target), OnProgress: func(s Snapshot) {
-		mu.Lock()
-		snaps = append(snaps, s)
-		mu.Unlock()
-	}})
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(ctx) }()
-
-	hydrated := func() uint64 {
-		p, err := dev.Progress(ctx)
-		require.NoError(t, err)
-		return p.HydratedRegions
-	}
-	rb := uint64(RecommendedRegionSize * SectorSize)
+	h := newHydrator(k.client, k.name, time.Second, target)
+	stop := make(chan struct{})
+	done := h.start(ctx, stop)
+	rb := uint64(RecommendedRegionSize * dm.SectorSize)
 
 	// Phase 1: throttled.
-	t0, h0 := time.Now(), hydrated()
+	t0, h0 := time.Now(), status().HydratedRegions
 	time.Sleep(5 * time.Second)
-	t1, h1 := time.Now(), hydrated()
+	st = status()
+	t1, h1 := time.Now(), st.HydratedRegions
 	rate1 := float64((h1-h0)*rb) / t1.Sub(t0).Seconds()
-	t.Logf("throttled at %v: %.2f MiB/s over %v (threshold %d, batch %d)", target, rate1/float64(MiB), t1.Sub(t0).Round(time.Millisecond), c.Snapshot().Threshold, c.Snapshot().BatchSize)
+	t.Logf("throttled at %v: %.2f MiB/s over %v (threshold %d, batch %d)", target, rate1/float64(MiB), t1.Sub(t0).Round(time.Millisecond), st.HydrationThreshold, st.HydrationBatchSize)
 	assert.LessOrEqual(t, rate1, 1.5*float64(target), "throttle exceeded")
 	assert.GreaterOrEqual(t, rate1, 0.4*float64(target), "throttle far below target")
 
-	// Pause: after the copies in flight land, nothing moves.
-	require.NoError(t, c.Pause(ctx))
+	// Pause as plan.Pause does: forget the volume, disable hydration.
+	// After the copies in flight land, nothing moves.
+	close(stop)
+	require.NoError(t, (<-done).err)
+	h.r.Forget(k.name)
+	require.NoError(t, k.client.Message(ctx, k.name, 0, dm.MsgDisableHydration))
 	time.Sleep(500 * time.Millisecond)
-	hp := hydrated()
-	p, err = dev.Progress(ctx)
-	require.NoError(t, err)
-	assert.False(t, p.HydrationEnabled, "paused: the status shows no_hydration")
+	st = status()
+	assert.False(t, st.HydrationEnabled(), "paused: the status shows no_hydration")
 	time.Sleep(2 * time.Second)
-	assert.Equal(t, hp, hydrated(), "progress while paused")
-	assert.True(t, c.Snapshot().Paused)
+	assert.Equal(t, st.HydratedRegions, status().HydratedRegions, "progress while paused")
 
 	// Resume: progress continues under the throttle.
-	require.NoError(t, c.Resume(ctx))
-	t2, h2 := time.Now(), hydrated()
+	done = h.start(ctx, nil)
+	t2, h2 := time.Now(), status().HydratedRegions
 	time.Sleep(6 * time.Second)
-	t3, h3 := time.Now(), hydrated()
+	t3, h3 := time.Now(), status().HydratedRegions
 	rate2 := float64((h3-h2)*rb) / t3.Sub(t2).Seconds()
 	t.Logf("after resume: %.2f MiB/s", rate2/float64(MiB))
 	assert.Greater(t, h3, h2, "no progress after resume")
 	assert.LessOrEqual(t, rate2, 1.5*float64(target), "throttle exceeded after resume")
 
-	// Unlimited: the rest at full speed, then the completion event.
-	t4, h4 := time.Now(), hydrated()
-	c.SetSchedule(Fixed(Unlimited))
+	// Unlimited: the rest at full speed, until every region is hydrated.
+	t4, h4 := time.Now(), status().HydratedRegions
+	h.target.Store(uint64(Unlimited))
+	var last result
 	select {
-	case err := <-runErr:
-		require.NoError(t, err)
+	case last = <-done:
+		require.NoError(t, last.err)
 	case <-ctx.Done():
-		t.Fatalf("hydration did not complete: %+v", c.Snapshot())
+		t.Fatalf("hydration did not complete: %+v", status())
 	}
 	t5 := time.Now()
-	select {
-	case <-c.Done():
-	default:
-		t.Fatal("Run returned without the completion event")
-	}
-	last := c.Snapshot()
-	assert.True(t, last.Done)
-	full := float64((last.HydratedRegions-h4)*rb) / t5.Sub(t4).Seconds()
-	t.Logf("unlimited (threshold %d, batch %d): %.2f MiB/s for the last %d MiB", last.Threshold, last.BatchSize, full/float64(MiB), (last.HydratedRegions-h4)*rb>>20)
-	mu.Lock()
-	t.Logf("%d progress snapshots", len(snaps))
-	mu.Unlock()
+	require.True(t, last.st.Hydrated())
+	full := float64((last.st.HydratedRegions-h4)*rb) / t5.Sub(t4).Seconds()
+	t.Logf("unlimited (threshold %d, batch %d): %.2f MiB/s for the last %d MiB", last.st.HydrationThreshold, last.st.HydrationBatchSize, full/float64(MiB), (last.st.HydratedRegions-h4)*rb>>20)
 
-	// Finalize: live swap to linear over the new LUN, same size.
-	res, err := Finalize(ctx, dev, k.dst)
-	require.NoError(t, err)
-	t.Logf("finalize: I/O suspended for %v", res.Suspended)
-	assert.Equal(t, uint64(size/SectorSize), res.Length)
-	ok, err := dev.LinearOver(ctx, k.dst)
-	require.NoError(t, err)
-	assert.True(t, ok)
-	_, err = dev.Progress(ctx)
-	assert.ErrorIs(t, err, ErrNotClone)
-	again, err := Finalize(ctx, dev, k.dst)
-	require.NoError(t, err)
-	assert.True(t, again.AlreadyDone)
+	k.swapToLinear(t, ctx, size)
 
 	// Verify: the host-visible device and the new LUN read the same; the
 	// new LUN differs from the old exactly where the host wrote; the old
@@ -236,21 +287,19 @@ func TestKernelUnlimitedUsesTunedSettings(t *testing.T) {
 
 	measure := func(t *testing.T, region uint64, tuned bool) float64 {
 		k := newKernelClone(t, size, region)
-		dev := k.device()
 		start := time.Now()
 		if tuned {
-			require.NoError(t, NewController(dev, Options{Interval: 200 * time.Millisecond}).Run(ctx))
-			p, err := dev.Progress(ctx)
+			st, _, err := newHydrator(k.client, k.name, 200*time.Millisecond, Unlimited).run(ctx, nil)
 			require.NoError(t, err)
 			wantT, wantB := TunedFor(region)
-			assert.Equal(t, wantT, p.Threshold)
-			assert.Equal(t, wantB, p.BatchSize)
+			assert.Equal(t, wantT, st.HydrationThreshold)
+			assert.Equal(t, wantB, st.HydrationBatchSize)
 		} else {
-			require.NoError(t, dev.SetHydration(ctx, true)) // kernel defaults: threshold 1, batch 1
+			require.NoError(t, k.client.EnableHydration(ctx, k.name)) // kernel defaults: threshold 1, batch 1
 			vmtest.WaitFor(t, 5*time.Minute, "hydration with kernel defaults", func() bool {
-				p, err := dev.Progress(ctx)
+				st, err := k.client.CloneStatus(ctx, k.name)
 				require.NoError(t, err)
-				return p.Complete()
+				return st.Hydrated()
 			})
 		}
 		return float64(size) / time.Since(start).Seconds()
@@ -311,7 +360,6 @@ func TestKernelThrottleWithHostWrites(t *testing.T) {
 	k := newKernelClone(t, size, RecommendedRegionSize)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dev := k.device()
 
 	fd, err := unix.Open(k.path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
 	require.NoError(t, err)
@@ -347,34 +395,31 @@ func TestKernelThrottleWithHostWrites(t *testing.T) {
 	}()
 
 	target := 4 * MiB
-	c := NewController(dev, Options{Schedule: Fixed(target)})
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(ctx) }()
-	p0, err := dev.Progress(ctx)
+	h := newHydrator(k.client, k.name, time.Second, target)
+	done := h.start(ctx, nil)
+	st0, err := k.client.CloneStatus(ctx, k.name)
 	require.NoError(t, err)
 	t0 := time.Now()
 	time.Sleep(6 * time.Second)
-	p1, err := dev.Progress(ctx)
+	st1, err := k.client.CloneStatus(ctx, k.name)
 	require.NoError(t, err)
 	stopWriter()
 	<-writerDone
 	require.NoError(t, writeErr)
-	rate := float64((p1.HydratedRegions-p0.HydratedRegions)*RecommendedRegionSize*SectorSize) / time.Since(t0).Seconds()
-	snap := c.Snapshot()
-	t.Logf("throttled to %v with %d host writes of 4 KiB: %.2f MiB/s (threshold %d, batch %d)", target, writes, rate/float64(MiB), snap.Threshold, snap.BatchSize)
+	rate := float64((st1.HydratedRegions-st0.HydratedRegions)*RecommendedRegionSize*dm.SectorSize) / time.Since(t0).Seconds()
+	t.Logf("throttled to %v with %d host writes of 4 KiB: %.2f MiB/s (threshold %d, batch %d)", target, writes, rate/float64(MiB), st1.HydrationThreshold, st1.HydrationBatchSize)
 	assert.Positive(t, writes)
-	assert.Greater(t, p1.HydratedRegions, p0.HydratedRegions, "hydration must progress under host I/O")
+	assert.Greater(t, st1.HydratedRegions, st0.HydratedRegions, "hydration must progress under host I/O")
 	assert.LessOrEqual(t, rate, 1.5*float64(target), "throttle exceeded under host I/O")
 
-	c.SetSchedule(Fixed(Unlimited))
-	require.NoError(t, <-runErr)
-	_, err = Finalize(ctx, dev, k.dst)
-	require.NoError(t, err)
+	h.target.Store(uint64(Unlimited))
+	require.NoError(t, (<-done).err)
+	k.swapToLinear(t, ctx, size)
 
 	got := make([]byte, size)
 	_, err = f.ReadAt(got, 0)
 	require.NoError(t, err)
-	assert.True(t, bytes.Equal(want, got), "the host-visible device after finalize")
+	assert.True(t, bytes.Equal(want, got), "the host-visible device after the swap")
 	vr, err := Verify(ctx, k.path, k.dst, VerifyOptions{})
 	require.NoError(t, err, "new LUN and host-visible device")
 	assert.Equal(t, int64(size), vr.Compared)

@@ -1,5 +1,5 @@
-// Package clone drives the background hydration of a dm-clone device during
-// a lunferry migration, and finishes it.
+// Package clone keeps the background hydration of dm-clone devices at a
+// throttle, and verifies the copy.
 //
 // # Rate control
 //
@@ -11,42 +11,46 @@
 // regions). It also idles background copying while host I/O is in flight
 // (drivers/md/dm-clone-target.c, do_hydration).
 //
-// A Controller reaches a target rate in bytes per second from measured
-// progress:
-//   - a token bucket (depth Options.Burst seconds of the target) accrues the
-//     target and is spent by every hydrated region, so no span of a few
-//     seconds runs far above the target and debt is paid back;
+// A Controller turns samples of a device's status (dm.CloneStatus) into
+// the messages (dm.MsgEnableHydration, dm.MsgHydrationThreshold, ...) that
+// hold a target rate in bytes per second, and says when it wants the next
+// sample. It is a pure decision: it reads no device and no clock.
+//   - a token bucket (two seconds of the target deep) accrues the target
+//     and is spent by every hydrated region, so no span of a few seconds
+//     runs far above the target and debt is paid back;
 //   - the concurrency (threshold) is chosen from the measured speed per
 //     region in flight so that the device runs about 25% above the target,
 //     and the on/off duty cycle trims the rest; on a device so fast that one
 //     region in flight overshoots, hydration is turned on in bursts as short
-//     as Options.MinOnTime;
+//     as 10 ms;
 //   - Unlimited uses the tuned settings (TunedFor), never the kernel's
-//     defaults, which were 5-10x slower over iSCSI in the lab.
+//     defaults, which are many times slower.
 //
-// Controller.Run owns its loop (Step, wait, repeat) and signals completion
-// on Done; Regulator offers the same logic to a caller that owns the loop
-// and the device (the plan's tick), returning the messages to send, and
-// says through Wake when the next sample is due: bursts of hydration last
-// 10-100 ms on a device far faster than the target, so the caller must
-// sample between its ticks too (plan.Run does), or a burst runs at full
-// speed until the next tick.
+// A Regulator is what lunferry uses (plan.Run's loop): one Controller per
+// volume, optionally under a Budget. The caller reads the status, calls
+//
+//	msgs := r.Regulate(volume, st, time.Now(), rate)
+//
+// sends msgs with dm.Client.Message, and samples again at r.Wake(volume)
+// or at its next round, whichever comes first. Bursts of hydration last
+// 10-100 ms on a device far faster than the target, so a caller that only
+// samples on its rounds lets each burst run at full speed until the next
+// round. Forget drops a volume that is paused, hydrated or aborted.
 //
 // # Throttle schedules and budgets
 //
 // A Schedule gives the rate by time of the week ("mon-fri
 // 08:00-18:00=50MiB/s; *=unlimited", see ParseSchedule); a Budget splits one
-// total rate max-min fairly among the volumes of a proxy, handing what
+// total rate max-min fairly among the volumes of a Regulator, handing what
 // paused, finished or device-limited volumes cannot use to the others.
 //
-// # Finalize and Verify
+// # Verify
 //
-// Finalize swaps a fully hydrated clone live to a linear table over the new
-// LUN (refusing with ErrNotHydrated before that); Verify compares two block
-// devices chunk by chunk with O_DIRECT reads.
+// Verify compares two block devices (the host-visible device and the new
+// LUN, or the new LUN and the old) chunk by chunk with O_DIRECT reads, and
+// reports the differing ranges in a VerifyResult and a *MismatchError.
 //
-// The kernel sits behind the small Device and Swapper interfaces, so all
-// the control logic is tested without root against a simulated device and a
-// fake clock; DMDevice adapts them to a dm.Client. Kernel tests
-// (*_kernel_test.go) run in the lab VM.
+// Everything but Verify is tested without root against a simulated device;
+// the kernel tests (*_kernel_test.go) drive real dm-clone devices in the
+// lab VM.
 package clone

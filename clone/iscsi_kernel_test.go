@@ -69,14 +69,15 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 	t.Logf("old LUN %s, new LUN %s", src.Path, dst.Path)
 
 	// hydrate builds a fresh clone (new metadata) and hydrates it all: with
-	// the kernel defaults (mode "defaults"), under a Controller ("run") or
-	// under a Regulator driven like the plan's loop ("tick": 1 s rounds
-	// plus the early wake-ups the Regulator asks for).
-	hydrate := func(t *testing.T, region uint64, mode string, target Rate) (float64, Snapshot) {
+	// the kernel defaults (mode "defaults"), or under a Regulator driven
+	// like the plan's loop (rounds of 250 ms in mode "fast", of 1 s in
+	// mode "tick", plus the early wake-ups the Regulator asks for). It
+	// returns the average rate and the last status.
+	hydrate := func(t *testing.T, region uint64, mode string, target Rate) (float64, dm.CloneStatus) {
 		meta := vmtest.LoopDevice(t, 4<<20)
 		name := vmtest.RandomName("lunferry-clt-iscsi")
 		uuid := dm.UUIDPrefix + strings.TrimPrefix(name, dm.NamePrefix)
-		table := dm.Table{{Length: dm.Sectors(size / SectorSize), Target: dm.Clone{
+		table := dm.Table{{Length: dm.Sectors(size / dm.SectorSize), Target: dm.Clone{
 			Metadata: meta, Destination: dst.Path, Source: src.Path, RegionSize: dm.Sectors(region), NoHydration: true}}}
 		_, err := c.Create(ctx, name, uuid, table)
 		require.NoError(t, err)
@@ -85,64 +86,39 @@ func TestKernelHydrationOverISCSI(t *testing.T) {
 				t.Errorf("remove %s: %v", name, err)
 			}
 		}()
-		dev := DMDevice{Client: c, DMName: name}
 		start := time.Now()
-		var snap Snapshot
+		var st dm.CloneStatus
 		switch mode {
-		case "run":
-			ctrl := NewController(dev, Options{Schedule: Fixed(target), Interval: 250 * time.Millisecond})
-			require.NoError(t, ctrl.Run(ctx))
-			snap = ctrl.Snapshot()
-		case "tick":
-			// As plan.Run drives it: a round every second plus a light
-			// step whenever the Regulator asks to wake earlier.
-			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
-			nextTick := time.Now()
-			steps := 0
-			for {
-				p, err := dev.Progress(ctx)
-				require.NoError(t, err)
-				if p.Complete() {
-					break
-				}
-				now := time.Now()
-				for _, m := range r.Regulate("vol", p, now, target) {
-					require.NoError(t, c.Message(ctx, name, 0, m))
-				}
-				steps++
-				require.NoError(t, ctx.Err())
-				for !nextTick.After(now) {
-					nextTick = nextTick.Add(time.Second)
-				}
-				at := nextTick
-				if w, ok := r.Wake("vol"); ok && w.Before(at) {
-					at = w
-				}
-				time.Sleep(time.Until(at))
+		case "fast", "tick":
+			interval := time.Second
+			if mode == "fast" {
+				interval = 250 * time.Millisecond
 			}
-			t.Logf("tick: %d steps (rounds and light steps) in %v", steps, time.Since(start).Round(time.Millisecond))
-			snap, _ = r.Snapshot("vol")
+			var steps int
+			st, steps, err = newHydrator(c, name, interval, target).run(ctx, nil)
+			require.NoError(t, err)
+			t.Logf("%s: %d steps (rounds and light steps) in %v", mode, steps, time.Since(start).Round(time.Millisecond))
 		default:
-			require.NoError(t, dev.SetHydration(ctx, true))
+			require.NoError(t, c.EnableHydration(ctx, name))
 			vmtest.WaitFor(t, 4*time.Minute, "hydration with the kernel defaults", func() bool {
-				p, err := dev.Progress(ctx)
+				st, err = c.CloneStatus(ctx, name)
 				require.NoError(t, err)
-				return p.Complete()
+				return st.Hydrated()
 			})
 		}
-		return float64(size) / time.Since(start).Seconds(), snap
+		return float64(size) / time.Since(start).Seconds(), st
 	}
 
 	defaults, _ := hydrate(t, RecommendedRegionSize, "defaults", 0)
-	tuned, snap := hydrate(t, RecommendedRegionSize, "run", Unlimited)
+	tuned, st := hydrate(t, RecommendedRegionSize, "fast", Unlimited)
 	t.Logf("iSCSI, 16 MiB, region 128 sectors: tuned (threshold %d, batch %d) %.1f MiB/s, kernel defaults %.1f MiB/s (%.2fx)",
-		snap.Threshold, snap.BatchSize, tuned/float64(MiB), defaults/float64(MiB), tuned/defaults)
+		st.HydrationThreshold, st.HydrationBatchSize, tuned/float64(MiB), defaults/float64(MiB), tuned/defaults)
 	assert.Greater(t, tuned, 0.8*defaults, "the tuned settings must not be slower over iSCSI")
 
 	target := 2 * MiB
-	for _, mode := range []string{"run", "tick"} {
-		throttled, snap := hydrate(t, RecommendedRegionSize, mode, target)
-		t.Logf("iSCSI, 16 MiB throttled to %v (%s): %.2f MiB/s average over the whole hydration (last threshold %d)", target, mode, throttled/float64(MiB), snap.Threshold)
+	for _, mode := range []string{"fast", "tick"} {
+		throttled, st := hydrate(t, RecommendedRegionSize, mode, target)
+		t.Logf("iSCSI, 16 MiB throttled to %v (%s): %.2f MiB/s average over the whole hydration (last threshold %d)", target, mode, throttled/float64(MiB), st.HydrationThreshold)
 		assert.LessOrEqual(t, throttled, 1.5*float64(target), mode)
 		assert.GreaterOrEqual(t, throttled, 0.5*float64(target), mode)
 	}

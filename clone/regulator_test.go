@@ -1,54 +1,33 @@
 package clone
 
 import (
-	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// sendTo applies dm-clone messages to the simulated device, as the plan's
-// Mapper.Message would.
-func sendTo(t *testing.T, dev *simDevice, msgs []string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, m := range msgs {
-		f := strings.Fields(m)
-		switch {
-		case m == MsgEnableHydration:
-			require.NoError(t, dev.SetHydration(ctx, true))
-		case m == MsgDisableHydration:
-			require.NoError(t, dev.SetHydration(ctx, false))
-		case len(f) == 2 && f[0] == "hydration_threshold":
-			n, err := strconv.Atoi(f[1])
-			require.NoError(t, err)
-			require.NoError(t, dev.SetThreshold(ctx, uint(n)))
-		case len(f) == 2 && f[0] == "hydration_batch_size":
-			n, err := strconv.Atoi(f[1])
-			require.NoError(t, err)
-			require.NoError(t, dev.SetBatchSize(ctx, uint(n)))
-		default:
-			t.Fatalf("unknown message %q", m)
-		}
+// statusOf reads dev's status for a Regulator; without settings it carries
+// progress only (no threshold, batch size or hydration flag), so the
+// Regulator must rely on the messages it returned before.
+func statusOf(dev *simDevice, withSettings bool) dm.CloneStatus {
+	st := dev.status()
+	if !withSettings {
+		st.Features = []string{dm.CloneFeatureNoHydration}
+		st.HydrationThreshold, st.HydrationBatchSize = 0, 0
 	}
+	return st
 }
 
-// regulate runs a fixed-tick loop like plan.Tick against dev for d.
+// regulate runs a fixed-tick loop that ignores Wake against dev for d.
 func regulate(t *testing.T, r *Regulator, name string, clk *fakeClock, dev *simDevice, target Rate, tick, d time.Duration, withSettings bool) []point {
 	t.Helper()
 	end := clk.Now().Add(d)
 	pts := []point{{clk.Now(), dev.bytesAt()}}
 	for clk.Now().Before(end) {
-		p, err := dev.Progress(context.Background())
-		require.NoError(t, err)
-		if !withSettings {
-			p.HydrationEnabled, p.Threshold, p.BatchSize = false, 0, 0
-		}
-		sendTo(t, dev, r.Regulate(name, p, clk.Now(), target))
+		dev.send(t, r.Regulate(name, statusOf(dev, withSettings), clk.Now(), target))
 		clk.Advance(tick)
 		pts = append(pts, point{clk.Now(), dev.bytesAt()})
 	}
@@ -59,9 +38,7 @@ func TestRegulatorFirstCallSendsEverySetting(t *testing.T) {
 	clk := newFakeClock(monday0759)
 	dev := newSimDevice(clk, 128, bigVolume, constBW(60e6))
 	r := NewRegulator(RegulatorOptions{})
-	p, err := dev.Progress(context.Background())
-	require.NoError(t, err)
-	p.Threshold, p.BatchSize = 0, 0
+	p := statusOf(dev, false)
 	msgs := r.Regulate("vol1", p, clk.Now(), Unlimited)
 	assert.Equal(t, []string{"hydration_batch_size 16", "hydration_threshold 64", "enable_hydration"}, msgs)
 	// Nothing changes: nothing to send.
@@ -72,7 +49,7 @@ func TestRegulatorFirstCallSendsEverySetting(t *testing.T) {
 	r.Forget("vol1")
 	clk.Advance(time.Second)
 	assert.Len(t, r.Regulate("vol1", p, clk.Now(), Unlimited), 3)
-	_, ok := r.Snapshot("vol1")
+	_, ok := r.Wake("vol1")
 	assert.True(t, ok)
 }
 
@@ -100,9 +77,6 @@ func TestRegulatorReachesTarget(t *testing.T) {
 			target := float64(tc.target)
 			assert.InDelta(t, target, avgRate(pts, 30*time.Second, 300*time.Second), 0.1*target)
 			assert.LessOrEqual(t, maxWindowRate(pts, 10*time.Second, tc.peakWindow), 1.3*target)
-			snap, ok := r.Snapshot("vol1")
-			require.True(t, ok)
-			assert.Equal(t, tc.target, snap.Target)
 		})
 	}
 }
@@ -120,13 +94,12 @@ func TestRegulatorSharesBudget(t *testing.T) {
 			pts  *[]point
 		}{{"a", a, &ptsA}, {"b", b, &ptsB}} {
 			*x.pts = append(*x.pts, point{clk.Now(), x.dev.bytesAt()})
-			p, err := x.dev.Progress(context.Background())
-			require.NoError(t, err)
-			if p.Complete() {
+			st := x.dev.status()
+			if st.Hydrated() {
 				r.Forget(x.name)
 				continue
 			}
-			sendTo(t, x.dev, r.Regulate(x.name, p, clk.Now(), Unlimited))
+			x.dev.send(t, r.Regulate(x.name, st, clk.Now(), Unlimited))
 		}
 		clk.Advance(time.Second)
 	}
@@ -147,12 +120,7 @@ func regulateLikePlan(t *testing.T, r *Regulator, name string, clk *fakeClock, d
 	nextTick := clk.Now()
 	pts := []point{{clk.Now(), dev.bytesAt()}}
 	for clk.Now().Before(end) {
-		p, err := dev.Progress(context.Background())
-		require.NoError(t, err)
-		if !withSettings {
-			p.HydrationEnabled, p.Threshold, p.BatchSize = false, 0, 0
-		}
-		sendTo(t, dev, r.Regulate(name, p, clk.Now(), target))
+		dev.send(t, r.Regulate(name, statusOf(dev, withSettings), clk.Now(), target))
 		for !nextTick.After(clk.Now()) {
 			nextTick = nextTick.Add(tick)
 		}
@@ -236,8 +204,7 @@ func TestRegulatorWake(t *testing.T) {
 	r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
 	_, ok := r.Wake("vol1")
 	assert.False(t, ok, "unknown volume")
-	p, err := dev.Progress(context.Background())
-	require.NoError(t, err)
+	p := dev.status()
 	msgs := r.Regulate("vol1", p, clk.Now(), 2*MiB)
 	// The first decision for a throttled volume is a short probe with one
 	// region in flight, and a wake-up to end it.
@@ -276,13 +243,12 @@ func TestRegulatorBudgetWithWakeUps(t *testing.T) {
 	r := NewRegulator(RegulatorOptions{Budget: NewBudget(4 * MiB), Controller: Options{Interval: time.Second}})
 	step := func(name string) {
 		dev := devs[name]
-		p, err := dev.Progress(context.Background())
-		require.NoError(t, err)
-		if p.Complete() {
+		st := dev.status()
+		if st.Hydrated() {
 			r.Forget(name)
 			return
 		}
-		sendTo(t, dev, r.Regulate(name, p, clk.Now(), Unlimited))
+		dev.send(t, r.Regulate(name, st, clk.Now(), Unlimited))
 	}
 	end := clk.Now().Add(60 * time.Second)
 	nextTick := clk.Now()
@@ -326,4 +292,27 @@ func TestRegulatorBudgetWithWakeUps(t *testing.T) {
 	full := float64(4 * MiB)
 	assert.InDelta(t, full, avgRate(pts["b"], 30*time.Second, 60*time.Second), 0.15*full, "b alone")
 	assert.LessOrEqual(t, maxWindowRate(pts["b"], 0, 10*time.Second), 1.2*full, "b")
+}
+
+// TestRegulatorPauseResume pauses a volume the way plan.Pause does (Forget,
+// then disable_hydration) and resumes it (Regulate again): nothing moves
+// while paused, and the pause saves up no allowance for a burst.
+func TestRegulatorPauseResume(t *testing.T) {
+	clk := newFakeClock(monday0759)
+	dev := newSimDevice(clk, 128, bigVolume, constBW(50e6))
+	r := NewRegulator(RegulatorOptions{})
+	regulateLikePlan(t, r, "vol1", clk, dev, 10*MiB, time.Second, 0, 20*time.Second, true)
+
+	r.Forget("vol1")
+	dev.send(t, []string{dm.MsgDisableHydration})
+	assert.False(t, dev.enabled)
+	before := dev.bytesAt()
+	clk.Advance(30 * time.Second)
+	assert.Equal(t, before, dev.bytesAt(), "no progress while paused")
+	_, ok := r.Wake("vol1")
+	assert.False(t, ok, "a paused volume wants no samples")
+
+	pts := regulateLikePlan(t, r, "vol1", clk, dev, 10*MiB, time.Second, 0, 60*time.Second, true)
+	assert.InDelta(t, float64(10*MiB), avgRate(pts, 10*time.Second, 60*time.Second), 0.1*float64(10*MiB))
+	assert.LessOrEqual(t, maxWindowRate(pts, 0, 5*time.Second), 1.2*float64(10*MiB), "a pause must not save up allowance for a burst")
 }

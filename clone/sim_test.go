@@ -1,43 +1,24 @@
 package clone
 
 import (
-	"context"
-	"fmt"
 	"math"
-	"sync"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/stretchr/testify/require"
 )
 
-// fakeClock is a Clock whose After advances time at once, so Run and the
-// simulated device move through hours in milliseconds, deterministically.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the simulated time, advanced by the tests.
+type fakeClock struct{ t time.Time }
 
 func newFakeClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
 
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
+func (f *fakeClock) Now() time.Time { return f.t }
 
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = f.t.Add(d)
-}
-
-func (f *fakeClock) After(d time.Duration) <-chan time.Time {
-	f.Advance(d)
-	ch := make(chan time.Time, 1)
-	ch <- f.Now()
-	return ch
-}
+func (f *fakeClock) Advance(d time.Duration) { f.t = f.t.Add(d) }
 
 // simDevice models a dm-clone device whose copy speed follows the kernel's
 // rules: at most threshold regions in flight, copies of min(batch,
@@ -45,7 +26,6 @@ func (f *fakeClock) After(d time.Duration) <-chan time.Time {
 // bandwidth; background copying idles while host I/O is in flight; copies
 // in flight finish after disable_hydration.
 type simDevice struct {
-	mu    sync.Mutex
 	clock *fakeClock
 	at    time.Time
 
@@ -65,11 +45,10 @@ type simDevice struct {
 	hostBusy func(time.Time) float64
 
 	messages []string
-	failNext error
 }
 
 func newSimDevice(clock *fakeClock, regionSectors uint64, size uint64, bw func(time.Time) float64) *simDevice {
-	rb := regionSectors * SectorSize
+	rb := regionSectors * dm.SectorSize
 	return &simDevice{
 		clock:         clock,
 		at:            clock.Now(),
@@ -95,7 +74,7 @@ func (s *simDevice) speed(t time.Time) float64 {
 	if bw <= 0 {
 		return 0
 	}
-	rb := float64(s.regionSectors * SectorSize)
+	rb := float64(s.regionSectors * dm.SectorSize)
 	copyRegions := s.batch
 	if copyRegions < 1 {
 		copyRegions = 1
@@ -114,7 +93,7 @@ func (s *simDevice) speed(t time.Time) float64 {
 // advance integrates progress up to the clock's now in 10 ms steps.
 func (s *simDevice) advance() {
 	now := s.clock.Now()
-	rb := float64(s.regionSectors * SectorSize)
+	rb := float64(s.regionSectors * dm.SectorSize)
 	for s.at.Before(now) {
 		step := now.Sub(s.at)
 		if step > 10*time.Millisecond {
@@ -128,71 +107,67 @@ func (s *simDevice) advance() {
 	}
 }
 
-func (s *simDevice) Progress(context.Context) (Progress, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.failNext; err != nil {
-		s.failNext = nil
-		return Progress{}, err
-	}
+// status is the device's dm-clone status now, as dm.Client.CloneStatus
+// reads it.
+func (s *simDevice) status() dm.CloneStatus {
 	s.advance()
 	h := uint64(s.hydrated)
 	var inflight uint64
 	if s.enabled && h < s.total {
 		inflight = uint64(s.threshold)
 	}
-	return Progress{
-		HydratedRegions:  h,
-		TotalRegions:     s.total,
-		HydratingRegions: inflight,
-		RegionSize:       s.regionSectors,
-		HydrationEnabled: s.enabled,
-		Threshold:        s.threshold,
-		BatchSize:        s.batch,
-	}, nil
-}
-
-func (s *simDevice) SetHydration(_ context.Context, on bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.advance()
-	if s.enabled && !on {
-		// Copies in flight complete after disable_hydration.
-		s.hydrated = math.Min(float64(s.total), s.hydrated+float64(s.threshold))
+	var feats []string
+	if !s.enabled {
+		feats = []string{dm.CloneFeatureNoHydration}
 	}
-	s.enabled = on
-	if on {
-		s.messages = append(s.messages, "enable_hydration")
-	} else {
-		s.messages = append(s.messages, "disable_hydration")
+	return dm.CloneStatus{
+		HydratedRegions:    h,
+		TotalRegions:       s.total,
+		HydratingRegions:   inflight,
+		RegionSize:         dm.Sectors(s.regionSectors),
+		Features:           feats,
+		HydrationThreshold: s.threshold,
+		HydrationBatchSize: s.batch,
+		MetadataMode:       "rw",
 	}
-	return nil
 }
 
-func (s *simDevice) SetThreshold(_ context.Context, n uint) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// send applies dm-clone messages now, as dm.Client.Message would.
+func (s *simDevice) send(t testing.TB, msgs []string) {
+	t.Helper()
 	s.advance()
-	s.threshold = n
-	s.messages = append(s.messages, fmt.Sprintf("hydration_threshold %d", n))
-	return nil
-}
-
-func (s *simDevice) SetBatchSize(_ context.Context, n uint) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.advance()
-	s.batch = n
-	s.messages = append(s.messages, fmt.Sprintf("hydration_batch_size %d", n))
-	return nil
+	for _, m := range msgs {
+		s.messages = append(s.messages, m)
+		f := strings.Fields(m)
+		var n uint64
+		if len(f) == 2 {
+			var err error
+			n, err = strconv.ParseUint(f[1], 10, 32)
+			require.NoError(t, err, m)
+		}
+		switch {
+		case m == dm.MsgEnableHydration:
+			s.enabled = true
+		case m == dm.MsgDisableHydration:
+			if s.enabled {
+				// Copies in flight complete after disable_hydration.
+				s.hydrated = math.Min(float64(s.total), s.hydrated+float64(s.threshold))
+			}
+			s.enabled = false
+		case m == dm.MsgHydrationThreshold(uint(n)):
+			s.threshold = uint(n)
+		case m == dm.MsgHydrationBatchSize(uint(n)):
+			s.batch = uint(n)
+		default:
+			t.Fatalf("unknown message %q", m)
+		}
+	}
 }
 
 // bytesAt returns the exact hydrated bytes of the simulation now.
 func (s *simDevice) bytesAt() float64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.advance()
-	return s.hydrated * float64(s.regionSectors*SectorSize)
+	return s.hydrated * float64(s.regionSectors*dm.SectorSize)
 }
 
 // point is the simulation's hydrated bytes at a time.
@@ -201,25 +176,27 @@ type point struct {
 	bytes float64
 }
 
-// drive steps c against dev for d of simulated time, honouring the waits
-// Step returns, and records the hydrated bytes after each step.
-func drive(t *testing.T, c *Controller, clk *fakeClock, dev *simDevice, d time.Duration) []point {
+// drive runs c against dev for d of simulated time: a sample, Decide
+// with the schedule's rate, the messages sent, a wait until Decision.Next.
+// It records the hydrated bytes after each step and returns with the last
+// decision (Next zero when dev is hydrated).
+func drive(t *testing.T, c *Controller, sch Schedule, clk *fakeClock, dev *simDevice, d time.Duration) ([]point, Decision) {
 	t.Helper()
-	ctx := context.Background()
 	end := clk.Now().Add(d)
 	pts := []point{{clk.Now(), dev.bytesAt()}}
+	var dec Decision
 	for clk.Now().Before(end) {
-		next, err := c.Step(ctx)
-		require.NoError(t, err)
+		dec = c.Decide(dev.status(), clk.Now(), sch.RateAt(clk.Now()))
+		dev.send(t, dec.Messages)
 		pts = append(pts, point{clk.Now(), dev.bytesAt()})
-		if c.Snapshot().Done {
+		if dec.Next.IsZero() {
 			break
 		}
-		require.Positive(t, next, "Step must return a positive wait while hydrating")
-		clk.Advance(next)
+		require.True(t, dec.Next.After(clk.Now()), "Decide must ask for a later sample while hydrating")
+		clk.Advance(dec.Next.Sub(clk.Now()))
 	}
 	pts = append(pts, point{clk.Now(), dev.bytesAt()})
-	return pts
+	return pts, dec
 }
 
 // avgRate is the average rate between from and to (relative to the first

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/lunferry/lunferry/dm"
 )
 
 // VerifyOptions tune Verify.
@@ -93,11 +95,13 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 const verifyAlign = 4096
 
 // Verify compares the bytes of a and b (block devices or files) over a
-// range, chunk by chunk with bounded memory, reading both in parallel. It
-// reads with O_DIRECT where the file system allows it, so the page cache
-// cannot hide a difference, and falls back to buffered reads where it does
-// not (tmpfs, unaligned Offset). It returns a *MismatchError (wrapping
-// ErrMismatch) along with the full result when the data differs.
+// range, chunk by chunk with bounded memory, reading both in parallel, and
+// reports where they differ. It is how lunferry checks that the new LUN
+// holds what the host sees. It reads with O_DIRECT where the file system
+// allows it, so the page cache cannot hide a difference, and falls back to
+// buffered reads where it does not (tmpfs, unaligned Offset). When the data
+// differs it returns the full result along with a *MismatchError (wrapping
+// ErrMismatch); any other error means the comparison did not finish.
 func Verify(ctx context.Context, a, b string, opts VerifyOptions) (VerifyResult, error) {
 	start := time.Now()
 	if opts.ChunkSize <= 0 {
@@ -134,18 +138,29 @@ func Verify(ctx context.Context, a, b string, opts VerifyOptions) (VerifyResult,
 				a, b, r.path, r.size, length, opts.Offset)
 		}
 	}
+	res, err := compareRange(ctx, ra, rb, length, opts)
+	if err != nil {
+		return res, fmt.Errorf("clone: verify %s against %s: %w", a, b, err)
+	}
+	res.DirectA, res.DirectB = ra.direct, rb.direct
+	res.Duration = time.Since(start)
+	if !res.Equal() {
+		return res, &MismatchError{A: a, B: b, Result: res}
+	}
+	return res, nil
+}
 
+// compareRange compares length bytes of ra and rb from opts.Offset, one
+// chunk of each at a time, read in parallel.
+func compareRange(ctx context.Context, ra, rb *verifyReader, length int64, opts VerifyOptions) (VerifyResult, error) {
 	bufA, bufB := alignedBuffer(opts.ChunkSize), alignedBuffer(opts.ChunkSize)
 	res := VerifyResult{}
 	var errA, errB error
 	for done := int64(0); done < length; {
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("clone: verify %s against %s: stopped after %d bytes: %w", a, b, done, err)
+			return res, fmt.Errorf("stopped after %d bytes: %w", done, err)
 		}
-		n := int64(opts.ChunkSize)
-		if left := length - done; left < n {
-			n = left
-		}
+		n := min(int64(opts.ChunkSize), length-done)
 		off := opts.Offset + done
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -153,7 +168,7 @@ func Verify(ctx context.Context, a, b string, opts VerifyOptions) (VerifyResult,
 		go func() { defer wg.Done(); errB = rb.readAt(bufB[:n], off) }()
 		wg.Wait()
 		if err := errors.Join(errA, errB); err != nil {
-			return res, fmt.Errorf("clone: verify %s against %s at offset %d: %w", a, b, off, err)
+			return res, fmt.Errorf("at offset %d: %w", off, err)
 		}
 		if !bytes.Equal(bufA[:n], bufB[:n]) {
 			compareSectors(bufA[:n], bufB[:n], off, &res, opts.MaxMismatches)
@@ -164,19 +179,14 @@ func Verify(ctx context.Context, a, b string, opts VerifyOptions) (VerifyResult,
 			opts.OnProgress(done, length)
 		}
 	}
-	res.DirectA, res.DirectB = ra.direct, rb.direct
-	res.Duration = time.Since(start)
-	if !res.Equal() {
-		return res, &MismatchError{A: a, B: b, Result: res}
-	}
 	return res, nil
 }
 
 // compareSectors records the differing sectors of one chunk.
 func compareSectors(x, y []byte, off int64, res *VerifyResult, max int) {
 	var cur *Mismatch
-	for i := 0; i < len(x); i += SectorSize {
-		j := i + SectorSize
+	for i := 0; i < len(x); i += dm.SectorSize {
+		j := i + dm.SectorSize
 		if j > len(x) {
 			j = len(x)
 		}

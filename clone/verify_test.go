@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -54,11 +55,11 @@ func TestVerifyEqual(t *testing.T) {
 
 func TestVerifyReportsDifferences(t *testing.T) {
 	a, b, _ := writePair(t, t.TempDir(), 3<<20)
-	patch(t, b, 10, []byte{0xff ^ 0})              // sector 0
-	patch(t, b, 1<<20-4, []byte("XXXXXXXX"))       // spans sectors 2047 and 2048, and two chunks
-	patch(t, b, 3<<20-1, []byte{0})                // the very last byte
-	patch(t, a, 3<<20-1, []byte{1})                // make sure it differs
-	patch(t, b, 2<<20, make([]byte, 3*SectorSize)) // three whole sectors
+	patch(t, b, 10, []byte{0xff ^ 0})                 // sector 0
+	patch(t, b, 1<<20-4, []byte("XXXXXXXX"))          // spans sectors 2047 and 2048, and two chunks
+	patch(t, b, 3<<20-1, []byte{0})                   // the very last byte
+	patch(t, a, 3<<20-1, []byte{1})                   // make sure it differs
+	patch(t, b, 2<<20, make([]byte, 3*dm.SectorSize)) // three whole sectors
 	res, err := Verify(context.Background(), a, b, VerifyOptions{ChunkSize: 1 << 20})
 	require.Error(t, err)
 	require.ErrorIs(t, err, ErrMismatch)
