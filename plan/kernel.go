@@ -417,10 +417,7 @@ func NewCloneRegulator(total clone.Rate, tick time.Duration) *CloneRegulator {
 
 // Regulate implements Regulator.
 func (c *CloneRegulator) Regulate(volume string, s dm.CloneStatus, at time.Time, rate clone.Rate) []string {
-	return c.r.Regulate(volume, clone.Progress{
-		HydratedRegions: s.HydratedRegions, TotalRegions: s.TotalRegions, HydratingRegions: s.HydratingRegions,
-		RegionSize: uint64(s.RegionSize), HydrationEnabled: s.HydrationEnabled(), Threshold: s.HydrationThreshold, BatchSize: s.HydrationBatchSize,
-	}, at, rate)
+	return c.r.Regulate(volume, s, at, rate)
 }
 
 // Wake implements Regulator.

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -95,31 +94,6 @@ func (p *Planner) save(v *Volume) error {
 		return nil
 	}
 	return p.store.Save(v)
-}
-
-// transition is the heart of the state machine: it saves v in trying
-// before fn touches the kernel and in done after fn succeeded. When fn
-// fails, v stays in trying with the error recorded, so the next run of the
-// same command resumes and abort rolls back.
-func (p *Planner) transition(ctx context.Context, v *Volume, trying, done Step, fn func() error) error {
-	if v.Step != trying {
-		v.HooksDone = nil
-	}
-	v.Step = trying
-	v.LastError = ""
-	if err := p.save(v); err != nil {
-		return err
-	}
-	if err := fn(); err != nil {
-		v.LastError = err.Error()
-		if serr := p.save(v); serr != nil {
-			return errors.Join(err, serr)
-		}
-		return err
-	}
-	v.Step = done
-	v.HooksDone = nil
-	return p.save(v)
 }
 
 // push records (and saves) that an object is about to be created, and
@@ -245,19 +219,10 @@ func (p *Planner) Remove(ctx context.Context, name string, forget bool) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case v.Step == StepNew || v.Step == StepAborted || v.Step == StepHandedOver:
-		case v.Step == StepFinalized && forget:
+		if forget && v.Step == StepFinalized {
 			p.logf("volume %s forgotten; %s and export %s stay in place serving the host", name, DMName(name), v.Spec.Export.IQN)
-		case v.Step == StepFinalized:
-			return &StepError{Volume: name, Step: v.Step, Want: "remove",
-				Hint: fmt.Sprintf("the host still reaches the new LUN through %s and export %s: run `lunferry migrate handover %s` to move the host to the new array and retire the proxy, or pass --forget to drop the record and leave them in place", DMName(name), v.Spec.Export.IQN, name)}
-		case v.Step == StepHandingOver:
-			return &StepError{Volume: name, Step: v.Step, Want: "remove",
-				Hint: fmt.Sprintf("handover was interrupted: rerun `lunferry migrate handover %s` first", name)}
-		default:
-			return &StepError{Volume: name, Step: v.Step, Want: "remove",
-				Hint: fmt.Sprintf("it holds kernel objects: run `lunferry migrate abort %s` first", name)}
+		} else if _, err := cmdRemove.check(v); err != nil {
+			return err
 		}
 		if p.o.DryRun {
 			p.logf("state: would delete volume %s", name)

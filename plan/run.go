@@ -60,9 +60,7 @@ func (p *Planner) tick(ctx context.Context, autoFinalize bool) (res []TickResult
 			if v.Step != StepHydrating || v.Paused {
 				// Paused (perhaps by another lunferry) or done: the
 				// controller's history and budget share go.
-				if p.o.Ports.Regulator != nil {
-					p.o.Ports.Regulator.Forget(v.Spec.Name)
-				}
+				p.forget(v.Spec.Name)
 				if v.Step == StepHydrated && autoFinalize {
 					finalize = append(finalize, v.Spec.Name)
 				}
@@ -115,7 +113,9 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 		v.FaultFrom, v.Step = v.Step, StepFaulty
 		v.LastError = fmt.Sprintf("%v: dm-clone reports its metadata failed: abort the volume (`lunferry migrate abort %s`); the old LUN is intact", ErrFaulty, name)
 		r.Step, r.Error = v.Step, v.LastError
-		p.save(v)
+		if err := p.save(v); err != nil {
+			r.Error += fmt.Sprintf(" (saving that failed: %v)", err)
+		}
 		return r
 	}
 	v.Progress = nextProgress(v.Progress, st, now)
@@ -123,18 +123,12 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 	if statusComplete(st) {
 		v.Step, v.HydratedAt = StepHydrated, now.UTC()
 		r.Step = v.Step
-		if p.o.Ports.Regulator != nil {
-			p.o.Ports.Regulator.Forget(name)
-		}
+		p.forget(name)
 		p.logf("volume %s: hydrated", name)
 	} else if p.o.Ports.Regulator != nil {
-		rate := v.Spec.Throttle.RateAt(now)
-		for _, m := range p.o.Ports.Regulator.Regulate(name, st, now, rate) {
-			if err := p.o.Ports.Mapper.Message(ctx, DMName(name), m); err != nil {
-				r.Error = fmt.Sprintf("message %q: %v", m, err)
-				break
-			}
-			r.Messages = append(r.Messages, m)
+		var me *messageError
+		if r.Messages, me = p.regulate(ctx, v, st, now, false); me != nil {
+			r.Error = fmt.Sprintf("message %q: %v", me.msg, me.err)
 		}
 	}
 	if err := p.save(v); err != nil && r.Error == "" {
@@ -434,12 +428,9 @@ func (p *Planner) lightStep(ctx context.Context, name string) bool {
 		// The next round records it.
 		return false
 	}
-	now := p.o.Now()
-	for _, m := range reg.Regulate(name, st, now, v.Spec.Throttle.RateAt(now)) {
-		if err := p.o.Ports.Mapper.Message(ctx, DMName(name), m); err != nil {
-			p.logf("volume %s: message %q: %v", name, m, err)
-			return false
-		}
+	if _, me := p.regulate(ctx, v, st, p.o.Now(), false); me != nil {
+		p.logf("%s", me.logLine())
+		return false
 	}
 	return true
 }
@@ -457,8 +448,8 @@ func (p *Planner) holdBursts(ctx context.Context, due []string) {
 		if err != nil || st.Faulty() || !st.HydrationEnabled() {
 			continue
 		}
-		if err := p.o.Ports.Mapper.Message(ctx, DMName(name), "disable_hydration"); err != nil {
-			p.logf("volume %s: message %q: %v", name, "disable_hydration", err)
+		if _, me := p.send(ctx, name, []string{dm.MsgDisableHydration}, false); me != nil {
+			p.logf("%s", me.logLine())
 		}
 	}
 }

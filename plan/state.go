@@ -51,11 +51,9 @@ const (
 	StepFaulty Step = "faulty"
 )
 
-// Terminal reports whether no further step applies (the volume can be
-// removed from the state).
-func (s Step) Terminal() bool {
-	return s == StepAborted || s == StepFinalized || s == StepHandedOver || s == StepNew
-}
+// allSteps lists every step, in workflow order.
+var allSteps = []Step{StepNew, StepPreparing, StepPrepared, StepCuttingOver, StepCutOver, StepHydrating,
+	StepHydrated, StepFinalizing, StepFinalized, StepHandingOver, StepHandedOver, StepAborting, StepAborted, StepFaulty}
 
 // Finalized reports whether the live swap to linear over the new LUN is
 // done and the old LUN released: finalized, or handing over or handed over

@@ -123,39 +123,14 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 	return rep, nil
 }
 
-// serving says what serves the host and which command comes next.
+// serving says what serves the host and which command comes next, from
+// the step table.
 func serving(v *Volume) (serving, next string) {
-	n := v.Spec.Name
-	switch v.Step {
-	case StepNew, StepPreparing:
-		return "old array", "lunferry migrate prepare " + n
-	case StepPrepared:
-		return "old array", "lunferry migrate cutover " + n
-	case StepCuttingOver:
-		return "-", "lunferry migrate cutover " + n
-	case StepCutOver:
-		return "proxy (clone)", "lunferry migrate start " + n
-	case StepHydrating:
-		return "proxy (clone)", ""
-	case StepHydrated, StepFinalizing:
-		return "proxy (clone)", "lunferry migrate finalize " + n
-	case StepFinalized:
-		return "proxy (linear over the new LUN)", "lunferry migrate handover " + n
-	case StepHandingOver:
-		if !v.HostMovedAt.IsZero() {
-			return "new array", "lunferry migrate handover " + n
-		}
-		return "-", "lunferry migrate handover " + n
-	case StepHandedOver:
-		return "new array", "lunferry volume remove " + n
-	case StepAborting:
-		return "-", "lunferry migrate abort " + n
-	case StepAborted:
-		return "old array", "lunferry volume remove " + n
-	case StepFaulty:
-		return "proxy (clone)", "lunferry migrate abort " + n
+	i := v.info()
+	if i.next != "" {
+		next = "lunferry " + i.next + " " + v.Spec.Name
 	}
-	return "-", ""
+	return i.serving, next
 }
 
 func etaOnly(pr Progress) Progress {

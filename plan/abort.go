@@ -1,0 +1,76 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+)
+
+// AbortReport says what an abort did.
+type AbortReport struct {
+	// Volume is the volume's name.
+	Volume string `json:"volume"`
+	// From is the step the abort started from.
+	From Step `json:"from"`
+	// HostWritesLost is true when the export had been created: writes the
+	// host made since cutover exist only on the new LUN.
+	HostWritesLost bool `json:"hostWritesLost"`
+	// Message is the plain statement for the admin.
+	Message string `json:"message"`
+}
+
+// Abort removes, in reverse order of creation, everything lunferry built
+// for the volume (export, clone, sessions, metadata) and leaves the old LUN
+// as it was. It works from any step before the live swap of finalize.
+func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) {
+	v, err := p.guarded(ctx, cmdAbort, name, stepFuncs{
+		before: func(v *Volume, _ []*Volume) error {
+			if v.Linear {
+				return cmdAbort.refuse(v, StepFinalized)
+			}
+			// Saved with the "-ing" step: the report of an abort that
+			// restore or a rerun finishes names where it came from.
+			if v.Step != StepAborting {
+				v.AbortFrom = v.Step
+			}
+			p.forget(name)
+			return nil
+		},
+		run: func(v *Volume, all []*Volume) error {
+			if v.object(ObjExport) != nil {
+				if _, err := p.runHooks(ctx, v, "pre-abort", v.Spec.Hooks.PreAbort); err != nil {
+					return err
+				}
+			}
+			return p.finishAbort(ctx, v, all)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return abortReport(v, v.AbortFrom), nil
+}
+
+// finishAbort is the part of an abort after the host left the proxy: every
+// object goes, newest first, then the post-abort hooks run.
+func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) error {
+	if err := p.teardown(ctx, v, all); err != nil {
+		return err
+	}
+	if _, err := p.runHooks(ctx, v, "post-abort", v.Spec.Hooks.PostAbort); err != nil {
+		return err
+	}
+	v.AbortedAt = p.o.Now().UTC()
+	return nil
+}
+
+func abortReport(v *Volume, from Step) *AbortReport {
+	r := &AbortReport{Volume: v.Spec.Name, From: from, HostWritesLost: v.Exported}
+	if v.Exported {
+		r.Message = fmt.Sprintf("volume %s aborted: the old LUN %s lun %d was never written by lunferry and holds the data as of cutover; writes the host made after cutover exist ONLY on the new LUN %s lun %d and are not on the old LUN",
+			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN, v.Spec.New.IQN, v.Spec.New.LUN)
+	} else {
+		r.Message = fmt.Sprintf("volume %s aborted before the host was served by the proxy: the old LUN %s lun %d is as it was",
+			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN)
+	}
+	return r
+}

@@ -1,0 +1,90 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lunferry/lunferry/dm"
+)
+
+// Finalize swaps the clone live to linear over the new LUN once hydration is
+// complete, detaches the old LUN and frees the metadata. Before hydration
+// completes it refuses with ErrNotReady.
+func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
+	return p.guarded(ctx, cmdFinalize, name, stepFuncs{
+		before: func(v *Volume, _ []*Volume) error {
+			if v.Step == StepHydrating {
+				return p.markHydrated(ctx, v)
+			}
+			return nil
+		},
+		run: func(v *Volume, all []*Volume) error { return p.finalize(ctx, v, all) },
+	})
+}
+
+// markHydrated moves a hydrating volume whose clone is complete to
+// hydrated (the control loop may not have seen it yet); otherwise it
+// refuses with ErrNotReady.
+func (p *Planner) markHydrated(ctx context.Context, v *Volume) error {
+	name := v.Spec.Name
+	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: read clone status: %w", name, err)
+	}
+	if !statusComplete(st) {
+		return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions): finalize once it reaches 100%% (see `lunferry migrate status %s`)",
+			name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, name)
+	}
+	v.Step, v.HydratedAt = StepHydrated, p.o.Now().UTC()
+	return nil
+}
+
+func (p *Planner) finalize(ctx context.Context, v *Volume, all []*Volume) error {
+	s := &v.Spec
+	if _, err := p.runHooks(ctx, v, "pre-finalize", s.Hooks.PreFinalize); err != nil {
+		return err
+	}
+	if !v.Linear {
+		if err := p.swapToLinear(ctx, v); err != nil {
+			return err
+		}
+	}
+	for _, kind := range []ObjectKind{ObjOldLogin, ObjMetadata} {
+		if err := p.remove(ctx, v, kind, all); err != nil {
+			return err
+		}
+	}
+	if _, err := p.runHooks(ctx, v, "post-finalize", s.Hooks.PostFinalize); err != nil {
+		return err
+	}
+	v.FinalizedAt = p.o.Now().UTC()
+	return nil
+}
+
+// swapToLinear checks that the clone is complete and swaps its table live
+// to linear over the new LUN, then records it: from then on restore builds
+// linear and abort is refused.
+func (p *Planner) swapToLinear(ctx context.Context, v *Volume) error {
+	s := &v.Spec
+	name := DMName(s.Name)
+	st, err := p.o.Ports.Mapper.CloneStatus(ctx, name)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: read clone status: %w", s.Name, err)
+	}
+	if !statusComplete(st) {
+		return fmt.Errorf("plan: volume %s: %w: clone reports %d of %d regions hydrated: wait, then rerun finalize",
+			s.Name, ErrNotReady, st.HydratedRegions, st.TotalRegions)
+	}
+	p.logf("volume %s: swap %s live to: %s", s.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
+	held, err := p.o.Ports.Mapper.SwapLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: swap %s to linear: %w", s.Name, name, err)
+	}
+	p.logf("volume %s: swapped; I/O held for %s", s.Name, held.Round(time.Millisecond))
+	v.Linear, v.SwapHeld = true, Duration(held)
+	return p.save(v)
+}
+
+// statusComplete reports a clone that is healthy and fully hydrated.
+func statusComplete(st dm.CloneStatus) bool { return !st.Faulty() && st.Hydrated() }

@@ -1,0 +1,154 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
+)
+
+// Start enables background hydration of a cut-over volume. The throttle is
+// kept by the controller of `lunferry run` (see Tick).
+func (p *Planner) Start(ctx context.Context, name string) (*Volume, error) {
+	return p.guarded(ctx, cmdStart, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		v.Step = StepHydrating
+		v.LastError = ""
+		if err := p.save(v); err != nil {
+			return err
+		}
+		if v.Paused {
+			p.logf("volume %s is paused: run `lunferry migrate resume %s` to hydrate", name, name)
+			return nil
+		}
+		return p.enable(ctx, v)
+	}})
+}
+
+// Pause stops background hydration until Resume; host I/O goes on.
+func (p *Planner) Pause(ctx context.Context, name string) error {
+	_, err := p.guarded(ctx, cmdPause, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		v.Paused = true
+		if err := p.save(v); err != nil {
+			return err
+		}
+		p.forget(name)
+		if v.Step != StepHydrating {
+			return nil
+		}
+		if _, me := p.send(ctx, name, []string{dm.MsgDisableHydration}, true); me != nil {
+			return fmt.Errorf("plan: volume %s: disable hydration: %w", name, me.err)
+		}
+		return nil
+	}})
+	return err
+}
+
+// Resume undoes Pause.
+func (p *Planner) Resume(ctx context.Context, name string) error {
+	_, err := p.guarded(ctx, cmdResume, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		if !v.Paused {
+			return nil
+		}
+		v.Paused = false
+		if err := p.save(v); err != nil {
+			return err
+		}
+		if v.Step == StepHydrating {
+			return p.enable(ctx, v)
+		}
+		return nil
+	}})
+	return err
+}
+
+// SetThrottle replaces a volume's throttle schedule; `lunferry run` applies
+// it at its next tick.
+func (p *Planner) SetThrottle(ctx context.Context, name string, sched clone.Schedule) error {
+	_, err := p.guarded(ctx, cmdThrottle, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		v.Spec.Throttle = sched
+		p.logf("volume %s: throttle %s", name, sched)
+		return p.save(v)
+	}})
+	return err
+}
+
+// enable starts hydration under the throttle: the Regulator's first
+// decision (threshold, batch size, enable) is applied at once, so that
+// hydration never runs unthrottled until the next control round. Without a
+// Regulator, hydration is simply enabled.
+func (p *Planner) enable(ctx context.Context, v *Volume) error {
+	name := v.Spec.Name
+	var me *messageError
+	if r := p.o.Ports.Regulator; r == nil || p.o.DryRun {
+		_, me = p.send(ctx, name, []string{dm.MsgEnableHydration}, true)
+	} else {
+		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
+		if err != nil {
+			return fmt.Errorf("plan: volume %s: read clone status: %w", name, err)
+		}
+		r.Forget(name)
+		_, me = p.regulate(ctx, v, st, p.o.Now(), true)
+	}
+	if me == nil {
+		return nil
+	}
+	v.LastError = me.err.Error()
+	if err := p.save(v); err != nil {
+		return errors.Join(me, err)
+	}
+	return me
+}
+
+// regulate asks the Regulator for the settings that keep v at its
+// throttle, given status st read at now, and sends them.
+func (p *Planner) regulate(ctx context.Context, v *Volume, st dm.CloneStatus, now time.Time, verbose bool) ([]string, *messageError) {
+	msgs := p.o.Ports.Regulator.Regulate(v.Spec.Name, st, now, v.Spec.Throttle.RateAt(now))
+	return p.send(ctx, v.Spec.Name, msgs, verbose)
+}
+
+// send sends msgs in order to the volume's clone device and returns those
+// sent; it stops at the first that fails. verbose logs
+// each message (commands do; the control loop's rounds do not).
+func (p *Planner) send(ctx context.Context, volume string, msgs []string, verbose bool) ([]string, *messageError) {
+	name := DMName(volume)
+	var sent []string
+	for _, m := range msgs {
+		if verbose {
+			p.logf("volume %s: message %s: %s", volume, name, m)
+		}
+		if err := p.o.Ports.Mapper.Message(ctx, name, m); err != nil {
+			return sent, &messageError{volume: volume, msg: m, err: err}
+		}
+		sent = append(sent, m)
+	}
+	return sent, nil
+}
+
+// messageError is a dm message the clone device refused.
+type messageError struct {
+	volume, msg string
+	err         error
+}
+
+// Error renders "plan: volume V: message "M": cause".
+func (e *messageError) Error() string {
+	return fmt.Sprintf("plan: volume %s: message %q: %v", e.volume, e.msg, e.err)
+}
+
+func (e *messageError) Unwrap() error { return e.err }
+
+// logLine is the error as the control loop logs it.
+func (e *messageError) logLine() string {
+	return fmt.Sprintf("volume %s: message %q: %v", e.volume, e.msg, e.err)
+}
+
+// forget drops the Regulator's history of a volume (paused, finished,
+// aborted), if there is a Regulator.
+func (p *Planner) forget(volume string) {
+	if p.o.Ports.Regulator != nil {
+		p.o.Ports.Regulator.Forget(volume)
+	}
+}

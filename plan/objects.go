@@ -1,0 +1,281 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// kindOps are the kernel operations on one kind of object. Each is
+// idempotent and keeps the volume's undo stack (Objects) up to date:
+// create and rebuild push the object before the kernel call and mark it
+// created after; remove pops it once it is gone.
+type kindOps struct {
+	// create makes the object for a step (or finds it made).
+	create func(p *Planner, ctx context.Context, v *Volume) error
+	// rebuild makes a recorded object again after a reboot or crash,
+	// keeping what it holds (sessions, hydration progress).
+	rebuild func(p *Planner, ctx context.Context, v *Volume) error
+	// remove removes the object; all are every volume, for what they share.
+	remove func(p *Planner, ctx context.Context, v *Volume, o *Object, all []*Volume) error
+}
+
+// kinds holds the operations of every object kind.
+var kinds = map[ObjectKind]kindOps{
+	ObjNewLogin: {create: attachNew, rebuild: attachNew, remove: (*Planner).logout},
+	ObjOldLogin: {create: attachOld, rebuild: attachOld, remove: (*Planner).logout},
+	ObjMetadata: {create: (*Planner).createMetadata, rebuild: (*Planner).reattachMetadata, remove: (*Planner).removeMetadata},
+	ObjDevice:   {create: (*Planner).createDevice, rebuild: (*Planner).rebuildDevice, remove: (*Planner).removeDevice},
+	ObjExport:   {create: (*Planner).ensureExport, rebuild: (*Planner).ensureExport, remove: (*Planner).removeExport},
+}
+
+// create makes an object of kind for v.
+func (p *Planner) create(ctx context.Context, v *Volume, kind ObjectKind) error {
+	return kinds[kind].create(p, ctx, v)
+}
+
+// remove removes v's object of kind, if recorded, and pops it.
+func (p *Planner) remove(ctx context.Context, v *Volume, kind ObjectKind, all []*Volume) error {
+	o := v.object(kind)
+	if o == nil {
+		return nil
+	}
+	if err := kinds[kind].remove(p, ctx, v, o, all); err != nil {
+		return fmt.Errorf("plan: volume %s: remove %s %s: %w", v.Spec.Name, kind, o.Name, err)
+	}
+	return p.pop(v, kind)
+}
+
+// teardown removes every object of v's undo stack, newest first: abort,
+// handover and a finished abort at restore all end this way.
+func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error {
+	recorded := make([]ObjectKind, 0, len(v.Objects))
+	for _, o := range v.Objects {
+		recorded = append(recorded, o.Kind)
+	}
+	for _, kind := range slices.Backward(recorded) {
+		if err := p.remove(ctx, v, kind, all); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuildAll makes every recorded object of v again, oldest first, and
+// returns the kinds rebuilt.
+func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, error) {
+	var rebuilt []ObjectKind
+	for _, o := range slices.Clone(v.Objects) {
+		if err := kinds[o.Kind].rebuild(p, ctx, v); err != nil {
+			return rebuilt, fmt.Errorf("rebuild %s: %w", o.Kind, err)
+		}
+		rebuilt = append(rebuilt, o.Kind)
+	}
+	return rebuilt, nil
+}
+
+func attachNew(p *Planner, ctx context.Context, v *Volume) error {
+	return p.attach(ctx, v, ObjNewLogin)
+}
+func attachOld(p *Planner, ctx context.Context, v *Volume) error {
+	return p.attach(ctx, v, ObjOldLogin)
+}
+
+// attach logs in to the target of the old or new LUN (kind ObjOldLogin or
+// ObjNewLogin), finds its disk and records it in v; the old LUN's disk is
+// also set read-only.
+func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error {
+	l, which, readOnly := v.Spec.New, "new", false
+	if kind == ObjOldLogin {
+		l, which, readOnly = v.Spec.Old, "old", true
+	}
+	t := targetOf(l)
+	if _, err := p.push(v, kind, t.String()); err != nil {
+		return err
+	}
+	p.logf("volume %s: log in to the %s LUN's target %s", v.Spec.Name, which, t)
+	if err := p.o.Ports.Initiator.Login(ctx, t); err != nil {
+		return fmt.Errorf("plan: volume %s: log in to %s LUN target %s: %w", v.Spec.Name, which, t, err)
+	}
+	d, err := p.o.Ports.Initiator.FindDisk(ctx, t, l.LUN)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: find %s LUN %d behind %s: %w (is the LUN mapped to this proxy's initiator?)", v.Spec.Name, which, l.LUN, t, err)
+	}
+	if readOnly {
+		if err := p.o.Ports.Initiator.SetReadOnly(ctx, d.Path); err != nil {
+			return fmt.Errorf("plan: volume %s: set old LUN %s read-only: %w", v.Spec.Name, d.Path, err)
+		}
+	}
+	if kind == ObjOldLogin {
+		v.OldDisk = &d
+	} else {
+		v.NewDisk = &d
+	}
+	return p.created(v, kind, d.Path)
+}
+
+// logout ends the session of a login object, unless another volume's live
+// objects use the same target.
+func (p *Planner) logout(ctx context.Context, v *Volume, o *Object, all []*Volume) error {
+	l := v.Spec.Old
+	if o.Kind == ObjNewLogin {
+		l = v.Spec.New
+	}
+	if user := sharedLogin(v, l, all); user != "" {
+		p.logf("volume %s: keep session %s, volume %s uses it too", v.Spec.Name, o.Name, user)
+		return nil
+	}
+	p.logf("volume %s: log out of %s", v.Spec.Name, o.Name)
+	return p.o.Ports.Initiator.Logout(ctx, targetOf(l))
+}
+
+// sharedLogin returns the name of another volume whose live objects
+// include a session to l's target.
+func sharedLogin(v *Volume, l LUN, all []*Volume) string {
+	for _, o := range all {
+		if o.Spec.Name == v.Spec.Name {
+			continue
+		}
+		for _, ob := range o.Objects {
+			if (ob.Kind == ObjOldLogin && sameTarget(o.Spec.Old, l)) || (ob.Kind == ObjNewLogin && sameTarget(o.Spec.New, l)) {
+				return o.Spec.Name
+			}
+		}
+	}
+	return ""
+}
+
+// createMetadata makes fresh dm-clone metadata: the admin's device, or a
+// sparse file under the state directory on a loop device; its first 4 KiB
+// are zeroed either way.
+func (p *Planner) createMetadata(ctx context.Context, v *Volume) error {
+	s := &v.Spec
+	if dev := s.Metadata.Device; dev != "" {
+		if _, err := p.push(v, ObjMetadata, dev); err != nil {
+			return err
+		}
+		p.logf("volume %s: zeroing the first 4 KiB of metadata device %s", s.Name, dev)
+		if err := p.o.Ports.Metadata.ZeroDevice(ctx, dev, MinMetadataBytes(v.NewDisk.SizeBytes, s.RegionSectors)); err != nil {
+			return fmt.Errorf("plan: volume %s: zero metadata device %s: %w", s.Name, dev, err)
+		}
+		return p.created(v, ObjMetadata, dev)
+	}
+	path := p.metadataPath(s.Name)
+	size := MetadataBytes(v.NewDisk.SizeBytes, s.RegionSectors)
+	v.MetadataFile, v.MetadataBytes = path, size
+	if _, err := p.push(v, ObjMetadata, path); err != nil {
+		return err
+	}
+	p.logf("volume %s: metadata %s (%s) on a loop device", s.Name, path, Bytes(size))
+	dev, err := p.o.Ports.Metadata.CreateFile(ctx, path, size, true)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: create metadata device %s: %w", s.Name, path, err)
+	}
+	return p.created(v, ObjMetadata, dev)
+}
+
+// reattachMetadata puts the metadata file back on a loop device, never
+// zeroed: dm-clone keeps hydration progress there. A device the admin gave
+// is there by itself.
+func (p *Planner) reattachMetadata(ctx context.Context, v *Volume) error {
+	if v.MetadataFile == "" {
+		return nil
+	}
+	dev, err := p.o.Ports.Metadata.CreateFile(ctx, v.MetadataFile, v.MetadataBytes, false)
+	if err != nil {
+		return err
+	}
+	return p.created(v, ObjMetadata, dev)
+}
+
+// removeMetadata detaches and deletes the metadata file lunferry made; a
+// device the admin gave is left as it is.
+func (p *Planner) removeMetadata(ctx context.Context, v *Volume, _ *Object, _ []*Volume) error {
+	if v.MetadataFile == "" {
+		return nil
+	}
+	p.logf("volume %s: detach and delete metadata %s", v.Spec.Name, v.MetadataFile)
+	return p.o.Ports.Metadata.DetachFile(ctx, v.MetadataFile, true)
+}
+
+// createDevice creates the clone device (hydration off) or, after
+// finalize, the linear device, and records its node.
+func (p *Planner) createDevice(ctx context.Context, v *Volume) error {
+	name := DMName(v.Spec.Name)
+	if _, err := p.push(v, ObjDevice, name); err != nil {
+		return err
+	}
+	if dev, ok, err := p.o.Ports.Mapper.Lookup(ctx, name); err != nil {
+		return fmt.Errorf("plan: look up device %s: %w", name, err)
+	} else if ok {
+		return p.created(v, ObjDevice, dev)
+	}
+	dev, err := p.newDevice(ctx, v, name)
+	if err != nil {
+		return err
+	}
+	return p.created(v, ObjDevice, dev)
+}
+
+// newDevice creates dm device name: linear over the new LUN after the
+// swap of finalize, clone of the old LUN onto the new one before.
+func (p *Planner) newDevice(ctx context.Context, v *Volume, name string) (dev string, err error) {
+	if v.Linear {
+		p.logf("volume %s: create %s: %s", v.Spec.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
+		dev, err = p.o.Ports.Mapper.CreateLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)
+	} else {
+		meta := v.object(ObjMetadata)
+		if meta == nil || meta.Device == "" {
+			return "", fmt.Errorf("plan: volume %s: no metadata device recorded: abort and prepare again", v.Spec.Name)
+		}
+		c := cloneOf(v, meta.Device)
+		p.logf("volume %s: create %s: %s", v.Spec.Name, name, CloneLine(v.SizeSectors, c))
+		dev, err = p.o.Ports.Mapper.CreateClone(ctx, name, v.SizeSectors, c)
+	}
+	if err != nil {
+		return "", fmt.Errorf("plan: volume %s: create device %s: %w", v.Spec.Name, name, err)
+	}
+	return dev, nil
+}
+
+// rebuildDevice is createDevice once the disks it needs are recorded.
+func (p *Planner) rebuildDevice(ctx context.Context, v *Volume) error {
+	if v.NewDisk == nil || (!v.Linear && v.OldDisk == nil) {
+		return fmt.Errorf("plan: volume %s: disks not recorded, cannot rebuild the device", v.Spec.Name)
+	}
+	return p.createDevice(ctx, v)
+}
+
+func (p *Planner) removeDevice(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {
+	p.logf("volume %s: remove device %s", v.Spec.Name, o.Name)
+	return p.o.Ports.Mapper.Remove(ctx, o.Name)
+}
+
+// ensureExport exports the volume's device through LIO to the host only,
+// or completes a partial export.
+func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
+	if _, err := p.push(v, ObjExport, v.Spec.Export.IQN); err != nil {
+		return err
+	}
+	var dev string
+	if d := v.object(ObjDevice); d != nil {
+		dev = d.Device
+	}
+	e := exportSpec(v, dev)
+	p.logf("volume %s: export %s as %s on %v to %s only", v.Spec.Name, dev, e.IQN, e.Portals, e.HostIQN)
+	if err := p.o.Ports.Exporter.Apply(ctx, e); err != nil {
+		return fmt.Errorf("plan: volume %s: export %s: %w", v.Spec.Name, e.IQN, err)
+	}
+	v.Exported = true
+	return p.created(v, ObjExport, "")
+}
+
+func exportSpec(v *Volume, dev string) ExportSpec {
+	return ExportSpec{IQN: v.Spec.Export.IQN, Portals: v.Spec.Export.Portals, StorageName: DMName(v.Spec.Name),
+		Device: dev, HostIQN: v.Spec.HostIQN}
+}
+
+func (p *Planner) removeExport(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {
+	p.logf("volume %s: tear down export %s", v.Spec.Name, o.Name)
+	return p.o.Ports.Exporter.Teardown(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name))
+}
