@@ -29,7 +29,7 @@
 // A Portal is an address and port (ParsePortal reads "192.0.2.1:3260" and
 // "[2001:db8::1]:3260"). A Node is (target IQN, Portal, TPGT); a TPGT of 0 is
 // learnt by discovery at Login. Disk has Path, Name, Size (bytes),
-// LogicalBlockSize, Major, Minor and HCTL.
+// LogicalBlockSize, Major, Minor, HCTL and ID (the LU's WWID or serial).
 //
 // # Idempotence and errors
 //
@@ -97,8 +97,10 @@
 // finishes after login returns; 25 ms in the lab VM) until its timeout,
 // with one rescan halfway for LUNs mapped after login. Size comes from
 // block/<sdX>/size (512-byte sectors) and the block size from
-// queue/logical_block_size. The node DevRoot/sdX is created with mknod when
-// missing and must otherwise be that block device.
+// queue/logical_block_size, the identity from the SCSI device's wwid or
+// vpd_pg80. The node DevRoot/sdX is created with mknod when missing and must
+// otherwise be that block device. KeepWriteBack overrides a write-through
+// disk's cache type to "temporary write back" (see its comment for why).
 //
 // # Dry run
 //

@@ -246,6 +246,7 @@ func TestKernelLoginFindDiskReadWrite(t *testing.T) {
 	t.Logf("disk %s (%s) found %s after login", d.Path, d.HCTL, time.Since(start).Round(time.Millisecond))
 	assert.Equal(t, lt.Size, d.Size)
 	assert.Equal(t, 512, d.LogicalBlockSize)
+	assert.NotEmpty(t, d.ID, "LIO reports the LU's identity (VPD 0x83)")
 	d2, err := c.FindDisk(ctx, lt2.node(), 0, 10*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, lt2.Size, d2.Size)

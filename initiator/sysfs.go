@@ -54,6 +54,10 @@ type Disk struct {
 	Major, Minor uint32
 	// HCTL is the SCSI address "host:channel:target:lun".
 	HCTL string
+	// ID is the logical unit's identity: its WWID (VPD page 0x83), else
+	// "serial." and its unit serial number (VPD page 0x80), else empty.
+	// Two disks with the same non-empty ID are the same LU.
+	ID string
 }
 
 func (c *Client) sessionClassDir() string { return filepath.Join(c.sysRoot, "class", "iscsi_session") }
@@ -231,8 +235,9 @@ func (c *Client) FindDisk(ctx context.Context, n Node, lun uint64, timeout time.
 }
 
 // diskOf looks for the disk of LUN lun in session sid:
-// sessionN/device/target<H>:<C>:<T>/<H>:<C>:<T>:<L>/block/<name>. A disk
-// whose size is still 0 (capacity not read yet) is not found yet.
+// sessionN/device/target<H>:<C>:<T>/<H>:<C>:<T>:<L>/block/<name>, its
+// identity in the <H>:<C>:<T>:<L> directory. A disk whose size is still 0
+// (capacity not read yet) is not found yet.
 func (c *Client) diskOf(sid int, lun uint64) (Disk, bool, error) {
 	dev := filepath.Join(c.sessionClassDir(), "session"+strconv.Itoa(sid), "device")
 	luns, err := filepath.Glob(filepath.Join(dev, "target*", "*:*:*:"+strconv.FormatUint(lun, 10)))
@@ -258,6 +263,7 @@ func (c *Client) diskOf(sid int, lun uint64) (Disk, bool, error) {
 				return Disk{}, false, err
 			}
 			d.HCTL = hctl
+			d.ID = lunID(l)
 			return d, true, nil
 		}
 	}

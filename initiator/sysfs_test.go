@@ -55,7 +55,8 @@ func TestFindDisk(t *testing.T) {
 
 	d, err := c.FindDisk(ctx, node, 0, time.Second)
 	if checkDevNode(t, d, err, 8, 0) {
-		assert.Equal(t, Disk{Path: filepath.Join(c.devRoot, "sda"), Name: "sda", Size: 16384 * 512, LogicalBlockSize: 512, Major: 8, Minor: 0, HCTL: "0:0:0:0"}, d)
+		assert.Equal(t, Disk{Path: filepath.Join(c.devRoot, "sda"), Name: "sda", Size: 16384 * 512, LogicalBlockSize: 512, Major: 8, Minor: 0, HCTL: "0:0:0:0",
+			ID: "naa.6001405aaaaaaaaaaaaaaaaaaaaaaaa"}, d)
 		// Found again, node already there: same answer.
 		d2, err := c.FindDisk(ctx, node, 0, time.Second)
 		require.NoError(t, err)
@@ -67,6 +68,7 @@ func TestFindDisk(t *testing.T) {
 		assert.Equal(t, "sdb", d.Name)
 		assert.Equal(t, int64(2097152*512), d.Size)
 		assert.Equal(t, 4096, d.LogicalBlockSize)
+		assert.Empty(t, d.ID, "no wwid, no vpd_pg80")
 	}
 }
 
