@@ -151,7 +151,7 @@ func (k *kernelClone) swapToLinear(t *testing.T, ctx context.Context, size int) 
 	assert.Error(t, err, "no longer a clone")
 }
 
-// writeDev writes p at off of a block device and syncs it.
+// writeDev writes p at off of a block device (or file) and syncs it.
 func writeDev(t *testing.T, dev string, off int64, p []byte) {
 	t.Helper()
 	f, err := os.OpenFile(dev, os.O_WRONLY, 0)

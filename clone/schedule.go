@@ -107,34 +107,40 @@ func ParseSchedule(s string) (Schedule, error) {
 		case "":
 			return Schedule{}, fail("nothing before \"=\"")
 		}
-		w := Window{}
-		r, err := ParseRate(rhs)
+		w, err := parseWindow(lhs, rhs)
 		if err != nil {
-			return Schedule{}, fail("bad rate %q", rhs)
-		}
-		w.Rate = r
-		for _, f := range strings.Fields(lhs) {
-			if f[0] >= '0' && f[0] <= '9' {
-				if w.Start != 0 || w.End != 0 {
-					return Schedule{}, fail("more than one time range")
-				}
-				w.Start, w.End, err = parseTimeRange(f)
-				if err != nil {
-					return Schedule{}, fail("%v", err)
-				}
-				continue
-			}
-			if w.Days != nil {
-				return Schedule{}, fail("more than one day list (write days as one comma list, e.g. mon-fri,sun)")
-			}
-			w.Days, err = parseDays(f)
-			if err != nil {
-				return Schedule{}, fail("%v", err)
-			}
+			return Schedule{}, fail("%v", err)
 		}
 		sch.Windows = append(sch.Windows, w)
 	}
 	return sch, nil
+}
+
+// parseWindow parses the window clause "lhs=rhs": [DAYS] [HH:MM-HH:MM]=RATE.
+func parseWindow(lhs, rhs string) (Window, error) {
+	r, err := ParseRate(rhs)
+	if err != nil {
+		return Window{}, fmt.Errorf("bad rate %q", rhs)
+	}
+	w := Window{Rate: r}
+	for _, f := range strings.Fields(lhs) {
+		if f[0] >= '0' && f[0] <= '9' {
+			if w.Start != 0 || w.End != 0 {
+				return Window{}, errors.New("more than one time range")
+			}
+			if w.Start, w.End, err = parseTimeRange(f); err != nil {
+				return Window{}, err
+			}
+			continue
+		}
+		if w.Days != nil {
+			return Window{}, errors.New("more than one day list (write days as one comma list, e.g. mon-fri,sun)")
+		}
+		if w.Days, err = parseDays(f); err != nil {
+			return Window{}, err
+		}
+	}
+	return w, nil
 }
 
 // dayNames maps accepted spellings to weekdays.

@@ -222,33 +222,19 @@ func avgRate(pts []point, from, to time.Duration) float64 {
 // maxWindowRate is the highest average rate over any span of at least w
 // between recorded points after skip.
 func maxWindowRate(pts []point, skip, w time.Duration) float64 {
-	t0 := pts[0].t
-	best := 0.0
-	j := 0
-	for i := range pts {
-		if pts[i].t.Sub(t0) < skip {
-			continue
-		}
-		if j < i {
-			j = i
-		}
-		for j < len(pts) && pts[j].t.Sub(pts[i].t) < w {
-			j++
-		}
-		if j == len(pts) {
-			break
-		}
-		r := (pts[j].bytes - pts[i].bytes) / pts[j].t.Sub(pts[i].t).Seconds()
-		best = math.Max(best, r)
-	}
-	return best
+	return windowRate(pts, skip, w, 0, math.Max)
 }
 
 // minWindowRate is the lowest average rate over any span of at least w
 // between recorded points after skip.
 func minWindowRate(pts []point, skip, w time.Duration) float64 {
+	return windowRate(pts, skip, w, math.Inf(1), math.Min)
+}
+
+// windowRate folds the average rates over every span of at least w between
+// recorded points after skip into best with pick.
+func windowRate(pts []point, skip, w time.Duration, best float64, pick func(a, b float64) float64) float64 {
 	t0 := pts[0].t
-	best := math.Inf(1)
 	j := 0
 	for i := range pts {
 		if pts[i].t.Sub(t0) < skip {
@@ -263,8 +249,7 @@ func minWindowRate(pts []point, skip, w time.Duration) float64 {
 		if j == len(pts) {
 			break
 		}
-		r := (pts[j].bytes - pts[i].bytes) / pts[j].t.Sub(pts[i].t).Seconds()
-		best = math.Min(best, r)
+		best = pick(best, (pts[j].bytes-pts[i].bytes)/pts[j].t.Sub(pts[i].t).Seconds())
 	}
 	return best
 }

@@ -27,16 +27,6 @@ func writePair(t testing.TB, dir string, size int) (string, string, []byte) {
 	return a, b, data
 }
 
-// patch overwrites bytes of path at off.
-func patch(t *testing.T, path string, off int64, p []byte) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt(p, off)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-}
-
 func TestVerifyEqual(t *testing.T) {
 	size := 5<<20 + 1234 // a tail that is not a whole block
 	a, b, _ := writePair(t, t.TempDir(), size)
@@ -55,11 +45,11 @@ func TestVerifyEqual(t *testing.T) {
 
 func TestVerifyReportsDifferences(t *testing.T) {
 	a, b, _ := writePair(t, t.TempDir(), 3<<20)
-	patch(t, b, 10, []byte{0xff ^ 0})                 // sector 0
-	patch(t, b, 1<<20-4, []byte("XXXXXXXX"))          // spans sectors 2047 and 2048, and two chunks
-	patch(t, b, 3<<20-1, []byte{0})                   // the very last byte
-	patch(t, a, 3<<20-1, []byte{1})                   // make sure it differs
-	patch(t, b, 2<<20, make([]byte, 3*dm.SectorSize)) // three whole sectors
+	writeDev(t, b, 10, []byte{0xff ^ 0})                 // sector 0
+	writeDev(t, b, 1<<20-4, []byte("XXXXXXXX"))          // spans sectors 2047 and 2048, and two chunks
+	writeDev(t, b, 3<<20-1, []byte{0})                   // the very last byte
+	writeDev(t, a, 3<<20-1, []byte{1})                   // make sure it differs
+	writeDev(t, b, 2<<20, make([]byte, 3*dm.SectorSize)) // three whole sectors
 	res, err := Verify(context.Background(), a, b, VerifyOptions{ChunkSize: 1 << 20})
 	require.Error(t, err)
 	require.ErrorIs(t, err, ErrMismatch)
@@ -90,7 +80,7 @@ func TestVerifyReportsDifferences(t *testing.T) {
 
 func TestVerifyUnalignedOffsetReadsBuffered(t *testing.T) {
 	a, b, _ := writePair(t, t.TempDir(), 1<<20)
-	patch(t, b, 1000, []byte{1, 2, 3})
+	writeDev(t, b, 1000, []byte{1, 2, 3})
 	res, err := Verify(context.Background(), a, b, VerifyOptions{Offset: 100, Length: 2000})
 	require.ErrorIs(t, err, ErrMismatch)
 	assert.False(t, res.DirectA)
