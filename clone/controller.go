@@ -108,7 +108,8 @@ func NewController(opts Options) *Controller {
 // Samples must come in time order. When st carries no settings
 // (HydrationThreshold and HydrationBatchSize both 0) the Controller relies
 // on the messages it returned before; its first decision sends every
-// setting whatever st says.
+// setting whatever st says. A faulty device (st.Faulty) cannot hydrate:
+// the caller stops regulating it.
 func (c *Controller) Decide(st dm.CloneStatus, at time.Time, target Rate) Decision {
 	if !c.started {
 		c.maxThreshold, c.batchSize = TunedFor(uint64(st.RegionSize))
