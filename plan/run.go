@@ -306,9 +306,8 @@ const (
 // differs from seen (checked every statePoll; a zero seen is always
 // different, for a skipped round).
 func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-chan time.Time, seen time.Time) {
-	reg := p.o.Ports.Regulator
 	var active []string
-	if reg != nil && !p.o.DryRun {
+	if p.o.Ports.Regulator != nil && !p.o.DryRun {
 		active = append(active, volumes...)
 	}
 	timer := time.NewTimer(time.Hour)
@@ -316,61 +315,17 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 	poll := time.NewTicker(statePoll)
 	defer poll.Stop()
 	for {
-		if len(active) == 0 {
-			// Nothing to wake: wait for the round or a change.
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick:
-				return
-			case <-poll.C:
-				if !p.stateStamp().Equal(seen) {
-					return
-				}
-			}
-			continue
-		}
-		now := p.o.Now()
-		var due []string
-		var first time.Time
-		keep := active[:0]
-		for _, name := range active {
-			at, ok := reg.Wake(name)
-			if !ok {
-				continue
-			}
-			keep = append(keep, name)
-			if !at.After(now.Add(wakeSlack)) {
-				due = append(due, name)
-			} else if first.IsZero() || at.Before(first) {
-				first = at
-			}
-		}
-		active = keep
-		// After light steps, look at ctx, the round and the state before
-		// going on (wait 0), so that many volumes cannot starve them.
 		var wait time.Duration
-		switch {
-		case len(due) > 0:
-			drop, busy := p.regulateDue(ctx, due)
-			if busy {
-				wait = lockRetry
-			}
-			// A volume whose wake-up did not move is left to the next
-			// round, so that this loop cannot spin.
-			after := p.o.Now()
-			for _, name := range due {
-				if at, ok := reg.Wake(name); !busy && (!ok || !at.After(after)) {
-					drop = append(drop, name)
-				}
-			}
-			active = without(active, drop)
-		case !first.IsZero():
-			wait = first.Sub(now)
-		default:
-			continue // active is empty now
+		active, wait = p.serveWakes(ctx, active)
+		// With nothing to wake, wait for the round or a change only.
+		var wake <-chan time.Time
+		if len(active) > 0 {
+			timer.Reset(wait)
+			wake = timer.C
 		}
-		timer.Reset(wait)
+		// After light steps (wait 0), ctx, the round and the state are
+		// looked at before going on, so that many volumes cannot starve
+		// them.
 		select {
 		case <-ctx.Done():
 			return
@@ -383,9 +338,52 @@ func (p *Planner) betweenTicks(ctx context.Context, volumes []string, tick <-cha
 			if !p.stateStamp().Equal(seen) {
 				return
 			}
-		case <-timer.C:
+		case <-wake:
 		}
 	}
+}
+
+// serveWakes runs the light steps now due among the active volumes. It
+// returns the volumes still waiting for a wake-up and how long until the
+// next one is due (lockRetry while another command holds the lock).
+func (p *Planner) serveWakes(ctx context.Context, active []string) ([]string, time.Duration) {
+	reg := p.o.Ports.Regulator
+	now := p.o.Now()
+	due, active, first := dueWakes(reg, active, now)
+	if len(due) == 0 {
+		return active, first.Sub(now)
+	}
+	drop, busy := p.regulateDue(ctx, due)
+	if busy {
+		return active, lockRetry
+	}
+	// A volume whose wake-up did not move is left to the next round, so
+	// that this loop cannot spin.
+	after := p.o.Now()
+	for _, name := range due {
+		if at, ok := reg.Wake(name); !ok || !at.After(after) {
+			drop = append(drop, name)
+		}
+	}
+	return without(active, drop), 0
+}
+
+// dueWakes splits the volumes that still want a wake-up into those due at
+// now and the rest, and returns the earliest wake-up of the rest.
+func dueWakes(reg Regulator, active []string, now time.Time) (due, keep []string, first time.Time) {
+	for _, name := range active {
+		at, ok := reg.Wake(name)
+		if !ok {
+			continue
+		}
+		keep = append(keep, name)
+		if !at.After(now.Add(wakeSlack)) {
+			due = append(due, name)
+		} else if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return due, keep, first
 }
 
 // regulateDue runs the light step of each volume in due under the lock. It

@@ -76,31 +76,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
 			HandedOverAt: v.HandedOverAt}
-		var liveErrs []string
-		if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
-			st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
-			if err != nil {
-				liveErrs = append(liveErrs, "clone status: "+err.Error())
-			} else {
-				s.Progress = nextProgress(v.Progress, st, now)
-				if v.Progress.Rate > 0 {
-					// Keep the controller's smoothed rate; recompute ETA.
-					s.Progress.Rate = v.Progress.Rate
-					s.Progress = etaOnly(s.Progress)
-				}
-			}
-		}
-		if o := v.object(ObjExport); o != nil && !o.Pending {
-			sess, err := p.o.Ports.Exporter.Sessions(ctx, v.Spec.Export.IQN)
-			if err != nil {
-				liveErrs = append(liveErrs, "sessions: "+err.Error())
-			} else if sess != nil {
-				s.Sessions = sess
-			}
-		}
-		if len(liveErrs) > 0 {
-			s.Live, s.LiveError = false, strings.Join(liveErrs, "; ")
-		}
+		p.readLive(ctx, v, &s, now)
 		s.Percent = 100 * s.Progress.Fraction()
 		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step.Finalized() {
 			s.Percent = 100
@@ -131,6 +107,37 @@ func serving(v *Volume) (serving, next string) {
 		next = "lunferry " + i.next + " " + v.Spec.Name
 	}
 	return i.serving, next
+}
+
+// readLive fills s with what the kernel says now: the clone's progress
+// and the export's sessions (Live false, with the reason, when they
+// cannot be read).
+func (p *Planner) readLive(ctx context.Context, v *Volume, s *VolumeStatus, now time.Time) {
+	var liveErrs []string
+	if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
+		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
+		if err != nil {
+			liveErrs = append(liveErrs, "clone status: "+err.Error())
+		} else {
+			s.Progress = nextProgress(v.Progress, st, now)
+			if v.Progress.Rate > 0 {
+				// Keep the controller's smoothed rate; recompute ETA.
+				s.Progress.Rate = v.Progress.Rate
+				s.Progress = etaOnly(s.Progress)
+			}
+		}
+	}
+	if o := v.object(ObjExport); o != nil && !o.Pending {
+		sess, err := p.o.Ports.Exporter.Sessions(ctx, v.Spec.Export.IQN)
+		if err != nil {
+			liveErrs = append(liveErrs, "sessions: "+err.Error())
+		} else if sess != nil {
+			s.Sessions = sess
+		}
+	}
+	if len(liveErrs) > 0 {
+		s.Live, s.LiveError = false, strings.Join(liveErrs, "; ")
+	}
 }
 
 func etaOnly(pr Progress) Progress {
