@@ -1,8 +1,17 @@
 // Package plan runs a volume's migration from an old array to a new one as a
-// persisted state machine. It is the product's brain; the kernel is reached
-// only through small ports (ports.go) with real adapters over the dm, lio,
-// initiator and clone packages (kernel.go), printers for dry runs
-// (dryrun.go) and an in-memory fake for tests (plantest).
+// persisted state machine. It is the product's brain and makes no system
+// call itself: the kernel is reached only through small ports (ports.go),
+// with real adapters over the dm, lio, initiator and clone packages and
+// printers for dry runs in plan/kernel, and an in-memory fake for tests in
+// plan/plantest. The README's Architecture section has a picture of the
+// packages, the steps and run's loop.
+//
+// Which command runs from which step, what it says otherwise and what
+// status and restore make of each step are in one table (table.go); every
+// command runs through one guarded runner (step.go) and its body, one file
+// per command, says only what that command does. Each kind of kernel
+// object is created, rebuilt and removed in one place (objects.go); undo is
+// the recorded objects in reverse.
 //
 // # Workflow
 //
@@ -42,7 +51,7 @@
 //     write-back cache with FUA; when the new LUN is write-through, its
 //     proxy-side disk is switched to "temporary write back" before the swap
 //     so that the device keeps that cache and LIO keeps accepting the
-//     host's FUA writes (see keepWriteBack).
+//     host's FUA writes (see initiator.KeepWriteBack).
 //  5. handover (optional, after finalize; Handover): the host goes straight
 //     to the new array and the proxy is retired. Pre-handover hooks move
 //     the host (on the new array, map the new LUN to the host's IQN; on the

@@ -224,30 +224,8 @@ func (s *Spec) Validate() error {
 	if !nameRE.MatchString(s.Name) {
 		bad("name %q: use 1-32 characters a-z, 0-9, '-', starting with a letter or digit", s.Name)
 	}
-	for _, l := range []struct {
-		what string
-		lun  LUN
-	}{{"old", s.Old}, {"new", s.New}} {
-		if l.lun.Portal == "" {
-			bad("%s.portal is missing", l.what)
-		} else if _, err := initiator.ParsePortal(l.lun.Portal); err != nil {
-			bad("%s.portal %q: want ip:port (addresses, not host names)", l.what, l.lun.Portal)
-		}
-		if !ValidIQN(l.lun.IQN) {
-			bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1)", l.what, l.lun.IQN)
-		}
-		if l.lun.LUN < 0 || l.lun.LUN > 16383 {
-			bad("%s.lun %d out of range 0-16383", l.what, l.lun.LUN)
-		}
-		if c := l.lun.CHAP; c != nil {
-			if c.Username == "" || c.SecretFile == "" {
-				bad("%s.chap needs username and secretFile", l.what)
-			}
-			if (c.MutualUsername == "") != (c.MutualSecretFile == "") {
-				bad("%s.chap: mutualUsername and mutualSecretFile go together", l.what)
-			}
-		}
-	}
+	s.Old.validate("old", bad)
+	s.New.validate("new", bad)
 	if s.Old.Portal == s.New.Portal && s.Old.IQN == s.New.IQN && s.Old.LUN == s.New.LUN && s.Old.IQN != "" {
 		bad("old and new are the same LUN (%s %s lun %d): give the new array's LUN as new", s.Old.Portal, s.Old.IQN, s.Old.LUN)
 	}
@@ -277,6 +255,30 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: volume %q: %w", ErrInvalidSpec, s.Name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// validate reports through bad what is wrong with l, the spec's field
+// what ("old" or "new").
+func (l LUN) validate(what string, bad func(format string, args ...any)) {
+	if l.Portal == "" {
+		bad("%s.portal is missing", what)
+	} else if _, err := initiator.ParsePortal(l.Portal); err != nil {
+		bad("%s.portal %q: want ip:port (addresses, not host names)", what, l.Portal)
+	}
+	if !ValidIQN(l.IQN) {
+		bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1)", what, l.IQN)
+	}
+	if l.LUN < 0 || l.LUN > 16383 {
+		bad("%s.lun %d out of range 0-16383", what, l.LUN)
+	}
+	if c := l.CHAP; c != nil {
+		if c.Username == "" || c.SecretFile == "" {
+			bad("%s.chap needs username and secretFile", what)
+		}
+		if (c.MutualUsername == "") != (c.MutualSecretFile == "") {
+			bad("%s.chap: mutualUsername and mutualSecretFile go together", what)
+		}
+	}
 }
 
 // SameLUN reports whether a and b address the same logical unit through
