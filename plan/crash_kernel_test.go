@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // helperEnv makes the test binary a lunferry that runs one cutover and
@@ -26,7 +27,7 @@ func TestHelperCutover(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestKernelKilledDuringCutover")
 	}
-	p, err := plan.New(plan.Options{StateDir: dir, Ports: plan.KernelPorts(plan.KernelOptions{}), PollInterval: 100 * time.Millisecond})
+	p, err := plan.New(plan.Options{StateDir: dir, Ports: kernel.Ports(kernel.Options{}), PollInterval: 100 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -2,14 +2,10 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -97,69 +93,4 @@ func (p *Planner) runHooks(ctx context.Context, v *Volume, phase string, paths [
 		}
 	}
 	return spent, nil
-}
-
-// ExecHooks runs hooks as child processes in their own process group.
-type ExecHooks struct{}
-
-// Check implements HookRunner: path must be an executable regular file.
-func (ExecHooks) Check(path string) error { return checkExecutable(path) }
-
-func checkExecutable(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("not an executable file (chmod +x it)")
-	}
-	return nil
-}
-
-// Run implements HookRunner.
-func (ExecHooks) Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
-		return fmt.Errorf("%w: create log directory: %v", ErrHook, err)
-	}
-	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("%w: open log: %v", ErrHook, err)
-	}
-	defer log.Close()
-	fmt.Fprintf(log, "=== %s %s\n", time.Now().UTC().Format(time.RFC3339), path)
-	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%w: cannot start: %v", ErrHook, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	kill := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				fmt.Fprintf(log, "=== exit status %d\n", ee.ExitCode())
-				return fmt.Errorf("%w: exit status %d", ErrHook, ee.ExitCode())
-			}
-			return fmt.Errorf("%w: %v", ErrHook, err)
-		}
-		fmt.Fprintf(log, "=== ok\n")
-		return nil
-	case <-timer.C:
-		kill()
-		fmt.Fprintf(log, "=== killed after %s\n", timeout)
-		return fmt.Errorf("%w: still running after %s, killed", ErrHook, timeout)
-	case <-ctx.Done():
-		kill()
-		return fmt.Errorf("%w: interrupted: %v", ErrHook, ctx.Err())
-	}
 }

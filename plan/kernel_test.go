@@ -23,8 +23,10 @@ import (
 	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/initiator"
 	"github.com/lunferry/lunferry/integration/vmtest"
+	"github.com/lunferry/lunferry/internal/loop"
 	"github.com/lunferry/lunferry/lio"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // The lab guest's initiator name: the proxy's and, in these tests, the
@@ -114,7 +116,7 @@ iscsiadm -m node -T "$LUNFERRY_EXPORT_IQN" -p "$LUNFERRY_EXPORT_PORTAL" -I defau
 	}
 	var err2 error
 	l.p, err2 = plan.New(plan.Options{StateDir: filepath.Join(l.dir, "state"), LockWait: 10 * time.Second,
-		Ports: plan.KernelPorts(plan.KernelOptions{TickInterval: 200 * time.Millisecond}), Log: testLog{t}, PollInterval: 100 * time.Millisecond})
+		Ports: kernel.Ports(kernel.Options{TickInterval: 200 * time.Millisecond}), Log: testLog{t}, PollInterval: 100 * time.Millisecond})
 	require.NoError(t, err2)
 	_, err = l.p.Add(ctx, l.spec)
 	require.NoError(t, err)
@@ -380,7 +382,7 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Remove(ctx, plan.DMName(l.spec.Name), dm.RemoveOptions{}))
-	require.NoError(t, plan.LoopMetadata{}.DetachFile(ctx, v.MetadataFile, false))
+	require.NoError(t, loop.Devices{}.DetachFile(v.MetadataFile, false))
 	ini, err := initiator.New(initiator.Options{})
 	require.NoError(t, err)
 	for _, e := range []lio.Export{l.old, l.new} {

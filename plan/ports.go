@@ -9,8 +9,9 @@ import (
 )
 
 // The ports: small interfaces over the kernel and the outside world that the
-// state machine drives. kernel.go adapts them to the dm, lio, initiator and
-// clone packages; dryrun.go prints what they would do; tests use fakes.
+// state machine drives. Package plan/kernel adapts them to the dm, lio,
+// initiator and clone packages and prints what they would do in a dry run;
+// tests use fakes (plantest).
 //
 // Every method is idempotent: creating what exists (with the same
 // configuration) succeeds, removing what is gone succeeds.
@@ -144,6 +145,12 @@ type Inhibitor interface {
 	// inhibit is not fatal to the caller.
 	Inhibit(why string) (release func(), err error)
 }
+
+// NoInhibitor inhibits nothing.
+type NoInhibitor struct{}
+
+// Inhibit implements Inhibitor.
+func (NoInhibitor) Inhibit(string) (func(), error) { return func() {}, nil }
 
 // Regulator turns measured hydration progress into dm-clone settings that
 // reach a target rate (dm-clone has no rate limit of its own).

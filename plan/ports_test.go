@@ -1,13 +1,11 @@
 package plan_test
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/dm"
-	"github.com/lunferry/lunferry/lio"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -19,22 +17,6 @@ func TestTableLines(t *testing.T) {
 	c.NoHydration, c.NoDiscardPassdown = true, true
 	require.Equal(t, "0 2097152 clone /dev/loop0 /dev/sdb /dev/sdc 128 2 no_hydration no_discard_passdown", plan.CloneLine(2097152, c).String())
 	require.Equal(t, "0 2097152 linear /dev/sdb 0", plan.LinearLine(2097152, "/dev/sdb").String())
-}
-
-func TestLIOExport(t *testing.T) {
-	e, err := plan.LIOExport(plan.ExportSpec{IQN: "iqn.2026-11.io.lunferry.proxy:v1", Portals: []string{"192.0.2.1:3260", "[2001:db8::1]:3261"},
-		StorageName: "lunferry-v1", Device: "/dev/dm-3", HostIQN: "iqn.1994-05.com.redhat:h"})
-	require.NoError(t, err)
-	require.Equal(t, lio.BackstoreBlock, e.Backstore)
-	require.Equal(t, "lunferry-v1", e.Name)
-	require.Equal(t, "/dev/dm-3", e.Device)
-	require.Equal(t, uint16(1), e.TPG)
-	require.Equal(t, uint64(0), e.LUN)
-	require.Equal(t, []lio.ACL{{InitiatorIQN: "iqn.1994-05.com.redhat:h"}}, e.ACLs)
-	require.Equal(t, []lio.Portal{{Addr: netip.MustParseAddr("192.0.2.1"), Port: 3260}, {Addr: netip.MustParseAddr("2001:db8::1"), Port: 3261}}, e.Portals)
-	require.NoError(t, e.Validate())
-	_, err = plan.LIOExport(plan.ExportSpec{Portals: []string{"proxy:3260"}})
-	require.ErrorContains(t, err, "want ip:port")
 }
 
 func TestBytes(t *testing.T) {

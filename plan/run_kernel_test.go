@@ -13,6 +13,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // TestKernelRunHoldsThrottle: the product's loop (Run, 1 s rounds, as
@@ -31,7 +32,7 @@ func TestKernelRunHoldsThrottle(t *testing.T) {
 		ctx := context.Background()
 		var err error
 		l.p, err = plan.New(plan.Options{StateDir: filepath.Join(l.dir, "state"), LockWait: 10 * time.Second,
-			Ports: plan.KernelPorts(plan.KernelOptions{TickInterval: time.Second}), Log: testLog{t}, PollInterval: 100 * time.Millisecond})
+			Ports: kernel.Ports(kernel.Options{TickInterval: time.Second}), Log: testLog{t}, PollInterval: 100 * time.Millisecond})
 		require.NoError(t, err)
 		require.NoError(t, l.p.SetThrottle(ctx, l.spec.Name, clone.Fixed(target)))
 		l.cutover()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // env is what the app gets from its process: streams, whether stdout is a
@@ -24,7 +25,7 @@ type env struct {
 	// now is the clock (nil: time.Now).
 	now func() time.Time
 	// doctor adjusts the preflight options (tests fake the kernel).
-	doctor func(*plan.DoctorOptions)
+	doctor func(*kernel.DoctorOptions)
 }
 
 // globals are the global flags.
@@ -71,9 +72,9 @@ func (a *app) planner() (*plan.Planner, error) {
 	case a.env.ports != nil:
 		ports = a.env.ports(a.g)
 	case a.g.dryRun:
-		ports = plan.KernelDryRunPorts(a.stdout, plan.KernelOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot})
+		ports = kernel.DryRunPorts(a.stdout, kernel.Options{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot})
 	default:
-		ports = plan.KernelPorts(plan.KernelOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
+		ports = kernel.Ports(kernel.Options{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
 			Iscsiadm: a.g.iscsiadm, TotalRate: a.g.totalRate, TickInterval: a.g.tick})
 	}
 	var log io.Writer = a.stderr

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 func (a *app) doctorCommand() *cli.Command {
@@ -14,12 +14,12 @@ func (a *app) doctorCommand() *cli.Command {
 		Name:  "doctor",
 		Usage: "preflight: kernel modules, configfs, dm-clone, iscsid, state directory; prints the fix for each gap",
 		Action: func(c *cli.Context) error {
-			o := plan.DoctorOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
+			o := kernel.DoctorOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
 				StateDir: a.g.stateDir, Iscsiadm: a.g.iscsiadm, Euid: os.Geteuid()}
 			if a.doctor != nil {
 				a.doctor(&o)
 			}
-			checks := plan.Doctor(c.Context, o)
+			checks := kernel.Doctor(c.Context, o)
 			gaps := 0
 			for _, ch := range checks {
 				if !ch.OK {

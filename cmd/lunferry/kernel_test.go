@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/integration/vmtest"
-	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // TestKernelDoctor: in the lab every preflight check passes (the lab has
@@ -21,7 +21,7 @@ func TestKernelDoctor(t *testing.T) {
 	var out, errb bytes.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
 	code := run(context.Background(), e, []string{"lunferry", "--state-dir", t.TempDir(), "--json", "doctor"})
-	var checks []plan.Check
+	var checks []kernel.Check
 	require.NoError(t, json.Unmarshal(out.Bytes(), &checks), out.String())
 	for _, c := range checks {
 		require.True(t, c.OK, "%s: %s (fix: %s)", c.Name, c.Detail, c.Fix)

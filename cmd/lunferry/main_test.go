@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
 
@@ -245,7 +246,7 @@ func TestDoctor(t *testing.T) {
 	nameFile := filepath.Join(t.TempDir(), "initiatorname.iscsi")
 	var out, errb bytes.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
-		doctor: func(o *plan.DoctorOptions) {
+		doctor: func(o *kernel.DoctorOptions) {
 			o.Runner = fakeRunner{}
 			o.DMTargets = func(context.Context) ([]string, error) { return []string{"linear", "striped"}, nil }
 			o.Euid = 0
@@ -270,7 +271,7 @@ func TestDoctor(t *testing.T) {
 	out.Reset()
 	code = run(context.Background(), e, append(args[:len(args)-1], "--json", "doctor"))
 	require.Equal(t, 0, code, out.String())
-	var checks []plan.Check
+	var checks []kernel.Check
 	require.NoError(t, json.Unmarshal(out.Bytes(), &checks))
 	for _, ch := range checks {
 		require.True(t, ch.OK, ch.Name)

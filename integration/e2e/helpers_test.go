@@ -22,6 +22,7 @@ import (
 	"github.com/lunferry/lunferry/integration/lab"
 	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 func TestMain(m *testing.M) { os.Exit(vmtest.LeakCheck(m)) }
@@ -372,7 +373,7 @@ func (s *scene) decommission(sp plan.Spec) {
 	s.t.Helper()
 	ctx := context.Background()
 	sp.Normalize()
-	ports := plan.KernelPorts(plan.KernelOptions{})
+	ports := kernel.Ports(kernel.Options{})
 	var errs []string
 	if err := ports.Exporter.Teardown(ctx, sp.Export.IQN, plan.DMName(sp.Name)); err != nil {
 		errs = append(errs, fmt.Sprintf("teardown export: %v", err))

@@ -1,0 +1,72 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// dryMapper prints changes; reads (lookup, status, list) go to real, when
+// set and readable, so that a dry run of a later step sees the live device.
+type dryMapper struct {
+	d    *dry
+	real plan.Mapper
+}
+
+func (m dryMapper) Lookup(ctx context.Context, name string) (string, bool, error) {
+	if m.real != nil {
+		if dev, ok, err := m.real.Lookup(ctx, name); err == nil {
+			return dev, ok, nil
+		}
+	}
+	return "", false, nil
+}
+
+func (m dryMapper) CreateClone(ctx context.Context, name string, sectors uint64, c dm.Clone) (string, error) {
+	m.d.printf("dm create %s uuid %s%s table: %s", name, "LUNFERRY-", name, plan.CloneLine(sectors, c))
+	return "/dev/<dm device " + name + ">", nil
+}
+
+func (m dryMapper) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
+	m.d.printf("dm create %s table: %s", name, plan.LinearLine(sectors, dev))
+	return "/dev/<dm device " + name + ">", nil
+}
+
+func (m dryMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
+	m.d.printf("if %s is write-through: write \"temporary write back\" to its scsi_disk cache_type (the host keeps its FUA writes)", dev)
+	m.d.printf("dm load %s (inactive) table: %s", name, plan.LinearLine(sectors, dev))
+	m.d.printf("dm suspend %s; dm resume %s", name, name)
+	return 0, nil
+}
+
+func (m dryMapper) Remove(ctx context.Context, name string) error {
+	m.d.printf("dm remove %s", name)
+	return nil
+}
+
+func (m dryMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
+	if m.real != nil {
+		if st, err := m.real.CloneStatus(ctx, name); err == nil {
+			return st, nil
+		}
+	}
+	m.d.printf("dm status %s", name)
+	return dm.CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
+}
+
+func (m dryMapper) Message(ctx context.Context, name, msg string) error {
+	m.d.printf("dm message %s 0 %s", name, msg)
+	return nil
+}
+
+func (m dryMapper) List(ctx context.Context) ([]string, error) {
+	if m.real != nil {
+		if l, err := m.real.List(ctx); err == nil {
+			return l, nil
+		}
+	}
+	return nil, nil
+}

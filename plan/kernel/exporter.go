@@ -1,0 +1,78 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/lunferry/lunferry/lio"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// exporter adapts lio.Root to plan.Exporter.
+type exporter struct{ r *lio.Root }
+
+func (e *exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
+	return e.r.Target(iqn).Exists()
+}
+
+// LIOExport renders an ExportSpec as lio's desired state: an iblock storage
+// object on the device, TPG 1, LUN 0, the portals, one ACL for the host.
+func LIOExport(s plan.ExportSpec) (lio.Export, error) {
+	e := lio.Export{Name: s.StorageName, Backstore: lio.BackstoreBlock, Device: s.Device, TargetIQN: s.IQN, TPG: 1,
+		LUN: 0, ACLs: []lio.ACL{{InitiatorIQN: s.HostIQN}}}
+	for _, p := range s.Portals {
+		ap, err := netip.ParseAddrPort(p)
+		if err != nil {
+			return lio.Export{}, fmt.Errorf("plan: export portal %q: want ip:port: %w", p, err)
+		}
+		e.Portals = append(e.Portals, lio.Portal{Addr: ap.Addr(), Port: ap.Port()})
+	}
+	return e, nil
+}
+
+func (e *exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
+	le, err := LIOExport(s)
+	if err != nil {
+		return err
+	}
+	return e.r.Apply(ctx, le)
+}
+
+func (e *exporter) Teardown(ctx context.Context, iqn, storageName string) error {
+	// Force: an abort removes the export under a logged-in host; the
+	// post-abort hook moves the host back to the old array. StorageObjects:
+	// a teardown interrupted after the target went is finished by a rerun.
+	opts := lio.TeardownOptions{Force: true}
+	if storageName != "" {
+		opts.StorageObjects = []string{storageName}
+	}
+	return e.r.Teardown(ctx, iqn, opts)
+}
+
+func (e *exporter) Sessions(ctx context.Context, iqn string) ([]string, error) {
+	ss, err := e.r.Sessions(iqn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range ss {
+		if s.State == "" || s.State == "LOGGED_IN" || strings.Contains(s.State, "LOGGED_IN") {
+			out = append(out, s.InitiatorIQN)
+		}
+	}
+	return out, nil
+}
+
+func (e *exporter) List(ctx context.Context) ([]string, error) {
+	ts, err := e.r.Targets()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.IQN)
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// initiatorPort adapts initiator.Client to plan.Initiator.
+type initiatorPort struct {
+	c       *initiator.Client
+	timeout time.Duration
+}
+
+func node(t plan.Target) (initiator.Node, error) {
+	p, err := initiator.ParsePortal(t.Portal)
+	if err != nil {
+		return initiator.Node{}, err
+	}
+	return initiator.Node{TargetIQN: t.IQN, Portal: p}, nil
+}
+
+func (k *initiatorPort) Login(ctx context.Context, t plan.Target) error {
+	n, err := node(t)
+	if err != nil {
+		return err
+	}
+	var chap *initiator.CHAP
+	if t.CHAP != nil {
+		chap, err = initiator.CHAPFiles{Username: t.CHAP.Username, SecretFile: t.CHAP.SecretFile,
+			MutualUsername: t.CHAP.MutualUsername, MutualSecretFile: t.CHAP.MutualSecretFile}.Load(nil)
+		if err != nil {
+			return err
+		}
+	}
+	err = k.c.Login(ctx, n, initiator.LoginOptions{CHAP: chap, DiscoveryCHAP: chap})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, initiator.ErrUnreachable):
+		return fmt.Errorf("%w: %w", plan.ErrUnreachable, err)
+	case errors.Is(err, initiator.ErrAuthFailed), errors.Is(err, initiator.ErrLoginRefused):
+		return fmt.Errorf("%w: %w", plan.ErrLoginRefused, err)
+	}
+	return err
+}
+
+func (k *initiatorPort) Logout(ctx context.Context, t plan.Target) error {
+	n, err := node(t)
+	if err != nil {
+		return err
+	}
+	return k.c.Logout(ctx, n)
+}
+
+func (k *initiatorPort) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Disk, error) {
+	n, err := node(t)
+	if err != nil {
+		return plan.Disk{}, err
+	}
+	timeout := k.timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	d, err := k.c.FindDisk(ctx, n, uint64(lun), timeout)
+	if err != nil {
+		return plan.Disk{}, err
+	}
+	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID}, nil
+}
+
+func (k *initiatorPort) SetReadOnly(ctx context.Context, disk string) error {
+	return k.c.SetReadOnly(disk)
+}
+
+// brokenInitiator reports why the initiator client could not be made.
+type brokenInitiator struct{ err error }
+
+func (b brokenInitiator) Login(context.Context, plan.Target) error  { return b.err }
+func (b brokenInitiator) Logout(context.Context, plan.Target) error { return b.err }
+func (b brokenInitiator) FindDisk(context.Context, plan.Target, int) (plan.Disk, error) {
+	return plan.Disk{}, b.err
+}
+func (b brokenInitiator) SetReadOnly(context.Context, string) error { return b.err }

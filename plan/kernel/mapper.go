@@ -1,0 +1,148 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// mapper adapts dm.Client to plan.Mapper, opened at first use.
+type mapper struct {
+	opts dm.Options
+	once sync.Once
+	c    *dm.Client
+	err  error
+}
+
+func (m *mapper) client() (*dm.Client, error) {
+	m.once.Do(func() { m.c, m.err = dm.Open(m.opts) })
+	return m.c, m.err
+}
+
+func (m *mapper) devRoot() string {
+	if m.opts.DevRoot == "" {
+		return "/dev"
+	}
+	return m.opts.DevRoot
+}
+
+// node returns /dev/dm-N for a device (devtmpfs makes it; udev's
+// /dev/mapper names are not relied upon).
+func (m *mapper) node(info dm.Info) string {
+	return filepath.Join(m.devRoot(), fmt.Sprintf("dm-%d", info.Dev.Minor))
+}
+
+func (m *mapper) Lookup(ctx context.Context, name string) (string, bool, error) {
+	c, err := m.client()
+	if err != nil {
+		return "", false, err
+	}
+	info, err := c.Info(ctx, name)
+	if errors.Is(err, dm.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return m.node(info), true, nil
+}
+
+func uuidFor(name string) string { return dm.UUIDPrefix + name }
+
+func (m *mapper) CreateClone(ctx context.Context, name string, sectors uint64, cl dm.Clone) (string, error) {
+	c, err := m.client()
+	if err != nil {
+		return "", err
+	}
+	if dev, ok, err := m.Lookup(ctx, name); err != nil || ok {
+		return dev, err
+	}
+	info, err := c.Create(ctx, name, uuidFor(name), dm.Table{plan.CloneLine(sectors, cl)})
+	if err != nil {
+		return "", err
+	}
+	return m.node(info), nil
+}
+
+// CreateLinear and SwapLinear keep the host's write-back cache over dev
+// (see initiator.KeepWriteBack).
+func (m *mapper) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
+	c, err := m.client()
+	if err != nil {
+		return "", err
+	}
+	if d, ok, err := m.Lookup(ctx, name); err != nil || ok {
+		return d, err
+	}
+	if err := initiator.KeepWriteBack(m.opts.SysRoot, dev); err != nil {
+		return "", err
+	}
+	info, err := c.Create(ctx, name, uuidFor(name), dm.Table{plan.LinearLine(sectors, dev)})
+	if err != nil {
+		return "", err
+	}
+	return m.node(info), nil
+}
+
+func (m *mapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
+	c, err := m.client()
+	if err != nil {
+		return 0, err
+	}
+	if err := initiator.KeepWriteBack(m.opts.SysRoot, dev); err != nil {
+		return 0, err
+	}
+	res, err := c.Replace(ctx, name, dm.Table{plan.LinearLine(sectors, dev)}, dm.ReplaceOptions{})
+	return res.Suspended, err
+}
+
+func (m *mapper) Remove(ctx context.Context, name string) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	err = c.Remove(ctx, name, dm.RemoveOptions{})
+	if errors.Is(err, dm.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (m *mapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
+	c, err := m.client()
+	if err != nil {
+		return dm.CloneStatus{}, err
+	}
+	return c.CloneStatus(ctx, name)
+}
+
+func (m *mapper) Message(ctx context.Context, name, msg string) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return c.Message(ctx, name, 0, msg)
+}
+
+func (m *mapper) List(ctx context.Context) ([]string, error) {
+	c, err := m.client()
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range l {
+		out = append(out, e.Name)
+	}
+	return out, nil
+}
