@@ -4,10 +4,10 @@
 // LOOP_CLR_FD) and makes /dev/loopN when it is missing. lunferry keeps
 // dm-clone metadata in such files:
 //
-//	d := loop.Devices{}                           // /sys and /dev
+//	d := loop.Devices{}                             // /sys and /dev
 //	dev, err := d.AttachFile(ctx, path, size, true) // sparse file, head zeroed, attached
-//	err = d.DetachFile(path, true)                // detached and deleted
-//	err = loop.ZeroDevice(dev, minSize)           // a device the admin gives
+//	err = d.DetachFile(path, true)                  // detached and deleted
+//	err = loop.ZeroDevice(dev, minSize)             // a device the admin gives
 //
 // Every call can be repeated: attaching an attached file returns its
 // device, detaching a detached or missing file succeeds.
