@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // AbortReport says what an abort did.
@@ -53,6 +54,12 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 // finishAbort is the part of an abort after the host left the proxy: every
 // object goes, newest first, then the post-abort hooks run.
 func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) error {
+	if !v.AbortTeardown {
+		v.AbortTeardown = true
+		if err := p.save(v); err != nil {
+			return err
+		}
+	}
 	if err := p.teardown(ctx, v, all); err != nil {
 		return err
 	}
@@ -61,6 +68,36 @@ func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) err
 	}
 	v.AbortedAt = p.o.Now().UTC()
 	return nil
+}
+
+// CancelAbort takes back an abort that was interrupted before it began
+// removing anything (in or before its pre-abort hooks): the volume returns
+// to the step the abort came from. Hooks that already ran are not undone:
+// the admin brings the host back to the proxy if they moved it.
+func (p *Planner) CancelAbort(ctx context.Context, name string) (*Volume, error) {
+	return p.guarded(ctx, cmdCancelAbort, name, stepFuncs{
+		before: func(v *Volume, _ []*Volume) error {
+			if v.AbortTeardown {
+				return cmdCancelAbort.refuse(v, StepAborted)
+			}
+			return nil
+		},
+		run: func(v *Volume, _ []*Volume) error {
+			ran := slices.Clone(v.HooksDone)
+			v.Step, v.AbortFrom, v.HooksDone, v.LastError = v.AbortFrom, "", nil, ""
+			if err := p.save(v); err != nil {
+				return err
+			}
+			p.logf("volume %s: abort cancelled, back to %s", name, v.Step)
+			if len(ran) > 0 {
+				p.logf("volume %s: the pre-abort hooks that ran (%v) are not undone: if they moved the host off the proxy, bring it back", name, ran)
+			}
+			if v.Step == StepHydrating && !v.Paused {
+				return p.enable(ctx, v)
+			}
+			return nil
+		},
+	})
 }
 
 func abortReport(v *Volume, from Step) *AbortReport {

@@ -49,6 +49,9 @@ var (
 	// ErrFaulty: the kernel reports the clone failed (metadata in fail or
 	// read-only mode).
 	ErrFaulty = errors.New("clone device faulty")
+	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
+	// first attach (another WWID or size): a different LUN is mapped.
+	ErrDiskChanged = errors.New("LUN is not the one recorded")
 )
 
 // StepError says a command is not allowed in the volume's current step and

@@ -62,10 +62,16 @@ func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error 
 }
 
 // rebuildAll makes every recorded object of v again, oldest first, and
-// returns the kinds rebuilt.
+// returns the kinds rebuilt. Once the device runs linear over the new LUN
+// nothing needs the old LUN or the metadata: a finalize interrupted after
+// its swap is finished by its rerun, which removes them, so restore does
+// not wait for an old array that may be gone.
 func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, error) {
 	var rebuilt []ObjectKind
 	for _, o := range slices.Clone(v.Objects) {
+		if v.Linear && (o.Kind == ObjOldLogin || o.Kind == ObjMetadata) {
+			continue
+		}
 		if err := kinds[o.Kind].rebuild(p, ctx, v); err != nil {
 			return rebuilt, fmt.Errorf("rebuild %s: %w", o.Kind, err)
 		}
@@ -101,17 +107,38 @@ func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error 
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: find %s LUN %d behind %s: %w (is the LUN mapped to this proxy's initiator?)", v.Spec.Name, which, l.LUN, t, err)
 	}
+	prev := &v.NewDisk
+	if kind == ObjOldLogin {
+		prev = &v.OldDisk
+	}
+	if err := p.sameDisk(v, which, l, *prev, d); err != nil {
+		return err
+	}
 	if readOnly {
 		if err := p.o.Ports.Initiator.SetReadOnly(ctx, d.Path); err != nil {
 			return fmt.Errorf("plan: volume %s: set old LUN %s read-only: %w", v.Spec.Name, d.Path, err)
 		}
 	}
-	if kind == ObjOldLogin {
-		v.OldDisk = &d
-	} else {
-		v.NewDisk = &d
-	}
+	*prev = &d
 	return p.created(v, kind, d.Path)
+}
+
+// sameDisk refuses a disk found for a LUN that is not the one recorded at
+// its first attach: device names move across reboots, and a remapped LUN
+// number on an array would otherwise be read, or written, in its place.
+// Unknown identities (dry runs, disks without VPD pages) are not compared.
+func (p *Planner) sameDisk(v *Volume, which string, l LUN, was *Disk, now Disk) error {
+	if was == nil || p.o.DryRun {
+		return nil
+	}
+	idChanged := was.ID != "" && now.ID != was.ID
+	sizeChanged := was.SizeBytes != 0 && now.SizeBytes != was.SizeBytes
+	if !idChanged && !sizeChanged {
+		return nil
+	}
+	return fmt.Errorf("plan: volume %s: %w: the %s LUN %s %s lun %d is now %s (id %q, %d bytes) but was id %q, %d bytes when first attached: "+
+		"a different LUN is mapped to this proxy; fix the mapping on the array, then rerun, or abort",
+		v.Spec.Name, ErrDiskChanged, which, l.Portal, l.IQN, l.LUN, now.Path, now.ID, now.SizeBytes, was.ID, was.SizeBytes)
 }
 
 // logout ends the session of a login object, unless another volume's live
@@ -121,24 +148,30 @@ func (p *Planner) logout(ctx context.Context, v *Volume, o *Object, all []*Volum
 	if o.Kind == ObjNewLogin {
 		l = v.Spec.New
 	}
-	if user := sharedLogin(v, l, all); user != "" {
-		p.logf("volume %s: keep session %s, volume %s uses it too", v.Spec.Name, o.Name, user)
+	if user := sharedLogin(v, o.Kind, l, all); user != "" {
+		p.logf("volume %s: keep session %s, %s uses it too", v.Spec.Name, o.Name, user)
 		return nil
 	}
 	p.logf("volume %s: log out of %s", v.Spec.Name, o.Name)
 	return p.o.Ports.Initiator.Logout(ctx, targetOf(l))
 }
 
-// sharedLogin returns the name of another volume whose live objects
-// include a session to l's target.
-func sharedLogin(v *Volume, l LUN, all []*Volume) string {
-	for _, o := range all {
-		if o.Spec.Name == v.Spec.Name {
-			continue
-		}
+// sharedLogin says who else holds a session to l's target, which v's
+// login of kind is about to let go: a session is one per (portal, target),
+// whatever LUNs it carries, so it is shared across roles (old and new LUN
+// of one volume behind the same target) and across volumes, and is logged
+// out only by the last user.
+func sharedLogin(v *Volume, kind ObjectKind, l LUN, all []*Volume) string {
+	for _, o := range append([]*Volume{v}, all...) {
 		for _, ob := range o.Objects {
+			if o.Spec.Name == v.Spec.Name && ob.Kind == kind {
+				continue
+			}
 			if (ob.Kind == ObjOldLogin && sameTarget(o.Spec.Old, l)) || (ob.Kind == ObjNewLogin && sameTarget(o.Spec.New, l)) {
-				return o.Spec.Name
+				if o.Spec.Name == v.Spec.Name {
+					return "its " + map[ObjectKind]string{ObjOldLogin: "old", ObjNewLogin: "new"}[ob.Kind] + " LUN"
+				}
+				return "volume " + o.Spec.Name
 			}
 		}
 	}

@@ -19,6 +19,8 @@ type RestoreResult struct {
 	Hint string `json:"hint,omitempty"`
 	// Error is set when the volume could not be restored.
 	Error string `json:"error,omitempty"`
+	// err is Error as an error, for callers that branch on it.
+	err error
 }
 
 // Restore rebuilds, after a proxy reboot or crash, every volume's kernel
@@ -26,9 +28,10 @@ type RestoreResult struct {
 // dm-clone keeps hydration progress there), the clone device with hydration
 // off (or linear after finalize), the export; then re-enables hydration for
 // volumes that were hydrating. Objects still present are kept. Interrupted
-// steps are not guessed: the result says to rerun or abort them; an
-// interrupted abort is completed. What restore does in each step is in the
-// step table (steps).
+// steps are not guessed: the result says to rerun or abort them. Only
+// `migrate abort` finishes an abort: one interrupted before it removed
+// anything is pending, and the proxy is rebuilt for the host. What restore
+// does in each step is in the step table (steps).
 func (p *Planner) Restore(ctx context.Context) ([]RestoreResult, error) {
 	var res []RestoreResult
 	err := p.locked(ctx, func() error {
@@ -38,9 +41,9 @@ func (p *Planner) Restore(ctx context.Context) ([]RestoreResult, error) {
 		}
 		var errs []error
 		for _, v := range all {
-			r := p.restoreOne(ctx, v, all)
-			if r.Error != "" {
-				errs = append(errs, fmt.Errorf("volume %s: %s", v.Spec.Name, r.Error))
+			r := p.restoreOne(ctx, v)
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("volume %s: %w", v.Spec.Name, r.err))
 			}
 			res = append(res, r)
 		}
@@ -52,15 +55,13 @@ func (p *Planner) Restore(ctx context.Context) ([]RestoreResult, error) {
 	return res, err
 }
 
-func (p *Planner) restoreOne(ctx context.Context, v *Volume, all []*Volume) RestoreResult {
+func (p *Planner) restoreOne(ctx context.Context, v *Volume) RestoreResult {
 	info := v.info()
 	r := RestoreResult{Volume: v.Spec.Name, Step: v.Step, Hint: info.hint}
 	var err error
 	switch info.restore {
 	case restoreNothing:
 		return r
-	case restoreFinishAbort:
-		err = p.restoreAbort(ctx, v, all, &r)
 	case restoreRebuild:
 		r.Rebuilt, err = p.rebuildAll(ctx, v)
 		if err == nil {
@@ -69,26 +70,12 @@ func (p *Planner) restoreOne(ctx context.Context, v *Volume, all []*Volume) Rest
 	}
 	r.Step = v.Step
 	if err != nil {
-		r.Error = err.Error()
+		r.err, r.Error = err, err.Error()
 		if info.restore == restoreRebuild {
 			r.Hint = "" // the step did not get as far as the hint says
 		}
 	}
 	return r
-}
-
-// restoreAbort completes an interrupted abort.
-func (p *Planner) restoreAbort(ctx context.Context, v *Volume, all []*Volume, r *RestoreResult) error {
-	p.logf("volume %s: completing interrupted abort", v.Spec.Name)
-	if err := p.finishAbort(ctx, v, all); err != nil {
-		return err
-	}
-	v.Step, v.HooksDone = StepAborted, nil
-	if err := p.save(v); err != nil {
-		return err
-	}
-	r.Hint = abortReport(v, v.AbortFrom).Message
-	return nil
 }
 
 // rehydrate re-enables hydration of a volume that was hydrating, under its

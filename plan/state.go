@@ -173,6 +173,11 @@ type Volume struct {
 	Exported bool `json:"exported,omitempty"`
 	// AbortFrom is the step an abort started from.
 	AbortFrom Step `json:"abortFrom,omitempty"`
+	// AbortTeardown is set when an abort, its pre-abort hooks done (the
+	// host left the proxy), began removing the proxy's objects. Before
+	// that, an interrupted abort is only pending: restore rebuilds what
+	// serves the host, and the abort can be finished or cancelled.
+	AbortTeardown bool `json:"abortTeardown,omitempty"`
 	// Paused is set by pause, cleared by resume.
 	Paused bool `json:"paused,omitempty"`
 	// Window is the cutover's timing (partial while cutting over).

@@ -36,6 +36,10 @@ type VolumeStatus struct {
 	Next string `json:"next,omitempty"`
 	// HandedOverAt is when handover completed.
 	HandedOverAt time.Time `json:"handedOverAt,omitempty"`
+	// AbortPending is set for an abort interrupted before it removed
+	// anything: the proxy still serves the host; `migrate abort` finishes
+	// it, `migrate abort --cancel` takes it back.
+	AbortPending bool `json:"abortPending,omitempty"`
 	// LastError is the error that interrupted the current step.
 	LastError string `json:"lastError,omitempty"`
 	// Live is false when the kernel could not be read (see LiveError).
@@ -82,6 +86,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			s.Percent = 100
 		}
 		s.Serving, s.Next = serving(v)
+		s.AbortPending = v.Step == StepAborting && !v.AbortTeardown
 		rep.Volumes = append(rep.Volumes, s)
 	}
 	if len(want) > 0 && found < len(want) {

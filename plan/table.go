@@ -100,6 +100,13 @@ var (
 		trying: StepAborting, done: StepAborted, allVolumes: true,
 		onFail: "fix the cause and rerun `lunferry migrate abort {volume}`",
 	}
+	cmdCancelAbort = &command{
+		name: "abort --cancel", from: []Step{StepAborting},
+		hints: map[Step]string{
+			StepAborted: "the abort already began removing the proxy's objects: rerun `lunferry migrate abort {volume}` to finish it",
+		},
+		hint: "there is no interrupted abort to cancel",
+	}
 	cmdRemove = &command{
 		name: "remove", from: []Step{StepNew, StepAborted, StepHandedOver},
 		hints: map[Step]string{
@@ -167,8 +174,6 @@ const (
 	restoreNothing restoreAction = iota
 	// restoreRebuild: rebuild every recorded object in creation order.
 	restoreRebuild
-	// restoreFinishAbort: an interrupted abort is completed.
-	restoreFinishAbort
 )
 
 // steps is the step table: what serves the host, the next command and
@@ -189,9 +194,13 @@ var steps = map[Step]stepInfo{
 	StepHandingOver: {serving: "-", next: "migrate handover", restore: restoreRebuild,
 		hint: "handover was interrupted before the host left the proxy; the proxy serves it again: rerun `lunferry migrate handover {volume}`"},
 	StepHandedOver: {serving: "new array", next: "volume remove"},
-	StepAborting:   {serving: "-", next: "migrate abort", restore: restoreFinishAbort, hint: "finishing the interrupted abort"},
-	StepAborted:    {serving: "old array", next: "volume remove"},
-	StepFaulty:     {serving: "proxy (clone)", next: "migrate abort", hint: "volume is faulty: run `lunferry migrate abort {volume}`"},
+	// Only `migrate abort` finishes an abort: one interrupted before its
+	// teardown is pending (see Volume.info), one interrupted in its
+	// teardown left the host off the proxy.
+	StepAborting: {serving: "-", next: "migrate abort",
+		hint: "the abort was interrupted while removing the proxy's objects (the host had left the proxy): rerun `lunferry migrate abort {volume}` to finish it"},
+	StepAborted: {serving: "old array", next: "volume remove"},
+	StepFaulty:  {serving: "proxy (clone)", next: "migrate abort", hint: "volume is faulty: run `lunferry migrate abort {volume}`"},
 }
 
 // info is the step table's entry for v's step, adjusted for a handover
@@ -205,6 +214,12 @@ func (v *Volume) info() stepInfo {
 	if v.Step == StepHandingOver && !v.HostMovedAt.IsZero() {
 		i.serving, i.restore = "new array", restoreNothing
 		i.hint = "handover was interrupted after the host left the proxy; nothing rebuilt: rerun `lunferry migrate handover {volume}` to finish"
+	}
+	if v.Step == StepAborting && !v.AbortTeardown {
+		// A pending abort: the host may still be on the proxy, so the
+		// proxy is rebuilt for it; hydration stays off.
+		i.serving, i.restore = steps[v.AbortFrom].serving, restoreRebuild
+		i.hint = "an abort is pending (interrupted before it removed anything); the proxy serves the host as before: rerun `lunferry migrate abort {volume}` to finish it or `lunferry migrate abort --cancel {volume}` to go back to " + string(v.AbortFrom)
 	}
 	i.hint = expand(i.hint, v)
 	return i

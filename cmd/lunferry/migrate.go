@@ -53,7 +53,18 @@ hooks run. A handed-over volume is final: 'lunferry volume remove' forgets it.`,
 				},
 				Action: a.eachVolume(a.handover),
 			},
-			{Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was", ArgsUsage: names, Action: a.eachVolume(a.abort)},
+			{
+				Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was", ArgsUsage: names,
+				Description: `Runs the pre-abort hooks (they move the host back to the old array), then
+removes everything lunferry built, newest first, and runs the post-abort hooks.
+An abort interrupted before it removed anything is pending: restore and run
+rebuild what serves the host, and only this command finishes it; --cancel
+takes it back to the step it came from.`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "cancel", Usage: "take back an abort interrupted before it removed anything (hooks that ran are not undone)"},
+				},
+				Action: a.eachVolume(a.abort),
+			},
 		},
 	}
 }
@@ -279,6 +290,17 @@ func (a *app) handover(c *cli.Context, p *plan.Planner, name string) error {
 }
 
 func (a *app) abort(c *cli.Context, p *plan.Planner, name string) error {
+	if c.Bool("cancel") {
+		v, err := p.CancelAbort(c.Context, name)
+		if err != nil {
+			return err
+		}
+		if a.g.json {
+			return printJSON(a.stdout, v)
+		}
+		fmt.Fprintf(a.stdout, "volume %s: abort cancelled; back to %s\n", name, v.Step)
+		return nil
+	}
 	rep, err := p.Abort(c.Context, name)
 	if err != nil {
 		return err
@@ -375,6 +397,10 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 			switch s.Step {
 			case plan.StepFinalized:
 				fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)
+			case plan.StepAborting:
+				if s.AbortPending {
+					fmt.Fprintf(a.stdout, "%s: an abort is pending; the proxy still serves the host: `%s` finishes it, `lunferry migrate abort --cancel %s` takes it back\n", s.Name, s.Next, s.Name)
+				}
 			case plan.StepHandedOver:
 				fmt.Fprintf(a.stdout, "%s: handed over %s: the host uses the new array directly; `%s` forgets it\n", s.Name,
 					s.HandedOverAt.Local().Format("2006-01-02 15:04"), s.Next)
