@@ -23,12 +23,13 @@ type Budget struct {
 type share struct {
 	b      *Budget
 	active bool
-	demand Rate // Unlimited = as much as it can get
+	demand Rate // Paused = nothing, Unlimited = as much as it can get
 	alloc  Rate
 }
 
 // NewBudget returns a budget of total bytes per second (Unlimited = no
-// common cap; each volume then runs at its own throttle).
+// common cap; each volume then runs at its own throttle; Paused = every
+// volume held).
 func NewBudget(total Rate) *Budget { return &Budget{total: total} }
 
 // join adds a volume (inactive until its first set) and returns its share.
@@ -42,7 +43,8 @@ func (b *Budget) join() *share {
 }
 
 // set reports whether the volume is hydrating and the rate it wants
-// (Unlimited = as much as it can get), and rebalances the budget.
+// (Paused = nothing, Unlimited = as much as it can get), and rebalances
+// the budget.
 func (s *share) set(active bool, demand Rate) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
@@ -77,7 +79,8 @@ func (s *share) leave() {
 }
 
 // rebalance recomputes every allowance (max-min fair, water filling).
-// Called with b.mu held.
+// A total smaller than the number of volumes rounds some shares down to
+// Paused, the safe side. Called with b.mu held.
 func (b *Budget) rebalance() {
 	var active []*share
 	for _, s := range b.shares {
@@ -94,42 +97,18 @@ func (b *Budget) rebalance() {
 		}
 		return
 	}
-	// Smallest demands first; Unlimited sorts last.
-	sort.SliceStable(active, func(i, j int) bool {
-		return demandKey(active[i].demand) < demandKey(active[j].demand)
-	})
-	left := uint64(b.total)
+	// Smallest demands first (Paused first, Unlimited last): each takes
+	// what it wants up to an equal part of what is left.
+	sort.SliceStable(active, func(i, j int) bool { return active[i].demand < active[j].demand })
+	left := b.total
 	for i, s := range active {
-		fair := left / uint64(len(active)-i)
-		give := fair
-		if s.demand != Unlimited && uint64(s.demand) < fair {
-			give = uint64(s.demand)
-		}
-		if give == 0 {
-			give = 1 // 0 would mean unlimited
-		}
-		s.alloc = Rate(give)
-		if give <= left {
-			left -= give
-		} else {
-			left = 0
-		}
+		s.alloc = min(s.demand, left/Rate(len(active)-i))
+		left -= s.alloc
 	}
-	idle := uint64(b.total) / uint64(len(active)+1)
-	if idle == 0 {
-		idle = 1
-	}
+	idle := b.total / Rate(len(active)+1)
 	for _, s := range b.shares {
 		if !s.active {
-			s.alloc = Rate(idle)
+			s.alloc = idle
 		}
 	}
-}
-
-// demandKey orders demands with Unlimited as the largest.
-func demandKey(r Rate) uint64 {
-	if r == Unlimited {
-		return ^uint64(0)
-	}
-	return uint64(r)
 }

@@ -73,3 +73,17 @@ func TestRegulatorSharesBudgetWithASlowDevice(t *testing.T) {
 	assert.Greater(t, rb, float64(20*MiB)-4e6*1.3, "b gets what a cannot use: %.1f MiB/s", rb/float64(MiB))
 	assert.LessOrEqual(t, ra+rb, 1.1*float64(20*MiB), "together within the budget")
 }
+
+func TestBudgetPausedVolumeGetsNoShare(t *testing.T) {
+	b := NewBudget(30 * MiB)
+	x, y := b.join(), b.join()
+	x.set(true, Paused)
+	y.set(true, Unlimited)
+	assert.Equal(t, Paused, x.allowance())
+	assert.Equal(t, 30*MiB, y.allowance(), "the paused volume's part goes to the other")
+
+	// Resumed: an equal split again.
+	x.set(true, Unlimited)
+	assert.Equal(t, 15*MiB, x.allowance())
+	assert.Equal(t, 15*MiB, y.allowance())
+}

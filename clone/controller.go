@@ -104,7 +104,8 @@ func NewController(opts Options) *Controller {
 }
 
 // Decide takes the status st read at time at and the rate to aim at
-// (Unlimited: as fast as the tuned settings go) and returns what to do.
+// (Paused: hydration disabled and kept off; Unlimited: as fast as the
+// tuned settings go) and returns what to do.
 // Samples must come in time order. When st carries no settings
 // (HydrationThreshold and HydrationBatchSize both 0) the Controller relies
 // on the messages it returned before; its first decision sends every
@@ -187,7 +188,12 @@ func (c *Controller) burstBytes(target Rate, regionBytes float64) float64 {
 // decide chooses hydration on/off, the threshold and the wait until the
 // next sample.
 func (c *Controller) decide(target Rate) (want settings, next time.Duration) {
-	if target == Unlimited {
+	switch target {
+	case Paused:
+		// Off until the throttle allows something; sampled each Interval
+		// so hydration enabled behind our back is turned off again.
+		return settings{}, c.interval
+	case Unlimited:
 		return settings{enabled: true, threshold: c.maxThreshold}, c.interval
 	}
 	if c.perSlot <= 0 {
@@ -269,7 +275,7 @@ func (c *Controller) messages(want settings) []string {
 // limit is Decision.Limit: when the device cannot even use its target
 // (full concurrency and the bucket full), a bit more than it achieves.
 func (c *Controller) limit(target Rate, threshold uint) Rate {
-	if target == Unlimited || c.perSlot <= 0 || threshold < c.maxThreshold {
+	if target == Paused || target == Unlimited || c.perSlot <= 0 || threshold < c.maxThreshold {
 		return Unlimited
 	}
 	if c.tokens < 0.99*c.burstBytes(target, c.regionBytes) {

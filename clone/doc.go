@@ -24,7 +24,8 @@
 //     region in flight overshoots, hydration is turned on in bursts as short
 //     as 10 ms;
 //   - Unlimited uses the tuned settings (TunedFor), never the kernel's
-//     defaults, which are many times slower.
+//     defaults, which are many times slower;
+//   - Paused (a rate of 0) disables hydration and keeps it off.
 //
 // A Regulator is what lunferry uses (plan.Run's loop): one Controller per
 // volume, optionally under a Budget. The caller reads the status, calls

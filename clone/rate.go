@@ -8,13 +8,20 @@ import (
 	"strings"
 )
 
-// Rate is a hydration rate in bytes per second. The zero value, Unlimited,
-// means no throttle: the controller lets dm-clone copy as fast as its tuned
-// settings allow.
+// Rate is a hydration rate in bytes per second. The zero value, Paused,
+// holds hydration; Unlimited, the largest value, means no throttle. Both
+// order naturally: the stricter of two rates is the smaller.
 type Rate uint64
 
-// Unlimited is the Rate that means "no throttle".
-const Unlimited Rate = 0
+// The two rates that are not a number of bytes per second.
+const (
+	// Paused holds hydration: the controller keeps it disabled. Written
+	// and rendered "0".
+	Paused Rate = 0
+	// Unlimited means no throttle: the controller lets dm-clone copy as
+	// fast as its tuned settings allow. Written and rendered "unlimited".
+	Unlimited Rate = math.MaxUint64
+)
 
 // Binary and decimal byte units accepted by ParseRate.
 const (
@@ -32,7 +39,7 @@ const (
 var ErrBadRate = errors.New("invalid rate")
 
 // rateHelp is appended to parse errors so the admin knows what to write.
-const rateHelp = `write a number of bytes per second with an optional unit, e.g. "50MiB/s", "200MB/s", "1G", "750K", or "0"/"unlimited" for no throttle`
+const rateHelp = `write a number of bytes per second with an optional unit, e.g. "50MiB/s", "200MB/s", "1G", "750K", or 0 for paused or unlimited for no throttle`
 
 // ParseRate parses a rate such as "50MiB/s", "1G", "200MB/s", "4096", "0" or
 // "unlimited".
@@ -41,7 +48,8 @@ const rateHelp = `write a number of bytes per second with an optional unit, e.g.
 // "TiB" are powers of 1024; "kB", "MB", "GB", "TB" are powers of 1000; a
 // single letter "K", "M", "G", "T" is a power of 1024 as in dd, fio and
 // dmsetup; "B" or no unit means bytes. Fractions are allowed ("1.5G").
-// "0", "unlimited", "none" and "off" mean Unlimited.
+// "0" (in any unit) and "paused" mean Paused; "unlimited" and "max" mean
+// Unlimited. "none" and "off" are refused: they read as either.
 func ParseRate(s string) (Rate, error) {
 	in := strings.TrimSpace(s)
 	t := strings.ToLower(in)
@@ -50,8 +58,12 @@ func ParseRate(s string) (Rate, error) {
 	switch t {
 	case "":
 		return 0, fmt.Errorf("clone: rate is empty: %s: %w", rateHelp, ErrBadRate)
-	case "unlimited", "none", "off", "max":
+	case "paused":
+		return Paused, nil
+	case "unlimited", "max":
 		return Unlimited, nil
+	case "none", "off":
+		return 0, fmt.Errorf("clone: rate %q is ambiguous: write 0 for paused or unlimited for no throttle: %w", in, ErrBadRate)
 	}
 	i := 0
 	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
@@ -93,17 +105,21 @@ func ParseRate(s string) (Rate, error) {
 		return 0, fmt.Errorf("clone: rate %q is too large: %s: %w", in, rateHelp, ErrBadRate)
 	}
 	r := Rate(math.Round(v))
-	if r == 0 && f != 0 {
-		return 0, fmt.Errorf("clone: rate %q rounds to zero bytes per second, which would mean unlimited: %s: %w", in, rateHelp, ErrBadRate)
+	if r == Paused && f != 0 {
+		return 0, fmt.Errorf("clone: rate %q rounds to zero bytes per second, which would mean paused: %s: %w", in, rateHelp, ErrBadRate)
 	}
 	return r, nil
 }
 
 // String renders r in the largest binary unit that keeps it readable, e.g.
-// "50MiB/s", "1.5GiB/s", "unlimited". ParseRate(r.String()) returns r
-// exactly when r is a whole number of that unit, and within 0.1% otherwise.
+// "50MiB/s", "1.5GiB/s", and Paused as "0", Unlimited as "unlimited".
+// ParseRate(r.String()) returns r exactly when r is a whole number of that
+// unit, and within 0.1% otherwise.
 func (r Rate) String() string {
-	if r == Unlimited {
+	switch r {
+	case Paused:
+		return "0"
+	case Unlimited:
 		return "unlimited"
 	}
 	units := []struct {
@@ -124,7 +140,9 @@ func (r Rate) String() string {
 // MarshalText renders r like String, so JSON and state files stay readable.
 func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
-// UnmarshalText parses text with ParseRate.
+// UnmarshalText parses text with ParseRate. State files written while the
+// zero Rate meant no throttle hold "unlimited" for it, never "0", so they
+// keep their meaning.
 func (r *Rate) UnmarshalText(text []byte) error {
 	v, err := ParseRate(string(text))
 	if err != nil {
@@ -132,18 +150,4 @@ func (r *Rate) UnmarshalText(text []byte) error {
 	}
 	*r = v
 	return nil
-}
-
-// minRate returns the stricter of two rates, where Unlimited is the loosest.
-func minRate(a, b Rate) Rate {
-	switch {
-	case a == Unlimited:
-		return b
-	case b == Unlimited:
-		return a
-	case a < b:
-		return a
-	default:
-		return b
-	}
 }

@@ -48,7 +48,8 @@ func NewRegulator(opts RegulatorOptions) *Regulator {
 }
 
 // Regulate takes the status st of volume read at time at, and target, the
-// rate its throttle allows now (Unlimited = none), and returns the
+// rate its throttle allows now (Paused: hydration held, its budget share
+// going to the others; Unlimited: none), and returns the
 // dm-clone messages to send to the device, in order (see
 // Controller.Decide). A volume's first call sends every setting. Samples
 // of one volume must come in time order.
@@ -65,7 +66,7 @@ func (r *Regulator) Regulate(volume string, st dm.CloneStatus, at time.Time, tar
 	}
 	own := target
 	if v.share != nil {
-		target = minRate(target, v.share.allowance())
+		target = min(target, v.share.allowance())
 	}
 	d := v.c.Decide(st, at, target)
 	v.wake = d.Next
@@ -76,7 +77,7 @@ func (r *Regulator) Regulate(volume string, st dm.CloneStatus, at time.Time, tar
 		v.share.set(false, 0)
 	default:
 		// Its own rate, or no more than its device can take.
-		v.share.set(true, minRate(own, d.Limit))
+		v.share.set(true, min(own, d.Limit))
 	}
 	return d.Messages
 }

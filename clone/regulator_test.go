@@ -316,3 +316,73 @@ func TestRegulatorPauseResume(t *testing.T) {
 	assert.InDelta(t, float64(10*MiB), avgRate(pts, 10*time.Second, 60*time.Second), 0.1*float64(10*MiB))
 	assert.LessOrEqual(t, maxWindowRate(pts, 0, 5*time.Second), 1.2*float64(10*MiB), "a pause must not save up allowance for a burst")
 }
+
+// TestRegulatorThrottleOfZeroHoldsHydration: a rate of 0 ("mon-fri
+// 08:00-18:00=0") disables hydration and keeps it off, whether the device
+// was hydrating under this Regulator or left hydrating before it started;
+// unlimited afterwards hydrates at full speed.
+func TestRegulatorThrottleOfZeroHoldsHydration(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		warmUp       bool // hydrate unlimited under the Regulator first
+		withSettings bool
+	}{
+		{"after hydrating under the regulator", true, true},
+		{"after hydrating, status without settings", true, false},
+		{"device left hydrating before the regulator started", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock(monday0759)
+			dev := newSimDevice(clk, 128, bigVolume, constBW(float64(400*MiB)))
+			r := NewRegulator(RegulatorOptions{Controller: Options{Interval: time.Second}})
+			if tc.warmUp {
+				regulateLikePlan(t, r, "vol1", clk, dev, Unlimited, time.Second, 0, 5*time.Second, tc.withSettings)
+			} else {
+				dev.enabled, dev.threshold, dev.batch = true, TunedThreshold, TunedBatchSize
+			}
+			require.True(t, dev.enabled, "hydrating")
+
+			sent := len(dev.messages)
+			pts := regulateLikePlan(t, r, "vol1", clk, dev, Paused, time.Second, 0, 60*time.Second, tc.withSettings)
+			held := dev.messages[sent:]
+			assert.Contains(t, held, dm.MsgDisableHydration)
+			assert.NotContains(t, held, dm.MsgEnableHydration, "a throttle of 0 never enables hydration")
+			assert.False(t, dev.enabled)
+			// The copies in flight at disable_hydration finish; nothing after.
+			assert.Equal(t, pts[1].bytes, pts[len(pts)-1].bytes, "no progress while the throttle is 0")
+			w, ok := r.Wake("vol1")
+			require.True(t, ok, "a held volume is still sampled, to keep hydration off")
+			assert.LessOrEqual(t, w.Sub(clk.Now()), time.Second)
+
+			sent = len(dev.messages)
+			pts = regulateLikePlan(t, r, "vol1", clk, dev, Unlimited, time.Second, 0, 10*time.Second, tc.withSettings)
+			assert.Contains(t, dev.messages[sent:], dm.MsgEnableHydration)
+			assert.Greater(t, avgRate(pts, 0, 10*time.Second), float64(100*MiB), "unlimited hydrates again")
+		})
+	}
+}
+
+// TestRegulatorPausedVolumeLeavesBudgetToOthers: under a budget, a volume
+// whose throttle is 0 takes no share; the other gets the whole total.
+func TestRegulatorPausedVolumeLeavesBudgetToOthers(t *testing.T) {
+	clk := newFakeClock(monday0759)
+	r := NewRegulator(RegulatorOptions{Budget: NewBudget(20 * MiB)})
+	devA := newSimDevice(clk, 128, bigVolume, constBW(60e6))
+	devB := newSimDevice(clk, 128, bigVolume, constBW(60e6))
+	var ptsB []point
+	step := func(name string, dev *simDevice, target Rate) {
+		if w, ok := r.Wake(name); !ok || !clk.Now().Before(w) {
+			dev.send(t, r.Regulate(name, dev.status(), clk.Now(), target))
+		}
+	}
+	end := clk.Now().Add(120 * time.Second)
+	for clk.Now().Before(end) {
+		step("a", devA, Paused)
+		step("b", devB, Unlimited)
+		ptsB = append(ptsB, point{clk.Now(), devB.bytesAt()})
+		clk.Advance(10 * time.Millisecond)
+	}
+	assert.Zero(t, devA.bytesAt(), "a is held from its first sample")
+	rb := avgRate(ptsB, 20*time.Second, 120*time.Second)
+	assert.InDelta(t, float64(20*MiB), rb, 0.1*float64(20*MiB), "b gets the whole budget: %.1f MiB/s", rb/float64(MiB))
+}

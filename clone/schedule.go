@@ -10,10 +10,13 @@ import (
 
 // Schedule is a throttle that depends on the time of the week: office hours
 // slower, nights and weekends faster. The first Window that contains a given
-// instant decides the rate; outside every window Default applies.
+// instant decides the rate; outside every window Default applies. The zero
+// Schedule is no throttle at all, so a spec without one is unlimited.
 type Schedule struct {
-	// Default is the rate outside every window (Unlimited = no throttle).
-	Default Rate
+	// Default is the rate outside every window; nil means Unlimited.
+	// ParseSchedule and Fixed store an Unlimited default as nil, so each
+	// schedule has one form and state files round-trip to equal values.
+	Default *Rate
 	// Windows are tried in order; the first that contains the instant wins.
 	Windows []Window
 	// Location is the time zone the windows are written in; nil means the
@@ -30,7 +33,8 @@ type Window struct {
 	// midnight: it starts on one of Days and ends on the next day.
 	// Start == End == 0 means the whole day.
 	Start, End time.Duration
-	// Rate applies inside the window (Unlimited = no throttle).
+	// Rate applies inside the window (Paused: hydration held,
+	// Unlimited: no throttle).
 	Rate Rate
 }
 
@@ -41,7 +45,19 @@ var ErrBadSchedule = errors.New("invalid throttle schedule")
 const scheduleHelp = `write clauses separated by ";", each "[days] [HH:MM-HH:MM]=RATE", plus "*=RATE" for all other times and optionally "tz=Area/City", e.g. "mon-fri 08:00-18:00=50MiB/s; sat,sun=unlimited; 22:00-06:00=400MiB/s; *=100MiB/s"`
 
 // Fixed returns a Schedule with one rate at all times.
-func Fixed(r Rate) Schedule { return Schedule{Default: r} }
+func Fixed(r Rate) Schedule {
+	var s Schedule
+	s.setDefault(r)
+	return s
+}
+
+// setDefault sets the rate outside every window (nil for Unlimited).
+func (s *Schedule) setDefault(r Rate) {
+	s.Default = nil
+	if r != Unlimited {
+		s.Default = &r
+	}
+}
 
 // ParseSchedule parses a throttle schedule such as
 //
@@ -58,9 +74,10 @@ func Fixed(r Rate) Schedule { return Schedule{Default: r} }
 // DAYS is a comma list of mon,tue,wed,thu,fri,sat,sun (or full names) and
 // ranges such as mon-fri or fri-mon. A window whose end is not after its
 // start (22:00-06:00) crosses midnight and belongs to the day it starts on.
-// "24:00" is allowed as an end. RATE is anything ParseRate accepts. Windows
-// are tried in the order written; the first match wins. An empty string is
-// a Fixed(Unlimited) schedule.
+// "24:00" is allowed as an end. RATE is anything ParseRate accepts: "0"
+// holds hydration, "unlimited" lifts the throttle. Windows are tried in the
+// order written; the first match wins. Without "*=RATE" the default is
+// unlimited; an empty string is a Fixed(Unlimited) schedule.
 func ParseSchedule(s string) (Schedule, error) {
 	var sch Schedule
 	seenDefault := false
@@ -83,7 +100,8 @@ func ParseSchedule(s string) (Schedule, error) {
 			if seenDefault {
 				return Schedule{}, fail("the default rate is given twice")
 			}
-			sch.Default, seenDefault = r, true
+			sch.setDefault(r)
+			seenDefault = true
 			continue
 		}
 		switch strings.ToLower(lhs) {
@@ -95,7 +113,8 @@ func ParseSchedule(s string) (Schedule, error) {
 			if seenDefault {
 				return Schedule{}, fail("the default rate is given twice")
 			}
-			sch.Default, seenDefault = r, true
+			sch.setDefault(r)
+			seenDefault = true
 			continue
 		case "tz":
 			loc, err := time.LoadLocation(rhs)
@@ -223,7 +242,15 @@ func (s Schedule) RateAt(t time.Time) Rate {
 	if w, ok := s.WindowAt(t); ok {
 		return w.Rate
 	}
-	return s.Default
+	return s.outside()
+}
+
+// outside is the rate outside every window.
+func (s Schedule) outside() Rate {
+	if s.Default == nil {
+		return Unlimited
+	}
+	return *s.Default
 }
 
 // WindowAt returns the first window containing t, if any.
@@ -278,9 +305,9 @@ func (s Schedule) String() string {
 		parts = append(parts, w.String())
 	}
 	if len(parts) == 0 && s.Location == nil {
-		return s.Default.String()
+		return s.outside().String()
 	}
-	parts = append(parts, "*="+s.Default.String())
+	parts = append(parts, "*="+s.outside().String())
 	if s.Location != nil && s.Location != time.Local {
 		parts = append(parts, "tz="+s.Location.String())
 	}

@@ -9,79 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseRate(t *testing.T) {
-	for in, want := range map[string]Rate{
-		"50MiB/s":   50 * MiB,
-		"50mib/s":   50 * MiB,
-		"1G":        GiB,
-		"1g":        GiB,
-		"1GB":       GB,
-		"1GiB":      GiB,
-		"200MB/s":   200 * MB,
-		"750K":      750 * KiB,
-		"750kB":     750 * KB,
-		"4096":      4096,
-		"4096B/s":   4096,
-		"1.5G":      GiB + GiB/2,
-		" 2 MiB/s ": 2 * MiB,
-		"1T":        TiB,
-		"0":         Unlimited,
-		"0MiB/s":    Unlimited,
-		"unlimited": Unlimited,
-		"Unlimited": Unlimited,
-		"none":      Unlimited,
-		"off":       Unlimited,
-	} {
-		got, err := ParseRate(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-}
-
-func TestParseRateErrors(t *testing.T) {
-	for in, msg := range map[string]string{
-		"":          "rate is empty",
-		"fast":      "has no number",
-		"50 Mbit/s": "unknown unit \"mbit\"",
-		"50XB":      "unknown unit",
-		"-5M":       "has no number",
-		"1.2.3M":    "bad number",
-		"0.1B":      "rounds to zero",
-		"1e30G":     "unknown unit",
-		"99999999T": "too large",
-	} {
-		_, err := ParseRate(in)
-		require.Error(t, err, in)
-		assert.ErrorIs(t, err, ErrBadRate, in)
-		assert.Contains(t, err.Error(), msg, in)
-		assert.Contains(t, err.Error(), "50MiB/s", "the error shows an example: %s", in)
-	}
-}
-
-func TestRateStringRoundTrips(t *testing.T) {
-	for _, r := range []Rate{Unlimited, 1, 1023, KiB, 50 * MiB, GiB + GiB/2, 3 * TiB, 200 * MB, 123456789} {
-		s := r.String()
-		back, err := ParseRate(s)
-		require.NoError(t, err, s)
-		assert.InEpsilon(t, float64(r)+1, float64(back)+1, 0.001, "%d -> %s -> %d", r, s, back)
-	}
-	assert.Equal(t, "50MiB/s", (50 * MiB).String())
-	assert.Equal(t, "unlimited", Unlimited.String())
-	assert.Equal(t, "1.500GiB/s", (GiB + GiB/2).String())
-
-	var v struct{ R Rate }
-	require.NoError(t, json.Unmarshal([]byte(`{"R":"20MiB/s"}`), &v))
-	assert.Equal(t, 20*MiB, v.R)
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	assert.JSONEq(t, `{"R":"20MiB/s"}`, string(b))
-	assert.Error(t, json.Unmarshal([]byte(`{"R":"fast"}`), &v))
-}
-
 func TestParseSchedule(t *testing.T) {
 	s, err := ParseSchedule("mon-fri 08:00-18:00=50MiB/s; sat,sun=unlimited; 22:00-06:00=400MiB/s; *=100MiB/s; tz=UTC")
 	require.NoError(t, err)
-	assert.Equal(t, 100*MiB, s.Default)
+	require.NotNil(t, s.Default)
+	assert.Equal(t, 100*MiB, *s.Default)
 	require.Len(t, s.Windows, 3)
 	assert.Equal(t, []time.Weekday{1, 2, 3, 4, 5}, s.Windows[0].Days)
 	assert.Equal(t, 8*time.Hour, s.Windows[0].Start)
@@ -142,8 +74,13 @@ func TestParseScheduleShorthands(t *testing.T) {
 
 	s, err = ParseSchedule("mon-fri 08:00-18:00=50MiB/s\n*=0")
 	require.NoError(t, err)
-	assert.Equal(t, Unlimited, s.Default)
+	require.NotNil(t, s.Default)
+	assert.Equal(t, Paused, *s.Default)
 	assert.Len(t, s.Windows, 1)
+
+	s, err = ParseSchedule("mon-fri 08:00-18:00=50MiB/s\n*=unlimited")
+	require.NoError(t, err)
+	assert.Nil(t, s.Default, "an unlimited default is stored as none")
 
 	s, err = ParseSchedule("fri-mon=1M; 00:00-24:00 = 2M")
 	require.NoError(t, err)
@@ -202,4 +139,44 @@ func TestScheduleStringRoundTrips(t *testing.T) {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"S":"mon-fri 08:00-18:00=50MiB/s; *=unlimited"}`, string(b))
+}
+
+func TestScheduleZeroIsPaused(t *testing.T) {
+	// Office hours held, full speed otherwise.
+	s, err := ParseSchedule("mon-fri 08:00-18:00=0; *=unlimited; tz=UTC")
+	require.NoError(t, err)
+	tue10 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	sun10 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	require.Equal(t, time.Tuesday, tue10.Weekday())
+	require.Equal(t, time.Sunday, sun10.Weekday())
+	assert.Equal(t, Paused, s.RateAt(tue10))
+	assert.NotEqual(t, Unlimited, s.RateAt(tue10), "office hours are paused, not unlimited")
+	assert.Equal(t, Unlimited, s.RateAt(sun10))
+	assert.Equal(t, "mon-fri 08:00-18:00=0; *=unlimited; tz=UTC", s.String())
+
+	s, err = ParseSchedule("0")
+	require.NoError(t, err)
+	assert.Equal(t, Fixed(Paused), s)
+	assert.Equal(t, Paused, s.RateAt(sun10))
+	assert.Equal(t, "0", s.String())
+}
+
+func TestScheduleWithoutThrottleIsUnlimited(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	assert.Equal(t, Unlimited, Schedule{}.RateAt(at), "a spec without a throttle")
+	assert.Equal(t, Schedule{}, Fixed(Unlimited))
+	assert.Equal(t, "unlimited", Schedule{}.String())
+
+	s, err := ParseSchedule("sat,sun=5MiB/s; tz=UTC")
+	require.NoError(t, err)
+	assert.Equal(t, Unlimited, s.RateAt(at), "no \"*=RATE\": unlimited outside the windows")
+
+	// State files: no throttle field, and the old "unlimited".
+	var v struct{ S Schedule }
+	require.NoError(t, json.Unmarshal([]byte(`{}`), &v))
+	assert.Equal(t, Unlimited, v.S.RateAt(at))
+	require.NoError(t, json.Unmarshal([]byte(`{"S":"unlimited"}`), &v))
+	assert.Equal(t, Schedule{}, v.S, "round-trips to the zero Schedule")
+	require.NoError(t, json.Unmarshal([]byte(`{"S":"mon-fri 08:00-18:00=50MiB/s; *=unlimited"}`), &v))
+	assert.Equal(t, Unlimited, v.S.RateAt(at.Add(10*time.Hour)))
 }
