@@ -78,9 +78,15 @@ func (p *Planner) SetThrottle(ctx context.Context, name string, sched clone.Sche
 // enable starts hydration under the throttle: the Regulator's first
 // decision (threshold, batch size, enable) is applied at once, so that
 // hydration never runs unthrottled until the next control round. Without a
-// Regulator, hydration is simply enabled.
+// Regulator, hydration is simply enabled. A throttled volume is left to
+// Run's loop: outside it nothing would end the burst the first decision
+// starts, and the volume would hydrate faster than its throttle.
 func (p *Planner) enable(ctx context.Context, v *Volume) error {
 	name := v.Spec.Name
+	if rate := v.Spec.Throttle.RateAt(p.o.Now()); !p.inLoop && rate != clone.Unlimited {
+		p.logf("volume %s: throttled to %s now: hydration runs under `lunferry run`, which keeps the throttle", name, rate)
+		return nil
+	}
 	var me *messageError
 	if r := p.o.Ports.Regulator; r == nil || p.o.DryRun {
 		_, me = p.send(ctx, name, []string{dm.MsgEnableHydration}, true)

@@ -37,6 +37,9 @@ type Planner struct {
 	store Store
 	// dryStep is the last step a dry run reported per volume.
 	dryStep map[string]Step
+	// inLoop is set while Run's control loop keeps the throttles: only
+	// then is a throttled volume's hydration turned on.
+	inLoop bool
 }
 
 // New returns a Planner. Every port must be set.

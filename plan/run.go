@@ -185,6 +185,8 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
+	p.inLoop = true
+	defer func() { p.inLoop = false }()
 	p.holdAtStart(ctx)
 	if res, err := p.Restore(ctx); err != nil {
 		p.logf("restore: %v", err)

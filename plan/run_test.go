@@ -181,3 +181,35 @@ func TestRunLeavesUnlimitedHydrationAtExit(t *testing.T) {
 	stop()
 	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "no throttle: hydration goes on at full speed")
 }
+
+// TestThrottledHydrationWaitsForRun: start, resume and restore outside
+// Run leave a throttled volume's hydration off: nothing there would end the
+// burst a first decision starts. Unthrottled volumes hydrate at once.
+func TestThrottledHydrationWaitsForRun(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := spec("vol1")
+	s.Throttle = clone.Fixed(1 << 20)
+	e.add(s)
+	e.cutOver()
+	_, err := e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "start")
+	require.Contains(t, e.log.String(), "hydration runs under `lunferry run`")
+	require.NoError(t, e.p.Pause(ctx, "vol1"))
+	require.NoError(t, e.p.Resume(ctx, "vol1"))
+	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "resume")
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "restore")
+
+	stop := e.run(time.Hour)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond, "run keeps the throttle")
+	stop()
+
+	require.NoError(t, e.p.SetThrottle(ctx, "vol1", clone.Fixed(clone.Unlimited)))
+	require.NoError(t, e.p.Pause(ctx, "vol1"))
+	require.NoError(t, e.p.Resume(ctx, "vol1"))
+	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "unlimited hydrates at once")
+}

@@ -94,7 +94,8 @@ func TestWholeMigrationThroughTheCLI(t *testing.T) {
 	require.Contains(t, errs, "hydration has not started: run `lunferry migrate start vol1`")
 
 	out = c.ok("migrate", "start", "--follow", "--finalize", "--interval", "1ms", "vol1")
-	require.Contains(t, out, "hydration started")
+	// Throttled: hydration runs under the loop that --follow runs.
+	require.Contains(t, out, "hydration runs under `lunferry run`")
 	require.Contains(t, out, "finalized")
 
 	var rep plan.StatusReport
@@ -303,6 +304,9 @@ func TestStatusOnATerminal(t *testing.T) {
 	c.ok("migrate", "prepare", "vol1")
 	c.ok("migrate", "cutover", "vol1")
 	c.ok("migrate", "start", "vol1")
+	// Throttled, so start leaves hydration to `lunferry run`: progress as
+	// a round of it would have made.
+	c.k.SetHydrated(plan.DMName("vol1"), 4096)
 	c.k.AddDevice("lunferry-stray")
 	var out, errb bytes.Buffer
 	ports := c.k.Ports()

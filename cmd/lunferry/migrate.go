@@ -30,7 +30,7 @@ func (a *app) migrateCommand() *cli.Command {
 				},
 				Action: a.start,
 			},
-			{Name: "throttle", Usage: "set a volume's hydration throttle, e.g. '50MiB/s' or 'mon-fri 08:00-18:00=50MiB/s; *=unlimited'", ArgsUsage: "VOLUME SCHEDULE", Action: a.throttle},
+			{Name: "throttle", Usage: "set a volume's hydration throttle, e.g. '50MiB/s' or 'mon-fri 08:00-18:00=0; *=unlimited' (0 holds hydration, unlimited lifts the throttle)", ArgsUsage: "VOLUME SCHEDULE", Action: a.throttle},
 			{Name: "pause", Usage: "pause background hydration", ArgsUsage: names, Action: a.eachVolume(a.pause)},
 			{Name: "resume", Usage: "resume background hydration", ArgsUsage: names, Action: a.eachVolume(a.resume)},
 			{
@@ -146,9 +146,14 @@ func (a *app) start(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		if !a.g.json {
-			fmt.Fprintf(a.stdout, "volume %s: hydration %s (throttle %s); keep `lunferry run` going to apply the throttle\n", name,
-				map[bool]string{true: "paused", false: "started"}[v.Paused], v.Spec.Throttle)
+		switch {
+		case a.g.json:
+		case v.Paused:
+			fmt.Fprintf(a.stdout, "volume %s: hydration paused (throttle %s): `lunferry migrate resume %s` resumes it\n", name, v.Spec.Throttle, name)
+		case v.Spec.Throttle.RateAt(time.Now()) == clone.Unlimited:
+			fmt.Fprintf(a.stdout, "volume %s: hydration started (throttle %s); `lunferry run` applies any later limit\n", name, v.Spec.Throttle)
+		default:
+			fmt.Fprintf(a.stdout, "volume %s: hydration runs under `lunferry run`, which keeps the throttle %s: start it (or its systemd unit) if it is not running\n", name, v.Spec.Throttle)
 		}
 	}
 	if !c.Bool("follow") {
