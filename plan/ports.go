@@ -156,9 +156,10 @@ func (NoInhibitor) Inhibit(string) (func(), error) { return func() {}, nil }
 // reach a target rate (dm-clone has no rate limit of its own).
 type Regulator interface {
 	// Regulate is called at each tick for every hydrating, unpaused volume
-	// with its status and target rate (0: unlimited), and returns the
-	// messages to send ("hydration_threshold 64", "disable_hydration",
-	// ...). Samples of one volume come in time order.
+	// with its status and target rate (clone.Paused: hydration held,
+	// clone.Unlimited: no throttle), and returns the messages to send
+	// ("hydration_threshold 64", "disable_hydration", ...). Samples of one
+	// volume come in time order.
 	Regulate(volume string, s dm.CloneStatus, at time.Time, rate clone.Rate) []string
 	// Wake returns when the regulator wants the next sample of volume
 	// (false: no wish, or volume unknown). On a device much faster than

@@ -76,7 +76,7 @@ func specFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "export-portal", Usage: "ip:port the export listens on (repeatable)"},
 		&cli.Uint64Flag{Name: "region-sectors", Usage: "dm-clone region size in 512-byte sectors (default 128)"},
 		&cli.StringFlag{Name: "metadata-device", Usage: "block device for dm-clone metadata (default: loop file under the state dir)"},
-		&cli.StringFlag{Name: "throttle", Usage: "hydration throttle schedule, e.g. '50MiB/s' or 'mon-fri 08:00-18:00=50MiB/s; *=200MiB/s'"},
+		&cli.StringFlag{Name: "throttle", Usage: "hydration throttle schedule, e.g. '50MiB/s' or 'mon-fri 08:00-18:00=50MiB/s; *=200MiB/s' (0 holds hydration, unlimited lifts the throttle)"},
 		&cli.StringSliceFlag{Name: "pre-cutover-hook", Usage: "executable run before cutover (repeatable)"},
 		&cli.StringSliceFlag{Name: "post-cutover-hook", Usage: "executable run after the export exists (repeatable)"},
 		&cli.StringSliceFlag{Name: "pre-finalize-hook", Usage: "executable run before finalize (repeatable)"},

@@ -630,7 +630,7 @@ func (k *Kernel) Check(path string) error {
 	return nil
 }
 
-// Regulator is a trivial plan.Regulator: unlimited rate → threshold 64,
+// Regulator is a trivial plan.Regulator: clone.Unlimited → threshold 64,
 // else threshold 1; it records what it was asked. With WakeAfter set, it
 // asks for the next sample of every volume it regulates that long after
 // each Regulate, like clone.Regulator ending a burst of hydration.
@@ -664,7 +664,7 @@ func (r *Regulator) Regulate(volume string, s dm.CloneStatus, at time.Time, rate
 	if !s.HydrationEnabled() {
 		msgs = append(msgs, dm.MsgEnableHydration)
 	}
-	if rate == 0 {
+	if rate == clone.Unlimited {
 		return append(msgs, "hydration_threshold 64")
 	}
 	return append(msgs, "hydration_threshold 1")
