@@ -17,7 +17,15 @@ import (
 func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdCutover, name, stepFuncs{
 		before: func(v *Volume, all []*Volume) error {
+			// Everything that can be refused is refused before the first
+			// hook quiesces the host.
+			if err := v.Spec.Validate(); err != nil {
+				return err
+			}
 			if err := checkConflicts(&v.Spec, others(all, name)); err != nil {
+				return err
+			}
+			if err := p.checkHooks(&v.Spec); err != nil {
 				return err
 			}
 			return p.checkStrays(ctx, v)

@@ -13,6 +13,9 @@ import (
 func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdPrepare, name, stepFuncs{
 		before: func(v *Volume, all []*Volume) error {
+			if err := v.Spec.Validate(); err != nil {
+				return err
+			}
 			if err := checkConflicts(&v.Spec, others(all, name)); err != nil {
 				return err
 			}

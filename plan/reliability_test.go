@@ -234,3 +234,45 @@ func TestAbortInterruptedInItsTeardown(t *testing.T) {
 	e.clean("vol1")
 	require.Equal(t, 1, e.hooksRun("/hooks/host-back-to-old"), "pre-abort hooks are not rerun")
 }
+
+// TestNamesLIORefusesAreRefusedAtAdd: plan and lio judge iSCSI names by
+// one validator, so a name the export would refuse is refused when the
+// volume is added, not in the window after the host was quiesced.
+func TestNamesLIORefusesAreRefusedAtAdd(t *testing.T) {
+	ctx := context.Background()
+	for name, mutate := range map[string]func(s *plan.Spec){
+		"upper-case host IQN": func(s *plan.Spec) { s.HostIQN = "iqn.1994-05.com.redhat:Host_1" },
+		"underscore export":   func(s *plan.Spec) { s.Export.IQN = "iqn.2026-11.io.lunferry.proxy:vol_1" },
+		"relative hook":       func(s *plan.Spec) { s.Hooks.PreCutover = []string{"hooks/quiesce"} },
+		"ragged size":         func(s *plan.Spec) { s.Old.SizeBytes = 1000 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			s := spec("vol1")
+			mutate(&s)
+			_, err := e.p.Add(ctx, s)
+			require.ErrorIs(t, err, plan.ErrInvalidSpec)
+		})
+	}
+}
+
+// TestCutoverValidatesBeforeItsFirstHook: a volume recorded by an older
+// lunferry with a name LIO refuses is stopped before the pre-cutover hooks
+// quiesce the host.
+func TestCutoverValidatesBeforeItsFirstHook(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	v.Spec.HostIQN = "iqn.1994-05.com.redhat:Host_1"
+	require.NoError(t, e.p.Store().Save(v))
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrInvalidSpec)
+	require.Empty(t, e.k.Hooks, "no hook ran")
+	v, err = e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepPrepared, v.Step)
+}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/lio"
 )
 
 // DefaultRegionSectors is the dm-clone region size used when a spec gives
@@ -137,6 +139,19 @@ type Hooks struct {
 	Timeout Duration `json:"timeout,omitempty"`
 }
 
+// phases lists the hooks by their runbook field name.
+func (h Hooks) phases() []struct {
+	field string
+	paths []string
+} {
+	return []struct {
+		field string
+		paths []string
+	}{{"preCutover", h.PreCutover}, {"postCutover", h.PostCutover}, {"preFinalize", h.PreFinalize},
+		{"postFinalize", h.PostFinalize}, {"preAbort", h.PreAbort}, {"postAbort", h.PostAbort},
+		{"preHandover", h.PreHandover}, {"postHandover", h.PostHandover}}
+}
+
 // Runbook is the file form of several volumes' specs:
 //
 //	{"volumes": [ {Spec}, ... ]}
@@ -197,21 +212,26 @@ func withPort(p string) string {
 
 var (
 	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-	// iqnRE follows RFC 3720 3.2.6.3.1: "iqn." yyyy-mm "." reversed domain
-	// name with at least one dot (targetcli rejects names without one),
-	// optionally ":" and a unique string.
-	iqnRE = regexp.MustCompile(`^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+(:[^\s]+)?$`)
-	euiRE = regexp.MustCompile(`^eui\.[0-9a-fA-F]{16}$`)
-	naaRE = regexp.MustCompile(`^naa\.([0-9a-fA-F]{16}|[0-9a-fA-F]{32})$`)
+	// dottedAuthority: an iqn name's naming authority has a dot
+	// (targetcli, which reads the saveconfig.json lunferry keeps, refuses
+	// single labels).
+	dottedAuthority = regexp.MustCompile(`^iqn\.[0-9]{4}-[0-9]{2}\.[^.:]+\.`)
 )
 
-// ValidIQN reports whether s is an iSCSI name lunferry accepts: an
-// "iqn." name with a dotted naming authority, an "eui." or a "naa." name.
-func ValidIQN(s string) bool {
-	if len(s) > 223 {
-		return false
+// ValidIQN reports whether s is an iSCSI name lunferry accepts.
+func ValidIQN(s string) bool { return iqnProblem(s) == "" }
+
+// iqnProblem says what is wrong with the iSCSI name s ("" when nothing):
+// LIO's rules (lio.ValidateIQN, which the export, its ACL and the kernel
+// apply), and a dotted naming authority.
+func iqnProblem(s string) string {
+	if err := lio.ValidateIQN(s); err != nil {
+		return strings.TrimPrefix(err.Error(), lio.ErrInvalidName.Error()+": ")
 	}
-	return iqnRE.MatchString(s) || euiRE.MatchString(s) || naaRE.MatchString(s)
+	if strings.HasPrefix(s, "iqn.") && !dottedAuthority.MatchString(s) {
+		return "the naming authority after the date needs a dot, e.g. iqn.1994-05.com.redhat:host1"
+	}
+	return ""
 }
 
 // Validate checks the spec alone (not against other volumes). Errors wrap
@@ -229,11 +249,11 @@ func (s *Spec) Validate() error {
 	if s.Old.Portal == s.New.Portal && s.Old.IQN == s.New.IQN && s.Old.LUN == s.New.LUN && s.Old.IQN != "" {
 		bad("old and new are the same LUN (%s %s lun %d): give the new array's LUN as new", s.Old.Portal, s.Old.IQN, s.Old.LUN)
 	}
-	if !ValidIQN(s.HostIQN) {
-		bad("hostIQN %q is not a valid iSCSI name (want e.g. iqn.1994-05.com.redhat:host1, as in the host's /etc/iscsi/initiatorname.iscsi)", s.HostIQN)
+	if why := iqnProblem(s.HostIQN); why != "" {
+		bad("hostIQN %q is not a valid iSCSI name (want e.g. iqn.1994-05.com.redhat:host1, as in the host's /etc/iscsi/initiatorname.iscsi): %s", s.HostIQN, why)
 	}
-	if !ValidIQN(s.Export.IQN) {
-		bad("export.iqn %q is not a valid iSCSI name", s.Export.IQN)
+	if why := iqnProblem(s.Export.IQN); why != "" {
+		bad("export.iqn %q is not a valid iSCSI name: %s", s.Export.IQN, why)
 	}
 	if s.Export.IQN != "" && (s.Export.IQN == s.Old.IQN || s.Export.IQN == s.New.IQN) {
 		bad("export.iqn %q must differ from the arrays' target names", s.Export.IQN)
@@ -251,10 +271,39 @@ func (s *Spec) Validate() error {
 	if r < 8 || r > 2097152 || r&(r-1) != 0 {
 		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
 	}
+	s.validatePaths(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: volume %q: %w", ErrInvalidSpec, s.Name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// validatePaths reports paths that are not absolute: hooks run without a
+// shell or a search path, and secrets and devices are read by a daemon
+// whose working directory is not the admin's.
+func (s *Spec) validatePaths(bad func(format string, args ...any)) {
+	for _, ph := range s.Hooks.phases() {
+		for i, p := range ph.paths {
+			if !filepath.IsAbs(p) {
+				bad("hooks.%s[%d] %q: give an absolute path", ph.field, i, p)
+			}
+		}
+	}
+	if d := s.Metadata.Device; d != "" && !filepath.IsAbs(d) {
+		bad("metadata.device %q: give an absolute path (e.g. /dev/vg0/lunferry-meta)", d)
+	}
+	for _, l := range []struct {
+		what string
+		lun  LUN
+	}{{"old", s.Old}, {"new", s.New}} {
+		if c := l.lun.CHAP; c != nil {
+			for _, f := range []struct{ field, path string }{{"secretFile", c.SecretFile}, {"mutualSecretFile", c.MutualSecretFile}} {
+				if f.path != "" && !filepath.IsAbs(f.path) {
+					bad("%s.chap.%s %q: give an absolute path", l.what, f.field, f.path)
+				}
+			}
+		}
+	}
 }
 
 // validate reports through bad what is wrong with l, the spec's field
@@ -265,11 +314,14 @@ func (l LUN) validate(what string, bad func(format string, args ...any)) {
 	} else if _, err := initiator.ParsePortal(l.Portal); err != nil {
 		bad("%s.portal %q: want ip:port (addresses, not host names)", what, l.Portal)
 	}
-	if !ValidIQN(l.IQN) {
-		bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1)", what, l.IQN)
+	if why := iqnProblem(l.IQN); why != "" {
+		bad("%s.iqn %q is not a valid iSCSI name (want e.g. iqn.2001-05.com.example:array1): %s", what, l.IQN, why)
 	}
 	if l.LUN < 0 || l.LUN > 16383 {
 		bad("%s.lun %d out of range 0-16383", what, l.LUN)
+	}
+	if l.SizeBytes%512 != 0 {
+		bad("%s.sizeBytes %d is not a whole number of 512-byte sectors", what, uint64(l.SizeBytes))
 	}
 	if c := l.CHAP; c != nil {
 		if c.Username == "" || c.SecretFile == "" {
