@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -32,7 +33,9 @@ type RestoreResult struct {
 // `migrate abort` finishes an abort: one interrupted before it removed
 // anything is pending, and the proxy is rebuilt for the host. What restore
 // does in each step is in the step table (steps).
-func (p *Planner) Restore(ctx context.Context) ([]RestoreResult, error) {
+//
+// With names, only those volumes are restored.
+func (p *Planner) Restore(ctx context.Context, names ...string) ([]RestoreResult, error) {
 	var res []RestoreResult
 	err := p.locked(ctx, func() error {
 		all, err := p.store.LoadAll()
@@ -41,6 +44,9 @@ func (p *Planner) Restore(ctx context.Context) ([]RestoreResult, error) {
 		}
 		var errs []error
 		for _, v := range all {
+			if len(names) > 0 && !slices.Contains(names, v.Spec.Name) {
+				continue
+			}
 			r := p.restoreOne(ctx, v)
 			if r.err != nil {
 				errs = append(errs, fmt.Errorf("volume %s: %w", v.Spec.Name, r.err))
@@ -90,4 +96,58 @@ func (p *Planner) rehydrate(ctx context.Context, v *Volume) error {
 	// A fresh rate measurement: the old sample predates the reboot.
 	v.Progress.At = time.Time{}
 	return p.save(v)
+}
+
+// Bounds of the wait between two restores of volumes that failed it.
+const (
+	restoreRetryMin = time.Second
+	restoreRetryMax = time.Minute
+)
+
+// restoreRetry is Run's record of volumes still to restore: after a site
+// power loss the arrays often come back after the proxy, and a path may be
+// down for a while; Run retries with backoff until every volume is served.
+type restoreRetry struct {
+	// all: restore every volume (the first time, or when the last attempt
+	// failed as a whole: lock, state directory).
+	all bool
+	// failed are the volumes whose last restore failed.
+	failed []string
+	// wait is the backoff; next when the next attempt is due.
+	wait time.Duration
+	next time.Time
+}
+
+// restoreDue runs the restore r waits for, if it is due, logs what it did
+// and schedules the next attempt for what still failed.
+func (p *Planner) restoreDue(ctx context.Context, r *restoreRetry) {
+	if (!r.all && len(r.failed) == 0) || time.Now().Before(r.next) {
+		return
+	}
+	names := r.failed
+	if r.all {
+		names = nil
+	}
+	res, err := p.Restore(ctx, names...)
+	r.all, r.failed = false, nil
+	for _, v := range res {
+		switch {
+		case v.Error != "":
+			r.failed = append(r.failed, v.Volume)
+			p.logf("volume %s: restore failed: %s", v.Volume, v.Error)
+		case v.Hint != "":
+			p.logf("volume %s: %s", v.Volume, v.Hint)
+		}
+	}
+	if err != nil && len(r.failed) == 0 {
+		r.all = true // the attempt as a whole failed
+		p.logf("restore: %v", err)
+	}
+	if !r.all && len(r.failed) == 0 {
+		r.wait = 0
+		return
+	}
+	r.wait = min(max(2*r.wait, restoreRetryMin), restoreRetryMax)
+	r.next = time.Now().Add(r.wait)
+	p.logf("restore: trying again in %s", r.wait)
 }

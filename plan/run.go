@@ -188,15 +188,8 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 	p.inLoop = true
 	defer func() { p.inLoop = false }()
 	p.holdAtStart(ctx)
-	if res, err := p.Restore(ctx); err != nil {
-		p.logf("restore: %v", err)
-	} else {
-		for _, r := range res {
-			if r.Hint != "" {
-				p.logf("volume %s: %s", r.Volume, r.Hint)
-			}
-		}
-	}
+	retry := &restoreRetry{all: true}
+	p.restoreDue(ctx, retry)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var hydrating []string
@@ -222,6 +215,7 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 		if report != nil && len(res) > 0 {
 			report(res)
 		}
+		p.restoreDue(ctx, retry)
 		p.betweenTicks(ctx, hydrating, t.C, seen)
 		if ctx.Err() != nil {
 			p.holdAtExit()

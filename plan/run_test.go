@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,4 +213,61 @@ func TestThrottledHydrationWaitsForRun(t *testing.T) {
 	require.NoError(t, e.p.Pause(ctx, "vol1"))
 	require.NoError(t, e.p.Resume(ctx, "vol1"))
 	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "unlimited hydrates at once")
+}
+
+// TestRunRetriesRestoreUntilServed: after a site power loss the new array
+// comes back after the proxy: run serves the volumes it can at once and
+// keeps restoring the others with backoff until they are served too.
+func TestRunRetriesRestoreUntilServed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	e.k.Reboot()
+	e.k.Unreachable[newPortal] = true
+	stop := e.run(20 * time.Millisecond)
+	defer stop()
+	logins := func() int {
+		n := 0
+		for _, c := range e.k.Calls() {
+			if strings.HasPrefix(c, "Login "+newPortal) {
+				n++
+			}
+		}
+		return n
+	}
+	before := logins()
+	require.Eventually(t, func() bool { return logins() >= before+2 }, 5*time.Second, 10*time.Millisecond, "restore retried")
+	_, ok := e.k.Export(exportIQN)
+	require.False(t, ok)
+	delete(e.k.Unreachable, newPortal)
+	require.Eventually(t, func() bool { _, ok := e.k.Export(exportIQN); return ok }, 10*time.Second, 20*time.Millisecond,
+		"served once the array is back")
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepCutOver, v.Step)
+}
+
+// TestRestoreServesAFaultyVolume: a clone whose metadata failed may still
+// carry the host's I/O; restore rebuilds it rather than leave the host
+// without its disk.
+func TestRestoreServesAFaultyVolume(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	_, err := e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	e.k.SetFailed(plan.DMName("vol1"))
+	_, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepFaulty, v.Step)
+	e.k.Reboot()
+	res, err := e.p.Restore(ctx)
+	require.NoError(t, err)
+	require.Contains(t, res[0].Hint, "faulty")
+	_, ok := e.k.Export(exportIQN)
+	require.True(t, ok)
 }

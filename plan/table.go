@@ -200,7 +200,9 @@ var steps = map[Step]stepInfo{
 	StepAborting: {serving: "-", next: "migrate abort",
 		hint: "the abort was interrupted while removing the proxy's objects (the host had left the proxy): rerun `lunferry migrate abort {volume}` to finish it"},
 	StepAborted: {serving: "old array", next: "volume remove"},
-	StepFaulty:  {serving: "proxy (clone)", next: "migrate abort", hint: "volume is faulty: run `lunferry migrate abort {volume}`"},
+	// A faulty clone may still carry the host's I/O: it is rebuilt.
+	StepFaulty: {serving: "proxy (clone)", next: "migrate abort", restore: restoreRebuild,
+		hint: "volume is faulty: run `lunferry migrate abort {volume}`"},
 }
 
 // info is the step table's entry for v's step, adjusted for a handover
