@@ -196,12 +196,19 @@ func TestKernelClone(t *testing.T) {
 	const size = 16 << 20
 	src, srcDev, srcData := loop(t, size, 3)
 	dst, dstDev, _ := loop(t, size, 0)
-	_, metaDev, _ := loop(t, 4<<20, 0)
+	meta, metaDev, _ := loop(t, 4<<20, 0)
 	name, uuid := names("clone")
 	length := Sectors(size / 512)
 	ct := Clone{Metadata: metaDev, Destination: dstDev, Source: srcDev, RegionSize: 128, NoHydration: true}
 	tbl := Table{{Length: length, Target: ct}}
+	_, err := ParseCloneSuperblock(readDirect(t, meta, CloneSuperblockSize))
+	require.ErrorIs(t, err, ErrNoCloneSuperblock, "fresh metadata")
 	mustCreate(t, c, name, uuid, tbl)
+	_, err = c.Status(ctx, name) // commits the metadata
+	require.NoError(t, err)
+	sb, err := ParseCloneSuperblock(readDirect(t, meta, CloneSuperblockSize))
+	require.NoError(t, err, "the superblock dm-clone formatted")
+	assert.Equal(t, CloneSuperblock{Version: 1, RegionSize: 128, TargetSize: length}, sb)
 
 	assert.Equal(t, strings.TrimSpace(tbl.String()), dmsetup(t, "table", name), "dmsetup shows what lunferry loaded")
 	s, err := c.CloneStatus(ctx, name)
