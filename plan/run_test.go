@@ -84,14 +84,14 @@ func TestRunLightStepsRespectPause(t *testing.T) {
 	e, reg := runEnv(t, 10*time.Millisecond)
 	stop := e.run(time.Hour) // one round, then only light steps
 	defer stop()
-	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 30*time.Second, 10*time.Millisecond)
 
 	// Another lunferry pauses the volume: the light steps find it paused
 	// under the lock, forget it and never re-enable hydration.
 	other, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, LockWait: 5 * time.Second})
 	require.NoError(t, err)
 	require.NoError(t, other.Pause(context.Background(), "vol1"))
-	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 30*time.Second, 10*time.Millisecond)
 	calls := reg.Calls("vol1")
 	time.Sleep(200 * time.Millisecond)
 	require.Equal(t, calls, reg.Calls("vol1"), "no light step after the pause")
@@ -102,7 +102,7 @@ func TestRunHoldsBurstsWhileLocked(t *testing.T) {
 	e, reg := runEnv(t, 10*time.Millisecond)
 	stop := e.run(time.Hour)
 	defer stop()
-	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > 5 }, 30*time.Second, 10*time.Millisecond)
 	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled)
 
 	// Another command holds the lock (a cutover's hooks can take
@@ -111,13 +111,13 @@ func TestRunHoldsBurstsWhileLocked(t *testing.T) {
 	l, err := plan.AcquireLock(context.Background(), e.dir, 5*time.Second)
 	require.NoError(t, err)
 	calls := reg.Calls("vol1")
-	require.Eventually(t, func() bool { return !e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !e.k.Device(plan.DMName("vol1")).Enabled }, 30*time.Second, 5*time.Millisecond)
 	require.Equal(t, calls, reg.Calls("vol1"), "no Regulate without the lock")
 	require.Contains(t, e.k.SentMessages(), plan.DMName("vol1")+" disable_hydration")
 	require.NoError(t, l.Release())
 
 	// With the lock back, the light steps regulate again.
-	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 30*time.Second, 5*time.Millisecond)
 	require.Greater(t, reg.Calls("vol1"), calls)
 	msgs := e.k.SentMessages()
 	i := slices.Index(msgs, plan.DMName("vol1")+" disable_hydration")
@@ -128,18 +128,18 @@ func TestRunPicksUpOtherCommandsAtOnce(t *testing.T) {
 	e, reg := runEnv(t, 0)
 	stop := e.run(time.Hour) // one round at start, then none
 	defer stop()
-	require.Eventually(t, func() bool { return reg.Calls("vol1") >= 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Calls("vol1") >= 1 }, 30*time.Second, 10*time.Millisecond)
 	other, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, LockWait: 5 * time.Second})
 	require.NoError(t, err)
 
 	// Paused by another lunferry: forgotten at once, not at the next round.
 	require.NoError(t, other.Pause(context.Background(), "vol1"))
-	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Forgets("vol1") > 0 }, 30*time.Second, 10*time.Millisecond)
 	calls := reg.Calls("vol1")
 	// Resumed: the loop regulates it again within a few polls, long
 	// before the next round (an hour away).
 	require.NoError(t, other.Resume(context.Background(), "vol1"))
-	require.Eventually(t, func() bool { return reg.Calls("vol1") > calls }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > calls }, 30*time.Second, 10*time.Millisecond)
 	// And then waits quietly: no round without a change.
 	time.Sleep(300 * time.Millisecond)
 	calls = reg.Calls("vol1")
@@ -157,7 +157,7 @@ func TestRunHoldsHydrationUntilRestore(t *testing.T) {
 	before := reg.Calls("vol1")
 	stop := e.run(time.Hour)
 	defer stop()
-	require.Eventually(t, func() bool { return reg.Calls("vol1") > before }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return reg.Calls("vol1") > before }, 30*time.Second, 10*time.Millisecond)
 	msgs := e.k.SentMessages()[sent:]
 	require.NotEmpty(t, msgs)
 	require.Equal(t, plan.DMName("vol1")+" disable_hydration", msgs[0], "held before Restore: %q", msgs)
@@ -171,7 +171,7 @@ func TestRunHoldsThrottledHydrationAtExit(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, e.p.SetThrottle(ctx, "vol1", clone.Fixed(1<<20)))
 	stop := e.run(time.Hour)
-	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 30*time.Second, 10*time.Millisecond)
 	stop()
 	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "hydration held when run stops")
 	require.Contains(t, e.log.String(), "until `lunferry run` starts again")
@@ -180,7 +180,7 @@ func TestRunHoldsThrottledHydrationAtExit(t *testing.T) {
 func TestRunLeavesUnlimitedHydrationAtExit(t *testing.T) {
 	e, _ := runEnv(t, 0)
 	stop := e.run(time.Hour)
-	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 30*time.Second, 10*time.Millisecond)
 	stop()
 	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "no throttle: hydration goes on at full speed")
 }
@@ -208,7 +208,7 @@ func TestThrottledHydrationWaitsForRun(t *testing.T) {
 	require.False(t, e.k.Device(plan.DMName("vol1")).Enabled, "restore")
 
 	stop := e.run(time.Hour)
-	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 5*time.Second, 10*time.Millisecond, "run keeps the throttle")
+	require.Eventually(t, func() bool { return e.k.Device(plan.DMName("vol1")).Enabled }, 30*time.Second, 10*time.Millisecond, "run keeps the throttle")
 	stop()
 
 	require.NoError(t, e.p.SetThrottle(ctx, "vol1", clone.Fixed(clone.Unlimited)))
@@ -239,11 +239,11 @@ func TestRunRetriesRestoreUntilServed(t *testing.T) {
 		return n
 	}
 	before := logins()
-	require.Eventually(t, func() bool { return logins() >= before+2 }, 5*time.Second, 10*time.Millisecond, "restore retried")
+	require.Eventually(t, func() bool { return logins() >= before+2 }, 30*time.Second, 10*time.Millisecond, "restore retried")
 	_, ok := e.k.Export(exportIQN)
 	require.False(t, ok)
 	delete(e.k.Unreachable, newPortal)
-	require.Eventually(t, func() bool { _, ok := e.k.Export(exportIQN); return ok }, 10*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { _, ok := e.k.Export(exportIQN); return ok }, 30*time.Second, 20*time.Millisecond,
 		"served once the array is back")
 	v, err := e.p.Show(ctx, "vol1")
 	require.NoError(t, err)
