@@ -8,11 +8,58 @@ import (
 	"net/netip"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
+
+// Apply makes configfs match e, in the order storage object → target →
+// TPG → LUN → portals → ACLs (with mapped LUNs and CHAP) → enable. It is
+// idempotent: objects that already match are left alone, attributes are
+// written only when they differ, and portals, ACLs and LUNs of the target
+// that e no longer lists are removed. On failure it removes what this call
+// created, newest first, and returns the error; changes to objects that
+// existed before the call are not undone.
+//
+// Apply refuses (ErrNotOwned) a target IQN held by a target lunferry did
+// not create, and (ErrConflict) a storage object of the same name on
+// another device or a LUN that exports another storage object.
+func (r *Root) Apply(ctx context.Context, e Export) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if err := r.checkPortals(e.Portals); err != nil {
+		return errf("export %s: %w", e.Name, err)
+	}
+	t := r.newTx()
+	soPath, err := r.ensureStorageObject(ctx, t, e.storageSpec())
+	if err != nil {
+		return t.rollback(errf("export %s: %w", e.Name, err))
+	}
+	so := e.storageSpec().cfg
+	if err := r.applyTarget(ctx, t, e.TargetConfig(), map[string]string{so.Path(): soPath}); err != nil {
+		return t.rollback(errf("export %s: %w", e.Name, err))
+	}
+	return nil
+}
+
+// checkPortals verifies that every specific portal address is local.
+func (r *Root) checkPortals(ps []Portal) error {
+	for _, p := range ps {
+		a := p.Addr.Unmap()
+		if a.IsUnspecified() {
+			continue
+		}
+		ok, err := r.addrs().IsLocal(a)
+		if err != nil {
+			return fmt.Errorf("check portal %s: %w", a, err)
+		}
+		if !ok {
+			return fmt.Errorf("%w: portal %s: add the address to an interface first (ip addr add %s/<prefix> dev <iface>), or listen on 0.0.0.0 / ::", ErrAddressNotLocal, a, a)
+		}
+	}
+	return nil
+}
 
 // ensureFabric creates the iscsi fabric directory if it is missing (the
 // kernel then registers iscsi_target_mod's fabric). It is shared with
@@ -37,32 +84,10 @@ func (r *Root) ensureFabric(ctx context.Context) error {
 // applyTarget makes target tc exist as described. soPaths maps the
 // "/backstores/<plugin>/<name>" names used by the LUNs to configfs paths.
 func (r *Root) applyTarget(ctx context.Context, t *tx, tc TargetConfig, soPaths map[string]string) error {
-	if tc.Fabric != "" && tc.Fabric != fabricISCSI {
-		return fmt.Errorf("%w: target %s: fabric %q is not supported (iscsi only)", ErrInvalidConfig, tc.WWN, tc.Fabric)
-	}
-	if err := ValidateIQN(tc.WWN); err != nil {
-		return fmt.Errorf("target: %w", err)
-	}
-	if err := r.ensureFabric(ctx); err != nil {
+	tg, err := r.ensureTarget(ctx, t, tc)
+	if err != nil {
 		return err
 	}
-	tg := r.Target(tc.WWN)
-	exists, err := tg.Exists()
-	if err != nil {
-		return errf("stat target %s: %w", tc.WWN, err)
-	}
-	if exists {
-		owned, why, err := tg.Owned()
-		if err != nil {
-			return err
-		}
-		if !owned {
-			return fmt.Errorf("lio: target %s: %w (%s): choose another target IQN, or remove that target with targetcli if it is no longer used", tc.WWN, ErrNotOwned, why)
-		}
-	} else if err := t.mkdir(ctx, tg.Path()); err != nil {
-		return errf("create target %s: %w", tc.WWN, err)
-	}
-
 	want := map[uint16]bool{}
 	for _, gc := range tc.TPGs {
 		want[gc.Tag] = true
@@ -71,32 +96,92 @@ func (r *Root) applyTarget(ctx context.Context, t *tx, tc TargetConfig, soPaths 
 		}
 	}
 	// TPGs of this (owned) target that the config no longer has.
-	have, err := tg.TPGs()
+	return prune(ctx, tg.TPGs, func(g TPG) bool { return want[g.Tag] }, func(ctx context.Context, g TPG) error {
+		_, err := r.removeTPG(ctx, g)
+		return err
+	})
+}
+
+// ensureTarget creates the target of tc, or checks that the one that
+// exists is lunferry's.
+func (r *Root) ensureTarget(ctx context.Context, t *tx, tc TargetConfig) (Target, error) {
+	if tc.Fabric != "" && tc.Fabric != fabricISCSI {
+		return Target{}, errf("%w: target %s: fabric %q is not supported (iscsi only)", ErrInvalidConfig, tc.WWN, tc.Fabric)
+	}
+	if err := ValidateIQN(tc.WWN); err != nil {
+		return Target{}, errf("target: %w", err)
+	}
+	if err := r.ensureFabric(ctx); err != nil {
+		return Target{}, err
+	}
+	tg := r.Target(tc.WWN)
+	exists, err := tg.Exists()
+	if err != nil {
+		return tg, errf("stat target %s: %w", tc.WWN, err)
+	}
+	if !exists {
+		if err := t.mkdir(ctx, tg.Path()); err != nil {
+			return tg, errf("create target %s: %w", tc.WWN, err)
+		}
+		return tg, nil
+	}
+	owned, why, err := tg.Owned()
+	if err != nil {
+		return tg, err
+	}
+	if !owned {
+		return tg, errf("target %s: %w (%s): choose another target IQN, or remove that target with targetcli if it is no longer used", tc.WWN, ErrNotOwned, why)
+	}
+	return tg, nil
+}
+
+// applyTPG makes TPG g match gc: the ownership mark and attributes first,
+// then the LUNs, portals and ACLs gc lists; then what gc no longer lists
+// goes, and the TPG is enabled last, once every ACL is in place.
+func (r *Root) applyTPG(ctx context.Context, t *tx, g TPG, gc TPGConfig, soPaths map[string]string) error {
+	if alias := gc.Parameters["TargetAlias"]; !strings.HasPrefix(alias, NamePrefix) {
+		return errf("tpg %s: %w: its TargetAlias %q does not start with %q, so lunferry would not recognise it as its own", g, ErrNotOwned, alias, NamePrefix)
+	}
+	attrs, err := tpgAttributes(g, gc)
 	if err != nil {
 		return err
 	}
-	for _, g := range have {
-		if !want[g.Tag] {
-			if _, err := r.removeTPG(ctx, g); err != nil {
-				return err
-			}
-		}
+	if err := r.ensureTPG(ctx, t, g, gc.Parameters, attrs); err != nil {
+		return err
 	}
-	return nil
+	keep, err := r.applyTPGMembers(ctx, t, g, gc, soPaths)
+	if err != nil {
+		return err
+	}
+	if err := r.pruneTPG(ctx, g, keep); err != nil {
+		return err
+	}
+	return enableTPG(t, g, gc.Enable)
 }
 
-func (r *Root) applyTPG(ctx context.Context, t *tx, g TPG, gc TPGConfig, soPaths map[string]string) error {
-	alias := gc.Parameters["TargetAlias"]
-	if !strings.HasPrefix(alias, NamePrefix) {
-		return fmt.Errorf("lio: tpg %s: %w: its TargetAlias %q does not start with %q, so lunferry would not recognise it as its own", g, ErrNotOwned, alias, NamePrefix)
+// secureTPGAttrs are the TPG attributes that keep ACLs enforced, in the
+// order lio checks them: no demo mode (an initiator without an ACL never
+// gets in), demo-mode sessions read-only should one exist anyway, and no
+// ACLs cached for such sessions. Every TPG lio writes has these values.
+var secureTPGAttrs = [...]struct{ name, value string }{
+	{"generate_node_acls", "0"},
+	{"demo_mode_write_protect", "1"},
+	{"cache_dynamic_acls", "0"},
+}
+
+// tpgAttributes returns the attributes to write on g: those of gc (which
+// may repeat a secure one but not change it), the secure ones, and
+// authentication, on when an ACL has CHAP and off unless gc says so.
+func tpgAttributes(g TPG, gc TPGConfig) (map[string]string, error) {
+	attrs := map[string]string{}
+	for k, v := range gc.Attributes {
+		attrs[k] = v
 	}
-	// Secure defaults: an initiator without an ACL never gets in, and a
-	// demo-mode session could never write.
-	secure := map[string]string{"generate_node_acls": "0", "demo_mode_write_protect": "1", "cache_dynamic_acls": "0"}
-	for k, v := range secure {
-		if got, ok := gc.Attributes[k]; ok && got != v {
-			return fmt.Errorf("lio: tpg %s: %w: attribute %s=%s would let initiators without an ACL in; lunferry always uses %s=%s", g, ErrInvalidConfig, k, got, k, v)
+	for _, s := range secureTPGAttrs {
+		if got, ok := gc.Attributes[s.name]; ok && got != s.value {
+			return nil, errf("tpg %s: %w: attribute %s=%s would let initiators without an ACL in; lunferry always uses %s=%s", g, ErrInvalidConfig, s.name, got, s.name, s.value)
 		}
+		attrs[s.name] = s.value
 	}
 	chap := false
 	for _, a := range gc.NodeACLs {
@@ -104,19 +189,19 @@ func (r *Root) applyTPG(ctx context.Context, t *tx, g TPG, gc TPGConfig, soPaths
 			chap = true
 		}
 	}
-	attrs := map[string]string{}
-	for k, v := range gc.Attributes {
-		attrs[k] = v
-	}
-	for k, v := range secure {
-		attrs[k] = v
-	}
 	if chap {
 		attrs["authentication"] = "1"
 	} else if _, ok := attrs["authentication"]; !ok {
 		attrs["authentication"] = "0"
 	}
+	return attrs, nil
+}
 
+// ensureTPG creates g if it is missing and writes its parameters, then its
+// attributes. The parameters come first: TargetAlias is the ownership
+// mark, so an interrupted apply leaves a TPG lunferry can recognise and
+// clean up.
+func (r *Root) ensureTPG(ctx context.Context, t *tx, g TPG, params, attrs map[string]string) error {
 	exists, err := r.exists(g.Path())
 	if err != nil {
 		return errf("stat tpg %s: %w", g, err)
@@ -126,103 +211,16 @@ func (r *Root) applyTPG(ctx context.Context, t *tx, g TPG, gc TPGConfig, soPaths
 			return errf("create tpg %s: %w", g, err)
 		}
 	}
-	// The ownership mark first, so that an interrupted apply leaves a
-	// TPG lunferry can recognise and clean up.
-	params := map[string]string{}
-	for k, v := range gc.Parameters {
-		params[k] = v
-	}
 	if err := r.updateParams(g, params); err != nil {
 		return err
 	}
 	if err := r.updateAttrs(path.Join(g.Path(), "attrib"), attrs); err != nil {
 		return errf("tpg %s: %w", g, err)
 	}
-
-	// LUNs.
-	wantLUN := map[uint64]bool{}
-	for _, lc := range gc.LUNs {
-		wantLUN[lc.Index] = true
-		if err := r.applyLUN(ctx, t, g, lc, soPaths); err != nil {
-			return err
-		}
-	}
-	// Portals.
-	wantNP := map[netip.AddrPort]bool{}
-	for _, pc := range gc.Portals {
-		a, err := netip.ParseAddr(strings.Trim(pc.IPAddress, "[]"))
-		if err != nil {
-			return fmt.Errorf("lio: tpg %s: %w: portal address %q: %v", g, ErrInvalidName, pc.IPAddress, err)
-		}
-		ap := netip.AddrPortFrom(a.Unmap(), pc.Port)
-		wantNP[ap] = true
-		if err := r.applyPortal(ctx, t, g, ap); err != nil {
-			return err
-		}
-	}
-	// ACLs.
-	wantACL := map[string]bool{}
-	for _, ac := range gc.NodeACLs {
-		wantACL[ac.NodeWWN] = true
-		if err := r.applyACL(ctx, t, g, ac); err != nil {
-			return err
-		}
-	}
-
-	// Converge: remove what the config no longer lists (ACLs first: their
-	// mapped LUNs pin the TPG LUNs).
-	acls, err := g.NodeACLs()
-	if err != nil {
-		return err
-	}
-	for _, a := range acls {
-		if !wantACL[a.InitiatorIQN] {
-			if err := r.removeACL(ctx, a); err != nil {
-				return err
-			}
-		}
-	}
-	nps, err := g.NetworkPortals()
-	if err != nil {
-		return err
-	}
-	for _, np := range nps {
-		if !wantNP[netip.AddrPortFrom(np.Addr.Addr().Unmap(), np.Addr.Port())] {
-			if err := r.rmdir(ctx, np.Path(), "portal "+np.Addr.String()); err != nil {
-				return err
-			}
-		}
-	}
-	luns, err := g.LUNs()
-	if err != nil {
-		return err
-	}
-	for _, l := range luns {
-		if !wantLUN[l.Index] {
-			if _, err := r.removeLUN(ctx, l); err != nil {
-				return err
-			}
-		}
-	}
-
-	// Enable last, when every ACL is in place.
-	en, err := g.Enabled()
-	if err != nil {
-		return err
-	}
-	if gc.Enable && !en {
-		if err := g.SetEnabled(true); err != nil {
-			return err
-		}
-		t.onUndo("disable tpg "+g.String(), func() error { return g.SetEnabled(false) })
-	} else if !gc.Enable && en {
-		if err := g.SetEnabled(false); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
+// updateParams writes the TPG parameters that differ, TargetAlias first.
 func (r *Root) updateParams(g TPG, params map[string]string) error {
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -233,11 +231,11 @@ func (r *Root) updateParams(g TPG, params map[string]string) error {
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i] == "TargetAlias" && keys[j] != "TargetAlias" })
 	for _, k := range keys {
 		if strings.ContainsAny(k, "/ \n") || strings.Contains(params[k], "\n") {
-			return fmt.Errorf("lio: tpg %s: %w: parameter %q", g, ErrInvalidConfig, k)
+			return errf("tpg %s: %w: parameter %q", g, ErrInvalidConfig, k)
 		}
 		have, err := g.Parameter(k)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("lio: tpg %s: %w: no parameter %s", g, ErrInvalidConfig, k)
+			return errf("tpg %s: %w: no parameter %s", g, ErrInvalidConfig, k)
 		}
 		if err == nil && have == params[k] {
 			continue
@@ -249,13 +247,85 @@ func (r *Root) updateParams(g TPG, params map[string]string) error {
 	return nil
 }
 
+// tpgMembers are the LUNs, portals and ACLs a TPGConfig lists: what
+// pruneTPG keeps.
+type tpgMembers struct {
+	luns    map[uint64]bool
+	portals map[netip.AddrPort]bool
+	acls    map[string]bool
+}
+
+// applyTPGMembers makes g's LUNs, portals and ACLs, in that order, match
+// gc, and returns what gc lists.
+func (r *Root) applyTPGMembers(ctx context.Context, t *tx, g TPG, gc TPGConfig, soPaths map[string]string) (tpgMembers, error) {
+	m := tpgMembers{luns: map[uint64]bool{}, portals: map[netip.AddrPort]bool{}, acls: map[string]bool{}}
+	for _, lc := range gc.LUNs {
+		m.luns[lc.Index] = true
+		if err := r.applyLUN(ctx, t, g, lc, soPaths); err != nil {
+			return m, err
+		}
+	}
+	for _, pc := range gc.Portals {
+		a, err := parsePortalAddr(pc.IPAddress)
+		if err != nil {
+			return m, errf("tpg %s: %w: portal address %q: %v", g, ErrInvalidName, pc.IPAddress, err)
+		}
+		ap := netip.AddrPortFrom(a.Unmap(), pc.Port)
+		m.portals[ap] = true
+		if err := r.applyPortal(ctx, t, g, ap); err != nil {
+			return m, err
+		}
+	}
+	for _, ac := range gc.NodeACLs {
+		m.acls[ac.NodeWWN] = true
+		if err := r.applyACL(ctx, t, g, ac); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+// pruneTPG removes the ACLs, portals and LUNs of g that keep does not
+// list, ACLs first: their mapped LUNs pin the TPG LUNs.
+func (r *Root) pruneTPG(ctx context.Context, g TPG, keep tpgMembers) error {
+	if err := prune(ctx, g.NodeACLs, func(a NodeACL) bool { return keep.acls[a.InitiatorIQN] }, r.removeACL); err != nil {
+		return err
+	}
+	if err := prune(ctx, g.NetworkPortals, func(np NetworkPortal) bool { return keep.portals[np.addrPort()] }, r.removePortal); err != nil {
+		return err
+	}
+	return prune(ctx, g.LUNs, func(l LUN) bool { return keep.luns[l.Index] }, func(ctx context.Context, l LUN) error {
+		_, err := r.removeLUN(ctx, l)
+		return err
+	})
+}
+
+// enableTPG sets g's enable flag; enabling it is undone on rollback.
+func enableTPG(t *tx, g TPG, on bool) error {
+	en, err := g.Enabled()
+	if err != nil {
+		return err
+	}
+	switch {
+	case on && !en:
+		if err := g.SetEnabled(true); err != nil {
+			return err
+		}
+		t.onUndo("disable tpg "+g.String(), func() error { return g.SetEnabled(false) })
+	case !on && en:
+		return g.SetEnabled(false)
+	}
+	return nil
+}
+
+// applyLUN makes TPG LUN lc exist and link to its storage object.
 func (r *Root) applyLUN(ctx context.Context, t *tx, g TPG, lc LUNConfig, soPaths map[string]string) error {
 	if lc.Index > maxLUN {
-		return fmt.Errorf("lio: tpg %s: %w: LUN %d above %d", g, ErrInvalidConfig, lc.Index, maxLUN)
+		return errf("tpg %s: %w: LUN %d above %d", g, ErrInvalidConfig, lc.Index, maxLUN)
 	}
 	soPath, ok := soPaths[lc.StorageObject]
 	if !ok {
-		return fmt.Errorf("lio: tpg %s lun %d: %w: storage object %s is not part of this configuration", g, lc.Index, ErrInvalidConfig, lc.StorageObject)
+		return errf("tpg %s lun %d: %w: storage object %s is not part of this configuration", g, lc.Index, ErrInvalidConfig, lc.StorageObject)
 	}
 	l := g.LUN(lc.Index)
 	exists, err := r.exists(l.Path())
@@ -269,7 +339,7 @@ func (r *Root) applyLUN(ctx context.Context, t *tx, g TPG, lc LUNConfig, soPaths
 		}
 		if so != nil {
 			if so.Path != soPath {
-				return fmt.Errorf("lio: tpg %s lun %d: %w: it exports %s/%s, not %s: tear down the export first", g, lc.Index, ErrConflict, so.Backstore, so.Name, lc.StorageObject)
+				return errf("tpg %s lun %d: %w: it exports %s/%s, not %s: tear down the export first", g, lc.Index, ErrConflict, so.Backstore, so.Name, lc.StorageObject)
 			}
 			return nil
 		}
@@ -290,8 +360,8 @@ func (r *Root) applyLUN(ctx context.Context, t *tx, g TPG, lc LUNConfig, soPaths
 	return nil
 }
 
+// applyPortal makes portal ap of g exist.
 func (r *Root) applyPortal(ctx context.Context, t *tx, g TPG, ap netip.AddrPort) error {
-	np := g.NetworkPortal(ap)
 	// The kernel may have listed the portal under another spelling of the
 	// same address; compare by value.
 	nps, err := g.NetworkPortals()
@@ -299,11 +369,11 @@ func (r *Root) applyPortal(ctx context.Context, t *tx, g TPG, ap netip.AddrPort)
 		return err
 	}
 	for _, have := range nps {
-		if have.Addr.Addr().Unmap() == ap.Addr() && have.Addr.Port() == ap.Port() {
+		if have.addrPort() == ap {
 			return nil
 		}
 	}
-	if err := t.mkdir(ctx, np.Path()); err != nil {
+	if err := t.mkdir(ctx, g.NetworkPortal(ap).Path()); err != nil {
 		hint := ""
 		if errors.Is(err, unix.EADDRINUSE) {
 			hint = ": another service (or another LIO TPG) listens there; pick another address or port"
@@ -315,9 +385,11 @@ func (r *Root) applyPortal(ctx context.Context, t *tx, g TPG, ap netip.AddrPort)
 	return nil
 }
 
+// applyACL makes the ACL ac of g exist with its CHAP credentials,
+// attributes and mapped LUNs, and removes mapped LUNs ac does not list.
 func (r *Root) applyACL(ctx context.Context, t *tx, g TPG, ac NodeACLConfig) error {
 	if err := ValidateIQN(ac.NodeWWN); err != nil {
-		return wrap(err, "tpg %s acl", g)
+		return errf("tpg %s acl: %w", g, err)
 	}
 	a := g.NodeACL(ac.NodeWWN)
 	exists, err := r.exists(a.Path())
@@ -333,7 +405,7 @@ func (r *Root) applyACL(ctx context.Context, t *tx, g TPG, ac NodeACLConfig) err
 	if ac.ChapUserID != "" || ac.ChapPassword != "" || ac.ChapMutualUserID != "" || ac.ChapMutualPassword != "" {
 		c = &CHAP{UserID: ac.ChapUserID, Password: ac.ChapPassword, MutualUserID: ac.ChapMutualUserID, MutualPassword: ac.ChapMutualPassword}
 		if err := c.Validate(); err != nil {
-			return wrap(err, "acl %s", ac.NodeWWN)
+			return errf("acl %s: %w", ac.NodeWWN, err)
 		}
 	}
 	if err := a.SetCHAP(c); err != nil {
@@ -349,23 +421,14 @@ func (r *Root) applyACL(ctx context.Context, t *tx, g TPG, ac NodeACLConfig) err
 			return err
 		}
 	}
-	have, err := a.MappedLUNs()
-	if err != nil {
-		return err
-	}
-	for _, m := range have {
-		if !want[m.Index] {
-			if err := r.removeMappedLUN(ctx, m); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return prune(ctx, a.MappedLUNs, func(m MappedLUN) bool { return want[m.Index] }, r.removeMappedLUN)
 }
 
+// applyMappedLUN makes the mapped LUN mc of a exist, link to its TPG LUN
+// and carry its write protection.
 func (r *Root) applyMappedLUN(ctx context.Context, t *tx, a NodeACL, mc MappedLUNConfig) error {
 	if mc.Index > maxMappedLUN {
-		return fmt.Errorf("lio: acl %s: %w: mapped LUN %d above %d", a.InitiatorIQN, ErrInvalidConfig, mc.Index, maxMappedLUN)
+		return errf("acl %s: %w: mapped LUN %d above %d", a.InitiatorIQN, ErrInvalidConfig, mc.Index, maxMappedLUN)
 	}
 	m := a.MappedLUN(mc.Index)
 	exists, err := r.exists(m.Path())
@@ -379,7 +442,7 @@ func (r *Root) applyMappedLUN(ctx context.Context, t *tx, a NodeACL, mc MappedLU
 			return errf("read mapped lun %d of %s: %w", mc.Index, a.InitiatorIQN, err)
 		}
 		if ok && idx != mc.TPGLUN {
-			return fmt.Errorf("lio: acl %s mapped lun %d: %w: it maps tpg lun %d, not %d: tear down the export first", a.InitiatorIQN, mc.Index, ErrConflict, idx, mc.TPGLUN)
+			return errf("acl %s mapped lun %d: %w: it maps tpg lun %d, not %d: tear down the export first", a.InitiatorIQN, mc.Index, ErrConflict, idx, mc.TPGLUN)
 		}
 		linked = ok
 	} else if err := t.mkdir(ctx, m.Path()); err != nil {
@@ -429,277 +492,6 @@ func (r *Root) linkMappedLUN(ctx context.Context, t *tx, m MappedLUN, mc MappedL
 	tpgLUN := a.TPG.LUN(mc.TPGLUN).Path()
 	if err := t.symlink(ctx, tpgLUN, path.Join(m.Path(), alias)); err != nil {
 		return errf("map lun %d for %s to tpg lun %d: %w", mc.Index, a.InitiatorIQN, mc.TPGLUN, err)
-	}
-	return nil
-}
-
-// rmdir removes a configfs group, tolerating its absence.
-func (r *Root) rmdir(ctx context.Context, p, what string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := r.fs().Rmdir(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return errf("remove %s (%s): %w", what, r.rel(p), err)
-	}
-	return nil
-}
-
-// unlinkAll removes every symlink in dir.
-func (r *Root) unlinkAll(ctx context.Context, dir string) error {
-	links, err := r.listLinks(dir)
-	if err != nil {
-		return errf("list %s: %w", r.rel(dir), err)
-	}
-	for _, l := range links {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := r.fs().Remove(path.Join(dir, l)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return errf("unlink %s: %w", r.rel(path.Join(dir, l)), err)
-		}
-	}
-	return nil
-}
-
-func (r *Root) removeMappedLUN(ctx context.Context, m MappedLUN) error {
-	if err := r.unlinkAll(ctx, m.Path()); err != nil {
-		return err
-	}
-	return r.rmdir(ctx, m.Path(), fmt.Sprintf("mapped lun %d of %s", m.Index, m.ACL.InitiatorIQN))
-}
-
-func (r *Root) removeACL(ctx context.Context, a NodeACL) error {
-	ms, err := a.MappedLUNs()
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if err := r.removeMappedLUN(ctx, m); err != nil {
-			return err
-		}
-	}
-	return r.rmdir(ctx, a.Path(), "acl "+a.InitiatorIQN)
-}
-
-// removeLUN removes a TPG LUN (its mapped LUNs must be gone) and returns
-// the storage object it exported, if any.
-func (r *Root) removeLUN(ctx context.Context, l LUN) (*StorageObjectInfo, error) {
-	so, _, err := l.StorageObject()
-	if err != nil {
-		return nil, err
-	}
-	if err := r.unlinkAll(ctx, l.Path()); err != nil {
-		return nil, err
-	}
-	if err := r.rmdir(ctx, l.Path(), "lun "+strconv.FormatUint(l.Index, 10)); err != nil {
-		if errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("%w: an ACL outside lunferry's configuration still maps it", err)
-		}
-		return nil, err
-	}
-	return so, nil
-}
-
-// removeTPG disables g and removes its ACLs, LUNs and portals, then g
-// itself, in the order the kernel needs. It returns the storage objects
-// the LUNs exported.
-func (r *Root) removeTPG(ctx context.Context, g TPG) ([]*StorageObjectInfo, error) {
-	if err := g.SetEnabled(false); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	acls, err := g.NodeACLs()
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range acls {
-		if err := r.removeACL(ctx, a); err != nil {
-			return nil, err
-		}
-	}
-	luns, err := g.LUNs()
-	if err != nil {
-		return nil, err
-	}
-	var sos []*StorageObjectInfo
-	for _, l := range luns {
-		so, err := r.removeLUN(ctx, l)
-		if err != nil {
-			return nil, err
-		}
-		if so != nil {
-			sos = append(sos, so)
-		}
-	}
-	nps, err := g.NetworkPortals()
-	if err != nil {
-		return nil, err
-	}
-	for _, np := range nps {
-		if err := r.rmdir(ctx, np.Path(), "portal "+np.Addr.String()); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.rmdir(ctx, g.Path(), "tpg "+g.String()); err != nil {
-		return nil, err
-	}
-	return sos, nil
-}
-
-// TeardownOptions modify Teardown.
-type TeardownOptions struct {
-	// Force tears the target down even while initiators are logged in:
-	// disabling the TPG drops their sessions and their I/O fails.
-	Force bool
-	// KeepStorageObjects leaves the storage objects the target exported
-	// in place (for re-export under another target).
-	KeepStorageObjects bool
-	// StorageObjects names lunferry storage objects to delete as well,
-	// even when the target is already gone: a teardown interrupted after
-	// removing the target but before its storage objects leaves them
-	// behind, and the target no longer says which they were. Objects a
-	// LUN still uses are left alone. Ignored with KeepStorageObjects.
-	StorageObjects []string
-}
-
-// Teardown removes the lunferry target iqn in reverse order of Apply:
-// disable each TPG, then mapped LUNs and ACLs, LUNs, portals, the TPG, the
-// target, and finally the lunferry storage objects its LUNs exported (and
-// their HBA directories), unless another LUN still uses them.
-//
-// It refuses a target lunferry does not own (ErrNotOwned) and, unless
-// opts.Force is set, a target with logged-in initiators
-// (*SessionsActiveError). Tearing down a missing target succeeds, so a
-// teardown interrupted halfway can simply be run again.
-func (r *Root) Teardown(ctx context.Context, iqn string, opts TeardownOptions) error {
-	for _, n := range opts.StorageObjects {
-		if err := ValidateStorageObjectName(n); err != nil {
-			return wrap(fmt.Errorf("%w: %v", ErrNotOwned, err), "teardown %s", iqn)
-		}
-	}
-	tg := r.Target(iqn)
-	exists, err := tg.Exists()
-	if err != nil {
-		return errf("stat target %s: %w", iqn, err)
-	}
-	if !exists {
-		return r.deleteNamedStorageObjects(ctx, iqn, opts)
-	}
-	owned, why, err := tg.Owned()
-	if err != nil {
-		return err
-	}
-	if !owned {
-		return fmt.Errorf("lio: teardown %s: %w (%s); lunferry leaves it alone", iqn, ErrNotOwned, why)
-	}
-	if !opts.Force {
-		ss, err := r.Sessions(iqn)
-		if err != nil {
-			return err
-		}
-		if len(ss) > 0 {
-			return &SessionsActiveError{TargetIQN: iqn, Sessions: ss}
-		}
-	}
-	tpgs, err := tg.TPGs()
-	if err != nil {
-		return err
-	}
-	var sos []*StorageObjectInfo
-	for _, g := range tpgs {
-		s, err := r.removeTPG(ctx, g)
-		if err != nil {
-			return wrap(err, "teardown %s", iqn)
-		}
-		sos = append(sos, s...)
-	}
-	if err := r.rmdir(ctx, tg.Path(), "target "+iqn); err != nil {
-		return wrap(err, "teardown %s", iqn)
-	}
-	if opts.KeepStorageObjects {
-		return nil
-	}
-	for _, so := range sos {
-		if !so.Owned {
-			continue
-		}
-		if err := r.removeStorageObject(ctx, so); err != nil {
-			if errors.Is(err, unix.EBUSY) || errors.Is(err, fs.ErrNotExist) {
-				continue // still exported elsewhere, or already gone
-			}
-			return wrap(err, "teardown %s", iqn)
-		}
-	}
-	return r.deleteNamedStorageObjects(ctx, iqn, opts)
-}
-
-// deleteNamedStorageObjects removes opts.StorageObjects, whatever their
-// backstore, leaving those still in use.
-func (r *Root) deleteNamedStorageObjects(ctx context.Context, iqn string, opts TeardownOptions) error {
-	if opts.KeepStorageObjects || len(opts.StorageObjects) == 0 {
-		return nil
-	}
-	all, err := r.StorageObjects()
-	if err != nil {
-		return wrap(err, "teardown %s", iqn)
-	}
-	for _, n := range opts.StorageObjects {
-		for i := range all {
-			if all[i].Name != n {
-				continue
-			}
-			if err := r.removeStorageObject(ctx, &all[i]); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, fs.ErrNotExist) {
-				return wrap(err, "teardown %s", iqn)
-			}
-		}
-	}
-	return nil
-}
-
-// Restore recreates the objects of c, which must all be lunferry's
-// (storage object names with NamePrefix, TPGs with a NamePrefix
-// TargetAlias, LUNs exporting only those storage objects): use
-// (*SaveConfig).Owned to filter a full targetcli dump first. It is
-// idempotent like Apply and, like Apply, removes what it created when it
-// fails.
-func (r *Root) Restore(ctx context.Context, c *SaveConfig) error {
-	soNames := map[string]bool{}
-	for _, so := range c.StorageObjects {
-		if err := ValidateStorageObjectName(so.Name); err != nil {
-			return fmt.Errorf("lio: restore: %w: %v", ErrNotOwned, err)
-		}
-		soNames[so.Path()] = true
-	}
-	for _, tc := range c.Targets {
-		for _, g := range tc.TPGs {
-			for _, l := range g.LUNs {
-				if !soNames[l.StorageObject] {
-					return fmt.Errorf("lio: restore: target %s lun %d: %w: storage object %s is not in the configuration", tc.WWN, l.Index, ErrInvalidConfig, l.StorageObject)
-				}
-			}
-			for _, p := range g.Portals {
-				a, err := netip.ParseAddr(strings.Trim(p.IPAddress, "[]"))
-				if err != nil {
-					return fmt.Errorf("lio: restore: target %s: %w: portal %q", tc.WWN, ErrInvalidName, p.IPAddress)
-				}
-				if err := r.checkPortals([]Portal{{Addr: a, Port: p.Port}}); err != nil {
-					return wrap(err, "restore: target %s", tc.WWN)
-				}
-			}
-		}
-	}
-	t := r.newTx()
-	paths := map[string]string{}
-	for _, so := range c.StorageObjects {
-		p, err := r.ensureStorageObject(ctx, t, soSpec{cfg: so, wwn: WWN{UnitSerial: so.WWN}})
-		if err != nil {
-			return t.rollback(wrap(err, "restore"))
-		}
-		paths[so.Path()] = p
-	}
-	for _, tc := range c.Targets {
-		if err := r.applyTarget(ctx, t, tc, paths); err != nil {
-			return t.rollback(wrap(err, "restore"))
-		}
 	}
 	return nil
 }

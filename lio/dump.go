@@ -192,7 +192,7 @@ func (r *Root) dumpTarget(tg Target) (TargetConfig, error) {
 }
 
 func (r *Root) dumpTPG(g TPG) (TPGConfig, error) {
-	gc := TPGConfig{Tag: g.Tag, LUNs: []LUNConfig{}, Portals: []PortalConfig{}, NodeACLs: []NodeACLConfig{}}
+	gc := TPGConfig{Tag: g.Tag}
 	var err error
 	if gc.Enable, err = g.Enabled(); err != nil {
 		return gc, err
@@ -207,14 +207,39 @@ func (r *Root) dumpTPG(g TPG) (TPGConfig, error) {
 	if len(params) > 0 {
 		gc.Parameters = map[string]string(params)
 	}
-	luns, err := g.LUNs()
+	if gc.LUNs, err = r.dumpLUNs(g); err != nil {
+		return gc, err
+	}
+	if gc.Portals, err = r.dumpPortals(g); err != nil {
+		return gc, err
+	}
+	acls, err := g.NodeACLs()
 	if err != nil {
 		return gc, err
 	}
+	gc.NodeACLs = []NodeACLConfig{}
+	for _, a := range acls {
+		ac, err := r.dumpACL(a)
+		if err != nil {
+			return gc, err
+		}
+		gc.NodeACLs = append(gc.NodeACLs, ac)
+	}
+	sort.Slice(gc.NodeACLs, func(i, j int) bool { return gc.NodeACLs[i].NodeWWN < gc.NodeACLs[j].NodeWWN })
+	return gc, nil
+}
+
+// dumpLUNs dumps g's LUNs that export a storage object.
+func (r *Root) dumpLUNs(g TPG) ([]LUNConfig, error) {
+	luns, err := g.LUNs()
+	if err != nil {
+		return nil, err
+	}
+	out := []LUNConfig{}
 	for _, l := range luns {
 		so, alias, err := l.StorageObject()
 		if err != nil {
-			return gc, err
+			return nil, err
 		}
 		if so == nil {
 			continue // a LUN without storage: nothing rtslib could restore
@@ -223,12 +248,18 @@ func (r *Root) dumpTPG(g TPG) (TPGConfig, error) {
 		if gp, err := r.readAttr(path.Join(l.Path(), "alua_tg_pt_gp")); err == nil {
 			lc.ALUATGPtGpName = parseALUAGroup(gp)
 		}
-		gc.LUNs = append(gc.LUNs, lc)
+		out = append(out, lc)
 	}
+	return out, nil
+}
+
+// dumpPortals dumps g's portals, named as their directories are.
+func (r *Root) dumpPortals(g TPG) ([]PortalConfig, error) {
 	nps, err := g.NetworkPortals()
 	if err != nil {
-		return gc, err
+		return nil, err
 	}
+	out := []PortalConfig{}
 	for _, np := range nps {
 		host := strings.TrimSuffix(np.Path()[len(path.Dir(np.Path()))+1:], fmt.Sprintf(":%d", np.Addr.Port()))
 		pc := PortalConfig{IPAddress: host, Port: np.Addr.Port()}
@@ -238,49 +269,47 @@ func (r *Root) dumpTPG(g TPG) (TPGConfig, error) {
 		if v, err := r.readAttr(path.Join(np.Path(), "cxgbit")); err == nil {
 			pc.Offload = v == "1"
 		}
-		gc.Portals = append(gc.Portals, pc)
+		out = append(out, pc)
 	}
-	acls, err := g.NodeACLs()
+	return out, nil
+}
+
+// dumpACL dumps a with its CHAP credentials and linked mapped LUNs.
+func (r *Root) dumpACL(a NodeACL) (NodeACLConfig, error) {
+	ac := NodeACLConfig{NodeWWN: a.InitiatorIQN, MappedLUNs: []MappedLUNConfig{}}
+	var err error
+	if ac.Attributes, err = r.readRW(path.Join(a.Path(), "attrib")); err != nil {
+		return ac, err
+	}
+	if tag, err := r.readAttr(path.Join(a.Path(), "tag")); err == nil && tag != "" && tag != "NULL" {
+		ac.Tag = tag
+	}
+	c, err := a.CHAP()
 	if err != nil {
-		return gc, err
+		return ac, err
 	}
-	for _, a := range acls {
-		ac := NodeACLConfig{NodeWWN: a.InitiatorIQN, MappedLUNs: []MappedLUNConfig{}}
-		if ac.Attributes, err = r.readRW(path.Join(a.Path(), "attrib")); err != nil {
-			return gc, err
-		}
-		if tag, err := r.readAttr(path.Join(a.Path(), "tag")); err == nil && tag != "" && tag != "NULL" {
-			ac.Tag = tag
-		}
-		c, err := a.CHAP()
-		if err != nil {
-			return gc, err
-		}
-		if c != nil {
-			ac.ChapUserID, ac.ChapPassword, ac.ChapMutualUserID, ac.ChapMutualPassword = c.UserID, c.Password, c.MutualUserID, c.MutualPassword
-		}
-		ms, err := a.MappedLUNs()
-		if err != nil {
-			return gc, err
-		}
-		for _, m := range ms {
-			idx, alias, ok, err := m.TPGLUN()
-			if err != nil {
-				return gc, errf("read mapped lun %d of %s: %w", m.Index, a.InitiatorIQN, err)
-			}
-			if !ok {
-				continue
-			}
-			wp, err := m.WriteProtect()
-			if err != nil {
-				return gc, errf("read write_protect of %s lun_%d: %w", a.InitiatorIQN, m.Index, err)
-			}
-			ac.MappedLUNs = append(ac.MappedLUNs, MappedLUNConfig{Index: m.Index, TPGLUN: idx, WriteProtect: wp, Alias: alias})
-		}
-		gc.NodeACLs = append(gc.NodeACLs, ac)
+	if c != nil {
+		ac.ChapUserID, ac.ChapPassword, ac.ChapMutualUserID, ac.ChapMutualPassword = c.UserID, c.Password, c.MutualUserID, c.MutualPassword
 	}
-	sort.Slice(gc.NodeACLs, func(i, j int) bool { return gc.NodeACLs[i].NodeWWN < gc.NodeACLs[j].NodeWWN })
-	return gc, nil
+	ms, err := a.MappedLUNs()
+	if err != nil {
+		return ac, err
+	}
+	for _, m := range ms {
+		idx, alias, ok, err := m.TPGLUN()
+		if err != nil {
+			return ac, errf("read mapped lun %d of %s: %w", m.Index, a.InitiatorIQN, err)
+		}
+		if !ok {
+			continue
+		}
+		wp, err := m.WriteProtect()
+		if err != nil {
+			return ac, errf("read write_protect of %s lun_%d: %w", a.InitiatorIQN, m.Index, err)
+		}
+		ac.MappedLUNs = append(ac.MappedLUNs, MappedLUNConfig{Index: m.Index, TPGLUN: idx, WriteProtect: wp, Alias: alias})
+	}
+	return ac, nil
 }
 
 // parseALUAGroup extracts the group name from a LUN's alua_tg_pt_gp:
@@ -321,7 +350,7 @@ func (r *Root) Describe(ctx context.Context, iqn string) (*TargetState, error) {
 		return nil, errf("stat target %s: %w", iqn, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("lio: target %s: %w", iqn, ErrNotFound)
+		return nil, errf("target %s: %w", iqn, ErrNotFound)
 	}
 	st := &TargetState{}
 	if st.Owned, st.NotOwnedReason, err = tg.Owned(); err != nil {

@@ -53,24 +53,33 @@ func (e *SessionsActiveError) Error() string {
 		e.TargetIQN, len(e.Sessions), strings.Join(names, ", "))
 }
 
-// wrapped adds context to an error that may already carry the "lio: "
-// prefix, so that messages read "lio: export x: create tpg ..." rather
-// than repeating "lio:". errors.Is/As see the inner error.
-type wrapped struct {
-	prefix string
-	err    error
+// errPrefix starts the message of every error lio returns from a call
+// that reads or writes configfs.
+const errPrefix = "lio: "
+
+// errf is lio's one error helper: fmt.Errorf with "lio: " in front. An
+// error argument that already starts with "lio: " (a lio error given more
+// context) loses that prefix in the text, so that messages read
+// "lio: export x: create tpg ..." rather than repeating "lio:"; %w still
+// hands it to errors.Is and errors.As. Checks that only judge a value
+// (ValidateIQN, CHAP.Validate, soSpec.validate, checkPortals, ...) return
+// "<sentinel>: <detail>" without the prefix, for their caller to put in
+// context with errf.
+func errf(format string, args ...any) error {
+	args = append([]any(nil), args...)
+	for i, a := range args {
+		if err, ok := a.(error); ok && strings.HasPrefix(err.Error(), errPrefix) {
+			args[i] = &unprefixed{err}
+		}
+	}
+	return fmt.Errorf(errPrefix+format, args...)
 }
+
+// unprefixed shows a lio error without its "lio: " prefix.
+type unprefixed struct{ err error }
 
 // Error implements error.
-func (w *wrapped) Error() string { return w.prefix + ": " + strings.TrimPrefix(w.err.Error(), "lio: ") }
+func (u *unprefixed) Error() string { return strings.TrimPrefix(u.err.Error(), errPrefix) }
 
-// Unwrap returns the inner error.
-func (w *wrapped) Unwrap() error { return w.err }
-
-// wrap returns err with "lio: <context>: " in front, or nil.
-func wrap(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return &wrapped{prefix: "lio: " + fmt.Sprintf(format, args...), err: err}
-}
+// Unwrap returns the lio error.
+func (u *unprefixed) Unwrap() error { return u.err }

@@ -1,7 +1,6 @@
 package lio
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -155,73 +154,98 @@ func (c *CHAP) Validate() error {
 	return nil
 }
 
-// managedTPGAttrs are the TPG attributes lio sets itself.
-var managedTPGAttrs = []string{"generate_node_acls", "demo_mode_write_protect", "cache_dynamic_acls", "authentication"}
+// managedTPGAttrs returns the TPG attributes lio sets itself: the secure
+// ones and authentication, which follows CHAP.
+func managedTPGAttrs() []string {
+	names := make([]string, 0, len(secureTPGAttrs)+1)
+	for _, s := range secureTPGAttrs {
+		names = append(names, s.name)
+	}
+	return append(names, "authentication")
+}
 
 // Validate checks e without touching configfs or the network.
 func (e *Export) Validate() error {
 	if err := ValidateStorageObjectName(e.Name); err != nil {
-		return wrap(err, "export")
+		return errf("export: %w", err)
 	}
 	if err := ValidateIQN(e.TargetIQN); err != nil {
-		return wrap(err, "export %s: target", e.Name)
+		return errf("export %s: target: %w", e.Name, err)
 	}
 	if err := e.storageSpec().validate(); err != nil {
-		return wrap(err, "export %s", e.Name)
+		return errf("export %s: %w", e.Name, err)
 	}
 	if e.LUN > maxLUN {
-		return fmt.Errorf("lio: export %s: %w: LUN %d is above %d", e.Name, ErrInvalidConfig, e.LUN, maxLUN)
+		return errf("export %s: %w: LUN %d is above %d", e.Name, ErrInvalidConfig, e.LUN, maxLUN)
 	}
 	if e.LUN > maxMappedLUN {
-		return fmt.Errorf("lio: export %s: %w: LUN %d is above %d, the highest LUN an initiator can be given", e.Name, ErrInvalidConfig, e.LUN, maxMappedLUN)
+		return errf("export %s: %w: LUN %d is above %d, the highest LUN an initiator can be given", e.Name, ErrInvalidConfig, e.LUN, maxMappedLUN)
 	}
+	if err := e.validatePortals(); err != nil {
+		return err
+	}
+	if err := e.validateACLs(); err != nil {
+		return err
+	}
+	if err := validateAttrNames(e.TPGAttributes); err != nil {
+		return errf("export %s: tpg: %w", e.Name, err)
+	}
+	for _, k := range managedTPGAttrs() {
+		if _, ok := e.TPGAttributes[k]; ok {
+			return errf("export %s: %w: tpg attribute %s is managed by lio (ACLs are always enforced, authentication follows CHAP)", e.Name, ErrInvalidConfig, k)
+		}
+	}
+	return nil
+}
+
+// validatePortals checks that e has portals, each with an address LIO can
+// listen on, none twice.
+func (e *Export) validatePortals() error {
 	if len(e.Portals) == 0 {
-		return fmt.Errorf("lio: export %s: %w: no portal; give at least one address to listen on", e.Name, ErrInvalidConfig)
+		return errf("export %s: %w: no portal; give at least one address to listen on", e.Name, ErrInvalidConfig)
 	}
 	seen := map[netip.AddrPort]bool{}
 	for _, p := range e.Portals {
 		if !p.Addr.IsValid() {
-			return fmt.Errorf("lio: export %s: %w: portal without an address", e.Name, ErrInvalidName)
+			return errf("export %s: %w: portal without an address", e.Name, ErrInvalidName)
 		}
 		if p.Addr.Zone() != "" {
-			return fmt.Errorf("lio: export %s: %w: portal %s: link-local zones are not supported by LIO portals", e.Name, ErrInvalidName, p.Addr)
+			return errf("export %s: %w: portal %s: link-local zones are not supported by LIO portals", e.Name, ErrInvalidName, p.Addr)
 		}
 		ap := p.AddrPort()
 		if seen[ap] {
-			return fmt.Errorf("lio: export %s: %w: portal %s given twice", e.Name, ErrInvalidConfig, ap)
+			return errf("export %s: %w: portal %s given twice", e.Name, ErrInvalidConfig, ap)
 		}
 		seen[ap] = true
 	}
+	return nil
+}
+
+// validateACLs checks that e has ACLs, each for a valid initiator name,
+// none twice, and CHAP on all of them or none.
+func (e *Export) validateACLs() error {
 	if len(e.ACLs) == 0 {
-		return fmt.Errorf("lio: export %s: %w: no ACL; name at least one initiator IQN allowed to log in", e.Name, ErrInvalidConfig)
+		return errf("export %s: %w: no ACL; name at least one initiator IQN allowed to log in", e.Name, ErrInvalidConfig)
 	}
-	seenACL := map[string]bool{}
+	seen := map[string]bool{}
 	withCHAP := 0
 	for _, a := range e.ACLs {
 		if err := ValidateIQN(a.InitiatorIQN); err != nil {
-			return wrap(err, "export %s: acl", e.Name)
+			return errf("export %s: acl: %w", e.Name, err)
 		}
-		if seenACL[a.InitiatorIQN] {
-			return fmt.Errorf("lio: export %s: %w: initiator %s listed twice", e.Name, ErrInvalidConfig, a.InitiatorIQN)
+		if seen[a.InitiatorIQN] {
+			return errf("export %s: %w: initiator %s listed twice", e.Name, ErrInvalidConfig, a.InitiatorIQN)
 		}
-		seenACL[a.InitiatorIQN] = true
+		seen[a.InitiatorIQN] = true
 		if a.CHAP != nil {
 			withCHAP++
 			if err := a.CHAP.Validate(); err != nil {
-				return wrap(err, "export %s: acl %s", e.Name, a.InitiatorIQN)
+				return errf("export %s: acl %s: %w", e.Name, a.InitiatorIQN, err)
 			}
 		}
 	}
 	if withCHAP != 0 && withCHAP != len(e.ACLs) {
-		return fmt.Errorf("lio: export %s: %w: %d of %d ACLs have CHAP; give every initiator CHAP credentials or none (LIO enforces authentication per portal group)", e.Name, ErrInvalidConfig, withCHAP, len(e.ACLs))
-	}
-	if err := validateAttrNames(e.TPGAttributes); err != nil {
-		return wrap(err, "export %s: tpg", e.Name)
-	}
-	for _, k := range managedTPGAttrs {
-		if _, ok := e.TPGAttributes[k]; ok {
-			return fmt.Errorf("lio: export %s: %w: tpg attribute %s is managed by lio (ACLs are always enforced, authentication follows CHAP)", e.Name, ErrInvalidConfig, k)
-		}
+		return errf("export %s: %w: %d of %d ACLs have CHAP; give every initiator CHAP credentials or none (LIO enforces authentication per portal group)", e.Name, ErrInvalidConfig, withCHAP, len(e.ACLs))
 	}
 	return nil
 }
@@ -267,11 +291,9 @@ func (e *Export) TargetConfig() TargetConfig {
 	if len(e.ACLs) > 0 && e.ACLs[0].CHAP != nil {
 		auth = "1"
 	}
-	attrs := Attributes{
-		"generate_node_acls":      "0",
-		"demo_mode_write_protect": "1",
-		"cache_dynamic_acls":      "0",
-		"authentication":          auth,
+	attrs := Attributes{"authentication": auth}
+	for _, s := range secureTPGAttrs {
+		attrs[s.name] = s.value
 	}
 	for k, v := range e.TPGAttributes {
 		attrs[k] = v
@@ -301,52 +323,4 @@ func (e *Export) TargetConfig() TargetConfig {
 		g.NodeACLs = append(g.NodeACLs, n)
 	}
 	return TargetConfig{Fabric: fabricISCSI, WWN: e.TargetIQN, TPGs: []TPGConfig{g}}
-}
-
-// Apply makes configfs match e, in the order storage object → target →
-// TPG → LUN → portals → ACLs (with mapped LUNs and CHAP) → enable. It is
-// idempotent: objects that already match are left alone, attributes are
-// written only when they differ, and portals, ACLs and LUNs of the target
-// that e no longer lists are removed. On failure it removes what this call
-// created, newest first, and returns the error; changes to objects that
-// existed before the call are not undone.
-//
-// Apply refuses (ErrNotOwned) a target IQN held by a target lunferry did
-// not create, and (ErrConflict) a storage object of the same name on
-// another device or a LUN that exports another storage object.
-func (r *Root) Apply(ctx context.Context, e Export) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
-	if err := r.checkPortals(e.Portals); err != nil {
-		return wrap(err, "export %s", e.Name)
-	}
-	t := r.newTx()
-	soPath, err := r.ensureStorageObject(ctx, t, e.storageSpec())
-	if err != nil {
-		return t.rollback(wrap(err, "export %s", e.Name))
-	}
-	so := e.storageSpec().cfg
-	if err := r.applyTarget(ctx, t, e.TargetConfig(), map[string]string{so.Path(): soPath}); err != nil {
-		return t.rollback(wrap(err, "export %s", e.Name))
-	}
-	return nil
-}
-
-// checkPortals verifies that every specific portal address is local.
-func (r *Root) checkPortals(ps []Portal) error {
-	for _, p := range ps {
-		a := p.Addr.Unmap()
-		if a.IsUnspecified() {
-			continue
-		}
-		ok, err := r.addrs().IsLocal(a)
-		if err != nil {
-			return fmt.Errorf("check portal %s: %w", a, err)
-		}
-		if !ok {
-			return fmt.Errorf("%w: portal %s: add the address to an interface first (ip addr add %s/<prefix> dev <iface>), or listen on 0.0.0.0 / ::", ErrAddressNotLocal, a, a)
-		}
-	}
-	return nil
 }

@@ -3,6 +3,8 @@ package lio
 import (
 	"io/fs"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // FS is the small set of filesystem calls lio makes on configfs. Every path
@@ -49,8 +51,15 @@ type OSFS struct{}
 // Mkdir implements FS.
 func (OSFS) Mkdir(path string) error { return os.Mkdir(path, 0o755) }
 
-// Rmdir implements FS. It uses rmdir(2), never a recursive removal.
-func (OSFS) Rmdir(path string) error { return removeDir(path) }
+// Rmdir implements FS with rmdir(2) alone, never a recursive removal:
+// os.Remove would fall back to unlink and mask the errno configfs returns
+// (EBUSY, ENOTEMPTY, EPERM).
+func (OSFS) Rmdir(path string) error {
+	if err := unix.Rmdir(path); err != nil {
+		return &os.PathError{Op: "rmdir", Path: path, Err: err}
+	}
+	return nil
+}
 
 // Symlink implements FS.
 func (OSFS) Symlink(target, link string) error { return os.Symlink(target, link) }

@@ -2,7 +2,6 @@ package lio
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"path"
 	"strings"
@@ -105,24 +104,17 @@ func (r *Root) writeAttr(p, value string) error {
 // listDirs returns the names of the subdirectories of p (nil if p does not
 // exist).
 func (r *Root) listDirs(p string) ([]string, error) {
-	ents, err := r.fs().ReadDir(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
+	return r.list(p, fs.DirEntry.IsDir)
 }
 
-// listLinks returns the names of the symlinks in p.
+// listLinks returns the names of the symlinks in p (nil if p does not
+// exist).
 func (r *Root) listLinks(p string) ([]string, error) {
+	return r.list(p, func(e fs.DirEntry) bool { return e.Type()&fs.ModeSymlink != 0 })
+}
+
+// list returns the names of the entries of p that keep accepts.
+func (r *Root) list(p string, keep func(fs.DirEntry) bool) ([]string, error) {
 	ents, err := r.fs().ReadDir(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -132,7 +124,7 @@ func (r *Root) listLinks(p string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Type()&fs.ModeSymlink != 0 {
+		if keep(e) {
 			out = append(out, e.Name())
 		}
 	}
@@ -159,5 +151,3 @@ func (r *Root) rel(p string) string {
 	}
 	return p
 }
-
-func errf(format string, args ...any) error { return fmt.Errorf("lio: "+format, args...) }

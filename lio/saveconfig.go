@@ -239,7 +239,7 @@ func (c *SaveConfig) MarshalIndent() ([]byte, error) {
 func ParseSaveConfig(data []byte) (*SaveConfig, error) {
 	var c SaveConfig
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("lio: parse saveconfig: %w", err)
+		return nil, errf("parse saveconfig: %w", err)
 	}
 	return &c, nil
 }

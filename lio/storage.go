@@ -328,7 +328,7 @@ func (r *Root) LookupStorageObject(b Backstore, name string) (*StorageObjectInfo
 			return &all[i], nil
 		}
 	}
-	return nil, fmt.Errorf("lio: storage object %s/%s: %w", b, name, ErrNotFound)
+	return nil, errf("storage object %s/%s: %w", b, name, ErrNotFound)
 }
 
 // storageObjectByPath finds the storage object whose directory is p.
@@ -441,6 +441,8 @@ func (r *Root) nextHBAIndex() (int, error) {
 	}
 }
 
+// createStorageObject creates the storage object of s in an HBA of its
+// own, configures and enables it, and returns its configfs path.
 func (r *Root) createStorageObject(ctx context.Context, t *tx, s soSpec) (string, error) {
 	c := s.cfg
 	b := Backstore(c.Plugin)
@@ -457,50 +459,8 @@ func (r *Root) createStorageObject(ctx context.Context, t *tx, s soSpec) (string
 	if err := t.mkdir(ctx, p); err != nil {
 		return "", errf("create storage object %s/%s: %w", b, c.Name, err)
 	}
-	// Configure: control before enable, as the kernel requires.
-	var controls []string
-	var udevPath string
-	switch b {
-	case BackstoreBlock:
-		udevPath = c.Dev
-		controls = append(controls, "udev_path="+c.Dev)
-		ro := c.ReadOnly != nil && *c.ReadOnly
-		controls = append(controls, "readonly="+boolDigit(ro))
-	case BackstoreFileIO:
-		udevPath = c.Dev
-		ctl := "fd_dev_name=" + c.Dev
-		if c.Size != nil && *c.Size > 0 {
-			ctl += ",fd_dev_size=" + strconv.FormatUint(*c.Size, 10)
-		}
-		controls = append(controls, ctl)
-		if c.WriteBack != nil && *c.WriteBack {
-			if err := r.writeAttr(path.Join(p, "attrib", "emulate_write_cache"), "1"); err != nil {
-				return "", errf("storage object %s: enable write cache: %w", c.Name, err)
-			}
-			controls = append(controls, "fd_buffered_io=1")
-		}
-		if c.AIO != nil && *c.AIO {
-			controls = append(controls, "fd_async_io=1")
-		}
-	case BackstoreRamdisk:
-		pages := *c.Size / uint64(os.Getpagesize())
-		if pages == 0 {
-			pages = 1
-		}
-		controls = append(controls, "rd_pages="+strconv.FormatUint(pages, 10))
-		if c.NullIO {
-			controls = append(controls, "rd_nullio=1")
-		}
-	}
-	for _, ctl := range controls {
-		if err := r.writeAttr(path.Join(p, "control"), ctl); err != nil {
-			return "", errf("storage object %s: write control %q: %w", c.Name, ctl, err)
-		}
-	}
-	if udevPath != "" {
-		if err := r.writeAttr(path.Join(p, "udev_path"), udevPath); err != nil {
-			return "", errf("storage object %s: write udev_path: %w", c.Name, err)
-		}
+	if err := r.configureStorageObject(p, c); err != nil {
+		return "", err
 	}
 	if err := r.writeAttr(path.Join(p, "enable"), "1"); err != nil {
 		hint := ""
@@ -522,6 +482,62 @@ func (r *Root) createStorageObject(ctx context.Context, t *tx, s soSpec) (string
 	return p, nil
 }
 
+// configureStorageObject writes the control parameters and udev_path of
+// the new storage object at p, before it is enabled, as the kernel
+// requires.
+func (r *Root) configureStorageObject(p string, c StorageObjectConfig) error {
+	if Backstore(c.Plugin) == BackstoreFileIO && c.WriteBack != nil && *c.WriteBack {
+		if err := r.writeAttr(path.Join(p, "attrib", "emulate_write_cache"), "1"); err != nil {
+			return errf("storage object %s: enable write cache: %w", c.Name, err)
+		}
+	}
+	for _, ctl := range controls(c) {
+		if err := r.writeAttr(path.Join(p, "control"), ctl); err != nil {
+			return errf("storage object %s: write control %q: %w", c.Name, ctl, err)
+		}
+	}
+	if b := Backstore(c.Plugin); b == BackstoreBlock || b == BackstoreFileIO {
+		if err := r.writeAttr(path.Join(p, "udev_path"), c.Dev); err != nil {
+			return errf("storage object %s: write udev_path: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// controls returns the lines to write to a new storage object's control
+// file, one write each.
+func controls(c StorageObjectConfig) []string {
+	switch Backstore(c.Plugin) {
+	case BackstoreBlock:
+		ro := c.ReadOnly != nil && *c.ReadOnly
+		return []string{"udev_path=" + c.Dev, "readonly=" + boolDigit(ro)}
+	case BackstoreFileIO:
+		ctl := "fd_dev_name=" + c.Dev
+		if c.Size != nil && *c.Size > 0 {
+			ctl += ",fd_dev_size=" + strconv.FormatUint(*c.Size, 10)
+		}
+		out := []string{ctl}
+		if c.WriteBack != nil && *c.WriteBack {
+			out = append(out, "fd_buffered_io=1")
+		}
+		if c.AIO != nil && *c.AIO {
+			out = append(out, "fd_async_io=1")
+		}
+		return out
+	case BackstoreRamdisk:
+		pages := *c.Size / uint64(os.Getpagesize())
+		if pages == 0 {
+			pages = 1
+		}
+		out := []string{"rd_pages=" + strconv.FormatUint(pages, 10)}
+		if c.NullIO {
+			out = append(out, "rd_nullio=1")
+		}
+		return out
+	}
+	return nil
+}
+
 // updateWWN writes the non-empty fields of w that differ from configfs.
 func (r *Root) updateWWN(soPath string, w WWN, fresh bool) error {
 	dir := path.Join(soPath, "wwn")
@@ -540,7 +556,7 @@ func (r *Root) updateWWN(soPath string, w WWN, fresh bool) error {
 		if !fresh {
 			have, err := r.readAttr(path.Join(dir, f.file))
 			if err != nil {
-				return fmt.Errorf("read wwn/%s: %w", f.file, err)
+				return errf("read wwn/%s: %w", f.file, err)
 			}
 			if f.file == "vpd_unit_serial" {
 				have = parseUnitSerial(have)
@@ -551,9 +567,9 @@ func (r *Root) updateWWN(soPath string, w WWN, fresh bool) error {
 		}
 		if err := r.writeAttr(path.Join(dir, f.file), f.want); err != nil {
 			if errors.Is(err, unix.EINVAL) && !fresh {
-				return fmt.Errorf("set wwn/%s to %q: %w (the kernel refuses while the object is exported: tear down the export first)", f.file, f.want, err)
+				return errf("set wwn/%s to %q: %w (the kernel refuses while the object is exported: tear down the export first)", f.file, f.want, err)
 			}
-			return fmt.Errorf("set wwn/%s to %q: %w", f.file, f.want, err)
+			return errf("set wwn/%s to %q: %w", f.file, f.want, err)
 		}
 	}
 	return nil
@@ -584,13 +600,13 @@ func (r *Root) updateAttrs(dir string, want map[string]string) error {
 		p := path.Join(dir, k)
 		have, err := r.readAttr(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: no attribute %s in %s (this kernel does not have it)", ErrInvalidConfig, k, r.rel(dir))
+			return errf("%w: no attribute %s in %s (this kernel does not have it)", ErrInvalidConfig, k, r.rel(dir))
 		}
 		if err == nil && have == want[k] {
 			continue
 		}
 		if err := r.writeAttr(p, want[k]); err != nil {
-			return fmt.Errorf("set %s=%s: %w", r.rel(p), want[k], err)
+			return errf("set %s=%s: %w", r.rel(p), want[k], err)
 		}
 	}
 	return nil
@@ -602,7 +618,7 @@ func (r *Root) updateAttrs(dir string, want map[string]string) error {
 // missing object succeeds.
 func (r *Root) DeleteStorageObject(ctx context.Context, b Backstore, name string) error {
 	if !strings.HasPrefix(name, NamePrefix) {
-		return fmt.Errorf("lio: delete storage object %s/%s: %w: its name does not start with %q; remove it with targetcli if it is no longer needed", b, name, ErrNotOwned, NamePrefix)
+		return errf("delete storage object %s/%s: %w: its name does not start with %q; remove it with targetcli if it is no longer needed", b, name, ErrNotOwned, NamePrefix)
 	}
 	so, err := r.LookupStorageObject(b, name)
 	if errors.Is(err, ErrNotFound) {
@@ -619,7 +635,7 @@ func (r *Root) removeStorageObject(ctx context.Context, so *StorageObjectInfo) e
 		return err
 	}
 	if !so.Owned {
-		return fmt.Errorf("lio: delete storage object %s/%s: %w", so.Backstore, so.Name, ErrNotOwned)
+		return errf("delete storage object %s/%s: %w", so.Backstore, so.Name, ErrNotOwned)
 	}
 	if err := r.fs().Rmdir(so.Path); err != nil {
 		if errors.Is(err, unix.EBUSY) {

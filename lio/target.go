@@ -245,6 +245,12 @@ func (n NetworkPortal) Path() string {
 	return path.Join(n.TPG.Path(), "np", name)
 }
 
+// addrPort returns the portal's address and port with an IPv4-mapped
+// address unmapped, for comparing with a wanted portal.
+func (n NetworkPortal) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(n.Addr.Addr().Unmap(), n.Addr.Port())
+}
+
 // portalName renders ap as LIO's directory name: "a.b.c.d:port" or
 // "[v6]:port".
 func portalName(ap netip.AddrPort) string {

@@ -3,7 +3,6 @@ package lio
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // tx records what one Apply/Restore call created, so that a failure can
@@ -56,7 +55,7 @@ func (t *tx) rollback(cause error) error {
 	var errs []error
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		if err := t.undo[i].fn(); err != nil {
-			errs = append(errs, fmt.Errorf("lio: rollback %s: %w (remove it by hand with targetcli)", t.undo[i].desc, err))
+			errs = append(errs, errf("rollback %s: %w (remove it by hand with targetcli)", t.undo[i].desc, err))
 		}
 	}
 	t.undo = nil
