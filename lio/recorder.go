@@ -109,73 +109,57 @@ func (r *Recorder) underCreated(p string) bool {
 	return false
 }
 
-// Mkdir implements FS.
-func (r *Recorder) Mkdir(p string) error {
+// mutate logs o, then makes the call on the base FS or, in a dry run,
+// records it in the overlay with pretend.
+func (r *Recorder) mutate(o Op, call func(FS) error, pretend func()) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.log(Op{Kind: "mkdir", Path: p})
+	r.log(o)
 	if !r.DryRun {
-		return r.base().Mkdir(p)
+		return call(r.base())
 	}
 	r.init()
-	r.dirs[p] = true
-	delete(r.removed, p)
+	pretend()
 	return nil
+}
+
+// Mkdir implements FS.
+func (r *Recorder) Mkdir(p string) error {
+	return r.mutate(Op{Kind: "mkdir", Path: p}, func(f FS) error { return f.Mkdir(p) }, func() {
+		r.dirs[p] = true
+		delete(r.removed, p)
+	})
 }
 
 // Rmdir implements FS.
 func (r *Recorder) Rmdir(p string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log(Op{Kind: "rmdir", Path: p})
-	if !r.DryRun {
-		return r.base().Rmdir(p)
-	}
-	r.init()
-	delete(r.dirs, p)
-	r.removed[p] = true
-	return nil
+	return r.mutate(Op{Kind: "rmdir", Path: p}, func(f FS) error { return f.Rmdir(p) }, func() {
+		delete(r.dirs, p)
+		r.removed[p] = true
+	})
 }
 
 // Symlink implements FS.
 func (r *Recorder) Symlink(target, link string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log(Op{Kind: "symlink", Path: link, Target: target})
-	if !r.DryRun {
-		return r.base().Symlink(target, link)
-	}
-	r.init()
-	r.links[link] = target
-	delete(r.removed, link)
-	return nil
+	return r.mutate(Op{Kind: "symlink", Path: link, Target: target}, func(f FS) error { return f.Symlink(target, link) }, func() {
+		r.links[link] = target
+		delete(r.removed, link)
+	})
 }
 
 // Remove implements FS.
 func (r *Recorder) Remove(p string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log(Op{Kind: "unlink", Path: p})
-	if !r.DryRun {
-		return r.base().Remove(p)
-	}
-	r.init()
-	delete(r.links, p)
-	r.removed[p] = true
-	return nil
+	return r.mutate(Op{Kind: "unlink", Path: p}, func(f FS) error { return f.Remove(p) }, func() {
+		delete(r.links, p)
+		r.removed[p] = true
+	})
 }
 
 // WriteFile implements FS.
 func (r *Recorder) WriteFile(p string, data []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log(Op{Kind: "write", Path: p, Value: string(data)})
-	if !r.DryRun {
-		return r.base().WriteFile(p, data)
-	}
-	r.init()
-	r.values[p] = string(data)
-	return nil
+	return r.mutate(Op{Kind: "write", Path: p, Value: string(data)}, func(f FS) error { return f.WriteFile(p, data) }, func() {
+		r.values[p] = string(data)
+	})
 }
 
 // ReadFile implements FS.
