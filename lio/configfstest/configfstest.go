@@ -266,32 +266,8 @@ func (f *FS) Symlink(target, link string) error {
 	}
 	dir := path.Dir(link)
 	kind := f.kind(dir)
-	tfi, err := os.Stat(target)
-	if err != nil || !tfi.IsDir() {
-		return pe("symlink", link, unix.ENOENT)
-	}
-	if links, _ := f.linksIn(dir); len(links) > 0 {
-		return pe("symlink", link, unix.EEXIST)
-	}
-	switch kind {
-	case kindLUN:
-		if f.kind(target) != kindStorageObject {
-			return pe("symlink", link, unix.EFAULT)
-		}
-		if v, _ := os.ReadFile(path.Join(target, "enable")); strings.TrimSpace(string(v)) != "1" {
-			return pe("symlink", link, unix.ENODEV) // "se_device not configured yet"
-		}
-	case kindMappedLUN:
-		// Must be a LUN of the same TPG that exports a device.
-		tpg := path.Dir(path.Dir(path.Dir(dir))) // <tpg>/acls/<iqn>/lun_N
-		if f.kind(target) != kindLUN || path.Dir(path.Dir(target)) != tpg {
-			return pe("symlink", link, unix.EINVAL)
-		}
-		if links, _ := f.linksIn(target); len(links) == 0 {
-			return pe("symlink", link, unix.EINVAL)
-		}
-	default:
-		return pe("symlink", link, unix.EPERM)
+	if err := f.checkLink(kind, dir, target); err != nil {
+		return pe("symlink", link, err)
 	}
 	rel, err := filepath.Rel(dir, target)
 	if err != nil {
@@ -300,12 +276,53 @@ func (f *FS) Symlink(target, link string) error {
 	if err := os.Symlink(rel, link); err != nil {
 		return err
 	}
-	if kind == kindLUN {
-		if err := put(path.Join(dir, "alua_tg_pt_gp"), "TG Port Alua Group: default_tg_pt_gp\nTG Port Group ID: 0\n"); err != nil {
-			return err
-		}
+	if err := f.linked(kind, dir, target); err != nil {
+		return err
 	}
-	if kind == kindMappedLUN {
+	f.ops = append(f.ops, "symlink "+f.rel(link))
+	return nil
+}
+
+// checkLink returns the errno the kernel gives for a link from the
+// directory dir, of kind, to target, or nil if it allows it.
+func (f *FS) checkLink(kind objKind, dir, target string) error {
+	tfi, err := os.Stat(target)
+	if err != nil || !tfi.IsDir() {
+		return unix.ENOENT
+	}
+	if links, _ := f.linksIn(dir); len(links) > 0 {
+		return unix.EEXIST
+	}
+	switch kind {
+	case kindLUN:
+		if f.kind(target) != kindStorageObject {
+			return unix.EFAULT
+		}
+		if v, _ := os.ReadFile(path.Join(target, "enable")); strings.TrimSpace(string(v)) != "1" {
+			return unix.ENODEV // "se_device not configured yet"
+		}
+	case kindMappedLUN:
+		// Must be a LUN of the same TPG that exports a device.
+		tpg := path.Dir(path.Dir(path.Dir(dir))) // <tpg>/acls/<iqn>/lun_N
+		if f.kind(target) != kindLUN || path.Dir(path.Dir(target)) != tpg {
+			return unix.EINVAL
+		}
+		if links, _ := f.linksIn(target); len(links) == 0 {
+			return unix.EINVAL
+		}
+	default:
+		return unix.EPERM
+	}
+	return nil
+}
+
+// linked makes the files the kernel fills in when a link from dir, of
+// kind, to target is made.
+func (f *FS) linked(kind objKind, dir, target string) error {
+	switch kind {
+	case kindLUN:
+		return put(path.Join(dir, "alua_tg_pt_gp"), "TG Port Alua Group: default_tg_pt_gp\nTG Port Group ID: 0\n")
+	case kindMappedLUN:
 		// target_fabric_mappedlun_link: the mapping is read-only if the
 		// TPG's prod_mode_write_protect is set, or the LUN is (device
 		// opened read-only).
@@ -317,11 +334,8 @@ func (f *FS) Symlink(target, link string) error {
 				wp = true
 			}
 		}
-		if err := put(path.Join(dir, "write_protect"), map[bool]string{true: "1\n", false: "0\n"}[wp]); err != nil {
-			return err
-		}
+		return put(path.Join(dir, "write_protect"), map[bool]string{true: "1\n", false: "0\n"}[wp])
 	}
-	f.ops = append(f.ops, "symlink "+f.rel(link))
 	return nil
 }
 
@@ -494,14 +508,14 @@ func (f *FS) makeGroup(parent, name string) (node, error) {
 		if m == nil {
 			return node{}, unix.EINVAL
 		}
-		return node{files: []file{{"hba_info", ro, "HBA Index: " + m[2] + " plugin: " + m[1] + " version: v5.0\n"}, {"hba_mode", rw, "0"}}}, nil
+		return hbaNode(m[1], m[2]), nil
 	case len(parts) == 2 && parts[0] == "core" && hbaRE.MatchString(parts[1]):
 		return storageObjectNode(hbaRE.FindStringSubmatch(parts[1])[1]), nil
 	case rp == "iscsi":
 		if len(name) > 223 || strings.ContainsAny(name, " \n") || name == "discovery_auth" {
 			return node{}, unix.EINVAL
 		}
-		return node{dirs: map[string]node{"fabric_statistics": {}, "param": {files: []file{{"cmd_completion_affinity", rw, "-1"}}}}}, nil
+		return targetNode(), nil
 	case len(parts) == 2 && parts[0] == "iscsi":
 		m := tpgtRE.FindStringSubmatch(name)
 		if m == nil {
@@ -515,24 +529,9 @@ func (f *FS) makeGroup(parent, name string) (node, error) {
 		if !lunRE.MatchString(name) {
 			return node{}, unix.EINVAL
 		}
-		return node{
-			files: []file{{"alua_tg_pt_gp", rw, ""}, {"alua_tg_pt_offline", rw, "0"}, {"alua_tg_pt_status", rw, "0"}, {"alua_tg_pt_write_md", rw, "0"}},
-			dirs:  map[string]node{"statistics": {dirs: map[string]node{"scsi_port": {}, "scsi_tgt_port": {}, "scsi_transport": {}}}},
-		}, nil
+		return lunNode(), nil
 	case len(parts) == 4 && parts[0] == "iscsi" && parts[3] == "np":
-		i := strings.LastIndexByte(name, ':')
-		if i < 0 {
-			return node{}, unix.EINVAL
-		}
-		host := name[:i]
-		if strings.HasPrefix(host, "[") != strings.HasSuffix(host, "]") {
-			return node{}, unix.EINVAL
-		}
-		a, err := netip.ParseAddr(strings.Trim(host, "[]"))
-		if err != nil || a.Is6() && !strings.HasPrefix(host, "[") {
-			return node{}, unix.EINVAL
-		}
-		if _, err := strconv.ParseUint(name[i+1:], 10, 16); err != nil {
+		if !validPortalName(name) {
 			return node{}, unix.EINVAL
 		}
 		return node{files: []file{{"iser", rw, "0"}, {"cxgbit", rw, "0"}}}, nil
@@ -545,12 +544,28 @@ func (f *FS) makeGroup(parent, name string) (node, error) {
 		if !lunRE.MatchString(name) {
 			return node{}, unix.EINVAL
 		}
-		return node{
-			files: []file{{"write_protect", rw, ""}}, // empty until linked
-			dirs:  map[string]node{"statistics": {dirs: map[string]node{"scsi_auth_intr": {}, "scsi_att_intr_port": {}}}},
-		}, nil
+		return mappedLUNNode(), nil
 	}
 	return node{}, unix.EPERM
+}
+
+// validPortalName reports whether the kernel parses name as a portal:
+// "a.b.c.d:port" or "[v6]:port".
+func validPortalName(name string) bool {
+	i := strings.LastIndexByte(name, ':')
+	if i < 0 {
+		return false
+	}
+	host := name[:i]
+	if strings.HasPrefix(host, "[") != strings.HasSuffix(host, "]") {
+		return false
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil || a.Is6() && !strings.HasPrefix(host, "[") {
+		return false
+	}
+	_, err = strconv.ParseUint(name[i+1:], 10, 16)
+	return err == nil
 }
 
 // linkedInto reports whether a symlink in the tree points at p itself (the

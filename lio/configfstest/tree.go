@@ -78,6 +78,28 @@ func fabricNode() node {
 	}
 }
 
+func hbaNode(plugin, index string) node {
+	return node{files: []file{{"hba_info", ro, "HBA Index: " + index + " plugin: " + plugin + " version: v5.0\n"}, {"hba_mode", rw, "0"}}}
+}
+
+func targetNode() node {
+	return node{dirs: map[string]node{"fabric_statistics": {}, "param": {files: []file{{"cmd_completion_affinity", rw, "-1"}}}}}
+}
+
+func lunNode() node {
+	return node{
+		files: []file{{"alua_tg_pt_gp", rw, ""}, {"alua_tg_pt_offline", rw, "0"}, {"alua_tg_pt_status", rw, "0"}, {"alua_tg_pt_write_md", rw, "0"}},
+		dirs:  map[string]node{"statistics": {dirs: map[string]node{"scsi_port": {}, "scsi_tgt_port": {}, "scsi_transport": {}}}},
+	}
+}
+
+func mappedLUNNode() node {
+	return node{
+		files: []file{{"write_protect", rw, ""}}, // empty until linked
+		dirs:  map[string]node{"statistics": {dirs: map[string]node{"scsi_auth_intr": {}, "scsi_att_intr_port": {}}}},
+	}
+}
+
 func storageObjectNode(plugin string) node {
 	product := map[string]string{"iblock": "IBLOCK", "fileio": "FILEIO", "rd_mcp": "RAMDISK-MCP"}[plugin]
 	attrs := []file{
