@@ -586,6 +586,22 @@ func (c *Client) CloneStatus(ctx context.Context, name string) (CloneStatus, err
 	return ParseCloneStatus(p)
 }
 
+// CloneStatusCommitted is CloneStatus read like dmsetup status, without
+// DM_NOFLUSH: dm-clone commits its metadata first, so what it reports
+// survives a power loss.
+func (c *Client) CloneStatusCommitted(ctx context.Context, name string) (CloneStatus, error) {
+	lines, err := c.Status(ctx, name)
+	if err != nil {
+		return CloneStatus{}, err
+	}
+	for _, l := range lines {
+		if l.Type == "clone" {
+			return ParseCloneStatus(l.Params)
+		}
+	}
+	return CloneStatus{}, fmt.Errorf("dm: status %s: the device has no clone target (its active table has %d lines)", name, len(lines))
+}
+
 // SnapshotStatus returns the parsed status of the device's snapshot target.
 func (c *Client) SnapshotStatus(ctx context.Context, name string) (SnapshotStatus, error) {
 	p, err := c.statusOf(ctx, name, "snapshot")

@@ -150,6 +150,12 @@ func readAttr(dir, name string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// HasSession reports whether the client has a session to n.
+func (c *Client) HasSession(ctx context.Context, n Node) (bool, error) {
+	s, err := c.findSession(n)
+	return s != nil, err
+}
+
 // findSession returns the client's session to n, nil if there is none.
 func (c *Client) findSession(n Node) (*Session, error) {
 	ss, err := c.Sessions(context.Background())

@@ -28,6 +28,9 @@ func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
 			if err := p.checkHooks(&v.Spec); err != nil {
 				return err
 			}
+			if err := p.checkPresent(ctx, v); err != nil {
+				return err
+			}
 			return p.checkStrays(ctx, v)
 		},
 		run: func(v *Volume, _ []*Volume) error { return p.cutover(ctx, v) },

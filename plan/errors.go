@@ -49,6 +49,14 @@ var (
 	// ErrFaulty: the kernel reports the clone failed (metadata in fail or
 	// read-only mode).
 	ErrFaulty = errors.New("clone device faulty")
+	// ErrMetadataLost: the clone's metadata (its hydration record) is
+	// missing, short, or not the volume's: a clone rebuilt over it would
+	// copy old data over the host's writes.
+	ErrMetadataLost = errors.New("clone metadata lost")
+	// ErrDrift: the kernel does not hold what the state records (an
+	// object gone, another table, a suspended device): nothing is done
+	// over it.
+	ErrDrift = errors.New("kernel differs from the state")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

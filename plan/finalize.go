@@ -14,7 +14,13 @@ import (
 func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdFinalize, name, stepFuncs{
 		before: func(v *Volume, _ []*Volume) error {
-			if v.Step == StepHydrating {
+			if err := p.checkPresent(ctx, v); err != nil {
+				return err
+			}
+			if err := p.reconcileDevice(ctx, v); err != nil {
+				return err
+			}
+			if v.Step == StepHydrating || v.Step == StepHydrated {
 				return p.markHydrated(ctx, v)
 			}
 			return nil
@@ -23,12 +29,14 @@ func (p *Planner) Finalize(ctx context.Context, name string) (*Volume, error) {
 	})
 }
 
-// markHydrated moves a hydrating volume whose clone is complete to
-// hydrated (the control loop may not have seen it yet); otherwise it
-// refuses with ErrNotReady.
+// markHydrated checks, from a committed status, that the clone is complete
+// and moves a hydrating volume to hydrated (the control loop may not have
+// seen it yet); otherwise it refuses with ErrNotReady, before finalize
+// saves a step (a volume recorded hydrated is hydrated again by start or
+// run).
 func (p *Planner) markHydrated(ctx context.Context, v *Volume) error {
 	name := v.Spec.Name
-	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(name))
+	st, err := p.o.Ports.Mapper.CommitStatus(ctx, DMName(name))
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: read clone status: %w", name, err)
 	}
@@ -36,7 +44,9 @@ func (p *Planner) markHydrated(ctx context.Context, v *Volume) error {
 		return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions): finalize once it reaches 100%% (see `lunferry migrate status %s`)",
 			name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, name)
 	}
-	v.Step, v.HydratedAt = StepHydrated, p.o.Now().UTC()
+	if v.Step == StepHydrating {
+		v.Step, v.HydratedAt = StepHydrated, p.o.Now().UTC()
+	}
 	return nil
 }
 
@@ -68,13 +78,13 @@ func (p *Planner) finalize(ctx context.Context, v *Volume, all []*Volume) error 
 func (p *Planner) swapToLinear(ctx context.Context, v *Volume) error {
 	s := &v.Spec
 	name := DMName(s.Name)
-	st, err := p.o.Ports.Mapper.CloneStatus(ctx, name)
+	st, err := p.o.Ports.Mapper.CommitStatus(ctx, name)
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: read clone status: %w", s.Name, err)
 	}
 	if !statusComplete(st) {
-		return fmt.Errorf("plan: volume %s: %w: clone reports %d of %d regions hydrated: wait, then rerun finalize",
-			s.Name, ErrNotReady, st.HydratedRegions, st.TotalRegions)
+		return fmt.Errorf("plan: volume %s: %w: clone reports %d of %d regions hydrated: `lunferry migrate start %s` (and `lunferry run`) hydrates the rest, then rerun finalize",
+			s.Name, ErrNotReady, st.HydratedRegions, st.TotalRegions, s.Name)
 	}
 	p.logf("volume %s: swap %s live to: %s", s.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
 	held, err := p.o.Ports.Mapper.SwapLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)

@@ -14,6 +14,18 @@ import (
 // kept by the controller of `lunferry run` (see Tick).
 func (p *Planner) Start(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdStart, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		if v.Step == StepHydrated {
+			// Recorded hydrated: start again only if the clone says
+			// otherwise (a power loss took back uncommitted progress).
+			st, err := p.o.Ports.Mapper.CommitStatus(ctx, DMName(name))
+			if err != nil {
+				return fmt.Errorf("plan: volume %s: read clone status: %w", name, err)
+			}
+			if st.Faulty() || st.Hydrated() {
+				return nil
+			}
+			p.logf("volume %s: recorded hydrated, but the clone has %d of %d regions: hydrating the rest", name, st.HydratedRegions, st.TotalRegions)
+		}
 		v.Step = StepHydrating
 		v.LastError = ""
 		if err := p.save(v); err != nil {

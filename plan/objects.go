@@ -2,8 +2,11 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/lunferry/lunferry/dm"
 )
 
 // kindOps are the kernel operations on one kind of object. Each is
@@ -18,15 +21,57 @@ type kindOps struct {
 	rebuild func(p *Planner, ctx context.Context, v *Volume) error
 	// remove removes the object; all are every volume, for what they share.
 	remove func(p *Planner, ctx context.Context, v *Volume, o *Object, all []*Volume) error
+	// present reports whether the kernel still holds the object as
+	// recorded.
+	present func(p *Planner, ctx context.Context, v *Volume, o *Object) (bool, error)
 }
 
 // kinds holds the operations of every object kind.
 var kinds = map[ObjectKind]kindOps{
-	ObjNewLogin: {create: attachNew, rebuild: attachNew, remove: (*Planner).logout},
-	ObjOldLogin: {create: attachOld, rebuild: attachOld, remove: (*Planner).logout},
-	ObjMetadata: {create: (*Planner).createMetadata, rebuild: (*Planner).reattachMetadata, remove: (*Planner).removeMetadata},
-	ObjDevice:   {create: (*Planner).createDevice, rebuild: (*Planner).rebuildDevice, remove: (*Planner).removeDevice},
-	ObjExport:   {create: (*Planner).ensureExport, rebuild: (*Planner).ensureExport, remove: (*Planner).removeExport},
+	ObjNewLogin: {create: attachNew, rebuild: attachNew, remove: (*Planner).logout, present: (*Planner).hasSession},
+	ObjOldLogin: {create: attachOld, rebuild: attachOld, remove: (*Planner).logout, present: (*Planner).hasSession},
+	ObjMetadata: {create: (*Planner).createMetadata, rebuild: (*Planner).reattachMetadata, remove: (*Planner).removeMetadata,
+		present: (*Planner).hasMetadata},
+	ObjDevice: {create: (*Planner).createDevice, rebuild: (*Planner).rebuildDevice, remove: (*Planner).removeDevice,
+		present: (*Planner).hasDevice},
+	ObjExport: {create: (*Planner).ensureExport, rebuild: (*Planner).ensureExport, remove: (*Planner).removeExport,
+		present: (*Planner).hasExport},
+}
+
+// missing returns the recorded objects of v that the kernel no longer
+// holds (a reboot without restore, or removed by hand). Objects whose
+// creation was interrupted (Pending) are the step's own to finish.
+func (p *Planner) missing(ctx context.Context, v *Volume) ([]ObjectKind, error) {
+	if p.o.DryRun {
+		return nil, nil
+	}
+	var gone []ObjectKind
+	for i := range v.Objects {
+		o := &v.Objects[i]
+		// Once linear, nothing needs the old LUN or the metadata (see
+		// rebuildAll).
+		if o.Pending || (v.Linear && (o.Kind == ObjOldLogin || o.Kind == ObjMetadata)) {
+			continue
+		}
+		ok, err := kinds[o.Kind].present(p, ctx, v, o)
+		if err != nil {
+			return nil, fmt.Errorf("plan: volume %s: look up %s %s: %w", v.Spec.Name, o.Kind, o.Name, err)
+		}
+		if !ok {
+			gone = append(gone, o.Kind)
+		}
+	}
+	return gone, nil
+}
+
+// checkPresent refuses a step over objects the kernel no longer holds.
+func (p *Planner) checkPresent(ctx context.Context, v *Volume) error {
+	gone, err := p.missing(ctx, v)
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	return fmt.Errorf("plan: volume %s: %w: %v recorded in the state but gone from the kernel (the proxy rebooted, or they were removed by hand): run `lunferry restore` to rebuild them, then rerun",
+		v.Spec.Name, ErrDrift, gone)
 }
 
 // create makes an object of kind for v.
@@ -62,7 +107,8 @@ func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error 
 }
 
 // rebuildAll makes every recorded object of v again, oldest first, and
-// returns the kinds rebuilt. Once the device runs linear over the new LUN
+// returns the kinds rebuilt (metadata whose making prepare did not finish
+// is left to prepare's rerun). Once the device runs linear over the new LUN
 // nothing needs the old LUN or the metadata: a finalize interrupted after
 // its swap is finished by its rerun, which removes them, so restore does
 // not wait for an old array that may be gone.
@@ -70,6 +116,11 @@ func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, erro
 	var rebuilt []ObjectKind
 	for _, o := range slices.Clone(v.Objects) {
 		if v.Linear && (o.Kind == ObjOldLogin || o.Kind == ObjMetadata) {
+			continue
+		}
+		if o.Kind == ObjMetadata && o.Pending {
+			// Prepare was interrupted making it: only prepare makes
+			// metadata, and its rerun does.
 			continue
 		}
 		if err := kinds[o.Kind].rebuild(p, ctx, v); err != nil {
@@ -200,7 +251,7 @@ func (p *Planner) createMetadata(ctx context.Context, v *Volume) error {
 		return err
 	}
 	p.logf("volume %s: metadata %s (%s) on a loop device", s.Name, path, Bytes(size))
-	dev, err := p.o.Ports.Metadata.CreateFile(ctx, path, size, true)
+	dev, err := p.o.Ports.Metadata.CreateFile(ctx, path, size)
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: create metadata device %s: %w", s.Name, path, err)
 	}
@@ -208,17 +259,51 @@ func (p *Planner) createMetadata(ctx context.Context, v *Volume) error {
 }
 
 // reattachMetadata puts the metadata file back on a loop device, never
-// zeroed: dm-clone keeps hydration progress there. A device the admin gave
-// is there by itself.
+// created, extended or zeroed: dm-clone keeps hydration progress there. A
+// device the admin gave is there by itself. Either way the metadata must
+// be the volume's (see checkMetadata).
 func (p *Planner) reattachMetadata(ctx context.Context, v *Volume) error {
-	if v.MetadataFile == "" {
-		return nil
+	dev := v.Spec.Metadata.Device
+	if v.MetadataFile != "" {
+		var err error
+		if dev, err = p.o.Ports.Metadata.AttachFile(ctx, v.MetadataFile, v.MetadataBytes); err != nil {
+			return fmt.Errorf("plan: volume %s: %w", v.Spec.Name, err)
+		}
 	}
-	dev, err := p.o.Ports.Metadata.CreateFile(ctx, v.MetadataFile, v.MetadataBytes, false)
-	if err != nil {
+	if err := p.checkMetadata(ctx, v, dev); err != nil {
 		return err
 	}
 	return p.created(v, ObjMetadata, dev)
+}
+
+// checkMetadata refuses metadata that is not the volume's hydration
+// record. Once the clone was built over it, it must hold dm-clone's
+// superblock for this volume's region size and length: zeroes would make
+// dm-clone start over, serve the host's post-cutover writes from the old
+// LUN and copy old data over them. Before that, zeroes are what prepare
+// left.
+func (p *Planner) checkMetadata(ctx context.Context, v *Volume, dev string) error {
+	if p.o.DryRun {
+		return nil
+	}
+	d := v.object(ObjDevice)
+	built := v.Exported || (d != nil && !d.Pending)
+	where := dev
+	if v.MetadataFile != "" {
+		where = v.MetadataFile
+	}
+	sb, err := p.o.Ports.Metadata.Superblock(ctx, dev)
+	switch {
+	case errors.Is(err, dm.ErrNoCloneSuperblock) && !built:
+		return nil
+	case err != nil:
+		return fmt.Errorf("plan: volume %s: %w: %s: %v: the hydration record is gone; a clone over it would overwrite the host's writes with old data. "+
+			"Restore the file from a backup, or abort the volume (the host's writes since cutover are on the new LUN only)", v.Spec.Name, ErrMetadataLost, where, err)
+	case uint64(sb.RegionSize) != v.Spec.RegionSectors || uint64(sb.TargetSize) != v.SizeSectors:
+		return fmt.Errorf("plan: volume %s: %w: %s holds the metadata of another clone (region %d sectors, length %d sectors; this volume: %d, %d)",
+			v.Spec.Name, ErrMetadataLost, where, sb.RegionSize, sb.TargetSize, v.Spec.RegionSectors, v.SizeSectors)
+	}
+	return nil
 }
 
 // removeMetadata detaches and deletes the metadata file lunferry made; a
@@ -241,6 +326,9 @@ func (p *Planner) createDevice(ctx context.Context, v *Volume) error {
 	if dev, ok, err := p.o.Ports.Mapper.Lookup(ctx, name); err != nil {
 		return fmt.Errorf("plan: look up device %s: %w", name, err)
 	} else if ok {
+		if err := p.reconcileDevice(ctx, v); err != nil {
+			return err
+		}
 		return p.created(v, ObjDevice, dev)
 	}
 	dev, err := p.newDevice(ctx, v, name)
@@ -306,6 +394,33 @@ func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
 func exportSpec(v *Volume, dev string) ExportSpec {
 	return ExportSpec{IQN: v.Spec.Export.IQN, Portals: v.Spec.Export.Portals, StorageName: DMName(v.Spec.Name),
 		Device: dev, HostIQN: v.Spec.HostIQN}
+}
+
+func (p *Planner) hasSession(ctx context.Context, v *Volume, o *Object) (bool, error) {
+	l := v.Spec.New
+	if o.Kind == ObjOldLogin {
+		l = v.Spec.Old
+	}
+	return p.o.Ports.Initiator.HasSession(ctx, targetOf(l))
+}
+
+// hasMetadata: the file on its recorded loop device; a device the admin
+// gave is not lunferry's to look after.
+func (p *Planner) hasMetadata(ctx context.Context, v *Volume, o *Object) (bool, error) {
+	if v.MetadataFile == "" {
+		return true, nil
+	}
+	dev, ok, err := p.o.Ports.Metadata.Attached(ctx, v.MetadataFile)
+	return ok && dev == o.Device, err
+}
+
+func (p *Planner) hasDevice(ctx context.Context, v *Volume, o *Object) (bool, error) {
+	_, ok, err := p.o.Ports.Mapper.Lookup(ctx, o.Name)
+	return ok, err
+}
+
+func (p *Planner) hasExport(ctx context.Context, v *Volume, o *Object) (bool, error) {
+	return p.o.Ports.Exporter.Lookup(ctx, v.Spec.Export.IQN)
 }
 
 func (p *Planner) removeExport(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {

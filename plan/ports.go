@@ -44,6 +44,8 @@ type Initiator interface {
 	FindDisk(ctx context.Context, t Target, lun int) (Disk, error)
 	// SetReadOnly makes the block device refuse writes (BLKROSET).
 	SetReadOnly(ctx context.Context, disk string) error
+	// HasSession reports whether the proxy has a session to t.
+	HasSession(ctx context.Context, t Target) (bool, error)
 }
 
 // CloneLine is the one-line table of a clone device of sectors sectors:
@@ -76,8 +78,20 @@ type Mapper interface {
 	SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error)
 	// Remove removes name; missing is not an error.
 	Remove(ctx context.Context, name string) error
-	// CloneStatus reads name's clone status.
+	// CloneStatus reads name's clone status, cheaply: without a metadata
+	// commit (what it reports may not survive a power loss).
 	CloneStatus(ctx context.Context, name string) (dm.CloneStatus, error)
+	// CommitStatus reads name's clone status after committing its
+	// metadata (a status without DM_NOFLUSH): what it reports survives a
+	// power loss.
+	CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error)
+	// Inspect reads what the kernel holds for name: suspended or not, the
+	// live table and a loaded inactive one. ok is false when name does not
+	// exist.
+	Inspect(ctx context.Context, name string) (d DeviceState, ok bool, err error)
+	// Resume resumes a suspended device; a loaded inactive table becomes
+	// the live one.
+	Resume(ctx context.Context, name string) error
 	// Message sends a target message ("enable_hydration", ...) to name.
 	Message(ctx context.Context, name, msg string) error
 	// List returns the names of all dm devices (to find strays with
@@ -113,13 +127,34 @@ type Exporter interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// DeviceState is what the kernel holds for a dm device.
+type DeviceState struct {
+	// Node is the device node (/dev/dm-N).
+	Node string
+	// Suspended: the device holds I/O until it is resumed.
+	Suspended bool
+	// Active is the live table; Inactive a table loaded but not yet
+	// live (nil when none). Devices appear as "major:minor".
+	Active, Inactive []dm.RawLine
+}
+
 // MetadataDevices makes and frees dm-clone metadata devices.
 type MetadataDevices interface {
-	// CreateFile creates (or reuses) a file of size bytes at path,
-	// attaches it to a loop device and returns the device. zero clears
-	// the first 4 KiB first (fresh metadata); restore passes false so that
-	// hydration progress is kept.
-	CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error)
+	// CreateFile creates fresh metadata: a sparse file of size bytes at
+	// path (or the existing one), its first 4 KiB cleared, on a loop
+	// device, which it returns. Only prepare creates metadata.
+	CreateFile(ctx context.Context, path string, size uint64) (string, error)
+	// AttachFile puts the existing metadata file path back on a loop
+	// device (or finds it attached) and returns the device. It never
+	// creates, extends or clears the file: one that is missing or shorter
+	// than size bytes is an error wrapping ErrMetadataLost.
+	AttachFile(ctx context.Context, path string, size uint64) (string, error)
+	// Attached returns the loop device path is attached to, if any.
+	Attached(ctx context.Context, path string) (dev string, ok bool, err error)
+	// Superblock reads the dm-clone superblock of the metadata device dev
+	// (an error wrapping dm.ErrNoCloneSuperblock when its first block is
+	// zeroes, dm.ErrBadCloneSuperblock when it is something else).
+	Superblock(ctx context.Context, dev string) (dm.CloneSuperblock, error)
 	// DetachFile detaches the loop device backing path, if any, and
 	// deletes the file when remove is set.
 	DetachFile(ctx context.Context, path string, remove bool) error

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/plan"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
@@ -55,7 +59,7 @@ func TestAttachRefusesAnotherDisk(t *testing.T) {
 		e.add(spec("vol1")) // no old.sizeBytes: prepare probes the old LUN
 		_, err := e.p.Prepare(ctx, "vol1")
 		require.NoError(t, err)
-		e.k.Reboot()
+		// The array maps another LUN under the same number.
 		e.k.LUNs[plantest.Key(oldPortal, oldIQN, 1)] = plantest.LUNInfo{Size: 1 * gib, ID: "wwid-other-old"}
 		_, err = e.p.Cutover(ctx, "vol1")
 		require.ErrorIs(t, err, plan.ErrDiskChanged)
@@ -275,4 +279,172 @@ func TestCutoverValidatesBeforeItsFirstHook(t *testing.T) {
 	v, err = e.p.Show(ctx, "vol1")
 	require.NoError(t, err)
 	require.Equal(t, plan.StepPrepared, v.Step)
+}
+
+// metaFile is vol1's metadata file.
+func (e *env) metaFile() string { return filepath.Join(e.dir, "metadata", "vol1.meta") }
+
+// TestRestoreRefusesLostMetadata: restore never makes metadata. A clone
+// rebuilt over a missing, short or zeroed hydration record would treat
+// every region as unhydrated: it would serve the host's post-cutover
+// writes from the old LUN and copy old data over them.
+func TestRestoreRefusesLostMetadata(t *testing.T) {
+	ctx := context.Background()
+	for name, damage := range map[string]func(path string) error{
+		"missing":   os.Remove,
+		"truncated": func(p string) error { return os.Truncate(p, 4096) },
+		"zeroed": func(p string) error {
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteAt(make([]byte, 4096), 0)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.add(spec("vol1"))
+			e.cutOver()
+			e.k.Reboot()
+			require.NoError(t, damage(e.metaFile()))
+			_, err := e.p.Restore(ctx)
+			require.ErrorIs(t, err, plan.ErrMetadataLost)
+			require.ErrorContains(t, err, e.metaFile())
+			require.Nil(t, e.k.Device(plan.DMName("vol1")), "no clone over lost metadata")
+			_, ok := e.k.Export(exportIQN)
+			require.False(t, ok)
+		})
+	}
+	t.Run("zeroed before cutover is fine", func(t *testing.T) {
+		e := newEnv(t)
+		e.add(spec("vol1"))
+		_, err := e.p.Prepare(ctx, "vol1")
+		require.NoError(t, err)
+		e.k.Reboot()
+		_, err = e.p.Restore(ctx)
+		require.NoError(t, err)
+		_, err = e.p.Cutover(ctx, "vol1")
+		require.NoError(t, err)
+	})
+}
+
+// hydratedEnv is vol1 cut over and hydrated.
+func hydratedEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	_, err := e.p.Start(context.Background(), "vol1")
+	require.NoError(t, err)
+	e.hydrate("vol1")
+	return e
+}
+
+// TestFinalizeKilledWhileSuspended: killed between the swap's suspend and
+// its resume, the device holds the host's I/O with finalize's linear table
+// loaded; the rerun completes the swap instead of refusing.
+func TestFinalizeKilledWhileSuspended(t *testing.T) {
+	ctx := context.Background()
+	e := hydratedEnv(t)
+	e.k.SwapStopsSuspended = true
+	_, err := e.p.Finalize(ctx, "vol1")
+	require.ErrorIs(t, err, plantest.ErrCrash)
+	e.k.SwapStopsSuspended = false
+	require.True(t, e.k.Device(plan.DMName("vol1")).Suspended)
+	e.p = e.planner(false)
+	v, err := e.p.Finalize(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepFinalized, v.Step)
+	d := e.k.Device(plan.DMName("vol1"))
+	require.False(t, d.Suspended)
+	require.Contains(t, d.Table, "linear")
+}
+
+// TestFinalizeKilledAfterTheSwap: the swap happened but was not recorded:
+// the rerun finds the linear table, records it and finishes, instead of
+// asking a linear device for its clone status forever.
+func TestFinalizeKilledAfterTheSwap(t *testing.T) {
+	ctx := context.Background()
+	e := hydratedEnv(t)
+	e.k.Fail["Logout"] = errors.New("killed")
+	_, err := e.p.Finalize(ctx, "vol1")
+	require.Error(t, err)
+	delete(e.k.Fail, "Logout")
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	v.Linear, v.SwapHeld = false, 0 // as saved before the swap
+	require.NoError(t, e.p.Store().Save(v))
+
+	v, err = e.p.Finalize(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepFinalized, v.Step)
+	require.True(t, v.Linear)
+	require.Contains(t, e.log.String(), "swap was done before it was recorded")
+}
+
+// TestSuspendedByAnotherIsRefused: a device suspended with a table
+// lunferry did not load is reported, not resumed.
+func TestSuspendedByAnotherIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := hydratedEnv(t)
+	e.k.Suspend(plan.DMName("vol1"), []dm.RawLine{{Length: 8, Type: "error"}})
+	_, err := e.p.Finalize(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrDrift)
+	require.ErrorContains(t, err, "is suspended")
+	require.True(t, e.k.Device(plan.DMName("vol1")).Suspended, "left as found")
+	require.NotContains(t, strings.Join(e.k.Calls(), "\n"), "Resume")
+}
+
+// TestHydratedIsRecordedFromCommittedMetadata: dm-clone commits its
+// metadata on its own schedule; "hydrated" recorded from a read without a
+// commit may be taken back by a power loss, after which start and finalize
+// both refused. It is recorded only from a committed status, and a volume
+// recorded hydrated whose clone is not complete is hydrated again.
+func TestHydratedIsRecordedFromCommittedMetadata(t *testing.T) {
+	ctx := context.Background()
+	e := hydratedEnv(t)
+	e.k.LoseUncommitted = true
+	e.k.Reboot()
+	_, err := e.p.Restore(ctx)
+	require.NoError(t, err)
+	_, err = e.p.Finalize(ctx, "vol1")
+	require.NoError(t, err, "completion survived the power loss")
+
+	// A volume recorded hydrated by a lunferry that did not commit.
+	e = hydratedEnv(t)
+	e.k.SetHydrated(plan.DMName("vol1"), 3)
+	_, err = e.p.Finalize(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrNotReady)
+	_, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepHydrating, v.Step, "run hydrates the rest")
+	e.hydrate("vol1")
+	_, err = e.p.Finalize(ctx, "vol1")
+	require.NoError(t, err)
+}
+
+// TestStepsRefuseGoneObjects: after a reboot without restore the state
+// records objects the kernel no longer has (a stale loop device name may
+// even belong to another file now): steps refuse and say to restore.
+func TestStepsRefuseGoneObjects(t *testing.T) {
+	ctx := context.Background()
+	e := hydratedEnv(t)
+	e.k.Reboot()
+	_, err := e.p.Finalize(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrDrift)
+	require.ErrorContains(t, err, "run `lunferry restore`")
+	require.Nil(t, e.k.Device(plan.DMName("vol1")))
+
+	e = newEnv(t)
+	e.add(spec("vol1"))
+	_, err = e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	e.k.Reboot()
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrDrift)
+	require.Empty(t, e.k.Hooks, "refused before the first hook")
 }

@@ -57,6 +57,7 @@ func (p *Planner) tick(ctx context.Context, autoFinalize bool) (res []TickResult
 			return
 		}
 		for _, v := range all {
+			p.rehydrateIncomplete(ctx, v)
 			if v.Step != StepHydrating || v.Paused {
 				// Paused (perhaps by another lunferry) or done: the
 				// controller's history and budget share go.
@@ -118,6 +119,14 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 		}
 		return r
 	}
+	if statusComplete(st) {
+		// Recorded only from a committed status: one read without a
+		// commit may show regions a power loss takes back.
+		if st, err = p.o.Ports.Mapper.CommitStatus(ctx, DMName(name)); err != nil {
+			r.Error = fmt.Sprintf("read clone status: %v", err)
+			return r
+		}
+	}
 	v.Progress = nextProgress(v.Progress, st, now)
 	r.Progress = v.Progress
 	if statusComplete(st) {
@@ -135,6 +144,25 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 		r.Error = err.Error()
 	}
 	return r
+}
+
+// rehydrateIncomplete moves a volume recorded hydrated whose clone is not
+// complete (hydration recorded before a power loss took back what was not
+// committed, by a lunferry that did not commit first) back to hydrating,
+// so that hydration finishes.
+func (p *Planner) rehydrateIncomplete(ctx context.Context, v *Volume) {
+	if v.Step != StepHydrated || v.Paused {
+		return
+	}
+	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
+	if err != nil || st.Faulty() || st.Hydrated() {
+		return
+	}
+	p.logf("volume %s: recorded hydrated, but the clone has %d of %d regions: hydrating the rest", v.Spec.Name, st.HydratedRegions, st.TotalRegions)
+	v.Step = StepHydrating
+	if err := p.save(v); err != nil {
+		p.logf("volume %s: %v", v.Spec.Name, err)
+	}
 }
 
 // nextProgress folds a new status into the progress: the rate is an

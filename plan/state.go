@@ -108,6 +108,9 @@ type Disk struct {
 	// ID is a stable identity (the SCSI VPD 0x83 WWID) when known; two
 	// disks with the same non-empty ID are the same LUN.
 	ID string `json:"id,omitempty"`
+	// Dev is the device number "major:minor", as device-mapper tables
+	// name their devices.
+	Dev string `json:"dev,omitempty"`
 }
 
 // Progress is the last hydration progress seen.

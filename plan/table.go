@@ -58,7 +58,7 @@ var (
 		trying: StepCuttingOver, done: StepCutOver, inhibit: true, allVolumes: true,
 	}
 	cmdStart = &command{
-		name: "start", from: []Step{StepCutOver, StepHydrating}, already: []Step{StepHydrated},
+		name: "start", from: []Step{StepCutOver, StepHydrating, StepHydrated},
 		hint: "hydration starts after cutover",
 	}
 	cmdResume = &command{name: "resume", from: allSteps}

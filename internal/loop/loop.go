@@ -41,6 +41,16 @@ type TooSmallError struct {
 	Size, Need uint64
 }
 
+// ShortFileError: a file to attach again is shorter than it was made.
+type ShortFileError struct {
+	Path       string
+	Size, Want uint64
+}
+
+func (e *ShortFileError) Error() string {
+	return fmt.Sprintf("loop: %s is %d bytes, shorter than its %d", e.Path, e.Size, e.Want)
+}
+
 func (e *TooSmallError) Error() string {
 	return fmt.Sprintf("loop: %s holds %d bytes, %d needed", e.Device, e.Size, e.Need)
 }

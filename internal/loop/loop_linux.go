@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +89,52 @@ func (d Devices) AttachFile(ctx context.Context, path string, size uint64, zero 
 		return dev, err
 	}
 	return d.attach(ctx, f, path)
+}
+
+// AttachExisting returns the loop device backed by the existing file at
+// path, attaching a free one when there is none. It never creates,
+// extends or clears the file: a missing one is an error wrapping
+// os.ErrNotExist, one shorter than size a *ShortFileError.
+func (d Devices) AttachExisting(ctx context.Context, path string, size uint64) (string, error) {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("loop: open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("loop: stat %s: %w", path, err)
+	}
+	if uint64(st.Size()) < size {
+		return "", &ShortFileError{Path: path, Size: uint64(st.Size()), Want: size}
+	}
+	if dev, ok, err := d.Find(path); err != nil || ok {
+		return dev, err
+	}
+	return d.attach(ctx, f, path)
+}
+
+// ReadHead reads the first n bytes of the block device dev with O_DIRECT,
+// past any cached copy: what the kernel wrote through another path (a dm
+// target's own I/O) is what it returns.
+func ReadHead(dev string, n int) ([]byte, error) {
+	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil, fmt.Errorf("loop: open %s: %w", dev, err)
+	}
+	defer f.Close()
+	const align = 4096
+	raw := make([]byte, n+align)
+	off := int(uintptr(unsafe.Pointer(&raw[0])) & (align - 1))
+	buf := raw[(align-off)%align:][:n]
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, fmt.Errorf("loop: read %s: %w", dev, err)
+	}
+	return buf, nil
 }
 
 // Find returns the loop device backed by the file at path (absolute).

@@ -9,6 +9,14 @@ func (Devices) AttachFile(context.Context, string, uint64, bool) (string, error)
 	return "", ErrNotImplemented
 }
 
+// AttachExisting is not implemented off Linux.
+func (Devices) AttachExisting(context.Context, string, uint64) (string, error) {
+	return "", ErrNotImplemented
+}
+
+// ReadHead is not implemented off Linux.
+func ReadHead(string, int) ([]byte, error) { return nil, ErrNotImplemented }
+
 // Find is not implemented off Linux.
 func (Devices) Find(string) (string, bool, error) { return "", false, ErrNotImplemented }
 

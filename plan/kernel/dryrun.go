@@ -68,6 +68,8 @@ func (d *dry) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Disk, 
 	return plan.Disk{Path: p}, nil
 }
 
+func (d *dry) HasSession(ctx context.Context, t plan.Target) (bool, error) { return false, nil }
+
 func (d *dry) SetReadOnly(ctx context.Context, disk string) error {
 	d.printf("ioctl BLKROSET 1 on %s (blockdev --setro)", disk)
 	return nil
@@ -75,13 +77,25 @@ func (d *dry) SetReadOnly(ctx context.Context, disk string) error {
 
 type dryMeta struct{ d *dry }
 
-func (m dryMeta) CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error) {
+func (m dryMeta) CreateFile(ctx context.Context, path string, size uint64) (string, error) {
 	m.d.printf("create sparse file %s of %d bytes (%s)", path, size, plan.Bytes(size))
-	if zero {
-		m.d.printf("zero the first 4096 bytes of %s", path)
-	}
+	m.d.printf("zero the first 4096 bytes of %s", path)
 	m.d.printf("attach %s to a free loop device (LOOP_CTL_GET_FREE, LOOP_CONFIGURE)", path)
 	return "/dev/<loop of " + path + ">", nil
+}
+
+func (m dryMeta) AttachFile(ctx context.Context, path string, size uint64) (string, error) {
+	m.d.printf("check that %s exists and holds %d bytes; attach it to a loop device (never created, grown or zeroed)", path, size)
+	return "/dev/<loop of " + path + ">", nil
+}
+
+func (m dryMeta) Attached(ctx context.Context, path string) (string, bool, error) {
+	return "", false, nil
+}
+
+func (m dryMeta) Superblock(ctx context.Context, dev string) (dm.CloneSuperblock, error) {
+	m.d.printf("read the dm-clone superblock of %s (it must be this volume's)", dev)
+	return dm.CloneSuperblock{}, dm.ErrNoCloneSuperblock
 }
 
 func (m dryMeta) DetachFile(ctx context.Context, path string, remove bool) error {

@@ -57,6 +57,24 @@ func (m dryMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus
 	return dm.CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
 }
 
+func (m dryMapper) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
+	return m.CloneStatus(ctx, name)
+}
+
+func (m dryMapper) Inspect(ctx context.Context, name string) (plan.DeviceState, bool, error) {
+	if m.real != nil {
+		if d, ok, err := m.real.Inspect(ctx, name); err == nil {
+			return d, ok, nil
+		}
+	}
+	return plan.DeviceState{}, false, nil
+}
+
+func (m dryMapper) Resume(ctx context.Context, name string) error {
+	m.d.printf("dm resume %s", name)
+	return nil
+}
+
 func (m dryMapper) Message(ctx context.Context, name, msg string) error {
 	m.d.printf("dm message %s 0 %s", name, msg)
 	return nil

@@ -70,7 +70,15 @@ func (k *initiatorPort) FindDisk(ctx context.Context, t plan.Target, lun int) (p
 	if err != nil {
 		return plan.Disk{}, err
 	}
-	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID}, nil
+	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID, Dev: fmt.Sprintf("%d:%d", d.Major, d.Minor)}, nil
+}
+
+func (k *initiatorPort) HasSession(ctx context.Context, t plan.Target) (bool, error) {
+	n, err := node(t)
+	if err != nil {
+		return false, err
+	}
+	return k.c.HasSession(ctx, n)
 }
 
 func (k *initiatorPort) SetReadOnly(ctx context.Context, disk string) error {
@@ -85,4 +93,5 @@ func (b brokenInitiator) Logout(context.Context, plan.Target) error { return b.e
 func (b brokenInitiator) FindDisk(context.Context, plan.Target, int) (plan.Disk, error) {
 	return plan.Disk{}, b.err
 }
-func (b brokenInitiator) SetReadOnly(context.Context, string) error { return b.err }
+func (b brokenInitiator) SetReadOnly(context.Context, string) error             { return b.err }
+func (b brokenInitiator) HasSession(context.Context, plan.Target) (bool, error) { return false, b.err }

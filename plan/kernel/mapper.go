@@ -146,3 +146,45 @@ func (m *mapper) List(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+func (m *mapper) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
+	c, err := m.client()
+	if err != nil {
+		return dm.CloneStatus{}, err
+	}
+	return c.CloneStatusCommitted(ctx, name)
+}
+
+func (m *mapper) Inspect(ctx context.Context, name string) (plan.DeviceState, bool, error) {
+	c, err := m.client()
+	if err != nil {
+		return plan.DeviceState{}, false, err
+	}
+	info, err := c.Info(ctx, name)
+	if errors.Is(err, dm.ErrNotFound) {
+		return plan.DeviceState{}, false, nil
+	}
+	if err != nil {
+		return plan.DeviceState{}, false, err
+	}
+	d := plan.DeviceState{Node: m.node(info), Suspended: info.Suspended}
+	if info.ActivePresent {
+		if d.Active, err = c.Table(ctx, name); err != nil {
+			return plan.DeviceState{}, false, err
+		}
+	}
+	if info.InactivePresent {
+		if d.Inactive, err = c.InactiveTable(ctx, name); err != nil {
+			return plan.DeviceState{}, false, err
+		}
+	}
+	return d, true, nil
+}
+
+func (m *mapper) Resume(ctx context.Context, name string) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return c.Resume(ctx, name)
+}

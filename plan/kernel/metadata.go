@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+
+	"github.com/lunferry/lunferry/dm"
 
 	"github.com/lunferry/lunferry/internal/loop"
 	"github.com/lunferry/lunferry/plan"
@@ -13,8 +16,32 @@ import (
 // in files under the state directory, attached to loop devices.
 type metadata struct{ d loop.Devices }
 
-func (m metadata) CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error) {
-	return m.d.AttachFile(ctx, path, size, zero)
+func (m metadata) CreateFile(ctx context.Context, path string, size uint64) (string, error) {
+	return m.d.AttachFile(ctx, path, size, true)
+}
+
+func (m metadata) AttachFile(ctx context.Context, path string, size uint64) (string, error) {
+	dev, err := m.d.AttachExisting(ctx, path, size)
+	var short *loop.ShortFileError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%w: metadata file %s is missing: %v", plan.ErrMetadataLost, path, err)
+	case errors.As(err, &short):
+		return "", fmt.Errorf("%w: metadata file %s is %d bytes, it was made %d", plan.ErrMetadataLost, path, short.Size, short.Want)
+	}
+	return dev, err
+}
+
+func (m metadata) Attached(ctx context.Context, path string) (string, bool, error) {
+	return m.d.Find(path)
+}
+
+func (m metadata) Superblock(ctx context.Context, dev string) (dm.CloneSuperblock, error) {
+	b, err := loop.ReadHead(dev, dm.CloneSuperblockSize)
+	if err != nil {
+		return dm.CloneSuperblock{}, err
+	}
+	return dm.ParseCloneSuperblock(b)
 }
 
 func (m metadata) DetachFile(ctx context.Context, path string, remove bool) error {

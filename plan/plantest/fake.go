@@ -54,6 +54,14 @@ type Kernel struct {
 	// HydrationStep is how many regions each CloneStatus call hydrates
 	// while hydration is enabled.
 	HydrationStep uint64
+	// LoseUncommitted makes Reboot keep only the hydration progress last
+	// committed (CommitStatus), as a power loss does to dm-clone's
+	// metadata; otherwise a reboot keeps all of it.
+	LoseUncommitted bool
+	// SwapStopsSuspended makes SwapLinear stop as a kill between its
+	// suspend and its resume would: linear table loaded inactive, device
+	// suspended, ErrCrash returned.
+	SwapStopsSuspended bool
 	// HookFail maps a hook path to the error its Run returns.
 	HookFail map[string]error
 	// HookMissing lists hook paths Check reports missing.
@@ -68,6 +76,8 @@ type Kernel struct {
 	loops    map[string]string // file -> loop dev
 	nextDev  int
 	meta     map[string]uint64 // hydration progress kept "in metadata"
+	// committed is the progress last committed, per metadata file.
+	committed map[string]uint64
 	// Zeroed records metadata files and devices zeroed.
 	Zeroed   []string
 	Hooks    []HookCall
@@ -85,6 +95,12 @@ type Device struct {
 	Total    uint64
 	Enabled  bool
 	Failed   bool
+	// Linear is the device a linear table maps.
+	Linear string
+	// Suspended and Inactive: a suspended device and a loaded table not
+	// yet live.
+	Suspended bool
+	Inactive  []dm.RawLine
 }
 
 // HookCall records a hook run.
@@ -145,7 +161,11 @@ func (k *Kernel) Reboot() {
 	defer k.mu.Unlock()
 	for _, d := range k.dm {
 		if d.Clone != nil {
-			k.progress()[k.metaFile(d.Clone.Metadata)] = d.Hydrated
+			f := k.metaFile(d.Clone.Metadata)
+			k.progress()[f] = d.Hydrated
+			if k.LoseUncommitted {
+				k.progress()[f] = k.committed[f]
+			}
 		}
 	}
 	k.sessions = map[string]bool{}
@@ -231,13 +251,13 @@ func (k *Kernel) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Dis
 	}
 	for p, kk := range k.disks {
 		if kk == key {
-			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID}, nil
+			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
 		}
 	}
 	k.nextDev++
 	p := fmt.Sprintf("/dev/sd%c", 'a'+k.nextDev)
 	k.disks[p] = key
-	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID}, nil
+	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
 }
 
 // SetReadOnly implements plan.Initiator.
@@ -342,6 +362,9 @@ func (k *Kernel) CreateClone(ctx context.Context, name string, sectors uint64, t
 	c := t
 	total := (sectors + region - 1) / region
 	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: line, Clone: &c, Sectors: sectors, Total: total, Enabled: !t.NoHydration}
+	if err := k.format(t, sectors); err != nil {
+		return "", err
+	}
 	d.Hydrated = k.progress()[k.metaFile(t.Metadata)]
 	k.dm[name] = d
 	return d.Node, nil
@@ -358,7 +381,7 @@ func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, 
 		return d.Node, nil
 	}
 	k.nextDev++
-	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev).String(), Sectors: sectors}
+	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev).String(), Sectors: sectors, Linear: dev}
 	k.dm[name] = d
 	return d.Node, nil
 }
@@ -377,7 +400,11 @@ func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, de
 	if d.Clone != nil && d.Sectors != sectors {
 		return 0, fmt.Errorf("size change %d -> %d", d.Sectors, sectors)
 	}
-	d.Table, d.Clone = plan.LinearLine(sectors, dev).String(), nil
+	if k.SwapStopsSuspended {
+		d.Suspended, d.Inactive = true, []dm.RawLine{linearRaw(sectors, dev)}
+		return 0, ErrCrash
+	}
+	d.Table, d.Clone, d.Linear = plan.LinearLine(sectors, dev).String(), nil, dev
 	return time.Millisecond, nil
 }
 
@@ -547,10 +574,10 @@ func (k *Kernel) Export(iqn string) (plan.ExportSpec, bool) {
 
 // CreateFile implements plan.MetadataDevices: it really creates the file
 // (so state-dir tests see it) and a fake loop device.
-func (k *Kernel) CreateFile(ctx context.Context, path string, size uint64, zero bool) (string, error) {
+func (k *Kernel) CreateFile(ctx context.Context, path string, size uint64) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.op("CreateFile", path, size, zero); err != nil {
+	if err := k.op("CreateFile", path, size); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -560,18 +587,17 @@ func (k *Kernel) CreateFile(ctx context.Context, path string, size uint64, zero 
 	if err != nil {
 		return "", err
 	}
-	f.Truncate(int64(size))
-	f.Close()
-	if zero {
-		k.Zeroed = append(k.Zeroed, path)
-		delete(k.progress(), path)
+	defer f.Close()
+	if err := f.Truncate(int64(size)); err != nil {
+		return "", err
 	}
-	if d, ok := k.loops[path]; ok {
-		return d, nil
+	if _, err := f.WriteAt(make([]byte, dm.CloneSuperblockSize), 0); err != nil {
+		return "", err
 	}
-	d := fmt.Sprintf("/dev/loop%d", len(k.loops))
-	k.loops[path] = d
-	return d, nil
+	k.Zeroed = append(k.Zeroed, path)
+	delete(k.progress(), path)
+	delete(k.committed, path)
+	return k.attach(path), nil
 }
 
 // DetachFile implements plan.MetadataDevices.

@@ -1,0 +1,208 @@
+package plantest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// devNumber is a fake "major:minor" for a device path, stable across
+// reboots (as a path is not on a real kernel, which the tests that need it
+// say).
+func devNumber(path string) string {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	major := 8
+	switch {
+	case strings.HasPrefix(path, "/dev/loop"):
+		major = 7
+	case strings.HasPrefix(path, "/dev/dm-"):
+		major = 253
+	}
+	return fmt.Sprintf("%d:%d", major, h.Sum32()%4096)
+}
+
+func linearRaw(sectors uint64, dev string) dm.RawLine {
+	return dm.RawLine{Length: dm.Sectors(sectors), Type: "linear", Params: devNumber(dev) + " 0"}
+}
+
+// active renders a device's live table as the kernel reports it.
+func (d *Device) active() []dm.RawLine {
+	switch {
+	case d.Clone != nil:
+		c := *d.Clone
+		c.Metadata, c.Destination, c.Source = devNumber(c.Metadata), devNumber(c.Destination), devNumber(c.Source)
+		return []dm.RawLine{{Length: dm.Sectors(d.Sectors), Type: "clone", Params: c.Args()}}
+	case d.Linear != "":
+		return []dm.RawLine{linearRaw(d.Sectors, d.Linear)}
+	}
+	f := strings.Fields(d.Table)
+	return []dm.RawLine{{Type: f[len(f)-1]}}
+}
+
+// format writes dm-clone's superblock into a clone's metadata file, as
+// loading the first clone table over zeroed metadata does.
+func (k *Kernel) format(c dm.Clone, sectors uint64) error {
+	path := k.metaFile(c.Metadata)
+	if path == c.Metadata {
+		return nil // an admin's device: nothing to write in the fake
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("metadata %s: %w", c.Metadata, err)
+	}
+	defer f.Close()
+	b := make([]byte, dm.CloneSuperblockSize)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return err
+	}
+	if _, err := dm.ParseCloneSuperblock(b); !errors.Is(err, dm.ErrNoCloneSuperblock) {
+		return err // formatted already (nil), or not clone metadata
+	}
+	le := binary.LittleEndian
+	le.PutUint64(b[32:], 0x8af27f64)
+	le.PutUint32(b[40:], 1)
+	le.PutUint64(b[172:], uint64(c.RegionSize))
+	le.PutUint64(b[180:], sectors)
+	_, err = f.WriteAt(b, 0)
+	return err
+}
+
+// attach puts a file on a fake loop device (or finds it there).
+func (k *Kernel) attach(path string) string {
+	if d, ok := k.loops[path]; ok {
+		return d
+	}
+	d := fmt.Sprintf("/dev/loop%d", len(k.loops))
+	k.loops[path] = d
+	return d
+}
+
+// HasSession implements plan.Initiator.
+func (k *Kernel) HasSession(ctx context.Context, t plan.Target) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("HasSession", t.String()); err != nil {
+		return false, err
+	}
+	return k.sessions[t.String()], nil
+}
+
+// CommitStatus implements plan.Mapper: CloneStatus that also commits the
+// progress (see LoseUncommitted).
+func (k *Kernel) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
+	st, err := k.CloneStatus(ctx, name)
+	if err != nil {
+		return st, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if d, ok := k.dm[name]; ok && d.Clone != nil {
+		if k.committed == nil {
+			k.committed = map[string]uint64{}
+		}
+		k.committed[k.metaFile(d.Clone.Metadata)] = st.HydratedRegions
+	}
+	return st, nil
+}
+
+// Inspect implements plan.Mapper.
+func (k *Kernel) Inspect(ctx context.Context, name string) (plan.DeviceState, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Inspect", name); err != nil {
+		return plan.DeviceState{}, false, err
+	}
+	d, ok := k.dm[name]
+	if !ok {
+		return plan.DeviceState{}, false, nil
+	}
+	return plan.DeviceState{Node: d.Node, Suspended: d.Suspended, Active: d.active(), Inactive: d.Inactive}, true, nil
+}
+
+// Resume implements plan.Mapper: a loaded linear table becomes live.
+func (k *Kernel) Resume(ctx context.Context, name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Resume", name); err != nil {
+		return err
+	}
+	d, ok := k.dm[name]
+	if !ok {
+		return fmt.Errorf("no device %s", name)
+	}
+	if len(d.Inactive) == 1 && d.Inactive[0].Type == "linear" {
+		dev := strings.Fields(d.Inactive[0].Params)[0]
+		for p := range k.disks {
+			if devNumber(p) == dev {
+				d.Table, d.Clone, d.Linear = plan.LinearLine(d.Sectors, p).String(), nil, p
+			}
+		}
+	}
+	d.Suspended, d.Inactive = false, nil
+	return nil
+}
+
+// Suspend leaves a device suspended with a table loaded inactive, as
+// something outside lunferry might.
+func (k *Kernel) Suspend(name string, inactive []dm.RawLine) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.dm[name].Suspended, k.dm[name].Inactive = true, inactive
+}
+
+// AttachFile implements plan.MetadataDevices.
+func (k *Kernel) AttachFile(ctx context.Context, path string, size uint64) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("AttachFile", path, size); err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: metadata file %s: %v", plan.ErrMetadataLost, path, err)
+	}
+	if uint64(fi.Size()) < size {
+		return "", fmt.Errorf("%w: metadata file %s is %d bytes, not %d", plan.ErrMetadataLost, path, fi.Size(), size)
+	}
+	return k.attach(path), nil
+}
+
+// Attached implements plan.MetadataDevices.
+func (k *Kernel) Attached(ctx context.Context, path string) (string, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Attached", path); err != nil {
+		return "", false, err
+	}
+	d, ok := k.loops[path]
+	return d, ok, nil
+}
+
+// Superblock implements plan.MetadataDevices: it reads the metadata file
+// behind a fake loop device (an admin's device has a superblock as soon as
+// a clone was built over it).
+func (k *Kernel) Superblock(ctx context.Context, dev string) (dm.CloneSuperblock, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("Superblock", dev); err != nil {
+		return dm.CloneSuperblock{}, err
+	}
+	path := k.metaFile(dev)
+	if path == dev {
+		return dm.CloneSuperblock{}, dm.ErrNoCloneSuperblock
+	}
+	b, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return dm.CloneSuperblock{}, err
+	}
+	return dm.ParseCloneSuperblock(b[:min(len(b), dm.CloneSuperblockSize)])
+}

@@ -1,0 +1,103 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lunferry/lunferry/dm"
+)
+
+// reconcileDevice compares the volume's dm device with what the state
+// records before a step acts on it. It settles what finalize's own
+// interrupted swap left behind (the linear table live but not recorded,
+// or loaded with the device still suspended) and refuses anything else:
+// another table, a device suspended outside finalize. A missing device is
+// left to the caller.
+func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
+	if p.o.DryRun {
+		return nil
+	}
+	name := DMName(v.Spec.Name)
+	d, ok, err := p.o.Ports.Mapper.Inspect(ctx, name)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: inspect %s: %w", v.Spec.Name, name, err)
+	}
+	if !ok {
+		return nil
+	}
+	swapping := v.Step == StepFinalizing && !v.Linear
+	if d.Suspended {
+		if err := p.resumeOwnSwap(ctx, v, d, swapping); err != nil {
+			return err
+		}
+		if d.Inactive != nil {
+			d.Active = d.Inactive
+		}
+	}
+	switch {
+	case v.Linear && linearOver(d.Active, v.NewDisk):
+		return nil
+	case !v.Linear && cloneOver(d.Active, v):
+		return nil
+	case swapping && linearOver(d.Active, v.NewDisk):
+		p.logf("volume %s: %s already runs linear over the new LUN: finalize's swap was done before it was recorded; recording it", v.Spec.Name, name)
+		v.Linear = true
+		return p.save(v)
+	}
+	want := "clone of the old LUN onto the new one"
+	if v.Linear {
+		want = "linear over the new LUN"
+	}
+	return fmt.Errorf("plan: volume %s: %w: %s runs %q but the state records %s: lunferry will not guess; inspect it (dmsetup table %s), then restore it as recorded or abort",
+		v.Spec.Name, ErrDrift, name, tableText(d.Active), want, name)
+}
+
+// resumeOwnSwap resumes a suspended device when the suspension is
+// finalize's own: its linear table loaded (resuming completes the swap) or
+// none loaded (resuming only releases the host's I/O). Anything else is
+// refused: a resume would make a table live behind the state's back.
+func (p *Planner) resumeOwnSwap(ctx context.Context, v *Volume, d DeviceState, swapping bool) error {
+	name := DMName(v.Spec.Name)
+	if !swapping || (d.Inactive != nil && !linearOver(d.Inactive, v.NewDisk)) {
+		return fmt.Errorf("plan: volume %s: %w: %s is suspended (the host's I/O waits) with inactive table %q, which no running step of lunferry explains: "+
+			"inspect it (dmsetup info %s; dmsetup table --inactive %s) and resume it yourself once you know which table must serve the host",
+			v.Spec.Name, ErrDrift, name, tableText(d.Inactive), name, name)
+	}
+	p.logf("volume %s: %s was left suspended by an interrupted finalize; resuming it (inactive table %q)", v.Spec.Name, name, tableText(d.Inactive))
+	if err := p.o.Ports.Mapper.Resume(ctx, name); err != nil {
+		return fmt.Errorf("plan: volume %s: resume %s: %w", v.Spec.Name, name, err)
+	}
+	return nil
+}
+
+// linearOver reports a one-line linear table over disk from its start (a
+// disk whose device number was not recorded matches any).
+func linearOver(t []dm.RawLine, disk *Disk) bool {
+	if len(t) != 1 || t[0].Type != "linear" || disk == nil {
+		return false
+	}
+	f := strings.Fields(t[0].Params)
+	return len(f) == 2 && f[1] == "0" && (disk.Dev == "" || f[0] == disk.Dev)
+}
+
+// cloneOver reports a one-line clone table from v's old LUN onto its new
+// one (disks whose device numbers were not recorded match any).
+func cloneOver(t []dm.RawLine, v *Volume) bool {
+	if len(t) != 1 || t[0].Type != "clone" || v.NewDisk == nil || v.OldDisk == nil {
+		return false
+	}
+	f := strings.Fields(t[0].Params)
+	return len(f) >= 3 && (v.NewDisk.Dev == "" || f[1] == v.NewDisk.Dev) && (v.OldDisk.Dev == "" || f[2] == v.OldDisk.Dev)
+}
+
+func tableText(t []dm.RawLine) string {
+	if t == nil {
+		return "none"
+	}
+	var lines []string
+	for _, l := range t {
+		lines = append(lines, l.String())
+	}
+	return strings.Join(lines, "; ")
+}
