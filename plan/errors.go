@@ -57,6 +57,10 @@ var (
 	// object gone, another table, a suspended device): nothing is done
 	// over it.
 	ErrDrift = errors.New("kernel differs from the state")
+	// ErrStalled: hydration made no progress for long although it should
+	// (the old LUN returns read errors, which dm-clone retries forever, or
+	// an array is unreachable).
+	ErrStalled = errors.New("hydration stalled")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

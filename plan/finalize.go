@@ -41,8 +41,12 @@ func (p *Planner) markHydrated(ctx context.Context, v *Volume) error {
 		return fmt.Errorf("plan: volume %s: read clone status: %w", name, err)
 	}
 	if !statusComplete(st) {
-		return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions): finalize once it reaches 100%% (see `lunferry migrate status %s`)",
-			name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, name)
+		stall := ""
+		if since, ok := v.Stalled(p.o.Now()); ok {
+			stall = fmt.Sprintf(" and has made no progress since %s (%v: see `lunferry migrate status %s`)", since.Format(time.RFC3339), ErrStalled, name)
+		}
+		return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions)%s: finalize once it reaches 100%% (see `lunferry migrate status %s`)",
+			name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, stall, name)
 	}
 	if v.Step == StepHydrating {
 		v.Step, v.HydratedAt = StepHydrated, p.o.Now().UTC()

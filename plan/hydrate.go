@@ -95,6 +95,9 @@ func (p *Planner) SetThrottle(ctx context.Context, name string, sched clone.Sche
 // starts, and the volume would hydrate faster than its throttle.
 func (p *Planner) enable(ctx context.Context, v *Volume) error {
 	name := v.Spec.Name
+	// A new start for stall detection: paused or stopped time does not
+	// count.
+	v.ProgressAt = p.o.Now().UTC()
 	if rate := v.Spec.Throttle.RateAt(p.o.Now()); !p.inLoop && rate != clone.Unlimited {
 		p.logf("volume %s: throttled to %s now: hydration runs under `lunferry run`, which keeps the throttle", name, rate)
 		return nil

@@ -53,6 +53,23 @@ func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
 		v.Spec.Name, ErrDrift, name, tableText(d.Active), want, name)
 }
 
+// deviceDiffers says how the live device differs from what v records ("":
+// it does not), without acting: what status reports.
+func (p *Planner) deviceDiffers(ctx context.Context, v *Volume) string {
+	d, ok, err := p.o.Ports.Mapper.Inspect(ctx, DMName(v.Spec.Name))
+	switch {
+	case err != nil:
+		return "device unreadable: " + err.Error()
+	case !ok:
+		return "device gone"
+	case d.Suspended:
+		return fmt.Sprintf("device suspended (the host's I/O waits; inactive table %q)", tableText(d.Inactive))
+	case v.Linear && !linearOver(d.Active, v.NewDisk), !v.Linear && !cloneOver(d.Active, v):
+		return fmt.Sprintf("device runs %q, not the recorded table", tableText(d.Active))
+	}
+	return ""
+}
+
 // resumeOwnSwap resumes a suspended device when the suspension is
 // finalize's own: its linear table loaded (resuming completes the swap) or
 // none loaded (resuming only releases the host's I/O). Anything else is

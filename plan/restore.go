@@ -118,6 +118,31 @@ type restoreRetry struct {
 	next time.Time
 }
 
+// rebuildGone has restoreDue rebuild at once the volumes serving the host
+// whose kernel objects were removed behind lunferry's back (an export
+// deleted with targetcli, a session logged out by hand), and logs it.
+func (p *Planner) rebuildGone(ctx context.Context, r *restoreRetry) {
+	if p.o.DryRun || r.all {
+		return
+	}
+	all, err := p.store.LoadAll()
+	if err != nil {
+		return // the round reports it
+	}
+	for _, v := range all {
+		if v.info().restore != restoreRebuild || slices.Contains(r.failed, v.Spec.Name) {
+			continue
+		}
+		gone, err := p.missing(ctx, v)
+		if err != nil || len(gone) == 0 {
+			continue
+		}
+		p.logf("volume %s: %v gone from the kernel (removed behind lunferry's back?): rebuilding", v.Spec.Name, gone)
+		r.failed = append(r.failed, v.Spec.Name)
+		r.next = time.Time{}
+	}
+}
+
 // restoreDue runs the restore r waits for, if it is due, logs what it did
 // and schedules the next attempt for what still failed.
 func (p *Planner) restoreDue(ctx context.Context, r *restoreRetry) {

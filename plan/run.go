@@ -127,8 +127,15 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 			return r
 		}
 	}
+	if st.HydratedRegions > v.Progress.HydratedRegions || v.ProgressAt.IsZero() || v.Spec.Throttle.RateAt(now) == clone.Paused {
+		v.ProgressAt = now.UTC()
+	}
 	v.Progress = nextProgress(v.Progress, st, now)
 	r.Progress = v.Progress
+	if since, stalled := v.Stalled(now); stalled {
+		r.Error = fmt.Sprintf("%v since %s: no region hydrated for %s: the old LUN may return read errors (dm-clone retries them forever; see the kernel log for \"hydration failed\") or an array is unreachable; finalize waits for it",
+			ErrStalled, since.Format(time.RFC3339), now.Sub(since).Round(time.Second))
+	}
 	if statusComplete(st) {
 		v.Step, v.HydratedAt = StepHydrated, now.UTC()
 		r.Step = v.Step
@@ -243,6 +250,7 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 		if report != nil && len(res) > 0 {
 			report(res)
 		}
+		p.rebuildGone(ctx, retry)
 		p.restoreDue(ctx, retry)
 		p.betweenTicks(ctx, hydrating, t.C, seen)
 		if ctx.Err() != nil {

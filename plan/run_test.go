@@ -273,3 +273,69 @@ func TestRestoreServesAFaultyVolume(t *testing.T) {
 	_, ok := e.k.Export(exportIQN)
 	require.True(t, ok)
 }
+
+// TestRunRebuildsWhatWasRemoved: an export torn down behind lunferry's
+// back (targetcli, a script) shows as drift in status, and run rebuilds it.
+func TestRunRebuildsWhatWasRemoved(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	require.NoError(t, e.k.Exporter().Teardown(ctx, exportIQN, ""))
+	rep, err := e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"export gone"}, rep.Volumes[0].Drift)
+	require.ErrorIs(t, rep.Check(), plan.ErrDrift)
+
+	stop := e.run(20 * time.Millisecond)
+	defer stop()
+	require.Eventually(t, func() bool { _, ok := e.k.Export(exportIQN); return ok }, 30*time.Second, 10*time.Millisecond)
+	rep, err = e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Empty(t, rep.Volumes[0].Drift)
+	require.NoError(t, rep.Check())
+}
+
+// TestStalledHydration: a clone that stops progressing (read errors on the
+// old LUN are retried forever) is reported by the round, status and
+// finalize, and the report clears once it progresses again.
+func TestStalledHydration(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e := newEnv(t)
+	e.k.HydrationStep = 1
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	e.p = p
+	e.add(spec("vol1"))
+	e.cutOver()
+	_, err = e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	e.k.HydrationStep = 0 // every region read fails: no progress
+	now = now.Add(time.Minute)
+	res, err := e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, res[0].Error, "a minute is not a stall")
+	now = now.Add(5 * time.Minute)
+	res, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	require.Contains(t, res[0].Error, "hydration stalled since 2026-12-01T10:00:00Z")
+	rep, err := e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.False(t, rep.Volumes[0].StalledSince.IsZero())
+	require.ErrorIs(t, rep.Check(), plan.ErrStalled)
+	_, err = e.p.Finalize(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrNotReady)
+	require.ErrorContains(t, err, "no progress since")
+
+	e.k.HydrationStep = 1
+	now = now.Add(time.Minute)
+	res, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, res[0].Error)
+	rep, err = e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.True(t, rep.Volumes[0].StalledSince.IsZero())
+}

@@ -1,6 +1,10 @@
 package plan
 
-import "time"
+import (
+	"time"
+
+	"github.com/lunferry/lunferry/clone"
+)
 
 // StateVersion is the version of the state file format this lunferry writes.
 // A file with a higher version is refused untouched.
@@ -50,6 +54,28 @@ const (
 	// status) apply.
 	StepFaulty Step = "faulty"
 )
+
+// stallAfter is the least time without progress after which a hydrating
+// volume counts as stalled; slow throttles get ten regions' time.
+const stallAfter = 2 * time.Minute
+
+// Stalled reports whether v should be hydrating but has made no progress
+// for long, and since when: dm-clone retries a region it cannot read
+// forever, and waits for an array that is gone.
+func (v *Volume) Stalled(now time.Time) (since time.Time, stalled bool) {
+	if v.Step != StepHydrating || v.Paused || v.ProgressAt.IsZero() {
+		return time.Time{}, false
+	}
+	rate := v.Spec.Throttle.RateAt(now)
+	if rate == clone.Paused {
+		return time.Time{}, false
+	}
+	wait := stallAfter
+	if rate != clone.Unlimited && v.Progress.RegionSectors > 0 {
+		wait = max(wait, time.Duration(float64(10*v.Progress.RegionSectors*512)/float64(rate)*float64(time.Second)))
+	}
+	return v.ProgressAt, now.Sub(v.ProgressAt) > wait
+}
 
 // allSteps lists every step, in workflow order.
 var allSteps = []Step{StepNew, StepPreparing, StepPrepared, StepCuttingOver, StepCutOver, StepHydrating,
@@ -166,6 +192,9 @@ type Volume struct {
 	HooksDone []string `json:"hooksDone,omitempty"`
 	// Progress is the last hydration progress seen.
 	Progress Progress `json:"progress"`
+	// ProgressAt is when hydration last made progress (or began): a
+	// hydrating volume that makes none for long is stalled (see Stalled).
+	ProgressAt time.Time `json:"progressAt,omitempty"`
 	// Linear is set once finalize swapped the device to linear over the
 	// new LUN: from then on abort is refused and restore builds linear.
 	Linear bool `json:"linear,omitempty"`

@@ -2,7 +2,9 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,6 +38,13 @@ type VolumeStatus struct {
 	Next string `json:"next,omitempty"`
 	// HandedOverAt is when handover completed.
 	HandedOverAt time.Time `json:"handedOverAt,omitempty"`
+	// Drift lists what the kernel does not hold as the state records it
+	// (an object gone, another table, a suspended device); run and restore
+	// rebuild what serves the host.
+	Drift []string `json:"drift,omitempty"`
+	// StalledSince is set when hydration made no progress for long
+	// although it should (see Volume.Stalled).
+	StalledSince time.Time `json:"stalledSince,omitempty"`
 	// AbortPending is set for an abort interrupted before it removed
 	// anything: the proxy still serves the host; `migrate abort` finishes
 	// it, `migrate abort --cancel` takes it back.
@@ -81,6 +90,10 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
 			HandedOverAt: v.HandedOverAt}
 		p.readLive(ctx, v, &s, now)
+		s.Drift = p.drift(ctx, v)
+		if since, ok := v.Stalled(now); ok {
+			s.StalledSince = since
+		}
 		s.Percent = 100 * s.Progress.Fraction()
 		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step.Finalized() {
 			s.Percent = 100
@@ -112,6 +125,52 @@ func serving(v *Volume) (serving, next string) {
 		next = "lunferry " + i.next + " " + v.Spec.Name
 	}
 	return i.serving, next
+}
+
+// drift says how the kernel differs from what v records, for the steps in
+// which the proxy serves the host ("" entries never).
+func (p *Planner) drift(ctx context.Context, v *Volume) []string {
+	if v.info().restore != restoreRebuild || p.o.DryRun {
+		return nil
+	}
+	var out []string
+	gone, err := p.missing(ctx, v)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, k := range gone {
+		out = append(out, string(k)+" gone")
+	}
+	if d := v.object(ObjDevice); d != nil && !d.Pending && !slices.Contains(gone, ObjDevice) {
+		if why := p.deviceDiffers(ctx, v); why != "" {
+			out = append(out, why)
+		}
+	}
+	return out
+}
+
+// Check returns an error wrapping ErrDrift when a volume's kernel objects
+// differ from its state, ErrFaulty when one is faulty, and ErrStalled when
+// one's hydration stalled (only, when nothing else is wrong): `migrate
+// status --check` for monitoring.
+func (r *StatusReport) Check() error {
+	var broken, stalled []error
+	for _, s := range r.Volumes {
+		if len(s.Drift) > 0 {
+			broken = append(broken, fmt.Errorf("volume %s: %w: %s", s.Name, ErrDrift, strings.Join(s.Drift, "; ")))
+		}
+		if s.Step == StepFaulty {
+			broken = append(broken, fmt.Errorf("volume %s: %w", s.Name, ErrFaulty))
+		}
+		if !s.StalledSince.IsZero() {
+			stalled = append(stalled, fmt.Errorf("volume %s: %w: hydration stalled since %s", s.Name, ErrStalled, s.StalledSince.Format(time.RFC3339)))
+		}
+	}
+	// Drift and faults first: they decide the exit code.
+	if len(broken) > 0 {
+		return errors.Join(append(broken, stalled...)...)
+	}
+	return errors.Join(stalled...)
 }
 
 // readLive fills s with what the kernel says now: the clone's progress

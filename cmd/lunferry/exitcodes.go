@@ -67,7 +67,7 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, plan.ErrLocked):
 		return ExitLocked
-	case errors.Is(err, plan.ErrNotReady), errors.Is(err, plan.ErrSessionTimeout):
+	case errors.Is(err, plan.ErrNotReady), errors.Is(err, plan.ErrSessionTimeout), errors.Is(err, plan.ErrStalled):
 		return ExitNotReady
 	case errors.Is(err, plan.ErrHook):
 		return ExitHook

@@ -35,7 +35,10 @@ func (a *app) migrateCommand() *cli.Command {
 			{Name: "resume", Usage: "resume background hydration", ArgsUsage: names, Action: a.eachVolume(a.resume)},
 			{
 				Name: "status", Usage: "step, progress, rate, ETA, throttle and host sessions of every volume", ArgsUsage: "[VOLUME...]",
-				Flags:  []cli.Flag{&cli.DurationFlag{Name: "watch", Usage: "refresh every interval until interrupted"}},
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "watch", Usage: "refresh every interval until interrupted"},
+					&cli.BoolFlag{Name: "check", Usage: "exit 3 when the kernel differs from the state or a volume is faulty, 4 when hydration stalled (for monitoring)"},
+				},
 				Action: a.status,
 			},
 			{Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names, Action: a.eachVolume(a.finalize)},
@@ -341,6 +344,9 @@ func (a *app) status(c *cli.Context) error {
 			}
 		}
 		if watch <= 0 {
+			if c.Bool("check") {
+				return rep.Check()
+			}
 			return nil
 		}
 		select {
@@ -395,6 +401,13 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 		for _, s := range rep.Volumes {
 			if s.LastError != "" {
 				fmt.Fprintf(a.stdout, "%s: %s\n", s.Name, s.LastError)
+			}
+			for _, d := range s.Drift {
+				fmt.Fprintf(a.stdout, "%s: kernel differs from the state: %s (`lunferry run` or `lunferry restore` rebuilds what serves the host)\n", s.Name, d)
+			}
+			if !s.StalledSince.IsZero() {
+				fmt.Fprintf(a.stdout, "%s: hydration stalled since %s: the old LUN may return read errors or an array is unreachable (see the kernel log)\n",
+					s.Name, s.StalledSince.Local().Format("2006-01-02 15:04:05"))
 			}
 			if s.LiveError != "" {
 				fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
