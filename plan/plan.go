@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/lunferry/lunferry/internal/crashpoint"
 )
 
 // Options configures a Planner.
@@ -110,6 +112,7 @@ func (p *Planner) push(v *Volume, kind ObjectKind, name string) (*Object, error)
 	if err := p.save(v); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("push:" + string(kind))
 	return &v.Objects[len(v.Objects)-1], nil
 }
 
@@ -118,7 +121,11 @@ func (p *Planner) created(v *Volume, kind ObjectKind, dev string) error {
 	o := v.object(kind)
 	o.Pending = false
 	o.Device = dev
-	return p.save(v)
+	if err := p.save(v); err != nil {
+		return err
+	}
+	crashpoint.Hit("created:" + string(kind))
+	return nil
 }
 
 // pop removes the entry of kind from the stack after the object is gone.
@@ -126,7 +133,11 @@ func (p *Planner) pop(v *Volume, kind ObjectKind) error {
 	for i := range v.Objects {
 		if v.Objects[i].Kind == kind {
 			v.Objects = append(v.Objects[:i], v.Objects[i+1:]...)
-			return p.save(v)
+			if err := p.save(v); err != nil {
+				return err
+			}
+			crashpoint.Hit("pop:" + string(kind))
+			return nil
 		}
 	}
 	return nil

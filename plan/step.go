@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/lunferry/lunferry/internal/crashpoint"
 )
 
 // stepFuncs are what a command does beyond the step table.
@@ -79,6 +81,7 @@ func (p *Planner) transition(ctx context.Context, v *Volume, trying, done Step, 
 	if err := p.save(v); err != nil {
 		return err
 	}
+	crashpoint.Hit("trying:" + string(trying))
 	if err := fn(); err != nil {
 		v.LastError = err.Error()
 		if serr := p.save(v); serr != nil {
@@ -86,6 +89,7 @@ func (p *Planner) transition(ctx context.Context, v *Volume, trying, done Step, 
 		}
 		return err
 	}
+	crashpoint.Hit("done:" + string(done))
 	v.Step = done
 	v.HooksDone = nil
 	return p.save(v)
