@@ -13,7 +13,8 @@ VM_PKGS    ?= ./dm/... ./lio/... ./initiator/... ./clone/... ./plan/... ./integr
 # under emulation (vmexec gives the VM this plus 5m).
 VM_TEST_TIMEOUT ?= 30m
 # The end-to-end tests run these binaries, built once on the host (fast)
-# instead of in each guest.
+# instead of in each guest; lunferry-crash has the crash points of
+# internal/crashpoint (the product build has none).
 E2E_BIN    := $(CURDIR)/bin/e2e
 
 all: build
@@ -30,6 +31,7 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags crashpoints ./internal/crashpoint/
 
 test: fmt-check vet unit test-vm
 
@@ -40,6 +42,7 @@ deps:
 
 e2e-bin:
 	$(GO) build -trimpath -o $(E2E_BIN)/ ./cmd/lunferry ./integration/lab/cmd/lunferry-lab
+	$(GO) build -trimpath -tags crashpoints -o $(E2E_BIN)/lunferry-crash ./cmd/lunferry
 
 vmexec:
 	$(GO) build -trimpath -o $(VMEXEC) ./integration/vm/cmd/vmexec
