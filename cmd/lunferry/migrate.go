@@ -399,34 +399,39 @@ func (a *app) printStatus(rep *plan.StatusReport) error {
 			return err
 		}
 		for _, s := range rep.Volumes {
-			if s.LastError != "" {
-				fmt.Fprintf(a.stdout, "%s: %s\n", s.Name, s.LastError)
-			}
-			for _, d := range s.Drift {
-				fmt.Fprintf(a.stdout, "%s: kernel differs from the state: %s (`lunferry run` or `lunferry restore` rebuilds what serves the host)\n", s.Name, d)
-			}
-			if !s.StalledSince.IsZero() {
-				fmt.Fprintf(a.stdout, "%s: hydration stalled since %s: the old LUN may return read errors or an array is unreachable (see the kernel log)\n",
-					s.Name, s.StalledSince.Local().Format("2006-01-02 15:04:05"))
-			}
-			if s.LiveError != "" {
-				fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
-			}
-			switch s.Step {
-			case plan.StepFinalized:
-				fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)
-			case plan.StepAborting:
-				if s.AbortPending {
-					fmt.Fprintf(a.stdout, "%s: an abort is pending; the proxy still serves the host: `%s` finishes it, `lunferry migrate abort --cancel %s` takes it back\n", s.Name, s.Next, s.Name)
-				}
-			case plan.StepHandedOver:
-				fmt.Fprintf(a.stdout, "%s: handed over %s: the host uses the new array directly; `%s` forgets it\n", s.Name,
-					s.HandedOverAt.Local().Format("2006-01-02 15:04"), s.Next)
-			}
+			a.printNotes(s)
 		}
 	}
 	for _, s := range rep.Strays {
 		fmt.Fprintf(a.stdout, "warning: %s carries lunferry's name but no volume's state knows it; lunferry leaves it alone\n", s)
 	}
 	return nil
+}
+
+// printNotes prints what an admin must know of one volume below the table.
+func (a *app) printNotes(s plan.VolumeStatus) {
+	if s.LastError != "" {
+		fmt.Fprintf(a.stdout, "%s: %s\n", s.Name, s.LastError)
+	}
+	for _, d := range s.Drift {
+		fmt.Fprintf(a.stdout, "%s: kernel differs from the state: %s (`lunferry run` or `lunferry restore` rebuilds what serves the host)\n", s.Name, d)
+	}
+	if !s.StalledSince.IsZero() {
+		fmt.Fprintf(a.stdout, "%s: hydration stalled since %s: the old LUN may return read errors or an array is unreachable (see the kernel log)\n",
+			s.Name, s.StalledSince.Local().Format("2006-01-02 15:04:05"))
+	}
+	if s.LiveError != "" {
+		fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
+	}
+	switch s.Step {
+	case plan.StepFinalized:
+		fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)
+	case plan.StepAborting:
+		if s.AbortPending {
+			fmt.Fprintf(a.stdout, "%s: an abort is pending; the proxy still serves the host: `%s` finishes it, `lunferry migrate abort --cancel %s` takes it back\n", s.Name, s.Next, s.Name)
+		}
+	case plan.StepHandedOver:
+		fmt.Fprintf(a.stdout, "%s: handed over %s: the host uses the new array directly; `%s` forgets it\n", s.Name,
+			s.HandedOverAt.Local().Format("2006-01-02 15:04"), s.Next)
+	}
 }
