@@ -19,19 +19,10 @@ func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
 		before: func(v *Volume, all []*Volume) error {
 			// Everything that can be refused is refused before the first
 			// hook quiesces the host.
-			if err := v.Spec.Validate(); err != nil {
+			if err := p.preflight(ctx, v, all); err != nil {
 				return err
 			}
-			if err := checkConflicts(&v.Spec, others(all, name)); err != nil {
-				return err
-			}
-			if err := p.checkHooks(&v.Spec); err != nil {
-				return err
-			}
-			if err := p.checkPresent(ctx, v); err != nil {
-				return err
-			}
-			return p.checkStrays(ctx, v)
+			return p.checkPresent(ctx, v)
 		},
 		run: func(v *Volume, _ []*Volume) error { return p.cutover(ctx, v) },
 	})

@@ -12,18 +12,7 @@ import (
 // read-only.
 func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdPrepare, name, stepFuncs{
-		before: func(v *Volume, all []*Volume) error {
-			if err := v.Spec.Validate(); err != nil {
-				return err
-			}
-			if err := checkConflicts(&v.Spec, others(all, name)); err != nil {
-				return err
-			}
-			if err := p.checkHooks(&v.Spec); err != nil {
-				return err
-			}
-			return p.checkStrays(ctx, v)
-		},
+		before: func(v *Volume, all []*Volume) error { return p.preflight(ctx, v, all) },
 		run: func(v *Volume, _ []*Volume) error { return p.prepare(ctx, v) },
 	})
 }
@@ -52,6 +41,23 @@ func (p *Planner) prepare(ctx context.Context, v *Volume) error {
 	}
 	v.SizeSectors = oldSize / 512
 	return p.createMetadata(ctx, v)
+}
+
+// preflight refuses, before anything changes, a volume whose spec is
+// invalid (perhaps recorded by an older lunferry), clashes with another
+// volume, names hooks that cannot run, or whose kernel names are taken by
+// objects this state did not create.
+func (p *Planner) preflight(ctx context.Context, v *Volume, all []*Volume) error {
+	if err := v.Spec.Validate(); err != nil {
+		return err
+	}
+	if err := checkConflicts(&v.Spec, others(all, v.Spec.Name)); err != nil {
+		return err
+	}
+	if err := p.checkHooks(&v.Spec); err != nil {
+		return err
+	}
+	return p.checkStrays(ctx, v)
 }
 
 // checkHooks finds, before the window, hooks that are missing or not
