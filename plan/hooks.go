@@ -9,7 +9,31 @@ import (
 	"time"
 )
 
-// Hook environment. Every hook runs with the proxy's environment plus:
+// HookPath is the PATH every hook runs with.
+const HookPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// HookLang is the LANG every hook runs with.
+const HookLang = "C.UTF-8"
+
+// HookEnviron returns a hook's whole environment: PATH=HookPath,
+// LANG=HookLang, the LUNFERRY_* variables of inherited (lunferry's own
+// environment: a wrapper can hand its hooks settings that way), then env
+// (hookEnv's variables; the last of two equal names wins). Nothing else of
+// the proxy's environment reaches a hook: a hook runs as root, and neither
+// a stray LD_PRELOAD, IFS or proxy setting nor a secret in lunferry's
+// environment should follow it there.
+func HookEnviron(inherited, env []string) []string {
+	out := []string{"PATH=" + HookPath, "LANG=" + HookLang}
+	for _, kv := range inherited {
+		if strings.HasPrefix(kv, "LUNFERRY_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// Hook environment. Every hook runs with the minimal environment of
+// HookEnviron (PATH, LANG and LUNFERRY_* variables only) and these:
 //
 //	LUNFERRY_VOLUME          volume name
 //	LUNFERRY_PHASE           pre-cutover, post-cutover, pre-finalize,

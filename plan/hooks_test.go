@@ -27,7 +27,7 @@ func TestHookEnvironment(t *testing.T) {
 	envOut := filepath.Join(e.dir, "env.txt")
 	hook := writeScript(t, e.dir, "post", "env | grep ^LUNFERRY_ | sort > "+envOut)
 	ports := e.k.Ports()
-	ports.Hooks = kernel.ExecHooks{}
+	ports.Hooks = kernel.ExecHooks{Owner: os.Getuid()}
 	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports})
 	require.NoError(t, err)
 	s := spec("vol1")
@@ -50,6 +50,37 @@ func TestHookEnvironment(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(e.dir, "logs", "vol1.post-cutover.log"))
 	require.NoError(t, err)
+}
+
+// TestHookWritableByOthersRefusedBeforeTheWindow: prepare and cutover
+// refuse a hook another user could replace before anything runs.
+func TestHookWritableByOthersRefusedBeforeTheWindow(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ports := e.k.Ports()
+	ports.Hooks = kernel.ExecHooks{Owner: os.Getuid()}
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports})
+	require.NoError(t, err)
+	hook := writeScript(t, e.dir, "quiesce", "exit 0")
+	s := spec("vol1")
+	s.Hooks = plan.Hooks{PreCutover: []string{hook}}
+	_, err = p.Add(ctx, s)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(hook, 0o777))
+	_, err = p.Prepare(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrInvalidSpec)
+	require.ErrorContains(t, err, "chmod go-w "+hook)
+	require.Empty(t, e.k.Calls(), "nothing done in the kernel")
+
+	require.NoError(t, os.Chmod(hook, 0o755))
+	_, err = p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(hook, 0o775))
+	_, err = p.Cutover(ctx, "vol1")
+	require.ErrorContains(t, err, "chmod go-w "+hook)
+	v, err := p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepPrepared, v.Step, "cutover refused before the window")
 }
 
 func TestStoreRoundTripAndAtomicity(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -14,12 +15,23 @@ import (
 )
 
 // ExecHooks runs hooks as child processes in their own process group, so
-// that a hook killed at its timeout takes its children with it.
-type ExecHooks struct{}
+// that a hook killed at its timeout takes its children with it, with the
+// minimal environment plan.HookEnviron documents.
+type ExecHooks struct {
+	// Owner is the uid that must own every hook: 0, root, as lunferry
+	// runs as root (tests set their own uid).
+	Owner int
+}
 
 // Check implements plan.HookRunner: path must be an executable regular
-// file.
-func (ExecHooks) Check(path string) error { return checkExecutable(path) }
+// file, owned by h.Owner and not writable by group or others (a hook runs
+// as root in the window: whoever can replace it can run anything there).
+func (h ExecHooks) Check(path string) error {
+	if err := checkExecutable(path); err != nil {
+		return err
+	}
+	return checkHookOwner(path, h.Owner)
+}
 
 func checkExecutable(path string) error {
 	st, err := os.Stat(path)
@@ -30,6 +42,39 @@ func checkExecutable(path string) error {
 		return fmt.Errorf("not an executable file (chmod +x it)")
 	}
 	return nil
+}
+
+// checkHookOwner refuses a hook that another user than owner could
+// replace: owned by someone else, or group- or world-writable.
+func checkHookOwner(path string, owner int) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("mode %04o makes it writable by other users, who could replace what runs as root: run chmod go-w %s", uint32(perm), path)
+	}
+	if uid, ok := fileOwner(st); !ok || uid != owner {
+		return fmt.Errorf("owned by uid %d, not %s: another user could replace what runs as root: run chown %s %s", uid, ownerName(owner), ownerName(owner), path)
+	}
+	return nil
+}
+
+// fileOwner returns the uid owning the file st describes.
+func fileOwner(st os.FileInfo) (int, bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return -1, false
+	}
+	return int(sys.Uid), true
+}
+
+// ownerName renders uid for chown: "root" for 0.
+func ownerName(uid int) string {
+	if uid == 0 {
+		return "root"
+	}
+	return strconv.Itoa(uid)
 }
 
 // Run implements plan.HookRunner.
@@ -44,7 +89,7 @@ func (ExecHooks) Run(ctx context.Context, path string, env []string, timeout tim
 	defer log.Close()
 	fmt.Fprintf(log, "=== %s %s\n", time.Now().UTC().Format(time.RFC3339), path)
 	cmd := exec.Command(path)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = plan.HookEnviron(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

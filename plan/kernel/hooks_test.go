@@ -70,3 +70,54 @@ func TestExecHooksCheck(t *testing.T) {
 	require.ErrorContains(t, h.Check(dir), "not an executable file")
 	require.ErrorIs(t, h.Check(filepath.Join(dir, "missing")), os.ErrNotExist)
 }
+
+// TestExecHooksCheckOwnerAndMode: a hook another user could replace would
+// run as root in the window.
+func TestExecHooksCheckOwnerAndMode(t *testing.T) {
+	dir := t.TempDir()
+	h := kernel.ExecHooks{Owner: os.Getuid()}
+	ok := writeScript(t, dir, "ok", "true")
+	require.NoError(t, h.Check(ok))
+	for _, mode := range []os.FileMode{0o775, 0o757, 0o777} {
+		p := writeScript(t, dir, "w"+mode.String(), "true")
+		require.NoError(t, os.Chmod(p, mode))
+		err := h.Check(p)
+		require.ErrorContains(t, err, "writable", "mode %o", mode)
+		require.ErrorContains(t, err, "chmod go-w "+p)
+	}
+	other := kernel.ExecHooks{Owner: os.Getuid() + 1}
+	err := other.Check(ok)
+	require.ErrorContains(t, err, "owned by uid")
+	require.ErrorContains(t, err, "chown")
+	require.ErrorContains(t, err, ok)
+}
+
+// TestExecHooksMinimalEnvironment: hooks get PATH, LANG and the LUNFERRY_*
+// variables, not the proxy's whole environment.
+func TestExecHooksMinimalEnvironment(t *testing.T) {
+	t.Setenv("LUNFERRY_TEST_PASSED_ON", "yes")
+	t.Setenv("SOME_PROXY_SECRET", "leaked")
+	t.Setenv("PATH", "/nonexistent:"+os.Getenv("PATH"))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.txt")
+	hook := writeScript(t, dir, "env", "/usr/bin/env > "+out)
+	h := kernel.ExecHooks{Owner: os.Getuid()}
+	require.NoError(t, h.Run(context.Background(), hook, []string{"LUNFERRY_VOLUME=v1"}, 5*time.Second, filepath.Join(dir, "log")))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		names = append(names, strings.SplitN(l, "=", 2)[0])
+	}
+	env := string(b)
+	require.Contains(t, env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n")
+	require.Contains(t, env, "LANG=C.UTF-8\n")
+	require.Contains(t, env, "LUNFERRY_VOLUME=v1\n")
+	require.Contains(t, env, "LUNFERRY_TEST_PASSED_ON=yes\n")
+	require.NotContains(t, env, "SOME_PROXY_SECRET")
+	for _, n := range names {
+		if n != "PATH" && n != "LANG" && n != "PWD" && !strings.HasPrefix(n, "LUNFERRY_") {
+			t.Errorf("hook environment has %s", n)
+		}
+	}
+}
