@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -142,6 +143,9 @@ type CHAPFiles struct {
 	MutualUsername string `json:"mutual_username,omitempty"`
 	// MutualSecretFile holds the target's CHAP secret (mutual CHAP only).
 	MutualSecretFile string `json:"mutual_secret_file,omitempty"`
+	// Owner is the uid that must own the secret files: 0, root, as
+	// lunferry runs as root (tests set their own uid).
+	Owner int `json:"-"`
 }
 
 // Load reads the secrets and returns validated credentials. stdin is read
@@ -150,7 +154,7 @@ func (f CHAPFiles) Load(stdin io.Reader) (*CHAP, error) {
 	if f.SecretFile == "-" && f.MutualSecretFile == "-" {
 		return nil, fmt.Errorf("initiator: chap: only one secret can come from stdin")
 	}
-	pw, err := readSecretFrom(f.SecretFile, stdin)
+	pw, err := readSecretFrom(f.SecretFile, stdin, f.Owner)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +163,7 @@ func (f CHAPFiles) Load(stdin io.Reader) (*CHAP, error) {
 		if f.MutualUsername == "" || f.MutualSecretFile == "" {
 			return nil, fmt.Errorf("initiator: chap: mutual CHAP needs both a mutual user name and a mutual secret file")
 		}
-		mpw, err := readSecretFrom(f.MutualSecretFile, stdin)
+		mpw, err := readSecretFrom(f.MutualSecretFile, stdin, f.Owner)
 		if err != nil {
 			return nil, err
 		}
@@ -171,14 +175,14 @@ func (f CHAPFiles) Load(stdin io.Reader) (*CHAP, error) {
 	return c, nil
 }
 
-func readSecretFrom(path string, stdin io.Reader) (Secret, error) {
+func readSecretFrom(path string, stdin io.Reader, owner int) (Secret, error) {
 	if path == "-" {
 		if stdin == nil {
 			return Secret{}, fmt.Errorf("initiator: chap: secret file is \"-\" but no stdin was given")
 		}
 		return ReadSecret(stdin)
 	}
-	return ReadSecretFile(path)
+	return ReadSecretFile(path, owner)
 }
 
 // ReadSecret reads a secret from the first line of r (a trailing "\n" or
@@ -197,9 +201,9 @@ func ReadSecret(r io.Reader) (Secret, error) {
 }
 
 // ReadSecretFile reads a secret from the first line of the file at path.
-// It refuses files that other users may read or write: the secret would
-// not be one.
-func ReadSecretFile(path string) (Secret, error) {
+// It refuses a file that another user than owner (0: root) could read or
+// replace (CheckSecretFile): the secret would not be one.
+func ReadSecretFile(path string, owner int) (Secret, error) {
 	if path == "" {
 		return Secret{}, fmt.Errorf("initiator: chap: no secret file given")
 	}
@@ -212,15 +216,41 @@ func ReadSecretFile(path string) (Secret, error) {
 	if err != nil {
 		return Secret{}, fmt.Errorf("initiator: chap secret file: %w", err)
 	}
-	if !st.Mode().IsRegular() {
-		return Secret{}, fmt.Errorf("initiator: chap secret file %s: not a regular file", path)
-	}
-	if perm := st.Mode().Perm(); perm&0o007 != 0 {
-		return Secret{}, fmt.Errorf("initiator: chap secret file %s: mode %04o lets other users read it; run chmod 600 %s", path, uint32(perm), path)
+	if err := secretFileProblem(path, st, owner); err != nil {
+		return Secret{}, err
 	}
 	s, err := ReadSecret(f)
 	if err != nil {
 		return Secret{}, fmt.Errorf("%w (file %s)", err, path)
 	}
 	return s, nil
+}
+
+// CheckSecretFile reports, without reading it, why the file at path cannot
+// hold a secret: missing, not a regular file, any group or other permission
+// bit set (want mode 0600 or 0400), or not owned by owner (0: root). The
+// error names the chmod or chown that fixes it.
+func CheckSecretFile(path string, owner int) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("initiator: chap secret file: %w", err)
+	}
+	return secretFileProblem(path, st, owner)
+}
+
+func secretFileProblem(path string, st os.FileInfo, owner int) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("initiator: chap secret file %s: not a regular file", path)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("initiator: chap secret file %s: mode %04o lets other users read or change it; run chmod 600 %s", path, uint32(perm), path)
+	}
+	if uid, ok := fileOwner(st); !ok || uid != owner {
+		who := "root"
+		if owner != 0 {
+			who = strconv.Itoa(owner)
+		}
+		return fmt.Errorf("initiator: chap secret file %s: owned by uid %d, not %s; run chown %s %s", path, uid, who, who, path)
+	}
+	return nil
 }

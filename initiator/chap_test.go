@@ -74,40 +74,55 @@ func TestCHAPFilesLoad(t *testing.T) {
 		require.NoError(t, os.Chmod(p, mode))
 		return p
 	}
+	me := os.Getuid()
 	sec := write("secret", "initiator-secret-1\nignored second line\n", 0o600)
-	mut := write("mutual", "target-secret-22\r\n", 0o640)
+	mut := write("mutual", "target-secret-22\r\n", 0o400)
 	open := write("open", "x\n", 0o644)
+	group := write("group", "x\n", 0o640)
 	empty := write("empty", "\n", 0o600)
 
-	c, err := CHAPFiles{Username: "u", SecretFile: sec}.Load(nil)
+	c, err := CHAPFiles{Owner: me, Username: "u", SecretFile: sec}.Load(nil)
 	require.NoError(t, err)
 	assert.Equal(t, "initiator-secret-1", c.Password.Reveal())
 	assert.False(t, c.Mutual())
 
-	c, err = CHAPFiles{Username: "u", SecretFile: sec, MutualUsername: "t", MutualSecretFile: mut}.Load(nil)
+	c, err = CHAPFiles{Owner: me, Username: "u", SecretFile: sec, MutualUsername: "t", MutualSecretFile: mut}.Load(nil)
 	require.NoError(t, err)
 	assert.Equal(t, "target-secret-22", c.MutualPassword.Reveal())
 
-	c, err = CHAPFiles{Username: "u", SecretFile: "-", MutualUsername: "t", MutualSecretFile: mut}.Load(strings.NewReader("from-stdin-secret\n"))
+	c, err = CHAPFiles{Owner: me, Username: "u", SecretFile: "-", MutualUsername: "t", MutualSecretFile: mut}.Load(strings.NewReader("from-stdin-secret\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "from-stdin-secret", c.Password.Reveal())
 
-	_, err = CHAPFiles{Username: "u", SecretFile: open}.Load(nil)
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: open}.Load(nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "chmod 600")
-	_, err = CHAPFiles{Username: "u", SecretFile: empty}.Load(nil)
+	// Group bits too: mode 0600 (or 0400) only.
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: sec, MutualUsername: "t", MutualSecretFile: group}.Load(nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "chmod 600 "+group)
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: empty}.Load(nil)
 	assert.ErrorContains(t, err, "empty")
-	_, err = CHAPFiles{Username: "u", SecretFile: filepath.Join(dir, "missing")}.Load(nil)
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: filepath.Join(dir, "missing")}.Load(nil)
 	assert.ErrorIs(t, err, os.ErrNotExist)
-	_, err = CHAPFiles{Username: "u", SecretFile: "-", MutualUsername: "t", MutualSecretFile: "-"}.Load(strings.NewReader("a\n"))
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: "-", MutualUsername: "t", MutualSecretFile: "-"}.Load(strings.NewReader("a\n"))
 	assert.ErrorContains(t, err, "only one")
-	_, err = CHAPFiles{Username: "u", SecretFile: sec, MutualUsername: "t"}.Load(nil)
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: sec, MutualUsername: "t"}.Load(nil)
 	assert.ErrorContains(t, err, "both")
-	_, err = CHAPFiles{Username: "u", SecretFile: dir}.Load(nil)
+	_, err = CHAPFiles{Owner: me, Username: "u", SecretFile: dir}.Load(nil)
 	assert.ErrorContains(t, err, "not a regular file")
 
+	// Owned by another user: refused, naming the chown.
+	_, err = CHAPFiles{Owner: me + 1, Username: "u", SecretFile: sec}.Load(nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), fmt.Sprintf("owned by uid %d, not %d; run chown %d %s", me, me+1, me+1, sec))
+	require.NoError(t, CheckSecretFile(sec, me))
+	assert.ErrorContains(t, CheckSecretFile(group, me), "chmod 600 "+group)
+	assert.ErrorContains(t, CheckSecretFile(sec, me+1), "chown")
+	assert.ErrorIs(t, CheckSecretFile(filepath.Join(dir, "missing"), me), os.ErrNotExist)
+
 	// What lunferry persists: names and paths, no secret.
-	j, err := json.Marshal(CHAPFiles{Username: "u", SecretFile: sec})
+	j, err := json.Marshal(CHAPFiles{Owner: me, Username: "u", SecretFile: sec})
 	require.NoError(t, err)
 	assert.NotContains(t, string(j), "initiator-secret-1")
 }

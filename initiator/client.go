@@ -163,7 +163,7 @@ func (c *Client) Discover(ctx context.Context, p Portal, chap *CHAP) ([]Node, er
 	}
 	if chap == nil {
 		out, err := c.iscsiadmRun(ctx, "-m", "discovery", "-t", "sendtargets", "-p", p.String(), "-o", "nonpersistent")
-		return c.discovered(p, out, err)
+		return c.discovered(p, out, err, false)
 	}
 	if err := chap.Validate(); err != nil {
 		return nil, err
@@ -192,12 +192,22 @@ func (c *Client) Discover(ctx context.Context, p Portal, chap *CHAP) ([]Node, er
 		return nil, fmt.Errorf("initiator: discover %s: %w", p, err)
 	}
 	out, err := c.iscsiadmRun(ctx, append(db, "--discover", "-o", "nonpersistent")...)
-	return c.discovered(p, out, err)
+	return c.discovered(p, out, err, true)
 }
 
-func (c *Client) discovered(p Portal, out []byte, err error) ([]Node, error) {
+// discovered parses a discovery's answer; withCHAP says whether it
+// offered credentials.
+func (c *Client) discovered(p Portal, out []byte, err error, withCHAP bool) ([]Node, error) {
 	if errors.Is(err, ErrNotFound) {
 		return []Node{}, nil
+	}
+	if errors.Is(err, ErrAuthFailed) {
+		// Not the session's hint: a discovery's credentials are the
+		// portal's own, and many arrays want none there.
+		if withCHAP {
+			return nil, fmt.Errorf("initiator: discover %s: %w: the portal refused the discovery CHAP credentials; check the discovery user name and secret, or give none if the array wants no CHAP on discovery: %w", p, ErrDiscoveryAuthFailed, err)
+		}
+		return nil, fmt.Errorf("initiator: discover %s: %w: the portal wants CHAP on SendTargets discovery; give discovery credentials (the array's discovery user name and secret, which may differ from its sessions'): %w", p, ErrDiscoveryAuthFailed, err)
 	}
 	if err != nil {
 		return nil, wrapHint(fmt.Errorf("initiator: discover %s: %w", p, err))

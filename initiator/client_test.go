@@ -246,8 +246,12 @@ func TestDiscover(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnreachable)
 	assert.Contains(t, err.Error(), "Connection refused")
 
+	// Discovery CHAP is not the session's: the message says which.
 	_, err = c.Discover(ctx, lab, nil)
 	assert.ErrorIs(t, err, ErrAuthFailed)
+	assert.ErrorIs(t, err, ErrDiscoveryAuthFailed)
+	assert.Contains(t, err.Error(), "wants CHAP on SendTargets discovery")
+	assert.NotContains(t, err.Error(), "check the CHAP user name and secret files")
 }
 
 func TestDiscoverCHAP(t *testing.T) {
@@ -295,6 +299,8 @@ func TestDiscoverCHAPFailureStillDeletesRecord(t *testing.T) {
 	}
 	_, err := c.Discover(context.Background(), lab, chap)
 	assert.ErrorIs(t, err, ErrAuthFailed)
+	assert.ErrorIs(t, err, ErrDiscoveryAuthFailed)
+	assert.Contains(t, err.Error(), "refused the discovery CHAP credentials")
 	assert.NotContains(t, err.Error(), "wrong-secret-4xy")
 }
 

@@ -17,7 +17,7 @@
 //		Iface     string        // "lunferry"
 //	})
 //	c.Discover(ctx, Portal, *CHAP) ([]Node, error)        // SendTargets, no node records
-//	c.Login(ctx, Node, LoginOptions{CHAP, DiscoveryCHAP, Timeouts}) error
+//	c.Login(ctx, Node, LoginOptions{CHAP, DiscoveryCHAP, Timeouts}) error   // CHAP: session only; DiscoveryCHAP: SendTargets only
 //	c.Logout(ctx, Node) error                             // logout + delete the record
 //	c.Rescan(ctx, Node) error
 //	c.Sessions(ctx) ([]Session, error)                    // from /sys/class/iscsi_session
@@ -41,7 +41,9 @@
 // (ExitCode, named as in open-iscsi's include/iscsi_err.h) and iscsiadm's
 // own stderr; it matches a sentinel with errors.Is: ErrAuthFailed (24: bad
 // CHAP credentials or not in the target's ACL; also 19 when mutual CHAP is
-// configured, which is how iscsid reports a target failing it),
+// configured, which is how iscsid reports a target failing it; a refused
+// SendTargets discovery also matches ErrDiscoveryAuthFailed, whose message
+// says the discovery credentials are the portal's, not the session's),
 // ErrUnreachable (4, 8, 11, 33), ErrLoginRefused (5, 19), ErrNotFound
 // (21), ErrSessionExists (15), ErrDaemon (18, 20), ErrDriver (12). The
 // wrapping error adds what the admin should check next. Note that LIO
@@ -65,8 +67,10 @@
 // CHAP secrets are Secret values that print, format (any verb), marshal to
 // JSON or text and log as "<redacted>"; Reveal returns them. CHAPFiles is
 // what lunferry persists: user names and secret file paths ("-" for stdin);
-// Load reads and validates them and refuses secret files other users can
-// read. Secrets never reach an argv: Login creates the record with
+// Load reads and validates them and refuses a secret file with any group
+// or other permission bit (want 0600 or 0400) or not owned by root
+// (CHAPFiles.Owner); CheckSecretFile checks a file without reading it, so
+// that a step can refuse it before the window. Secrets never reach an argv: Login creates the record with
 // "iscsiadm -m node -o new", sets timeouts and the auth method with
 // "iscsiadm -o update", and then writes the user names and secrets into the
 // record file through the RecordStore. FileRecords edits the file as

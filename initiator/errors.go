@@ -82,6 +82,11 @@ var (
 	// authorization (wrong CHAP credentials, or this initiator is not in the
 	// target's ACL). iscsiadm exit 24.
 	ErrAuthFailed = errors.New("iscsi login refused: authentication or authorization failed")
+	// ErrDiscoveryAuthFailed: the portal refused the SendTargets discovery
+	// for authentication: it wants discovery CHAP and none was given, or
+	// not the credentials given. Discovery credentials are the portal's,
+	// not the session's. It comes with ErrAuthFailed.
+	ErrDiscoveryAuthFailed = errors.New("sendtargets discovery refused: authentication failed")
 	// ErrUnreachable: the portal could not be reached or did not answer
 	// (iscsiadm exit 4, 8, 11, 33).
 	ErrUnreachable = errors.New("iscsi portal unreachable")

@@ -473,3 +473,25 @@ func TestKernelUnreachable(t *testing.T) {
 	// With iscsid.conf's 8 retries it takes about 18 s here.
 	assert.Less(t, took, 14*time.Second, "LoginRetries is in force")
 }
+
+// TestKernelDiscoveryCHAPNotWanted: LIO's default is CHAP on sessions (when
+// the TPG says so) and none on SendTargets discovery; a discovery that
+// offers credentials anyway is refused. Session credentials must therefore
+// never be offered on discovery.
+func TestKernelDiscoveryCHAPNotWanted(t *testing.T) {
+	vmtest.Require(t)
+	ctx := context.Background()
+	secret := "lunferry-sess-" + vmtest.RandomName("s")[9:]
+	lt := newLabTarget(t, targetOpts{chap: &CHAP{Username: "lunferry-proxy", Password: NewSecret(secret)}})
+	c, _ := kernelClient(t, secret)
+	chap := &CHAP{Username: "lunferry-proxy", Password: NewSecret(secret)}
+
+	_, err := c.Discover(ctx, lt.Portal, chap)
+	require.ErrorIs(t, err, ErrDiscoveryAuthFailed)
+	t.Logf("discovery offering the session's credentials: %v", err)
+	assert.Contains(t, err.Error(), "give none if the array wants no CHAP on discovery")
+
+	// Session CHAP alone: discovery without credentials, login with them.
+	require.NoError(t, login(t, c, lt.node(), LoginOptions{CHAP: chap}))
+	assert.Len(t, sessionsTo(t, c, lt.IQN), 1)
+}
