@@ -48,9 +48,17 @@ type Kernel struct {
 	// Fail makes the named operation (e.g. "CreateClone") return the
 	// error, every time.
 	Fail map[string]error
-	// CrashAt makes the n-th call (1-based, counting all operations)
-	// return ErrCrash; 0 disables.
-	CrashAt int
+	// CrashAt kills the process at its n-th call (1-based, counting all
+	// operations): that call and every later one return ErrCrash, as
+	// nothing a dead process asks reaches the kernel; 0 disables (the
+	// next process). With CrashAfter the n-th call is made and only later
+	// calls fail: the process died before it saw the result.
+	CrashAt    int
+	CrashAfter bool
+	// OnCrash, if set, is called when the process dies, with what the
+	// kernel holds then. It runs under the fake's lock: it must not call
+	// the fake.
+	OnCrash func(Inventory)
 	// HydrationStep is how many regions each CloneStatus call hydrates
 	// while hydration is enabled.
 	HydrationStep uint64
@@ -78,6 +86,10 @@ type Kernel struct {
 	meta     map[string]uint64 // hydration progress kept "in metadata"
 	// committed is the progress last committed, per metadata file.
 	committed map[string]uint64
+	// writes lists per LUN key what wrote it; violations what audit
+	// found.
+	writes     map[string][]string
+	violations []string
 	// Zeroed records metadata files and devices zeroed.
 	Zeroed   []string
 	Hooks    []HookCall
@@ -131,8 +143,9 @@ func (k *Kernel) Ports() plan.Ports {
 
 func (k *Kernel) op(name string, args ...any) error {
 	k.calls = append(k.calls, strings.TrimSpace(name+" "+fmt.Sprint(args...)))
-	if k.CrashAt > 0 && len(k.calls) == k.CrashAt {
-		return ErrCrash
+	k.audit()
+	if err := k.crash(); err != nil {
+		return err
 	}
 	if err := k.Fail[name]; err != nil {
 		return err
@@ -354,6 +367,9 @@ func (k *Kernel) CreateClone(ctx context.Context, name string, sectors uint64, t
 			return "", fmt.Errorf("device %s does not exist", dev)
 		}
 	}
+	if !k.ro[t.Source] {
+		k.violate(fmt.Sprintf("clone %s created over %s, which is writable", name, t.Source))
+	}
 	region := uint64(t.RegionSize)
 	if sectors == 0 || region == 0 {
 		return "", fmt.Errorf("bad table %q", line)
@@ -367,6 +383,7 @@ func (k *Kernel) CreateClone(ctx context.Context, name string, sectors uint64, t
 	}
 	d.Hydrated = k.progress()[k.metaFile(t.Metadata)]
 	k.dm[name] = d
+	k.wrote(t.Destination, "clone destination of "+name)
 	return d.Node, nil
 }
 
@@ -383,6 +400,7 @@ func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, 
 	k.nextDev++
 	d := &Device{Node: fmt.Sprintf("/dev/dm-%d", k.nextDev), Table: plan.LinearLine(sectors, dev).String(), Sectors: sectors, Linear: dev}
 	k.dm[name] = d
+	k.wrote(dev, "linear "+name)
 	return d.Node, nil
 }
 
@@ -400,11 +418,13 @@ func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, de
 	if d.Clone != nil && d.Sectors != sectors {
 		return 0, fmt.Errorf("size change %d -> %d", d.Sectors, sectors)
 	}
+	k.suspended(d)
 	if k.SwapStopsSuspended {
 		d.Suspended, d.Inactive = true, []dm.RawLine{linearRaw(sectors, dev)}
 		return 0, ErrCrash
 	}
 	d.Table, d.Clone, d.Linear = plan.LinearLine(sectors, dev).String(), nil, dev
+	k.wrote(dev, "linear "+name)
 	return time.Millisecond, nil
 }
 
@@ -422,6 +442,7 @@ func (k *Kernel) Remove(ctx context.Context, name string) error {
 				return fmt.Errorf("device %s busy (exported)", name)
 			}
 		}
+		k.suspended(d)
 	}
 	delete(k.dm, name)
 	return nil
@@ -631,6 +652,7 @@ func (k *Kernel) ZeroDevice(ctx context.Context, dev string, minSize uint64) err
 	if err := k.op("ZeroDevice", dev); err != nil {
 		return err
 	}
+	k.wrote(dev, "zeroed")
 	k.Zeroed = append(k.Zeroed, dev)
 	return nil
 }

@@ -96,6 +96,20 @@ func (k *Kernel) HasSession(ctx context.Context, t plan.Target) (bool, error) {
 	return k.sessions[t.String()], nil
 }
 
+// suspended commits a clone's progress to its metadata, as dm-clone does
+// when its device is suspended (a table swap, a removal): a linear table
+// swapped in, or no device at all, keeps it there across a reboot.
+func (k *Kernel) suspended(d *Device) {
+	if d.Clone == nil {
+		return
+	}
+	f := k.metaFile(d.Clone.Metadata)
+	if k.committed == nil {
+		k.committed = map[string]uint64{}
+	}
+	k.progress()[f], k.committed[f] = d.Hydrated, d.Hydrated
+}
+
 // CommitStatus implements plan.Mapper: CloneStatus that also commits the
 // progress (see LoseUncommitted).
 func (k *Kernel) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
@@ -144,6 +158,7 @@ func (k *Kernel) Resume(ctx context.Context, name string) error {
 		for p := range k.disks {
 			if devNumber(p) == dev {
 				d.Table, d.Clone, d.Linear = plan.LinearLine(d.Sectors, p).String(), nil, p
+				k.wrote(p, "linear "+name)
 			}
 		}
 	}
