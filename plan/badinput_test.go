@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
 
@@ -345,4 +346,145 @@ func TestMetadataBytes(t *testing.T) {
 	require.Equal(t, uint64(132<<20), plan.MetadataBytes(1<<40, 8))
 	// A given device: 1 MiB + twice the bitset.
 	require.Equal(t, uint64(1<<20+4<<20), plan.MinMetadataBytes(1<<40, 128))
+}
+
+// writeRunbook writes a one-volume runbook whose export and LUN parts are
+// given as JSON.
+func writeRunbook(t *testing.T, old, newLUN, export string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rb.json")
+	require.NoError(t, os.WriteFile(p, []byte(`{"volumes": [{"name": "db1",
+		"old": `+old+`, "new": `+newLUN+`,
+		"hostIQN": "iqn.1994-05.com.redhat:db1", "export": `+export+`}]}`), 0o600))
+	return p
+}
+
+const (
+	rbOld    = `{"portal": "10.0.0.10", "iqn": "iqn.2001-05.com.old:a", "lun": 3}`
+	rbNew    = `{"portal": "10.0.1.20", "iqn": "iqn.2010-01.com.new:b", "lun": 7}`
+	rbExport = `{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"]}`
+)
+
+// TestRunbookCHAPEverywhere: discovery CHAP is its own entry of a LUN, and
+// the export takes CHAP (one-way or mutual) for the host.
+func TestRunbookCHAPEverywhere(t *testing.T) {
+	p := writeRunbook(t,
+		`{"portal": "10.0.0.10", "iqn": "iqn.2001-05.com.old:a", "lun": 3,
+		  "discoveryChap": {"username": "disc", "secretFile": "/etc/lunferry/old-disc.secret"}}`,
+		`{"portal": "10.0.1.20", "iqn": "iqn.2010-01.com.new:b", "lun": 7,
+		  "chap": {"username": "proxy", "secretFile": "/etc/lunferry/new.secret",
+		           "mutualUsername": "array", "mutualSecretFile": "/etc/lunferry/new-mutual.secret"},
+		  "discoveryChap": {"username": "disc2", "secretFile": "/etc/lunferry/new-disc.secret"}}`,
+		`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"],
+		  "chap": {"username": "db1-host", "secretFile": "/etc/lunferry/export.secret",
+		           "mutualUsername": "proxy1", "mutualSecretFile": "/etc/lunferry/export-mutual.secret"}}`)
+	rb, err := plan.ReadRunbook(p)
+	require.NoError(t, err)
+	v := rb.Volumes[0]
+	require.Nil(t, v.Old.CHAP)
+	require.Equal(t, &plan.CHAP{Username: "disc", SecretFile: "/etc/lunferry/old-disc.secret"}, v.Old.DiscoveryCHAP)
+	require.Equal(t, "array", v.New.CHAP.MutualUsername)
+	require.Equal(t, "disc2", v.New.DiscoveryCHAP.Username)
+	require.Equal(t, &plan.CHAP{Username: "db1-host", SecretFile: "/etc/lunferry/export.secret",
+		MutualUsername: "proxy1", MutualSecretFile: "/etc/lunferry/export-mutual.secret"}, v.Export.CHAP)
+}
+
+// TestRunbookBadCHAP: each CHAP entry is checked at volume add, naming the
+// field to fix.
+func TestRunbookBadCHAP(t *testing.T) {
+	for _, c := range []struct {
+		name, old, newLUN, export, msg string
+	}{
+		{"export chap without secret", rbOld, rbNew,
+			`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"], "chap": {"username": "h"}}`,
+			"export.chap needs username and secretFile"},
+		{"export chap relative secret", rbOld, rbNew,
+			`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"], "chap": {"username": "h", "secretFile": "export.secret"}}`,
+			`export.chap.secretFile "export.secret": give an absolute path`},
+		{"export chap user with a space", rbOld, rbNew,
+			`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"], "chap": {"username": "db1 host", "secretFile": "/s"}}`,
+			`export.chap.username "db1 host": use 1-255 printable characters without spaces`},
+		{"export mutual with the same file", rbOld, rbNew,
+			`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["10.0.2.5:3260"], "chap": {"username": "h", "secretFile": "/s", "mutualUsername": "p", "mutualSecretFile": "/s"}}`,
+			"export.chap: secretFile and mutualSecretFile are the same file: use a different secret for each direction"},
+		{"discovery chap half mutual", `{"portal": "10.0.0.10", "iqn": "iqn.2001-05.com.old:a", "lun": 3,
+			"discoveryChap": {"username": "d", "secretFile": "/s", "mutualUsername": "m"}}`, rbNew, rbExport,
+			"old.discoveryChap: mutualUsername and mutualSecretFile go together"},
+		{"discovery chap relative", rbOld, `{"portal": "10.0.1.20", "iqn": "iqn.2010-01.com.new:b", "lun": 7,
+			"discoveryChap": {"username": "d", "secretFile": "d.secret"}}`, rbExport,
+			`new.discoveryChap.secretFile "d.secret": give an absolute path`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := plan.ReadRunbook(writeRunbook(t, c.old, c.newLUN, c.export))
+			require.ErrorIs(t, err, plan.ErrInvalidSpec)
+			require.ErrorContains(t, err, c.msg)
+		})
+	}
+}
+
+// TestWildcardExportPortal: an export listening on every address of the
+// proxy is refused at volume add unless the runbook says so.
+func TestWildcardExportPortal(t *testing.T) {
+	ctx := context.Background()
+	for _, portal := range []string{"0.0.0.0:3260", "[::]:3260", "0.0.0.0", "::"} {
+		t.Run(portal, func(t *testing.T) {
+			e := newEnv(t)
+			s := spec("vol1")
+			s.Export.Portals = []string{"192.0.2.1:3260", portal}
+			_, err := e.p.Add(ctx, s)
+			require.ErrorIs(t, err, plan.ErrInvalidSpec)
+			require.ErrorContains(t, err, "listens on every address of the proxy")
+			require.ErrorContains(t, err, `"allowWildcardPortal": true`)
+			_, err = plan.ReadRunbook(writeRunbook(t, rbOld, rbNew,
+				`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["`+portal+`"]}`))
+			require.ErrorContains(t, err, "allowWildcardPortal")
+			rb, err := plan.ReadRunbook(writeRunbook(t, rbOld, rbNew,
+				`{"iqn": "iqn.2026-11.com.example.proxy:db1", "portals": ["`+portal+`"], "allowWildcardPortal": true}`))
+			require.NoError(t, err)
+			_, err = e.p.Add(ctx, rb.Volumes[0])
+			require.NoError(t, err)
+		})
+	}
+}
+
+// TestSecretFilesCheckedBeforeTheWindow: prepare and cutover refuse a
+// secret file open to other users, or not owned by root, before anything
+// touches the kernel or a hook runs; the error names the field, the file
+// and the fix.
+func TestSecretFilesCheckedBeforeTheWindow(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	ports := e.k.Ports()
+	ports.Secrets = kernel.SecretFiles{Owner: os.Getuid()}
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports})
+	require.NoError(t, err)
+	secret := filepath.Join(e.dir, "export.secret")
+	require.NoError(t, os.WriteFile(secret, []byte("host-secret-123\n"), 0o640))
+	s := spec("vol1")
+	s.Export.CHAP = &plan.CHAP{Username: "vol1-host", SecretFile: secret}
+	_, err = p.Add(ctx, s)
+	require.NoError(t, err)
+	_, err = p.Prepare(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrInvalidSpec)
+	require.ErrorContains(t, err, "export.chap.secretFile "+secret)
+	require.ErrorContains(t, err, "chmod 600 "+secret)
+	require.Empty(t, e.k.Calls())
+
+	require.NoError(t, os.Chmod(secret, 0o600))
+	_, err = p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(secret, 0o644))
+	_, err = p.Cutover(ctx, "vol1")
+	require.ErrorContains(t, err, "chmod 600 "+secret)
+	require.Empty(t, e.k.Hooks, "no hook ran")
+
+	require.NoError(t, os.Chmod(secret, 0o600))
+	ports.Secrets = kernel.SecretFiles{Owner: os.Getuid() + 1}
+	p, err = plan.New(plan.Options{StateDir: e.dir, Ports: ports})
+	require.NoError(t, err)
+	_, err = p.Cutover(ctx, "vol1")
+	require.ErrorContains(t, err, "chown")
+	v, err := p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, plan.StepPrepared, v.Step)
 }

@@ -109,9 +109,12 @@
 //	old, new        {"portal": "ip[:port]", "iqn": "...", "lun": N,
 //	                 "sizeBytes": "100GiB" (optional; old: checked at cutover),
 //	                 "chap": {"username", "secretFile", "mutualUsername",
-//	                          "mutualSecretFile"} (files, never secrets)}
+//	                          "mutualSecretFile"} (the session's; files, never secrets),
+//	                 "discoveryChap": {same} (SendTargets discovery only; default none)}
 //	hostIQN         the application host's initiator name (only one admitted)
-//	export          {"iqn": "...", "portals": ["ip:port", ...]}
+//	export          {"iqn": "...", "portals": ["ip:port", ...],
+//	                 "chap": {same} (what the host presents; mutual: what the proxy presents),
+//	                 "allowWildcardPortal": true (needed to listen on 0.0.0.0 or [::])}
 //	regionSectors   dm-clone region, power of two 8..2097152 (default 128)
 //	metadata        {"device": "/dev/..."} (default: loop file in the state dir)
 //	throttle        "50MiB/s" or "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s"
@@ -121,9 +124,12 @@
 //	                 "timeout": "5m"}
 //	sessionTimeout  wait for the host's session at cutover (default "2m")
 //
-// Hooks run without a shell, with the environment documented in hooks.go
-// (LUNFERRY_VOLUME, LUNFERRY_PHASE, LUNFERRY_EXPORT_IQN,
-// LUNFERRY_EXPORT_PORTAL, LUNFERRY_HOST_IQN, LUNFERRY_OLD_*, LUNFERRY_NEW_*,
-// ...), killed with their process group after the timeout; their output is
-// appended to <state-dir>/logs/<volume>.<phase>.log.
+// Hooks run without a shell, with only PATH, LANG and the environment
+// documented in hooks.go (LUNFERRY_VOLUME, LUNFERRY_PHASE,
+// LUNFERRY_EXPORT_IQN, LUNFERRY_EXPORT_PORTAL, LUNFERRY_HOST_IQN,
+// LUNFERRY_OLD_*, LUNFERRY_NEW_*, ...), killed with their process group
+// after the timeout; their output is appended to
+// <state-dir>/logs/<volume>.<phase>.log. Hooks must be owned by root and
+// not writable by group or others; secret files owned by root with mode
+// 0600 (or 0400). Prepare and cutover check both before the window.
 package plan

@@ -393,7 +393,7 @@ func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
 
 func exportSpec(v *Volume, dev string) ExportSpec {
 	return ExportSpec{IQN: v.Spec.Export.IQN, Portals: v.Spec.Export.Portals, StorageName: DMName(v.Spec.Name),
-		Device: dev, HostIQN: v.Spec.HostIQN}
+		Device: dev, HostIQN: v.Spec.HostIQN, CHAP: v.Spec.Export.CHAP}
 }
 
 func (p *Planner) hasSession(ctx context.Context, v *Volume, o *Object) (bool, error) {

@@ -22,14 +22,19 @@ type Target struct {
 	Portal string
 	// IQN is the target name.
 	IQN string
-	// CHAP holds the credentials' file paths, nil without CHAP.
+	// CHAP holds the session credentials' file paths, nil without CHAP.
 	CHAP *CHAP
+	// DiscoveryCHAP holds the SendTargets discovery credentials' file
+	// paths, nil for a discovery without CHAP.
+	DiscoveryCHAP *CHAP
 }
 
 // String renders "portal,iqn", the form iscsiadm prints.
 func (t Target) String() string { return t.Portal + "," + t.IQN }
 
-func targetOf(l LUN) Target { return Target{Portal: l.Portal, IQN: l.IQN, CHAP: l.CHAP} }
+func targetOf(l LUN) Target {
+	return Target{Portal: l.Portal, IQN: l.IQN, CHAP: l.CHAP, DiscoveryCHAP: l.DiscoveryCHAP}
+}
 
 // Initiator attaches array LUNs to the proxy (open-iscsi).
 type Initiator interface {
@@ -111,6 +116,9 @@ type ExportSpec struct {
 	Device string
 	// HostIQN is the only initiator admitted.
 	HostIQN string
+	// CHAP holds the file paths of the credentials the host presents
+	// (and, mutual, the proxy presents to it); nil without CHAP.
+	CHAP *CHAP
 }
 
 // Exporter drives the LIO target.
@@ -165,12 +173,15 @@ type MetadataDevices interface {
 
 // HookRunner runs one hook executable.
 type HookRunner interface {
-	// Run runs path with env added to the environment, bounded by
-	// timeout, its output appended to logPath. A non-zero exit, a
-	// timeout or a failure to start is an error wrapping ErrHook.
+	// Run runs path with env added to the minimal environment of
+	// HookEnviron, bounded by timeout, its output appended to logPath.
+	// A non-zero exit, a timeout or a failure to start is an error
+	// wrapping ErrHook.
 	Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error
 	// Check reports a hook that could not be run (missing, not
-	// executable), so that prepare finds it before the window.
+	// executable) or that another user could replace (not owned by root,
+	// writable by group or others), so that prepare and cutover find it
+	// before the window.
 	Check(path string) error
 }
 
@@ -215,4 +226,7 @@ type Ports struct {
 	Hooks     HookRunner
 	Inhibitor Inhibitor
 	Regulator Regulator
+	// Secrets checks secret files before the window; nil checks none
+	// there (they are still checked when loaded).
+	Secrets SecretFiles
 }

@@ -13,7 +13,7 @@ import (
 func (p *Planner) Prepare(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdPrepare, name, stepFuncs{
 		before: func(v *Volume, all []*Volume) error { return p.preflight(ctx, v, all) },
-		run: func(v *Volume, _ []*Volume) error { return p.prepare(ctx, v) },
+		run:    func(v *Volume, _ []*Volume) error { return p.prepare(ctx, v) },
 	})
 }
 
@@ -55,6 +55,9 @@ func (p *Planner) preflight(ctx context.Context, v *Volume, all []*Volume) error
 		return err
 	}
 	if err := p.checkHooks(&v.Spec); err != nil {
+		return err
+	}
+	if err := p.checkSecrets(&v.Spec); err != nil {
 		return err
 	}
 	return p.checkStrays(ctx, v)

@@ -70,8 +70,17 @@ type LUN struct {
 	IQN string `json:"iqn"`
 	// LUN is the logical unit number behind the target.
 	LUN int `json:"lun"`
-	// CHAP gives the credentials, if the target wants them.
+	// CHAP gives the session's credentials, if the target wants them:
+	// one-way (username, secretFile) or mutual (plus mutualUsername,
+	// mutualSecretFile, with which the array proves itself). They are
+	// used for the session only, never offered on discovery.
 	CHAP *CHAP `json:"chap,omitempty"`
+	// DiscoveryCHAP gives the credentials of the portal's SendTargets
+	// discovery, if the array wants CHAP there too (same shape as CHAP;
+	// often other credentials than the session's). Without it discovery
+	// offers none, which is what an array with CHAP on sessions only
+	// (LIO's default) wants.
+	DiscoveryCHAP *CHAP `json:"discoveryChap,omitempty"`
 	// SizeBytes optionally states the LUN's size. For the old LUN it lets
 	// prepare check sizes before the old LUN is mapped to the proxy; the
 	// size seen at cutover must then match it.
@@ -79,7 +88,9 @@ type LUN struct {
 }
 
 // CHAP names the files that hold CHAP secrets; the secrets themselves are
-// never stored in lunferry's state.
+// never stored in lunferry's state, arguments, logs or dry-run output.
+// Secret files must be owned by root with mode 0600 (or 0400): prepare and
+// cutover check them before the window.
 type CHAP struct {
 	// Username is the CHAP user name the initiator presents.
 	Username string `json:"username"`
@@ -97,6 +108,15 @@ type Export struct {
 	IQN string `json:"iqn"`
 	// Portals are the "ip:port" addresses the target listens on.
 	Portals []string `json:"portals"`
+	// AllowWildcardPortal lets a portal be 0.0.0.0 or [::], listening on
+	// every address of the proxy (and so on every network it is on);
+	// refused unless set.
+	AllowWildcardPortal bool `json:"allowWildcardPortal,omitempty"`
+	// CHAP, if set, makes the host authenticate to the export: Username
+	// and SecretFile are what the host presents; MutualUsername and
+	// MutualSecretFile, if set, what the proxy presents to the host
+	// (mutual CHAP).
+	CHAP *CHAP `json:"chap,omitempty"`
 }
 
 // Metadata chooses the dm-clone metadata device.
@@ -263,10 +283,15 @@ func (s *Spec) Validate() error {
 	}
 	for _, p := range s.Export.Portals {
 		host, _, err := net.SplitHostPort(p)
-		if err != nil || net.ParseIP(strings.Trim(host, "[]")) == nil {
+		ip := net.ParseIP(strings.Trim(host, "[]"))
+		switch {
+		case err != nil || ip == nil:
 			bad("export.portals %q: want ip:port", p)
+		case ip.IsUnspecified() && !s.Export.AllowWildcardPortal:
+			bad("export.portals %q listens on every address of the proxy, so on every network it is on: give the address the host reaches (e.g. 10.0.2.5:3260), or set \"allowWildcardPortal\": true in export if you mean it", p)
 		}
 	}
+	s.Export.CHAP.validate("export.chap", true, bad)
 	r := s.RegionSectors
 	if r < 8 || r > 2097152 || r&(r-1) != 0 {
 		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
@@ -292,18 +317,6 @@ func (s *Spec) validatePaths(bad func(format string, args ...any)) {
 	if d := s.Metadata.Device; d != "" && !filepath.IsAbs(d) {
 		bad("metadata.device %q: give an absolute path (e.g. /dev/vg0/lunferry-meta)", d)
 	}
-	for _, l := range []struct {
-		what string
-		lun  LUN
-	}{{"old", s.Old}, {"new", s.New}} {
-		if c := l.lun.CHAP; c != nil {
-			for _, f := range []struct{ field, path string }{{"secretFile", c.SecretFile}, {"mutualSecretFile", c.MutualSecretFile}} {
-				if f.path != "" && !filepath.IsAbs(f.path) {
-					bad("%s.chap.%s %q: give an absolute path", l.what, f.field, f.path)
-				}
-			}
-		}
-	}
 }
 
 // validate reports through bad what is wrong with l, the spec's field
@@ -323,14 +336,52 @@ func (l LUN) validate(what string, bad func(format string, args ...any)) {
 	if l.SizeBytes%512 != 0 {
 		bad("%s.sizeBytes %d is not a whole number of 512-byte sectors", what, uint64(l.SizeBytes))
 	}
-	if c := l.CHAP; c != nil {
-		if c.Username == "" || c.SecretFile == "" {
-			bad("%s.chap needs username and secretFile", what)
-		}
-		if (c.MutualUsername == "") != (c.MutualSecretFile == "") {
-			bad("%s.chap: mutualUsername and mutualSecretFile go together", what)
+	l.CHAP.validate(what+".chap", false, bad)
+	l.DiscoveryCHAP.validate(what+".discoveryChap", false, bad)
+}
+
+// CHAP user names: what open-iscsi stores in a node record (the arrays'
+// names) and what LIO stores in an ACL (the export's).
+var (
+	iscsiadmCHAPName = regexp.MustCompile(`^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,253}[^\s\x00-\x1f\x7f])?$`)
+	lioCHAPName      = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+)
+
+// validate reports through bad what is wrong with c, the spec's field
+// field ("old.chap", "export.chap", ...); lio: the names go into LIO's ACL
+// (the export), else into an open-iscsi record. nil is no CHAP.
+func (c *CHAP) validate(field string, lio bool, bad func(format string, args ...any)) {
+	if c == nil {
+		return
+	}
+	if c.Username == "" || c.SecretFile == "" {
+		bad("%s needs username and secretFile", field)
+	}
+	if (c.MutualUsername == "") != (c.MutualSecretFile == "") {
+		bad("%s: mutualUsername and mutualSecretFile go together", field)
+	}
+	for _, n := range []struct{ key, v string }{{"username", c.Username}, {"mutualUsername", c.MutualUsername}} {
+		switch {
+		case n.v == "":
+		case lio && (!lioCHAPName.MatchString(n.v) || n.v == "NULL"):
+			bad("%s.%s %q: use 1-255 printable characters without spaces (not NULL)", field, n.key, n.v)
+		case !lio && !iscsiadmCHAPName.MatchString(n.v):
+			bad("%s.%s %q: use 1-255 characters without control characters or leading or trailing blanks", field, n.key, n.v)
 		}
 	}
+	for _, f := range c.files() {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			bad("%s.%s %q: give an absolute path", field, f.key, f.path)
+		}
+	}
+	if c.SecretFile != "" && c.SecretFile == c.MutualSecretFile {
+		bad("%s: secretFile and mutualSecretFile are the same file: use a different secret for each direction", field)
+	}
+}
+
+// files lists c's secret files by their runbook key.
+func (c *CHAP) files() []struct{ key, path string } {
+	return []struct{ key, path string }{{"secretFile", c.SecretFile}, {"mutualSecretFile", c.MutualSecretFile}}
 }
 
 // SameLUN reports whether a and b address the same logical unit through

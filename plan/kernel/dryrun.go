@@ -29,7 +29,8 @@ import (
 func DryRunPorts(w io.Writer, o Options) plan.Ports {
 	d := &dry{w: w, iface: initiator.DefaultIface, configfsRoot: o.ConfigFSRoot}
 	return plan.Ports{Initiator: d, Mapper: dryMapper{d, &mapper{opts: o.dm()}}, Exporter: dryExporter{d},
-		Metadata: dryMeta{d}, Hooks: dryHooks{d}, Inhibitor: plan.NoInhibitor{}, Regulator: dryRegulator{}}
+		Metadata: dryMeta{d}, Hooks: dryHooks{d}, Inhibitor: plan.NoInhibitor{}, Regulator: dryRegulator{},
+		Secrets: drySecrets{d}}
 }
 
 // dry prints, and is the dry-run initiator.
@@ -46,9 +47,18 @@ func (d *dry) printf(format string, args ...any) {
 func (d *dry) Login(ctx context.Context, t plan.Target) error {
 	auth := ""
 	if t.CHAP != nil {
-		auth = fmt.Sprintf(" (CHAP user %s, secret from %s, written to the node record file, never on argv)", t.CHAP.Username, t.CHAP.SecretFile)
+		auth = fmt.Sprintf(" (CHAP user %s, secret from %s, written to the node record file, never on argv)", t.CHAP.Username, chapFiles(t.CHAP))
 	}
-	d.printf("iscsiadm -m discovery -t sendtargets -p %s -o nonpersistent", t.Portal)
+	if c := t.DiscoveryCHAP; c != nil {
+		db := "iscsiadm -m discoverydb -t sendtargets -p " + t.Portal
+		d.printf("%s -o new", db)
+		d.printf("%s -o update -n discovery.sendtargets.auth.authmethod -v CHAP (CHAP user %s, secret from %s, written to the discovery record file, never on argv)",
+			db, c.Username, chapFiles(c))
+		d.printf("%s --discover -o nonpersistent", db)
+		d.printf("%s -o delete", db)
+	} else {
+		d.printf("iscsiadm -m discovery -t sendtargets -p %s -o nonpersistent", t.Portal)
+	}
 	d.printf("iscsiadm -m node -T %s -p %s -I %s -o new", t.IQN, t.Portal, d.iface)
 	d.printf("iscsiadm -m node -T %s -p %s -I %s -o update -n node.session.auth.authmethod -v %s%s", t.IQN, t.Portal, d.iface,
 		map[bool]string{true: "CHAP", false: "None"}[t.CHAP != nil], auth)

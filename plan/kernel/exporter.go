@@ -11,17 +11,23 @@ import (
 )
 
 // exporter adapts lio.Root to plan.Exporter.
-type exporter struct{ r *lio.Root }
+type exporter struct {
+	r *lio.Root
+	// owner is the uid that must own secret files (0, root).
+	owner int
+}
 
 func (e *exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return e.r.Target(iqn).Exists()
 }
 
 // LIOExport renders an ExportSpec as lio's desired state: an iblock storage
-// object on the device, TPG 1, LUN 0, the portals, one ACL for the host.
-func LIOExport(s plan.ExportSpec) (lio.Export, error) {
+// object on the device, TPG 1, LUN 0, the portals, one ACL for the host,
+// with chap as its credentials (nil: none; the caller reads them from the
+// files s.CHAP names).
+func LIOExport(s plan.ExportSpec, chap *lio.CHAP) (lio.Export, error) {
 	e := lio.Export{Name: s.StorageName, Backstore: lio.BackstoreBlock, Device: s.Device, TargetIQN: s.IQN, TPG: 1,
-		LUN: 0, ACLs: []lio.ACL{{InitiatorIQN: s.HostIQN}}}
+		LUN: 0, ACLs: []lio.ACL{{InitiatorIQN: s.HostIQN, CHAP: chap}}}
 	for _, p := range s.Portals {
 		ap, err := netip.ParseAddrPort(p)
 		if err != nil {
@@ -33,11 +39,26 @@ func LIOExport(s plan.ExportSpec) (lio.Export, error) {
 }
 
 func (e *exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
-	le, err := LIOExport(s)
+	chap, err := e.chap(s.CHAP)
+	if err != nil {
+		return err
+	}
+	le, err := LIOExport(s, chap)
 	if err != nil {
 		return err
 	}
 	return e.r.Apply(ctx, le)
+}
+
+// chap reads the export's CHAP secrets from the files c names (nil: no
+// CHAP): what the host presents and, mutual, what the proxy presents.
+func (e *exporter) chap(c *plan.CHAP) (*lio.CHAP, error) {
+	ic, err := loadCHAP(c, e.owner)
+	if err != nil || ic == nil {
+		return nil, err
+	}
+	return &lio.CHAP{UserID: ic.Username, Password: ic.Password.Reveal(),
+		MutualUserID: ic.MutualUsername, MutualPassword: ic.MutualPassword.Reveal()}, nil
 }
 
 func (e *exporter) Teardown(ctx context.Context, iqn, storageName string) error {

@@ -13,7 +13,7 @@ import (
 
 func TestLIOExport(t *testing.T) {
 	e, err := kernel.LIOExport(plan.ExportSpec{IQN: "iqn.2026-11.io.lunferry.proxy:v1", Portals: []string{"192.0.2.1:3260", "[2001:db8::1]:3261"},
-		StorageName: "lunferry-v1", Device: "/dev/dm-3", HostIQN: "iqn.1994-05.com.redhat:h"})
+		StorageName: "lunferry-v1", Device: "/dev/dm-3", HostIQN: "iqn.1994-05.com.redhat:h"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, lio.BackstoreBlock, e.Backstore)
 	require.Equal(t, "lunferry-v1", e.Name)
@@ -23,6 +23,6 @@ func TestLIOExport(t *testing.T) {
 	require.Equal(t, []lio.ACL{{InitiatorIQN: "iqn.1994-05.com.redhat:h"}}, e.ACLs)
 	require.Equal(t, []lio.Portal{{Addr: netip.MustParseAddr("192.0.2.1"), Port: 3260}, {Addr: netip.MustParseAddr("2001:db8::1"), Port: 3261}}, e.Portals)
 	require.NoError(t, e.Validate())
-	_, err = kernel.LIOExport(plan.ExportSpec{Portals: []string{"proxy:3260"}})
+	_, err = kernel.LIOExport(plan.ExportSpec{Portals: []string{"proxy:3260"}}, nil)
 	require.ErrorContains(t, err, "want ip:port")
 }

@@ -14,6 +14,8 @@ import (
 type initiatorPort struct {
 	c       *initiator.Client
 	timeout time.Duration
+	// owner is the uid that must own secret files (0, root).
+	owner int
 }
 
 func node(t plan.Target) (initiator.Node, error) {
@@ -29,18 +31,23 @@ func (k *initiatorPort) Login(ctx context.Context, t plan.Target) error {
 	if err != nil {
 		return err
 	}
-	var chap *initiator.CHAP
-	if t.CHAP != nil {
-		chap, err = initiator.CHAPFiles{Username: t.CHAP.Username, SecretFile: t.CHAP.SecretFile,
-			MutualUsername: t.CHAP.MutualUsername, MutualSecretFile: t.CHAP.MutualSecretFile}.Load(nil)
-		if err != nil {
-			return err
-		}
+	// Session and discovery credentials are apart: many arrays want CHAP
+	// on sessions and none on discovery, and refuse a discovery that
+	// offers it.
+	chap, err := loadCHAP(t.CHAP, k.owner)
+	if err != nil {
+		return err
 	}
-	err = k.c.Login(ctx, n, initiator.LoginOptions{CHAP: chap, DiscoveryCHAP: chap})
+	disc, err := loadCHAP(t.DiscoveryCHAP, k.owner)
+	if err != nil {
+		return err
+	}
+	err = k.c.Login(ctx, n, initiator.LoginOptions{CHAP: chap, DiscoveryCHAP: disc})
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, initiator.ErrDiscoveryAuthFailed):
+		return fmt.Errorf("%w: %w (discovery credentials are the LUN's discoveryChap in the runbook)", plan.ErrLoginRefused, err)
 	case errors.Is(err, initiator.ErrUnreachable):
 		return fmt.Errorf("%w: %w", plan.ErrUnreachable, err)
 	case errors.Is(err, initiator.ErrAuthFailed), errors.Is(err, initiator.ErrLoginRefused):
