@@ -1,0 +1,65 @@
+package scsi
+
+// lioDefaultCompanyID is the company id LIO uses until wwn/company_id is
+// written (target_core_device.c): OUI 00-14-05.
+const lioDefaultCompanyID = 0x001405
+
+// lioNAANibbles is how many hex digits of vpd_unit_serial LIO puts into
+// its NAA 6 designator: the 100 bits after the NAA nibble and the
+// company id (nibbles 7 to 31 of 32).
+const lioNAANibbles = 25
+
+// LIONAA returns the NAA 6 designator LIO emits in VPD page 0x83 for a
+// storage object with wwn/company_id companyID and wwn/vpd_unit_serial
+// serial, as target_core_spc.c's spc_gen_naa_6h_vendor_specific builds
+// it: nibble 6, the 24-bit company id, then the first 25 characters of
+// the serial that are hex digits (either case; every other character is
+// skipped), zeroes when the serial has fewer.
+func LIONAA(companyID uint32, serial string) []byte {
+	b := make([]byte, 16)
+	b[0] = 0x60 | byte(companyID>>20&0xf)
+	b[1] = byte(companyID >> 12)
+	b[2] = byte(companyID >> 4)
+	b[3] = byte(companyID&0xf) << 4
+	for i, v := range serialNibbles(serial, lioNAANibbles) {
+		n := 7 + i // 1 NAA nibble, 6 company id nibbles
+		b[n/2] |= v << (4 * (1 - n%2))
+	}
+	return b
+}
+
+// LIOWWID returns the WWID a Linux host sees for a LIO storage object
+// with this company id and unit serial: "naa." and LIONAA in hex.
+func LIOWWID(companyID uint32, serial string) string {
+	return Designator{Type: TypeNAA, Value: LIONAA(companyID, serial)}.ID()
+}
+
+// serialNibbles returns the values of the first max hex digits of s,
+// skipping other characters as LIO's hex_to_bin loop does.
+func serialNibbles(s string, max int) []byte {
+	var out []byte
+	for _, c := range []byte(s) {
+		if len(out) == max {
+			break
+		}
+		switch {
+		case c >= '0' && c <= '9':
+			out = append(out, c-'0')
+		case c >= 'a' && c <= 'f':
+			out = append(out, c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			out = append(out, c-'A'+10)
+		}
+	}
+	return out
+}
+
+// naaVendorNibbles returns nibbles 7 to 31 of a 16-byte NAA 6 designator,
+// the part LIO fills from the unit serial.
+func naaVendorNibbles(v []byte) []byte {
+	out := make([]byte, 0, lioNAANibbles)
+	for n := 7; n < 32; n++ {
+		out = append(out, v[n/2]>>(4*(1-n%2))&0xf)
+	}
+	return out
+}
