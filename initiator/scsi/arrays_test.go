@@ -146,15 +146,32 @@ var hitachi = goldenArray{
 	capacity: cap512e,
 }
 
-// A Linux LIO array (targetcli, and the NAS appliances built on LIO):
-// NAA 6 under LIO's OUI 00-14-05 from a UUID unit serial.
+// A Linux LIO array (targetcli, and the NAS appliances built on LIO),
+// as spc_emulate_evpd_83 lays out its page: NAA 6 under LIO's OUI
+// 00-14-05 from a UUID unit serial, T10 vendor ID "vendor product:serial",
+// relative target port, target port group, logical unit group, SCSI name
+// strings of the target port and device.
 var lioArray = goldenArray{
 	name:    "Linux LIO",
-	inquiry: inquiryData(0x10, "LIO-ORG", "disk01", "4.0"),
+	inquiry: inquiryData(0x30, "LIO-ORG", "disk01", "4.0"),
 	serial:  "5f0e5b8c-7a3d-4e21-9c55-0123456789ab",
 	page83: []byte{
 		0x01, 0x03, 0x00, 0x10, // binary, LU, NAA, 16 bytes
 		0x60, 0x01, 0x40, 0x55, 0xf0, 0xe5, 0xb8, 0xc7, 0xa3, 0xd4, 0xe2, 0x19, 0xc5, 0x50, 0x12, 0x34,
+		0x02, 0x01, 0x00, 0x34, // ASCII, LU, T10 vendor ID, 52 bytes
+		'L', 'I', 'O', '-', 'O', 'R', 'G', ' ', 'd', 'i', 's', 'k', '0', '1', ':',
+		'5', 'f', '0', 'e', '5', 'b', '8', 'c', '-', '7', 'a', '3', 'd', '-', '4', 'e', '2', '1', '-',
+		'9', 'c', '5', '5', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 0,
+		0x51, 0x94, 0x00, 0x04, // iSCSI, binary; PIV, target port, relative target port 1
+		0x00, 0x00, 0x00, 0x01,
+		0x51, 0x95, 0x00, 0x04, // iSCSI, binary; PIV, target port, target port group 0
+		0x00, 0x00, 0x00, 0x00,
+		0x01, 0x06, 0x00, 0x04, // binary, LU, logical unit group 0
+		0x00, 0x00, 0x00, 0x00,
+		0x53, 0x98, 0x00, 0x14, // iSCSI, UTF-8; PIV, target port, SCSI name string, 20 bytes
+		'i', 'q', 'n', '.', 'x', ':', 'a', ',', 't', ',', '0', 'x', '0', '0', '0', '1', 0, 0, 0, 0,
+		0x53, 0xa8, 0x00, 0x08, // iSCSI, UTF-8; PIV, target device, SCSI name string, 8 bytes
+		'i', 'q', 'n', '.', 'x', ':', 'a', 0,
 	},
 	capacity: capacity16(1<<21-1, 4096, 0, 0, 0, 0), // 4Kn
 }

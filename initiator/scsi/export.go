@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 
 	"github.com/lunferry/lunferry/lio"
 )
@@ -78,7 +79,7 @@ func ForLIO(id Identity, seed string) (Export, Verdict) {
 	v.Exact = v.OldWWID != "" && v.NewWWID == v.OldWWID
 	v.Handler = inquirySettings(&e.WWN, id.Inquiry, &v.Notes)
 	e.BlockSize = blockSettings(id.Capacity, id.Inquiry, &v.Notes)
-	v.Notes = append(v.Notes, lostDesignators(id.Designators, naa, d, v.Exact)...)
+	v.Notes = append(v.Notes, lostDesignators(id.Designators, e.WWN, naa, d, v.Exact)...)
 	return e, v
 }
 
@@ -123,20 +124,30 @@ func blockSettings(c Capacity, inq Inquiry, notes *[]string) uint32 {
 	return size
 }
 
-// lostDesignators notes the old LUN's logical-unit designators the
-// export will not show: all but the reproduced NAA 6 (naa).
-func lostDesignators(ds []Designator, naa []byte, host Designator, exact bool) []string {
+// lostDesignators notes the old LUN's logical-unit designators that the
+// export will not show: those not among LIO's for w (NAA 6 naa, T10
+// vendor ID, logical unit group 0). The designator the host keys on is
+// left out when it is not reproduced: the Verdict's Reason says so.
+func lostDesignators(ds []Designator, w lio.WWN, naa []byte, host Designator, exact bool) []string {
+	shown := []Designator{{CodeSet: CodeSetBinary, Type: TypeNAA, Value: naa}, lioLUGroup}
+	if t10, ok := lioT10(w); ok {
+		shown = append(shown, t10)
+	}
 	var notes []string
 	for _, d := range ds {
-		if d.Association != AssocLogicalUnit || d.Type == TypeNAA && bytes.Equal(d.Value, naa) {
+		if d.Association != AssocLogicalUnit || !exact && sameDesignator(d, host) {
 			continue
 		}
-		if !exact && d.Type == host.Type && bytes.Equal(d.Value, host.Value) {
-			continue // the Reason says so already
+		if !slices.ContainsFunc(shown, func(s Designator) bool { return sameDesignator(s, d) }) {
+			notes = append(notes, fmt.Sprintf("designator %s is not carried: LIO shows the logical unit only by its NAA 6, a T10 vendor ID of vendor, product and unit serial, and logical unit group 0", d))
 		}
-		notes = append(notes, fmt.Sprintf("designator %s is not carried: LIO shows the logical unit only by its NAA 6 and T10 vendor ID", d))
 	}
 	return notes
+}
+
+// sameDesignator compares type, association and value.
+func sameDesignator(a, b Designator) bool {
+	return a.Type == b.Type && a.Association == b.Association && bytes.Equal(a.Value, b.Value)
 }
 
 // derivedSerial returns a unit serial for a new identity: SHA-256 of seed

@@ -62,7 +62,7 @@ func TestForLIONetAppNotes(t *testing.T) {
 	assert.Empty(t, v.Handler)
 	assert.Equal(t, []string{
 		`VPD page 0x80 (unit serial) reads "038304871683f42767830526b" instead of "80Hqh?Bvx0Rk": LIO builds its NAA designator from the unit serial`,
-		`designator t10.NETAPP  LUN C-Mode      80Hqh?Bvx0Rk (t10-vendor-id, logical unit) is not carried: LIO shows the logical unit only by its NAA 6 and T10 vendor ID`,
+		`designator t10.NETAPP  LUN C-Mode      80Hqh?Bvx0Rk (t10-vendor-id, logical unit) is not carried: LIO shows the logical unit only by its NAA 6, a T10 vendor ID of vendor, product and unit serial, and logical unit group 0`,
 	}, v.Notes)
 }
 
@@ -126,7 +126,7 @@ func TestForLIONotReproducibleNotes(t *testing.T) {
 	assert.Equal(t, lio.WWN{UnitSerial: e.WWN.UnitSerial, VendorID: "SCST_BIO", ProductID: "disk1"}, e.WWN)
 	assert.Equal(t, []string{
 		`INQUIRY revision is LIO's own: LIO cannot show " 350" (empty, white space at an end or not printable ASCII)`,
-		`designator t10.SCST_BIOdisk1 3c1 (t10-vendor-id, logical unit) is not carried: LIO shows the logical unit only by its NAA 6 and T10 vendor ID`,
+		`designator t10.SCST_BIOdisk1 3c1 (t10-vendor-id, logical unit) is not carried: LIO shows the logical unit only by its NAA 6, a T10 vendor ID of vendor, product and unit serial, and logical unit group 0`,
 	}, v.Notes)
 
 	_, v = ForLIO(Identity{Capacity: Capacity{LogicalBlockSize: 512}}, "vol1")

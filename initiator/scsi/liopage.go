@@ -1,5 +1,12 @@
 package scsi
 
+import "github.com/lunferry/lunferry/lio"
+
+// What LIO shows of a storage object in VPD page 0x83
+// (target_core_spc.c, spc_emulate_evpd_83), for the logical unit: an NAA
+// 6 designator, a T10 vendor ID designator and a logical unit group
+// designator. Its other designators name the target port and device.
+
 // lioDefaultCompanyID is the company id LIO uses until wwn/company_id is
 // written (target_core_device.c): OUI 00-14-05.
 const lioDefaultCompanyID = 0x001405
@@ -33,6 +40,23 @@ func LIONAA(companyID uint32, serial string) []byte {
 func LIOWWID(companyID uint32, serial string) string {
 	return Designator{Type: TypeNAA, Value: LIONAA(companyID, serial)}.ID()
 }
+
+// lioT10 returns LIO's T10 vendor ID designator for a storage object with
+// this wwn/: the vendor padded to 8 bytes with spaces, then
+// "product:serial" and a NUL. False when the vendor or product is LIO's
+// own, which depends on the backstore.
+func lioT10(w lio.WWN) (Designator, bool) {
+	if w.VendorID == "" || w.ProductID == "" {
+		return Designator{}, false
+	}
+	v := []byte(w.VendorID + "        ")[:8]
+	v = append(v, w.ProductID+":"+w.UnitSerial+"\x00"...)
+	return Designator{CodeSet: CodeSetASCII, Type: TypeT10VendorID, Value: v}, true
+}
+
+// lioLUGroup is the logical unit group designator of a storage object in
+// LIO's default_lu_gp (id 0), where every storage object starts.
+var lioLUGroup = Designator{CodeSet: CodeSetBinary, Type: TypeLogicalUnitGroup, Value: HexBytes{0, 0, 0, 0}}
 
 // serialNibbles returns the values of the first max hex digits of s,
 // skipping other characters as LIO's hex_to_bin loop does.
