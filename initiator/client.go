@@ -201,7 +201,11 @@ func (c *Client) discovered(p Portal, out []byte, err error, withCHAP bool) ([]N
 	if errors.Is(err, ErrNotFound) {
 		return []Node{}, nil
 	}
-	if errors.Is(err, ErrAuthFailed) {
+	var ie *IscsiadmError
+	// A portal that wants no discovery CHAP (LIO's default) answers
+	// offered credentials with a fatal login error (exit 19), one that
+	// wants other credentials, or some, with exit 24.
+	if errors.Is(err, ErrAuthFailed) || withCHAP && errors.As(err, &ie) && ie.Code == ExitFatalLogin {
 		// Not the session's hint: a discovery's credentials are the
 		// portal's own, and many arrays want none there.
 		if withCHAP {

@@ -304,6 +304,30 @@ func TestDiscoverCHAPFailureStillDeletesRecord(t *testing.T) {
 	assert.NotContains(t, err.Error(), "wrong-secret-4xy")
 }
 
+// TestDiscoverCHAPNotWanted: LIO with no discovery CHAP (its default)
+// answers offered credentials with a fatal login error; the message says
+// to offer none rather than blame the target name or the session's CHAP.
+func TestDiscoverCHAPNotWanted(t *testing.T) {
+	chap := &CHAP{Username: "disc-user", Password: NewSecret("disc-secret-3xyz")}
+	f := newFake(t, []string{"disc-secret-3xyz"})
+	c, rec := testClient(t, f, "")
+	stPath := rec.SendTargetsRecordPath(lab)
+	db := "-m discoverydb -t sendtargets -p 127.0.0.1:3260"
+	f.steps = []step{
+		{args: db + " -o new", reply: "discoverydb-new", effect: func() {
+			require.NoError(t, os.MkdirAll(filepath.Dir(stPath), 0o770))
+			require.NoError(t, os.WriteFile(stPath, []byte("# BEGIN RECORD 2.1.8\n# END RECORD\n"), 0o644))
+		}},
+		{args: db + " -o update -n discovery.sendtargets.auth.authmethod -v CHAP", reply: "discoverydb-update"},
+		{args: db + " --discover -o nonpersistent", reply: "discoverydb-discover-not-wanted"},
+		{args: db + " -o delete", reply: "discoverydb-delete"},
+	}
+	_, err := c.Discover(context.Background(), lab, chap)
+	assert.ErrorIs(t, err, ErrDiscoveryAuthFailed)
+	assert.Contains(t, err.Error(), "give none if the array wants no CHAP on discovery")
+	assert.NotContains(t, err.Error(), "check the target IQN")
+}
+
 func TestDiscoverCHAPRefusesForeignRecord(t *testing.T) {
 	f := newFake(t, nil) // no call
 	c, rec := testClient(t, f, "")

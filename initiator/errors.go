@@ -84,8 +84,10 @@ var (
 	ErrAuthFailed = errors.New("iscsi login refused: authentication or authorization failed")
 	// ErrDiscoveryAuthFailed: the portal refused the SendTargets discovery
 	// for authentication: it wants discovery CHAP and none was given, or
-	// not the credentials given. Discovery credentials are the portal's,
-	// not the session's. It comes with ErrAuthFailed.
+	// not the credentials given, or none at all (LIO's default answers
+	// offered credentials with exit 19). Discovery credentials are the
+	// portal's, not the session's. The iscsiadm error's own sentinel
+	// (ErrAuthFailed, or ErrLoginRefused for exit 19) matches too.
 	ErrDiscoveryAuthFailed = errors.New("sendtargets discovery refused: authentication failed")
 	// ErrUnreachable: the portal could not be reached or did not answer
 	// (iscsiadm exit 4, 8, 11, 33).

@@ -38,7 +38,7 @@ func dataIn(c Commander, cdb []byte, size int) ([]byte, error) {
 // is built by mk for an allocation length, total reads the full length
 // from the first bytes of a response. It asks once with size bytes and
 // again with the full length if the first answer was cut short.
-func dataInGrowing(c Commander, mk func(alloc int) []byte, size, max int, total func([]byte) (int, bool)) ([]byte, error) {
+func dataInGrowing(c Commander, mk func(alloc int) []byte, size, limit int, total func([]byte) (int, bool)) ([]byte, error) {
 	b, err := dataIn(c, mk(size), size)
 	if err != nil {
 		return nil, err
@@ -50,6 +50,6 @@ func dataInGrowing(c Commander, mk func(alloc int) []byte, size, max int, total 
 	if need <= size { // all of it came, or all the device had
 		return b, nil
 	}
-	need = min(need, max)
+	need = min(need, limit)
 	return dataIn(c, mk(need), need)
 }

@@ -58,12 +58,12 @@ func lioT10(w lio.WWN) (Designator, bool) {
 // LIO's default_lu_gp (id 0), where every storage object starts.
 var lioLUGroup = Designator{CodeSet: CodeSetBinary, Type: TypeLogicalUnitGroup, Value: HexBytes{0, 0, 0, 0}}
 
-// serialNibbles returns the values of the first max hex digits of s,
+// serialNibbles returns the values of the first n hex digits of s,
 // skipping other characters as LIO's hex_to_bin loop does.
-func serialNibbles(s string, max int) []byte {
+func serialNibbles(s string, n int) []byte {
 	var out []byte
 	for _, c := range []byte(s) {
-		if len(out) == max {
+		if len(out) == n {
 			break
 		}
 		switch {

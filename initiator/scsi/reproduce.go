@@ -52,11 +52,11 @@ func reproduceNAA(d Designator, oldSerial string) (companyID uint32, serial stri
 }
 
 // lioAccepts reports whether LIO stores s unchanged in a wwn attribute
-// of at most max bytes: printable ASCII (lio and the kernel refuse
+// of at most n bytes: printable ASCII (lio and the kernel refuse
 // anything else) without white space at either end (the kernel strips
 // it).
-func lioAccepts(s string, max int) bool {
-	if s == "" || len(s) > max || strings.TrimSpace(s) != s {
+func lioAccepts(s string, n int) bool {
+	if s == "" || len(s) > n || strings.TrimSpace(s) != s {
 		return false
 	}
 	for _, c := range []byte(s) {

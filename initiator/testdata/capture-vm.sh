@@ -172,4 +172,11 @@ iscsiadm -m discoverydb -t sendtargets -p $NP -o update -n discovery.sendtargets
 cap discoverydb-discover-wrong -m discoverydb -t sendtargets -p $NP --discover -o nonpersistent
 iscsiadm -m discoverydb -t sendtargets -p $NP -o delete
 echo 0 >"$C/iscsi/discovery_auth/enforce_discovery_auth"
+# Discovery credentials offered to a portal that wants none (LIO's default).
+printf %s NULL >"$C/iscsi/discovery_auth/userid"
+printf %s NULL >"$C/iscsi/discovery_auth/password"
+iscsiadm -m discoverydb -t sendtargets -p $NP -o new >/dev/null
+iscsiadm -m discoverydb -t sendtargets -p $NP -o update -n discovery.sendtargets.auth.authmethod -v CHAP -n discovery.sendtargets.auth.username -v disc-user -n discovery.sendtargets.auth.password -v disc-secret-3
+cap discoverydb-discover-not-wanted -m discoverydb -t sendtargets -p $NP --discover -o nonpersistent
+iscsiadm -m discoverydb -t sendtargets -p $NP -o delete
 echo "capture done" >&2
