@@ -201,7 +201,7 @@ func TestKernelPersistentReservations(t *testing.T) {
 	sgPersist(t, "--out", "--reserve", "--param-rk=0x1234abcd", "--prout-type=1", k.disk.Path)
 	r, err = ReadReservations(k.disk.Path)
 	require.NoError(t, err)
-	t.Logf("after register and reserve: %+v, reservation %+v", r, *r.Reservation)
+	t.Logf("after register and reserve: generation %d, keys %#x, reservation %+v", r.Generation, r.Keys, *r.Reservation)
 	assert.Equal(t, &Reservation{Key: 0x1234abcd, Type: 1}, r.Reservation)
 }
 
