@@ -36,7 +36,7 @@ func (k *Kernel) inventory() Inventory {
 	inv := Inventory{Devices: map[string]Device{}, Exports: maps.Clone(k.exports), Loops: maps.Clone(k.loops),
 		Disks: maps.Clone(k.disks), ReadOnly: maps.Clone(k.ro)}
 	for n, d := range k.dm {
-		inv.Devices[n] = *d
+		inv.Devices[n] = d.copy()
 	}
 	for s := range k.sessions {
 		inv.Sessions = append(inv.Sessions, s)
@@ -110,13 +110,38 @@ func (k *Kernel) audit() {
 	}
 }
 
+// servedFrom records that the host is served from the dm device node:
+// once a clone served it, its metadata says which regions hold the host's
+// writes on the destination.
+func (k *Kernel) servedFrom(node string) {
+	for _, d := range k.dm {
+		if d.Node == node && d.Clone != nil {
+			if k.hostWrites == nil {
+				k.hostWrites = map[string]bool{}
+			}
+			k.hostWrites[k.metaFile(d.Clone.Metadata)] = true
+		}
+	}
+}
+
+// clearsHostWrites records a violation when metadata that records the
+// host's writes is cleared: a clone over it would read those regions from
+// the old LUN and hydrate old data over them.
+func (k *Kernel) clearsHostWrites(meta string) {
+	if k.hostWrites[meta] {
+		k.violate(fmt.Sprintf("metadata %s cleared after its clone served the host: the host's writes would be overwritten", meta))
+	}
+}
+
 func (k *Kernel) violate(s string) {
 	if !slices.Contains(k.violations, s) {
 		k.violations = append(k.violations, s)
 	}
 }
 
-// Violations returns what audit found, the kernel as it is now included.
+// Violations returns what must never happen and did: a clone over a source
+// disk gone or writable (audit), the metadata of a clone that served the
+// host cleared.
 func (k *Kernel) Violations() []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -137,21 +162,27 @@ func (k *Kernel) Clone() *Kernel {
 		HookFail: maps.Clone(k.HookFail), HookMissing: maps.Clone(k.HookMissing),
 		sessions: maps.Clone(k.sessions), disks: maps.Clone(k.disks), ro: maps.Clone(k.ro),
 		dm: map[string]*Device{}, exports: maps.Clone(k.exports), loops: maps.Clone(k.loops), nextDev: k.nextDev,
-		meta: maps.Clone(k.meta), committed: maps.Clone(k.committed), writes: map[string][]string{},
+		meta: maps.Clone(k.meta), committed: maps.Clone(k.committed), writes: map[string][]string{}, hostWrites: maps.Clone(k.hostWrites),
 		violations: slices.Clone(k.violations), Zeroed: slices.Clone(k.Zeroed), Hooks: slices.Clone(k.Hooks),
 		Messages: slices.Clone(k.Messages),
 	}
 	for n, d := range k.dm {
-		cp := *d
-		if d.Clone != nil {
-			cl := *d.Clone
-			cp.Clone = &cl
-		}
-		cp.Inactive = slices.Clone(d.Inactive)
+		cp := d.copy()
 		c.dm[n] = &cp
 	}
 	for key, ops := range k.writes {
 		c.writes[key] = slices.Clone(ops)
 	}
+	return c
+}
+
+// copy returns a copy of d that shares nothing with it.
+func (d *Device) copy() Device {
+	c := *d
+	if d.Clone != nil {
+		cl := *d.Clone
+		c.Clone = &cl
+	}
+	c.Inactive = slices.Clone(d.Inactive)
 	return c
 }

@@ -1,7 +1,9 @@
 // Package plantest provides an in-memory kernel that implements every port
 // of package plan, for unit tests of the state machine and the CLI. It
-// records each call, can fail any operation on demand and can "reboot"
-// (forget every kernel object, keep files).
+// records each call, can fail any operation on demand, kill the process at
+// any call (CrashAt) and "reboot" (forget every kernel object, keep
+// files), lists what it holds (Inventory) and records what must never
+// happen (Writes, Violations).
 package plantest
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -25,11 +28,21 @@ import (
 // treats the process as dead.
 var ErrCrash = errors.New("plantest: simulated crash")
 
+// ErrInjected is returned by the call FailAt names.
+var ErrInjected = errors.New("plantest: injected failure")
+
 // LUNInfo is a LUN the fake arrays offer.
 type LUNInfo struct {
 	// Size in bytes and ID (WWID) of the LUN's disk.
 	Size uint64
 	ID   string
+	// BlockSize is the logical block size (0: 512).
+	BlockSize uint32
+	// Identity overrides the SCSI identity derived from ID (see
+	// Kernel.Identity).
+	Identity *scsi.Identity
+	// Reservations are the persistent reservations on the LUN.
+	Reservations scsi.Reservations
 }
 
 // Kernel is the fake. Zero value is not usable: use New.
@@ -59,6 +72,9 @@ type Kernel struct {
 	// kernel holds then. It runs under the fake's lock: it must not call
 	// the fake.
 	OnCrash func(Inventory)
+	// FailAt makes the n-th call alone fail with ErrInjected, without
+	// effect; the process lives on. 0 disables.
+	FailAt int
 	// HydrationStep is how many regions each CloneStatus call hydrates
 	// while hydration is enabled.
 	HydrationStep uint64
@@ -90,6 +106,9 @@ type Kernel struct {
 	// found.
 	writes     map[string][]string
 	violations []string
+	// hostWrites are the metadata (files or devices) of clones that
+	// were exported: they record where the host's writes are.
+	hostWrites map[string]bool
 	// Zeroed records metadata files and devices zeroed.
 	Zeroed   []string
 	Hooks    []HookCall
@@ -146,6 +165,9 @@ func (k *Kernel) op(name string, args ...any) error {
 	k.audit()
 	if err := k.crash(); err != nil {
 		return err
+	}
+	if k.FailAt > 0 && len(k.calls) == k.FailAt {
+		return ErrInjected
 	}
 	if err := k.Fail[name]; err != nil {
 		return err
@@ -264,13 +286,13 @@ func (k *Kernel) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Dis
 	}
 	for p, kk := range k.disks {
 		if kk == key {
-			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
+			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
 		}
 	}
 	k.nextDev++
 	p := fmt.Sprintf("/dev/sd%c", 'a'+k.nextDev)
 	k.disks[p] = key
-	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
+	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
 }
 
 // SetReadOnly implements plan.Initiator.
@@ -545,6 +567,7 @@ func (e exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
 		return fmt.Errorf("iblock %s: no such device", s.Device)
 	}
 	k.exports[s.IQN] = s
+	k.servedFrom(s.Device)
 	return nil
 }
 
@@ -609,6 +632,7 @@ func (k *Kernel) CreateFile(ctx context.Context, path string, size uint64) (stri
 		return "", err
 	}
 	defer f.Close()
+	k.clearsHostWrites(path)
 	if err := f.Truncate(int64(size)); err != nil {
 		return "", err
 	}
@@ -630,6 +654,7 @@ func (k *Kernel) DetachFile(ctx context.Context, path string, remove bool) error
 	}
 	delete(k.loops, path)
 	if remove {
+		delete(k.hostWrites, path)
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -653,6 +678,7 @@ func (k *Kernel) ZeroDevice(ctx context.Context, dev string, minSize uint64) err
 		return err
 	}
 	k.wrote(dev, "zeroed")
+	k.clearsHostWrites(dev)
 	k.Zeroed = append(k.Zeroed, dev)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,9 +216,15 @@ func (k *Kernel) Superblock(ctx context.Context, dev string) (dm.CloneSuperblock
 	if path == dev {
 		return dm.CloneSuperblock{}, dm.ErrNoCloneSuperblock
 	}
-	b, err := os.ReadFile(filepath.Clean(path))
+	f, err := os.Open(filepath.Clean(path))
 	if err != nil {
 		return dm.CloneSuperblock{}, err
 	}
-	return dm.ParseCloneSuperblock(b[:min(len(b), dm.CloneSuperblockSize)])
+	defer f.Close()
+	b := make([]byte, dm.CloneSuperblockSize)
+	n, err := f.ReadAt(b, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return dm.CloneSuperblock{}, err
+	}
+	return dm.ParseCloneSuperblock(b[:n])
 }
