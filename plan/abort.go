@@ -73,16 +73,24 @@ func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) err
 // CancelAbort takes back an abort that was interrupted before it began
 // removing anything (in or before its pre-abort hooks): the volume returns
 // to the step the abort came from. Hooks that already ran are not undone:
-// the admin brings the host back to the proxy if they moved it.
+// the admin brings the host back to the proxy if they moved it. Objects
+// gone from the kernel are refused (restore first), and hydration is
+// enabled again before the step is saved back, so that an interrupted
+// cancel is still pending and its rerun finishes it.
 func (p *Planner) CancelAbort(ctx context.Context, name string) (*Volume, error) {
 	return p.guarded(ctx, cmdCancelAbort, name, stepFuncs{
 		before: func(v *Volume, _ []*Volume) error {
 			if v.AbortTeardown {
 				return cmdCancelAbort.refuse(v, StepAborted)
 			}
-			return nil
+			return p.checkPresent(ctx, v)
 		},
 		run: func(v *Volume, _ []*Volume) error {
+			if v.AbortFrom == StepHydrating && !v.Paused {
+				if err := p.enable(ctx, v); err != nil {
+					return err
+				}
+			}
 			ran := slices.Clone(v.HooksDone)
 			v.Step, v.AbortFrom, v.HooksDone, v.LastError = v.AbortFrom, "", nil, ""
 			if err := p.save(v); err != nil {
@@ -91,9 +99,6 @@ func (p *Planner) CancelAbort(ctx context.Context, name string) (*Volume, error)
 			p.logf("volume %s: abort cancelled, back to %s", name, v.Step)
 			if len(ran) > 0 {
 				p.logf("volume %s: the pre-abort hooks that ran (%v) are not undone: if they moved the host off the proxy, bring it back", name, ran)
-			}
-			if v.Step == StepHydrating && !v.Paused {
-				return p.enable(ctx, v)
 			}
 			return nil
 		},

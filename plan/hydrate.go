@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
@@ -13,7 +14,7 @@ import (
 // Start enables background hydration of a cut-over volume. The throttle is
 // kept by the controller of `lunferry run` (see Tick).
 func (p *Planner) Start(ctx context.Context, name string) (*Volume, error) {
-	return p.guarded(ctx, cmdStart, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+	return p.guarded(ctx, cmdStart, name, stepFuncs{before: p.presentFor(ctx), run: func(v *Volume, _ []*Volume) error {
 		if v.Step == StepHydrated {
 			// Recorded hydrated: start again only if the clone says
 			// otherwise (a power loss took back uncommitted progress).
@@ -41,7 +42,7 @@ func (p *Planner) Start(ctx context.Context, name string) (*Volume, error) {
 
 // Pause stops background hydration until Resume; host I/O goes on.
 func (p *Planner) Pause(ctx context.Context, name string) error {
-	_, err := p.guarded(ctx, cmdPause, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+	_, err := p.guarded(ctx, cmdPause, name, stepFuncs{before: p.presentFor(ctx, StepHydrating), run: func(v *Volume, _ []*Volume) error {
 		v.Paused = true
 		if err := p.save(v); err != nil {
 			return err
@@ -58,15 +59,16 @@ func (p *Planner) Pause(ctx context.Context, name string) error {
 	return err
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause. A hydrating volume's hydration is enabled even if
+// the pause flag is already clear: a resume killed between clearing it
+// and enabling hydration is finished by its rerun.
 func (p *Planner) Resume(ctx context.Context, name string) error {
-	_, err := p.guarded(ctx, cmdResume, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
-		if !v.Paused {
-			return nil
-		}
-		v.Paused = false
-		if err := p.save(v); err != nil {
-			return err
+	_, err := p.guarded(ctx, cmdResume, name, stepFuncs{before: p.presentFor(ctx, StepHydrating), run: func(v *Volume, _ []*Volume) error {
+		if v.Paused {
+			v.Paused = false
+			if err := p.save(v); err != nil {
+				return err
+			}
 		}
 		if v.Step == StepHydrating {
 			return p.enable(ctx, v)
@@ -74,6 +76,20 @@ func (p *Planner) Resume(ctx context.Context, name string) error {
 		return nil
 	}})
 	return err
+}
+
+// presentFor is a step's before check that refuses, in the given steps
+// (any step when none is given), objects gone from the kernel (see
+// checkPresent): after a reboot without restore, start, pause and resume
+// would otherwise save their change and then fail on a device that is not
+// there.
+func (p *Planner) presentFor(ctx context.Context, in ...Step) func(v *Volume, _ []*Volume) error {
+	return func(v *Volume, _ []*Volume) error {
+		if len(in) > 0 && !slices.Contains(in, v.Step) {
+			return nil
+		}
+		return p.checkPresent(ctx, v)
+	}
 }
 
 // SetThrottle replaces a volume's throttle schedule; `lunferry run` applies

@@ -1,0 +1,974 @@
+package plan_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/plantest"
+)
+
+// The crash matrix (issue "Nothing lost, nothing stranded"). Every step of
+// a migration is interrupted at every kernel call it makes: the process is
+// killed (the kernel objects stay: a new lunferry runs over the same state
+// directory and kernel) or the power goes (kernel objects go, files stay),
+// just before the call or just after it; or the call fails and the process
+// handles the error. Each interruption is then recovered from (kill:
+// rerun, restore then rerun, abort; power: restore then rerun, rerun
+// without restore, restore then abort; failure: rerun, abort), the
+// migration is taken on to its end where it can be, and the outcome is
+// checked (see matrixCase.check): the state matches the kernel, what
+// served the host serves it again, the old LUN was never written, the
+// volume is where the recovery takes it, hooks did not run twice.
+
+// Hooks of the matrix's volume, beyond spec's and handoverSpec's.
+const (
+	preAbort     = "/hooks/host-off-proxy"
+	postAbort    = "/hooks/back"
+	preFinalize  = "/hooks/pre-finalize"
+	postFinalize = "/hooks/post-finalize"
+)
+
+var (
+	oldKey    = plantest.Key(oldPortal, oldIQN, 1)
+	newKey    = plantest.Key(newPortal, newIQN, 3)
+	oldTarget = oldPortal + "," + oldIQN
+	newTarget = newPortal + "," + newIQN
+)
+
+// matrixSpec is vol1 with a hook in every phase.
+func matrixSpec() plan.Spec {
+	s := handoverSpec()
+	s.Hooks.PreAbort = []string{preAbort}
+	s.Hooks.PreFinalize = []string{preFinalize}
+	s.Hooks.PostFinalize = []string{postFinalize}
+	return s
+}
+
+// matrixStep is one command of the matrix, run from its fixture.
+type matrixStep struct {
+	name string
+	// from names the fixture the step starts from.
+	from string
+	// run is the command; rerun is what the admin runs again after an
+	// interruption (nil: run).
+	run, rerun func(e *env) error
+	// done is the step the command leaves the volume in.
+	done plan.Step
+	// aborts: the step is an abort (an abort recovery is its rerun);
+	// restores: its rerun restores first (run's loop, restore itself).
+	aborts, restores bool
+	// check looks further at a volume the command completed; hooks are
+	// the hooks the command runs.
+	check func(v *plan.Volume, inv plantest.Inventory) error
+	hooks []string
+}
+
+func (s *matrixStep) again(e *env) error {
+	if s.rerun != nil {
+		return s.rerun(e)
+	}
+	return s.run(e)
+}
+
+func matrixSteps() []*matrixStep {
+	ctx := context.Background()
+	abort := func(e *env) error { _, err := e.p.Abort(ctx, "vol1"); return err }
+	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
+	cancel := func(e *env) error { _, err := e.p.CancelAbort(ctx, "vol1"); return err }
+	return []*matrixStep{
+		{name: "prepare", from: "new", done: plan.StepPrepared,
+			run: func(e *env) error { _, err := e.p.Prepare(ctx, "vol1"); return err }},
+		{name: "cutover", from: "prepared", done: plan.StepCutOver, hooks: []string{"/hooks/quiesce", "/hooks/login"},
+			run: func(e *env) error { _, err := e.p.Cutover(ctx, "vol1"); return err }},
+		{name: "start", from: "cut-over", done: plan.StepHydrating, check: hydrationOn(true, false),
+			run: func(e *env) error { _, err := e.p.Start(ctx, "vol1"); return err }},
+		{name: "tick", from: "hydrating", done: plan.StepHydrated, restores: true, run: ticks,
+			rerun: func(e *env) error { return errors.Join(restore(e), ticks(e)) }},
+		{name: "pause", from: "hydrating", done: plan.StepHydrating, check: hydrationOn(false, true),
+			run: func(e *env) error { return e.p.Pause(ctx, "vol1") }},
+		{name: "resume", from: "paused", done: plan.StepHydrating, check: hydrationOn(true, false),
+			run: func(e *env) error { return e.p.Resume(ctx, "vol1") }},
+		{name: "finalize", from: "hydrated", done: plan.StepFinalized, hooks: []string{preFinalize, postFinalize},
+			run: func(e *env) error { _, err := e.p.Finalize(ctx, "vol1"); return err }},
+		{name: "handover", from: "finalized", done: plan.StepHandedOver, hooks: []string{preHandover, postHandover},
+			run: func(e *env) error { _, err := e.p.Handover(ctx, "vol1", plan.HandoverOptions{}); return err }},
+		{name: "abort from cut-over", from: "cut-over", done: plan.StepAborted, aborts: true, run: abort},
+		{name: "abort from hydrating", from: "hydrating", done: plan.StepAborted, aborts: true, run: abort},
+		{name: "abort --cancel", from: "abort-pending", done: plan.StepHydrating, check: hydrationOn(true, false), run: cancel},
+		{name: "restored abort --cancel", from: "restored-abort-pending", done: plan.StepHydrating,
+			check: hydrationOn(true, false), run: cancel},
+		{name: "restore hydrating", from: "rebooted-hydrating", done: plan.StepHydrating, restores: true,
+			check: hydrationOn(true, false), run: restore},
+		{name: "restore finalized", from: "rebooted-finalized", done: plan.StepFinalized, restores: true, run: restore},
+		{name: "restore pending abort", from: "rebooted-abort-pending", done: plan.StepAborting, restores: true,
+			check: pendingAbort, run: restore},
+	}
+}
+
+// ticks runs the control loop's rounds until vol1 is hydrated; a round's
+// error for the volume is the command's.
+func ticks(e *env) error {
+	ctx := context.Background()
+	for range 50 {
+		res, err := e.p.Tick(ctx, false)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Error != "" {
+				return errors.New(r.Error)
+			}
+		}
+		v, err := e.p.Show(ctx, "vol1")
+		if err != nil {
+			return err
+		}
+		if v.Step != plan.StepHydrating {
+			return nil
+		}
+	}
+	return errors.New("not hydrated after 50 rounds")
+}
+
+// hydrationOn checks the pause flag and whether the clone hydrates.
+func hydrationOn(on, paused bool) func(v *plan.Volume, inv plantest.Inventory) error {
+	return func(v *plan.Volume, inv plantest.Inventory) error {
+		d, ok := inv.Devices[plan.DMName("vol1")]
+		switch {
+		case v.Paused != paused:
+			return fmt.Errorf("paused is %v, want %v", v.Paused, paused)
+		case !ok || d.Enabled != on:
+			return fmt.Errorf("hydration enabled is %v (device there: %v), want %v", d.Enabled, ok, on)
+		}
+		return nil
+	}
+}
+
+// pendingAbort checks an abort restore left pending: nothing removed (the
+// step's serving check sees the export), hydration off.
+func pendingAbort(v *plan.Volume, inv plantest.Inventory) error {
+	if v.AbortTeardown || v.AbortFrom != plan.StepHydrating {
+		return fmt.Errorf("abort teardown %v from %s, want a pending abort from hydrating", v.AbortTeardown, v.AbortFrom)
+	}
+	return hydrationOn(false, false)(v, inv)
+}
+
+// fixture is a volume brought to a step's starting point once; every case
+// runs on a copy of it (its state files written back into the same
+// directory, a clone of the fake kernel), as the fake holds absolute paths.
+type fixture struct {
+	e *env
+	// volumes are the state files; metas the metadata files' first
+	// block and size (the fake reads no further).
+	volumes map[string][]byte
+	metas   map[string]metaCopy
+}
+
+type metaCopy struct {
+	head []byte
+	size int64
+}
+
+// fixtureSteps says how vol1 reaches each starting point of the matrix.
+func fixtureSteps() map[string][]func(e *env) error {
+	ctx := context.Background()
+	prepare := func(e *env) error { _, err := e.p.Prepare(ctx, "vol1"); return err }
+	cutover := func(e *env) error { _, err := e.p.Cutover(ctx, "vol1"); return err }
+	start := func(e *env) error { _, err := e.p.Start(ctx, "vol1"); return err }
+	pause := func(e *env) error { return e.p.Pause(ctx, "vol1") }
+	finalize := func(e *env) error { _, err := e.p.Finalize(ctx, "vol1"); return err }
+	reboot := func(e *env) error { e.k.Reboot(); return nil }
+	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
+	failedAbort := func(e *env) error {
+		e.k.HookFail[preAbort] = fmt.Errorf("%w: exit status 1", plan.ErrHook)
+		_, err := e.p.Abort(ctx, "vol1")
+		delete(e.k.HookFail, preAbort)
+		if !errors.Is(err, plan.ErrHook) {
+			return fmt.Errorf("abort: %w, want a failed pre-abort hook", err)
+		}
+		return nil
+	}
+	return map[string][]func(e *env) error{
+		"new":                    nil,
+		"prepared":               {prepare},
+		"cut-over":               {prepare, cutover},
+		"hydrating":              {prepare, cutover, start},
+		"paused":                 {prepare, cutover, start, pause},
+		"abort-pending":          {prepare, cutover, start, failedAbort},
+		"hydrated":               {prepare, cutover, start, ticks},
+		"finalized":              {prepare, cutover, start, ticks, finalize},
+		"rebooted-hydrating":     {prepare, cutover, start, reboot},
+		"rebooted-finalized":     {prepare, cutover, start, ticks, finalize, reboot},
+		"rebooted-abort-pending": {prepare, cutover, start, failedAbort, reboot},
+		"restored-abort-pending": {prepare, cutover, start, failedAbort, reboot, restore},
+	}
+}
+
+// fixtures builds the starting points of steps, each once.
+func fixtures(t *testing.T, steps []*matrixStep) map[string]*fixture {
+	fx := map[string]*fixture{}
+	for _, st := range steps {
+		if fx[st.from] != nil {
+			continue
+		}
+		upTo, ok := fixtureSteps()[st.from]
+		require.True(t, ok, "no fixture %s", st.from)
+		e := newEnv(t)
+		e.k.LoseUncommitted = true
+		e.add(matrixSpec())
+		for _, f := range upTo {
+			require.NoError(t, f(e), "fixture %s", st.from)
+		}
+		fx[st.from] = snapshotFixture(t, e)
+	}
+	return fx
+}
+
+func snapshotFixture(t *testing.T, e *env) *fixture {
+	f := &fixture{e: e, volumes: readVolumes(t, e.dir), metas: map[string]metaCopy{}}
+	paths, err := filepath.Glob(filepath.Join(e.dir, "metadata", "*"))
+	require.NoError(t, err)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		f.metas[p] = metaCopy{head: b[:min(len(b), 4096)], size: int64(len(b))}
+	}
+	return f
+}
+
+func readVolumes(t *testing.T, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	paths, err := filepath.Glob(filepath.Join(dir, "volumes", "*.json"))
+	require.NoError(t, err)
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		out[p] = b
+	}
+	return out
+}
+
+// writeVolumes puts the state files back as they were in files.
+func writeVolumes(t *testing.T, dir string, files map[string][]byte) {
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "volumes")))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "volumes"), 0o700))
+	for p, b := range files {
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+	}
+}
+
+// env returns a fresh copy of the fixture for one case, with a planner
+// whose hooks are h's.
+func (f *fixture) env(t *testing.T, h *matrixHooks) *env {
+	e := &env{t: t, dir: f.e.dir, k: f.e.k.Clone(), log: &bytes.Buffer{}}
+	writeVolumes(t, e.dir, f.volumes)
+	meta := filepath.Join(e.dir, "metadata")
+	require.NoError(t, os.RemoveAll(meta))
+	require.NoError(t, os.MkdirAll(meta, 0o700))
+	for p, m := range f.metas {
+		require.NoError(t, os.WriteFile(p, m.head, 0o600))
+		require.NoError(t, os.Truncate(p, m.size))
+	}
+	h.k = e.k
+	e.p = matrixPlanner(e, h)
+	return e
+}
+
+// matrixPlanner is a new lunferry process over e's state and kernel.
+func matrixPlanner(e *env, h *matrixHooks) *plan.Planner {
+	ports := e.k.Ports()
+	ports.Hooks = h
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond})
+	require.NoError(e.t, err)
+	return p
+}
+
+// matrixHooks plays the hooks: the pre-handover hook moves the host off
+// the proxy (as movingHooks), and a post-abort hook that runs while the
+// kernel still holds the volume's objects is a violation.
+type matrixHooks struct {
+	k   *plantest.Kernel
+	bad []string
+}
+
+func (h *matrixHooks) Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error {
+	var left []string
+	if path == postAbort {
+		left = volumeObjects(h.k.Inventory())
+	}
+	err := h.k.Run(ctx, path, env, timeout, logPath)
+	if err != nil {
+		return err
+	}
+	if path == preHandover {
+		h.k.HostLogsIn = false
+	}
+	if len(left) > 0 {
+		h.bad = append(h.bad, fmt.Sprintf("post-abort hook ran before the teardown, with %v in the kernel", left))
+	}
+	return nil
+}
+
+func (h *matrixHooks) Check(path string) error { return h.k.Check(path) }
+
+// volumeObjects lists what the kernel holds of vol1 (with vol1's names and
+// targets).
+func volumeObjects(inv plantest.Inventory) []string {
+	var out []string
+	for n := range inv.Devices {
+		out = append(out, "device "+n)
+	}
+	for iqn := range inv.Exports {
+		out = append(out, "export "+iqn)
+	}
+	for _, s := range inv.Sessions {
+		out = append(out, "session "+s)
+	}
+	for f := range inv.Loops {
+		out = append(out, "loop over "+f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// interruption is how a step is stopped at one of its kernel calls.
+type interruption int
+
+const (
+	// kill: the process dies; the kernel objects stay, and a new lunferry
+	// runs over the same state directory and kernel.
+	kill interruption = iota
+	// powerLoss: the machine stops; kernel objects go, files stay.
+	powerLoss
+	// failure: the call fails without effect; the process handles it.
+	failure
+)
+
+func (i interruption) String() string { return [...]string{"kill", "power loss", "failure"}[i] }
+
+// recovery is what follows an interruption.
+type recovery struct {
+	name string
+	// after is the interruption it follows.
+	after interruption
+	// restore first; abort instead of rerunning the step.
+	restore, abort bool
+}
+
+var recoveries = []recovery{
+	{name: "rerun", after: kill},
+	{name: "restore, rerun", after: kill, restore: true},
+	{name: "abort", after: kill, abort: true},
+	{name: "restore, rerun", after: powerLoss, restore: true},
+	{name: "rerun without restore", after: powerLoss},
+	{name: "restore, abort", after: powerLoss, restore: true, abort: true},
+	{name: "rerun", after: failure},
+	{name: "abort", after: failure, abort: true},
+}
+
+// matrixCase is one cell of the matrix.
+type matrixCase struct {
+	step *matrixStep
+	// n is the kernel call the crash comes at (1-based), call that call
+	// in the uninterrupted run.
+	n    int
+	call string
+	// how the step is interrupted; after: a kill or power loss comes
+	// after the call was made, before the process saw its result.
+	how   interruption
+	after bool
+	rec   recovery
+}
+
+func (c matrixCase) String() string {
+	when := "at"
+	if c.how != failure {
+		when = map[bool]string{false: "before", true: "after"}[c.after]
+	}
+	return fmt.Sprintf("%s: %s %s call %d (%s), then %s", c.step.name, c.how, when, c.n, c.call, c.rec.name)
+}
+
+// applies leaves out recoveries that repeat another for this step.
+func (c matrixCase) applies() bool {
+	switch {
+	case c.rec.after != c.how || (c.how == failure && c.after):
+		return false
+	case c.rec.abort && c.step.aborts:
+		return false // the step's rerun is an abort
+	case c.step.restores && !c.rec.abort && c.how != failure && c.rec.restore == (c.how == kill):
+		// The step's rerun restores: after a kill, "restore, rerun" is
+		// "rerun"; after a power loss, "rerun without restore" is not.
+		return false
+	}
+	return true
+}
+
+// crashRun is what is known of the interrupted run.
+type crashRun struct {
+	// served: the export existed when the process died.
+	served bool
+	// hooks is how many hook runs the fake held before the step.
+	hooks int
+}
+
+// runCase runs one cell and returns its outcome, or the invariants its
+// outcome breaks.
+func runCase(t *testing.T, f *fixture, c matrixCase) (string, []string) {
+	h := &matrixHooks{}
+	e := f.env(t, h)
+	e.k.ResetCalls()
+	run := crashRun{hooks: len(e.k.Hooks)}
+	if c.how == failure {
+		_, run.served = e.k.Export(exportIQN)
+		e.k.FailAt = c.n
+		_ = c.step.run(e) // the error is the step's to record
+		e.k.FailAt = 0
+	} else if !interrupt(t, e, c, &run) {
+		return "", []string{"the crash point was not reached"}
+	}
+	e.p = matrixPlanner(e, h)
+	outcome, want, err := recoverCase(e, c)
+	if err != nil {
+		return outcome, []string{"(4) recovery failed: " + err.Error()}
+	}
+	if bad := c.check(e, h, want, run); len(bad) > 0 || !c.finishes(want) {
+		return outcome, bad
+	}
+	// The migration goes on to its end from where the recovery left it.
+	if err := finishMigration(e); err != nil {
+		return outcome, []string{"(4) the migration does not finish after the recovery: " + err.Error()}
+	}
+	return outcome, c.check(e, h, plan.StepFinalized, run)
+}
+
+// interrupt kills the process, or cuts the power, at c's call; it
+// reports whether the crash point was reached.
+func interrupt(t *testing.T, e *env, c matrixCase, run *crashRun) bool {
+	var files map[string][]byte
+	e.k.OnCrash = func(inv plantest.Inventory) {
+		files = readVolumes(t, e.dir)
+		_, run.served = inv.Exports[exportIQN]
+	}
+	e.k.CrashAt, e.k.CrashAfter = c.n, c.after
+	_ = c.step.run(e) // the dead process's last words
+	if !e.k.Crashed() || files == nil {
+		return false
+	}
+	// What the dead process saved after its death never happened.
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	writeVolumes(t, e.dir, files)
+	if c.how == powerLoss {
+		e.k.Reboot()
+	}
+	return true
+}
+
+// finishes says whether the case goes on to finalize once recovered to
+// step: after the two usual recoveries (a rerun after a kill, a restore
+// and rerun after a power loss), from the steps before finalize.
+func (c matrixCase) finishes(step plan.Step) bool {
+	usual := (c.how == kill && !c.rec.restore && !c.rec.abort) || (c.how == powerLoss && c.rec.restore && !c.rec.abort)
+	return usual && (step == plan.StepPrepared || step == plan.StepCutOver || step == plan.StepHydrating || step == plan.StepHydrated)
+}
+
+// finishMigration runs the commands that take vol1 from where it is to
+// finalized.
+func finishMigration(e *env) error {
+	ctx := context.Background()
+	for range 5 {
+		v, err := e.p.Show(ctx, "vol1")
+		if err != nil {
+			return err
+		}
+		switch {
+		case v.Step == plan.StepFinalized:
+			return nil
+		case v.Step == plan.StepPrepared:
+			_, err = e.p.Cutover(ctx, "vol1")
+		case v.Step == plan.StepCutOver:
+			_, err = e.p.Start(ctx, "vol1")
+		case v.Step == plan.StepHydrating && v.Paused:
+			err = e.p.Resume(ctx, "vol1")
+		case v.Step == plan.StepHydrating:
+			err = ticks(e)
+		case v.Step == plan.StepHydrated:
+			_, err = e.p.Finalize(ctx, "vol1")
+		default:
+			return fmt.Errorf("no command moves %s on", v.Step)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errors.New("not finalized after 5 commands")
+}
+
+// recoverCase runs c's recovery and returns its outcome and the step it
+// must leave the volume in.
+func recoverCase(e *env, c matrixCase) (string, plan.Step, error) {
+	ctx := context.Background()
+	st := c.step
+	if c.rec.restore {
+		if _, err := e.p.Restore(ctx); err != nil {
+			return "", "", fmt.Errorf("restore: %w", err)
+		}
+	}
+	if c.rec.abort {
+		return abortCase(e, st)
+	}
+	mark := len(e.k.Calls())
+	err := st.again(e)
+	switch {
+	case err == nil:
+		return "done", st.done, nil
+	case c.how != powerLoss || c.rec.restore || !toldToRestore(err):
+		return "", "", err
+	}
+	// Rerun without restore after a power loss: refused, it must have
+	// acted on nothing; the restore it asks for then lets it finish.
+	if acted := mutations(e.k.Calls()[mark:]); len(acted) > 0 {
+		return "", "", fmt.Errorf("refused (%v) after acting over stale objects: %v", err, acted)
+	}
+	if _, err := e.p.Restore(ctx); err != nil {
+		return "", "", fmt.Errorf("restore after the refusal: %w", err)
+	}
+	return "refused: restore first", st.done, st.again(e)
+}
+
+// abortCase aborts; after finalize's swap the abort is refused (nothing to
+// roll back to) and the step's rerun finishes instead.
+func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
+	ctx := context.Background()
+	v, err := e.p.Show(ctx, "vol1")
+	if err != nil {
+		return "", "", err
+	}
+	rep, err := e.p.Abort(ctx, "vol1")
+	switch {
+	case err == nil && rep.HostWritesLost != v.Exported:
+		return "", "", fmt.Errorf("the abort says host writes lost: %v, but the export was created: %v", rep.HostWritesLost, v.Exported)
+	case err == nil:
+		return "aborted", plan.StepAborted, nil
+	case errors.Is(err, plan.ErrWrongStep) && (v.Linear || v.Step.Finalized()):
+		return "refused: past the swap", st.done, st.again(e)
+	}
+	return "", "", err
+}
+
+// toldToRestore: the error says the kernel lost what the state records
+// and to run restore.
+func toldToRestore(err error) bool {
+	return errors.Is(err, plan.ErrDrift) || strings.Contains(err.Error(), "lunferry restore")
+}
+
+// mutations are the calls that change the kernel (or run a hook).
+func mutations(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		op, _, _ := strings.Cut(c, " ")
+		switch op {
+		case "Login", "Logout", "SetReadOnly", "CreateClone", "CreateLinear", "SwapLinear", "Remove", "Message",
+			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook":
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// check returns the invariants the case's outcome breaks, each numbered
+// as in the issue: (1) the state matches the kernel, (2) what served the
+// host serves it, (3) the old LUN was never written, (4) the volume is
+// where the recovery takes it, (5) hooks ran as they must.
+func (c matrixCase) check(e *env, h *matrixHooks, want plan.Step, run crashRun) []string {
+	ctx := context.Background()
+	all, err := e.p.List(ctx)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	v := volumeNamed(all, "vol1")
+	inv := e.k.Inventory()
+	var bad []string
+	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+	if v.Step != want {
+		add("(4) step is %s, want %s", v.Step, want)
+	} else if c.step.check != nil && v.Step == c.step.done && !c.rec.abort {
+		if err := c.step.check(v, inv); err != nil {
+			add("(4) %s: %v", c.step.done, err)
+		}
+	}
+	for _, p := range recordedMissing(v, inv) {
+		add("(1) recorded but not in the kernel: %s", p)
+	}
+	for _, p := range stranded(all, inv, e.dir) {
+		add("(1) in the kernel but recorded by no volume: %s", p)
+	}
+	how := serving(v)
+	if how != "" {
+		if err := checkServed(inv, how); err != nil {
+			add("(2) %s serves the host through the proxy (%s) but %v", v.Step, how, err)
+		}
+	} else if run.served && !c.rec.abort && !movedOff(v, e.k) {
+		add("(2) the proxy served the host before the crash and nothing serves it at %s", v.Step)
+	}
+	for _, w := range e.k.Writes(oldKey) {
+		add("(3) old LUN written: %s", w)
+	}
+	for _, w := range e.k.Violations() {
+		add("(3) %s", w)
+	}
+	bad = append(bad, c.hookProblems(v, e.k, h, run)...)
+	return bad
+}
+
+func volumeNamed(all []*plan.Volume, name string) *plan.Volume {
+	for _, v := range all {
+		if v.Spec.Name == name {
+			return v
+		}
+	}
+	return &plan.Volume{Step: "(gone)"}
+}
+
+// hookProblems: a hook runs once per step (twice when the crash came just
+// after its run, before the process recorded it), and the hooks of the
+// step the volume reached did run; post-abort hooks run only after the
+// teardown (matrixHooks).
+func (c matrixCase) hookProblems(v *plan.Volume, k *plantest.Kernel, h *matrixHooks, run crashRun) []string {
+	var bad []string
+	runs := map[string]int{}
+	for _, hc := range k.Hooks[run.hooks:] {
+		runs[hc.Path]++
+	}
+	for path, n := range runs {
+		allowed := 1
+		if c.after && c.call == "Hook "+path {
+			allowed = 2
+		}
+		if n > allowed {
+			bad = append(bad, fmt.Sprintf("(5) hook %s ran %d times", path, n))
+		}
+	}
+	for _, path := range c.hooksDue(v) {
+		if runs[path] == 0 {
+			bad = append(bad, fmt.Sprintf("(5) hook %s did not run", path))
+		}
+	}
+	for _, b := range h.bad {
+		bad = append(bad, "(5) "+b)
+	}
+	return bad
+}
+
+// hooksDue are the hooks that must have run for the volume to be where it
+// is: the completed step's, or an abort's (pre-abort once the host was
+// served by the proxy).
+func (c matrixCase) hooksDue(v *plan.Volume) []string {
+	switch {
+	case v.Step == plan.StepAborted && v.Exported:
+		return []string{preAbort, postAbort}
+	case v.Step == plan.StepAborted:
+		return []string{postAbort}
+	case v.Step == c.step.done:
+		return c.step.hooks
+	}
+	return nil
+}
+
+// serving is what the volume's step says serves the host through the
+// proxy: "clone", "linear", or "" (the proxy does not serve it).
+func serving(v *plan.Volume) string {
+	switch v.Step {
+	case plan.StepCutOver, plan.StepHydrating, plan.StepHydrated, plan.StepFaulty:
+		return "clone"
+	case plan.StepFinalizing:
+		if v.Linear {
+			return "linear"
+		}
+		return "clone"
+	case plan.StepFinalized:
+		return "linear"
+	case plan.StepHandingOver:
+		if v.HostMovedAt.IsZero() {
+			return "linear"
+		}
+	case plan.StepAborting:
+		if !v.AbortTeardown && v.Exported {
+			return "clone"
+		}
+	}
+	return ""
+}
+
+// movedOff: the host was moved off the proxy on purpose: handed over to
+// the new array, or back to the old one by an abort's hooks.
+func movedOff(v *plan.Volume, k *plantest.Kernel) bool {
+	switch v.Step {
+	case plan.StepHandedOver:
+		return !k.HostLogsIn
+	case plan.StepAborted:
+		return hookRuns(k, postAbort) > 0
+	}
+	return false
+}
+
+// checkServed checks that the export serves vol1's device, a clone of the
+// old LUN onto the new one or linear over the new LUN.
+func checkServed(inv plantest.Inventory, how string) error {
+	d, ok := inv.Devices[plan.DMName("vol1")]
+	ex, exported := inv.Exports[exportIQN]
+	switch {
+	case !ok:
+		return errors.New("the device is gone")
+	case !exported:
+		return errors.New("the export is gone")
+	case ex.Device != d.Node || ex.HostIQN != hostIQN:
+		return fmt.Errorf("the export serves %s to %s, not %s to %s", ex.Device, ex.HostIQN, d.Node, hostIQN)
+	case d.Suspended:
+		return errors.New("the device is suspended")
+	case how == "clone" && (d.Clone == nil || inv.Disks[d.Clone.Source] != oldKey || inv.Disks[d.Clone.Destination] != newKey):
+		return fmt.Errorf("the device runs %q", d.Table)
+	case how == "linear" && (d.Clone != nil || inv.Disks[d.Linear] != newKey):
+		return fmt.Errorf("the device runs %q", d.Table)
+	}
+	return nil
+}
+
+// recordedMissing lists v's recorded objects the kernel does not hold as
+// recorded. Pending objects are the interrupted step's to finish; once
+// linear, nothing needs the old LUN or the metadata (plan's own rule).
+func recordedMissing(v *plan.Volume, inv plantest.Inventory) []string {
+	var out []string
+	for _, o := range v.Objects {
+		if o.Pending {
+			if v.Step == plan.StepPrepared || v.Step == plan.StepCutOver || v.Step == plan.StepHydrating ||
+				v.Step == plan.StepHydrated || v.Step == plan.StepFinalized {
+				out = append(out, fmt.Sprintf("%s %s still pending at %s", o.Kind, o.Name, v.Step))
+			}
+			continue
+		}
+		if v.Linear && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata) {
+			continue
+		}
+		if err := objectHeld(v, o, inv); err != nil {
+			out = append(out, fmt.Sprintf("%s %s: %v", o.Kind, o.Name, err))
+		}
+	}
+	return out
+}
+
+// objectHeld checks one recorded object against the kernel.
+func objectHeld(v *plan.Volume, o plan.Object, inv plantest.Inventory) error {
+	switch o.Kind {
+	case plan.ObjNewLogin:
+		if !slices.Contains(inv.Sessions, newTarget) || v.NewDisk == nil || inv.Disks[v.NewDisk.Path] != newKey {
+			return fmt.Errorf("no session or no new disk (%+v)", v.NewDisk)
+		}
+	case plan.ObjOldLogin:
+		if !slices.Contains(inv.Sessions, oldTarget) || v.OldDisk == nil || inv.Disks[v.OldDisk.Path] != oldKey {
+			return fmt.Errorf("no session or no old disk (%+v)", v.OldDisk)
+		}
+		if !inv.ReadOnly[v.OldDisk.Path] {
+			return fmt.Errorf("old disk %s writable", v.OldDisk.Path)
+		}
+	case plan.ObjMetadata:
+		fi, err := os.Stat(v.MetadataFile)
+		if inv.Loops[v.MetadataFile] != o.Device || err != nil || uint64(fi.Size()) < v.MetadataBytes {
+			return fmt.Errorf("loop %q, want %q; file: %v", inv.Loops[v.MetadataFile], o.Device, err)
+		}
+	case plan.ObjDevice:
+		if d, ok := inv.Devices[o.Name]; !ok || d.Node != o.Device {
+			return fmt.Errorf("device %s is %q (there: %v), recorded %q", o.Name, d.Node, ok, o.Device)
+		}
+	case plan.ObjExport:
+		if _, ok := inv.Exports[o.Name]; !ok {
+			return errors.New("no such target")
+		}
+	}
+	return nil
+}
+
+// stranded lists kernel objects and metadata files with lunferry's names
+// that no volume records.
+func stranded(all []*plan.Volume, inv plantest.Inventory, dir string) []string {
+	recorded := map[string]bool{}
+	for _, v := range all {
+		for _, o := range v.Objects {
+			switch o.Kind {
+			case plan.ObjDevice:
+				recorded["device "+o.Name] = true
+			case plan.ObjExport:
+				recorded["export "+o.Name] = true
+			case plan.ObjMetadata:
+				recorded["loop over "+v.MetadataFile] = true
+				recorded["file "+v.MetadataFile] = true
+			case plan.ObjOldLogin:
+				recorded["session "+v.Spec.Old.Portal+","+v.Spec.Old.IQN] = true
+			case plan.ObjNewLogin:
+				recorded["session "+v.Spec.New.Portal+","+v.Spec.New.IQN] = true
+			}
+		}
+	}
+	held := volumeObjects(inv)
+	files, _ := filepath.Glob(filepath.Join(dir, "metadata", "*"))
+	for _, f := range files {
+		held = append(held, "file "+f)
+	}
+	var out []string
+	for _, h := range held {
+		if !recorded[h] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// TestCrashMatrix interrupts every step at every kernel call, recovers
+// each way and checks the invariants; it logs the matrix's size and
+// outcomes.
+func TestCrashMatrix(t *testing.T) {
+	if os.Getenv("LUNFERRY_IN_VM") == "1" {
+		t.Skip("the crash matrix runs over the fake kernel: the lab VM proves nothing more with it")
+	}
+	onTmpfs(t)
+	start := time.Now()
+	steps := matrixSteps()
+	fx := fixtures(t, steps)
+	outcomes := map[string]int{}
+	size, bad := 0, 0
+	for _, st := range steps {
+		calls := uninterrupted(t, fx[st.from], st)
+		cells := cellsOf(st, calls)
+		for _, c := range cells {
+			outcome, problems := runCase(t, fx[st.from], c)
+			if len(problems) > 0 {
+				bad++
+				t.Errorf("%s: %s", c, strings.Join(problems, "; "))
+				continue
+			}
+			outcomes[outcome]++
+		}
+		size += len(cells)
+		t.Logf("%-24s %3d kernel calls, %4d cases", st.name, len(calls), len(cells))
+	}
+	t.Logf("crash matrix: %d steps, %d cases in %s: %s; %d inconsistent",
+		len(steps), size, time.Since(start).Round(time.Millisecond), outcomeList(outcomes), bad)
+}
+
+// TestCrashMatrixDefects replays the cells of the matrix that failed
+// before their fix (they also run in the lab VM, which skips the matrix).
+func TestCrashMatrixDefects(t *testing.T) {
+	onTmpfs(t)
+	for _, d := range []struct {
+		step, call string
+		how        interruption
+		after      bool
+		rec        string
+	}{
+		// Start, pause and cancel saved their change, then failed on the
+		// device a reboot had taken, without saying to restore.
+		{"start", "CloneStatus", powerLoss, false, "rerun without restore"},
+		{"pause", "Message", powerLoss, false, "rerun without restore"},
+		{"abort --cancel", "CloneStatus", powerLoss, false, "rerun without restore"},
+		// A resume killed after it cleared the pause flag, or a cancel
+		// after it saved the step back, left hydration off, and the rerun
+		// did nothing (resume) or was refused (cancel).
+		{"resume", "CloneStatus", kill, false, "rerun"},
+		{"restored abort --cancel", "CloneStatus", kill, false, "rerun"},
+		// The fake forgot the progress of a clone swapped to linear when
+		// the power went (dm-clone commits it when the swap suspends it).
+		{"finalize", "SwapLinear", powerLoss, true, "restore, rerun"},
+	} {
+		st := stepNamed(t, d.step)
+		fx := fixtures(t, []*matrixStep{st})
+		calls := uninterrupted(t, fx[st.from], st)
+		c := matrixCase{step: st, how: d.how, after: d.after}
+		for i, call := range calls {
+			if c.n == 0 && strings.HasPrefix(call, d.call+" ") {
+				c.n, c.call = i+1, call
+			}
+		}
+		for _, r := range recoveries {
+			if r.name == d.rec && r.after == d.how {
+				c.rec = r
+			}
+		}
+		require.NotZero(t, c.n, "%s makes no %s call", d.step, d.call)
+		require.True(t, c.applies(), "%s", c)
+		_, problems := runCase(t, fx[st.from], c)
+		require.Empty(t, problems, "%s", c)
+	}
+}
+
+// onTmpfs puts the test's state directories on tmpfs when there is one:
+// the matrix makes thousands of state saves, each fsynced, and tests the
+// logic, not the disk.
+func onTmpfs(t *testing.T) {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		t.Setenv("TMPDIR", "/dev/shm")
+	}
+}
+
+func stepNamed(t *testing.T, name string) *matrixStep {
+	for _, st := range matrixSteps() {
+		if st.name == name {
+			return st
+		}
+	}
+	t.Fatalf("no step %s", name)
+	return nil
+}
+
+// cellsOf lists the cells of one step: each call × each interruption
+// before and after it × each recovery that applies.
+func cellsOf(st *matrixStep, calls []string) []matrixCase {
+	var out []matrixCase
+	for n, call := range calls {
+		for _, after := range []bool{false, true} {
+			for _, how := range []interruption{kill, powerLoss, failure} {
+				for _, rec := range recoveries {
+					c := matrixCase{step: st, n: n + 1, call: call, how: how, after: after, rec: rec}
+					if c.applies() {
+						out = append(out, c)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// uninterrupted runs the step once without a crash, checks it, and
+// returns its kernel calls.
+func uninterrupted(t *testing.T, f *fixture, st *matrixStep) []string {
+	h := &matrixHooks{}
+	e := f.env(t, h)
+	e.k.ResetCalls()
+	hooks := len(e.k.Hooks)
+	require.NoError(t, st.run(e), st.name)
+	calls := e.k.Calls()
+	c := matrixCase{step: st, rec: recovery{name: "nothing"}}
+	require.Empty(t, c.check(e, h, st.done, crashRun{hooks: hooks}), "%s, uninterrupted", st.name)
+	require.NotEmpty(t, calls, st.name)
+	return calls
+}
+
+func outcomeList(m map[string]int) string {
+	var out []string
+	for k, n := range m {
+		out = append(out, fmt.Sprintf("%d %s", n, k))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
