@@ -208,6 +208,17 @@ func (a *Array) Up() error {
 	return write(filepath.Join(a.tpg(), "enable"), "1")
 }
 
+// SetEnabled enables or disables the array's target portal group.
+// Disabled, the array drops every session and refuses logins: it is
+// unreachable, as after a path loss, until enabled again.
+func (a *Array) SetEnabled(on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return write(filepath.Join(a.tpg(), "enable"), v)
+}
+
 // ACLList returns the initiators the target admits now.
 func (a *Array) ACLList() ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(a.tpg(), "acls"))

@@ -138,6 +138,9 @@ func (c *Config) AllStats() (WriterStats, error) {
 		if st.MaxWriteMs > sum.MaxWriteMs {
 			sum.MaxWriteMs, sum.MaxWriteAt = st.MaxWriteMs, st.MaxWriteAt
 		}
+		if st.MaxReadMs > sum.MaxReadMs {
+			sum.MaxReadMs, sum.MaxReadAt = st.MaxReadMs, st.MaxReadAt
+		}
 		if st.LastError != "" {
 			sum.LastError = fmt.Sprintf("session %d: %s", n, st.LastError)
 		}

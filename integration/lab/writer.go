@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,6 +215,12 @@ type WriterStats struct {
 	// live table swap of finalize).
 	MaxWriteMs float64   `json:"maxWriteMs"`
 	MaxWriteAt time.Time `json:"maxWriteAt,omitempty"`
+	// MaxReadMs is the longest read-back of one file past the page cache,
+	// in milliseconds, and MaxReadAt when it ended: a stall the host saw
+	// reading (e.g. a region the proxy must first fetch from the old
+	// array).
+	MaxReadMs float64   `json:"maxReadMs"`
+	MaxReadAt time.Time `json:"maxReadAt,omitempty"`
 	// Started and Stopped bound the run; Stopped is zero while running.
 	Started time.Time `json:"started"`
 	Stopped time.Time `json:"stopped,omitempty"`
@@ -281,7 +288,11 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 		fmt.Fprintf(logw, "writer: %s\n", st.LastError)
 	}
 	check := func(e Entry) {
+		t0 := time.Now()
 		sum, n, err := SumFile(filepath.Join(w.Dir, e.Path))
+		if ms := float64(time.Since(t0).Microseconds()) / 1000; ms > st.MaxReadMs {
+			st.MaxReadMs, st.MaxReadAt = ms, time.Now().UTC()
+		}
 		st.Readbacks++
 		switch {
 		case err != nil:
@@ -418,4 +429,29 @@ func Verify(dir, manifest string, maxSession int) (VerifyResult, error) {
 		return res, fmt.Errorf("lab: verify %s: %d of %d files bad, first: %s", dir, len(res.Bad), len(res.Bad)+res.Files, res.Bad[0])
 	}
 	return res, nil
+}
+
+// DropSessions rewrites a manifest without the entries of the given
+// writer sessions: files the host wrote where it no longer looks (through
+// the proxy, before an abort put it back on the old LUN), which a writer
+// re-reading the manifest would otherwise count as errors.
+func DropSessions(manifest string, sessions ...int) error {
+	entries, err := ReadManifest(manifest)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		if !slices.Contains(sessions, e.Session) {
+			b.WriteString(e.line())
+		}
+	}
+	tmp := manifest + ".tmp"
+	if err := writeDurable(tmp, []byte(b.String())); err != nil {
+		return fmt.Errorf("lab: manifest: %w", err)
+	}
+	if err := os.Rename(tmp, manifest); err != nil {
+		return fmt.Errorf("lab: manifest: %w", err)
+	}
+	return nil
 }
