@@ -564,3 +564,16 @@ func TestTeardownFinishesInterruptedTeardown(t *testing.T) {
 	require.NoError(t, r.Teardown(ctx, tIQN, lio.TeardownOptions{StorageObjects: []string{"lunferry-vol1"}}))
 	assert.Contains(t, f.Objects(), "core/iblock_0/lunferry-vol1")
 }
+
+func TestEnsurePRDir(t *testing.T) {
+	r, fsys := newRoot(t)
+	dbroot := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(fsys.Root, "dbroot"), []byte(dbroot+"\n"), 0o644))
+	require.NoError(t, r.EnsurePRDir())
+	st, err := os.Stat(filepath.Join(dbroot, "pr"))
+	require.NoError(t, err)
+	require.True(t, st.IsDir())
+	require.NoError(t, r.EnsurePRDir(), "idempotent")
+	require.NoError(t, os.Remove(filepath.Join(fsys.Root, "dbroot")))
+	require.NoError(t, r.EnsurePRDir(), "no dbroot attribute: nothing to make")
+}

@@ -3,7 +3,9 @@ package lio
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -150,4 +152,25 @@ func (r *Root) rel(p string) string {
 		return s
 	}
 	return p
+}
+
+// EnsurePRDir makes the directory where LIO keeps persistent reservation
+// state (<dbroot>/pr, dbroot read from configfs). LIO rewrites a file
+// there on every registration change, APTPL or not, and without the
+// directory every PERSISTENT RESERVE OUT a host sends through an export
+// fails with NOT READY: a cluster host could not register a key. The
+// directory is on the proxy's own filesystem, not in configfs. A kernel
+// without a dbroot attribute has nothing to make.
+func (r *Root) EnsurePRDir() error {
+	dbroot, err := r.readAttr(path.Join(r.dir(), "dbroot"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return errf("read dbroot: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dbroot, "pr"), 0o700); err != nil {
+		return errf("make the persistent reservation directory: %w", err)
+	}
+	return nil
 }

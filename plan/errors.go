@@ -61,6 +61,10 @@ var (
 	// (the old LUN returns read errors, which dm-clone retries forever, or
 	// an array is unreachable).
 	ErrStalled = errors.New("hydration stalled")
+	// ErrIdentity: the export cannot show the host the old LUN's identity
+	// (and the runbook does not accept a new one), or the old LUN holds
+	// persistent reservations that would not follow the proxy.
+	ErrIdentity = errors.New("old LUN identity cannot be carried")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

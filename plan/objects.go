@@ -169,6 +169,14 @@ func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error 
 		if err := p.o.Ports.Initiator.SetReadOnly(ctx, d.Path); err != nil {
 			return fmt.Errorf("plan: volume %s: set old LUN %s read-only: %w", v.Spec.Name, d.Path, err)
 		}
+		if err := p.recordOldIdentity(ctx, v, d); err != nil {
+			return err
+		}
+		if v.Step == StepPreparing || v.Step == StepCuttingOver {
+			if err := p.checkReservations(ctx, v, d); err != nil {
+				return err
+			}
+		}
 	}
 	*prev = &d
 	return p.created(v, kind, d.Path)
@@ -392,8 +400,12 @@ func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
 }
 
 func exportSpec(v *Volume, dev string) ExportSpec {
-	return ExportSpec{IQN: v.Spec.Export.IQN, Portals: v.Spec.Export.Portals, StorageName: DMName(v.Spec.Name),
+	e := ExportSpec{IQN: v.Spec.Export.IQN, Portals: v.Spec.Export.Portals, StorageName: DMName(v.Spec.Name),
 		Device: dev, HostIQN: v.Spec.HostIQN, CHAP: v.Spec.Export.CHAP}
+	if h := v.HostIdentity; h != nil {
+		e.WWN, e.BlockSize = h.Export.WWN, h.Export.BlockSize
+	}
+	return e
 }
 
 func (p *Planner) hasSession(ctx context.Context, v *Volume, o *Object) (bool, error) {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator/scsi"
+	"github.com/lunferry/lunferry/lio"
 )
 
 // The ports: small interfaces over the kernel and the outside world that the
@@ -51,6 +53,11 @@ type Initiator interface {
 	SetReadOnly(ctx context.Context, disk string) error
 	// HasSession reports whether the proxy has a session to t.
 	HasSession(ctx context.Context, t Target) (bool, error)
+	// Identity reads the SCSI identity of a LUN's disk (INQUIRY, VPD
+	// pages, READ CAPACITY(16)) over SG_IO.
+	Identity(ctx context.Context, disk string) (scsi.Identity, error)
+	// Reservations reads the persistent reservations on a LUN's disk.
+	Reservations(ctx context.Context, disk string) (scsi.Reservations, error)
 }
 
 // CloneLine is the one-line table of a clone device of sectors sectors:
@@ -119,6 +126,12 @@ type ExportSpec struct {
 	// CHAP holds the file paths of the credentials the host presents
 	// (and, mutual, the proxy presents to it); nil without CHAP.
 	CHAP *CHAP
+	// WWN is the SCSI identity the export shows (the old LUN's, or one
+	// derived once); zero keeps LIO's own.
+	WWN lio.WWN
+	// BlockSize is the logical block size the export shows (the old
+	// LUN's); 0 keeps the device's.
+	BlockSize uint32
 }
 
 // Exporter drives the LIO target.

@@ -107,6 +107,9 @@ func checkSizes(v *Volume, oldSize uint64) error {
 				s.Name, ErrSameLUN, s.Old.IQN, s.New.IQN, v.NewDisk.Path, v.NewDisk.ID)
 		}
 	}
+	if err := checkBlockSizes(v); err != nil {
+		return err
+	}
 	if v.NewDisk != nil && v.NewDisk.SizeBytes < oldSize {
 		return fmt.Errorf("plan: volume %s: %w: new LUN (%s lun %d) is %d bytes (%s), smaller than the old LUN's %d bytes (%s): give a new LUN of at least %d bytes",
 			s.Name, ErrSizeMismatch, s.New.IQN, s.New.LUN, v.NewDisk.SizeBytes, Bytes(v.NewDisk.SizeBytes), oldSize, Bytes(oldSize), oldSize)

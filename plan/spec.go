@@ -55,6 +55,15 @@ type Spec struct {
 	// "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s" (clone.ParseSchedule);
 	// empty means unlimited.
 	Throttle clone.Schedule `json:"throttle"`
+	// Identity is "old" (the default: the export shows the host the old
+	// LUN's SCSI identity, and prepare refuses an old LUN whose identity
+	// LIO cannot reproduce) or "new" (the export gets an identity of its
+	// own, derived once and kept: the host sees a new disk).
+	Identity string `json:"identity,omitempty"`
+	// Reservations is "" (a cutover refuses an old LUN that holds SCSI-3
+	// persistent reservations: a cluster's keys do not follow the proxy)
+	// or "ignore" (go on, with a warning).
+	Reservations string `json:"reservations,omitempty"`
 	// Hooks are the executables run around the host-facing steps.
 	Hooks Hooks `json:"hooks,omitempty"`
 	// SessionTimeout bounds the wait for the host's session at cutover;
@@ -295,6 +304,12 @@ func (s *Spec) Validate() error {
 	r := s.RegionSectors
 	if r < 8 || r > 2097152 || r&(r-1) != 0 {
 		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
+	}
+	if s.Identity != "" && s.Identity != "old" && s.Identity != "new" {
+		bad(`identity %q: want "old" (show the host the old LUN's identity) or "new"`, s.Identity)
+	}
+	if s.Reservations != "" && s.Reservations != "ignore" {
+		bad(`reservations %q: leave it out (refuse an old LUN holding persistent reservations) or give "ignore"`, s.Reservations)
 	}
 	s.validatePaths(bad)
 	if len(errs) > 0 {

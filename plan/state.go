@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/initiator/scsi"
 )
 
 // StateVersion is the version of the state file format this lunferry writes.
@@ -137,6 +138,19 @@ type Disk struct {
 	// Dev is the device number "major:minor", as device-mapper tables
 	// name their devices.
 	Dev string `json:"dev,omitempty"`
+	// LogicalBlockSize is the disk's logical block size in bytes (0:
+	// unknown).
+	LogicalBlockSize uint32 `json:"logicalBlockSize,omitempty"`
+}
+
+// HostIdentity is the SCSI identity the export shows the host: derived
+// once, from the old LUN's, and kept, so that every restore shows the same
+// disk.
+type HostIdentity struct {
+	// Export is what the storage object is given.
+	Export scsi.Export `json:"export"`
+	// Verdict says how it compares with the old LUN.
+	Verdict scsi.Verdict `json:"verdict"`
 }
 
 // Progress is the last hydration progress seen.
@@ -177,6 +191,11 @@ type Volume struct {
 	LastError string `json:"lastError,omitempty"`
 	// Objects is the undo stack of kernel objects created, oldest first.
 	Objects []Object `json:"objects,omitempty"`
+	// OldIdentity is the old LUN's SCSI identity, read at its first
+	// attach; every later attach must find the same WWID.
+	OldIdentity *scsi.Identity `json:"oldIdentity,omitempty"`
+	// HostIdentity is what the export shows the host.
+	HostIdentity *HostIdentity `json:"hostIdentity,omitempty"`
 	// OldDisk and NewDisk are the disks found for the LUNs.
 	OldDisk *Disk `json:"oldDisk,omitempty"`
 	NewDisk *Disk `json:"newDisk,omitempty"`

@@ -38,6 +38,11 @@ type VolumeStatus struct {
 	Next string `json:"next,omitempty"`
 	// HandedOverAt is when handover completed.
 	HandedOverAt time.Time `json:"handedOverAt,omitempty"`
+	// HostWWID is the WWID the export shows the host; OldIdentity says
+	// whether it is the old LUN's (false: a new identity, see
+	// Spec.Identity). Empty until the old LUN was attached.
+	HostWWID    string `json:"hostWWID,omitempty"`
+	OldIdentity bool   `json:"oldIdentity,omitempty"`
 	// Drift lists what the kernel does not hold as the state records it
 	// (an object gone, another table, a suspended device); run and restore
 	// rebuild what serves the host.
@@ -91,6 +96,9 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			HandedOverAt: v.HandedOverAt}
 		p.readLive(ctx, v, &s, now)
 		s.Drift = p.drift(ctx, v)
+		if h := v.HostIdentity; h != nil {
+			s.HostWWID, s.OldIdentity = h.Verdict.NewWWID, h.Verdict.Exact
+		}
 		if since, ok := v.Stalled(now); ok {
 			s.StalledSince = since
 		}

@@ -239,6 +239,13 @@ func (a *app) volumeShow(c *cli.Context) error {
 	if v.SizeSectors > 0 {
 		fmt.Fprintf(w, "size:      %s (%d sectors)\n", plan.Bytes(v.SizeSectors*512), v.SizeSectors)
 	}
+	if h := v.HostIdentity; h != nil {
+		whose := "the old LUN's"
+		if !h.Verdict.Exact {
+			whose = "a new one (the old LUN's " + h.Verdict.OldWWID + " cannot be shown: " + h.Verdict.Reason + ")"
+		}
+		fmt.Fprintf(w, "identity:  the host sees %s, %s\n", h.Verdict.NewWWID, whose)
+	}
 	for _, o := range v.Objects {
 		pend := ""
 		if o.Pending {

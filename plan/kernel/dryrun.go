@@ -9,6 +9,7 @@ import (
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -79,6 +80,16 @@ func (d *dry) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Disk, 
 }
 
 func (d *dry) HasSession(ctx context.Context, t plan.Target) (bool, error) { return false, nil }
+
+func (d *dry) Identity(ctx context.Context, disk string) (scsi.Identity, error) {
+	d.printf("read the SCSI identity of %s (INQUIRY, VPD 0x00/0x80/0x83/0xB0/0xB2, READ CAPACITY(16) over SG_IO)", disk)
+	return scsi.Identity{}, nil
+}
+
+func (d *dry) Reservations(ctx context.Context, disk string) (scsi.Reservations, error) {
+	d.printf("read the persistent reservations of %s (PERSISTENT RESERVE IN over SG_IO)", disk)
+	return scsi.Reservations{}, nil
+}
 
 func (d *dry) SetReadOnly(ctx context.Context, disk string) error {
 	d.printf("ioctl BLKROSET 1 on %s (blockdev --setro)", disk)

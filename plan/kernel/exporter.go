@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/lunferry/lunferry/lio"
@@ -35,6 +36,10 @@ func LIOExport(s plan.ExportSpec, chap *lio.CHAP) (lio.Export, error) {
 		}
 		e.Portals = append(e.Portals, lio.Portal{Addr: ap.Addr(), Port: ap.Port()})
 	}
+	e.WWN = s.WWN
+	if s.BlockSize != 0 {
+		e.Attributes = map[string]string{"block_size": strconv.FormatUint(uint64(s.BlockSize), 10)}
+	}
 	return e, nil
 }
 
@@ -45,6 +50,10 @@ func (e *exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
 	}
 	le, err := LIOExport(s, chap)
 	if err != nil {
+		return err
+	}
+	// A cluster host's reservations through the export need it.
+	if err := e.r.EnsurePRDir(); err != nil {
 		return err
 	}
 	return e.r.Apply(ctx, le)

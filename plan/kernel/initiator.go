@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -77,7 +78,8 @@ func (k *initiatorPort) FindDisk(ctx context.Context, t plan.Target, lun int) (p
 	if err != nil {
 		return plan.Disk{}, err
 	}
-	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID, Dev: fmt.Sprintf("%d:%d", d.Major, d.Minor)}, nil
+	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID, Dev: fmt.Sprintf("%d:%d", d.Major, d.Minor),
+		LogicalBlockSize: uint32(d.LogicalBlockSize)}, nil
 }
 
 func (k *initiatorPort) HasSession(ctx context.Context, t plan.Target) (bool, error) {
@@ -102,3 +104,19 @@ func (b brokenInitiator) FindDisk(context.Context, plan.Target, int) (plan.Disk,
 }
 func (b brokenInitiator) SetReadOnly(context.Context, string) error             { return b.err }
 func (b brokenInitiator) HasSession(context.Context, plan.Target) (bool, error) { return false, b.err }
+func (b brokenInitiator) Identity(context.Context, string) (scsi.Identity, error) {
+	return scsi.Identity{}, b.err
+}
+func (b brokenInitiator) Reservations(context.Context, string) (scsi.Reservations, error) {
+	return scsi.Reservations{}, b.err
+}
+
+// Identity implements plan.Initiator over SG_IO.
+func (k *initiatorPort) Identity(ctx context.Context, disk string) (scsi.Identity, error) {
+	return scsi.Read(disk)
+}
+
+// Reservations implements plan.Initiator over SG_IO.
+func (k *initiatorPort) Reservations(ctx context.Context, disk string) (scsi.Reservations, error) {
+	return scsi.ReadReservations(disk)
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -35,6 +36,13 @@ type LUNInfo struct {
 	// Size in bytes and ID (WWID) of the LUN's disk.
 	Size uint64
 	ID   string
+	// BlockSize is the logical block size (0: 512).
+	BlockSize uint32
+	// Identity overrides the SCSI identity derived from ID (see
+	// Kernel.Identity).
+	Identity *scsi.Identity
+	// Reservations are the persistent reservations on the LUN.
+	Reservations scsi.Reservations
 }
 
 // Kernel is the fake. Zero value is not usable: use New.
@@ -278,13 +286,13 @@ func (k *Kernel) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Dis
 	}
 	for p, kk := range k.disks {
 		if kk == key {
-			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
+			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
 		}
 	}
 	k.nextDev++
 	p := fmt.Sprintf("/dev/sd%c", 'a'+k.nextDev)
 	k.disks[p] = key
-	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p)}, nil
+	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
 }
 
 // SetReadOnly implements plan.Initiator.

@@ -1,0 +1,82 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lunferry/lunferry/initiator/scsi"
+)
+
+// recordOldIdentity reads the old LUN's SCSI identity at an attach: the
+// first time it is recorded and the identity the export will show the
+// host is derived from it (once: every restore shows the same disk); later
+// attaches must find the same WWID. An identity LIO cannot reproduce is
+// refused unless the runbook accepts a new one.
+func (p *Planner) recordOldIdentity(ctx context.Context, v *Volume, d Disk) error {
+	if p.o.DryRun {
+		return nil
+	}
+	id, err := p.o.Ports.Initiator.Identity(ctx, d.Path)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: read the old LUN's SCSI identity on %s: %w", v.Spec.Name, d.Path, err)
+	}
+	if was := v.OldIdentity; was != nil {
+		if was.WWID() != id.WWID() {
+			return fmt.Errorf("plan: volume %s: %w: the old LUN on %s is now %s but was %s when first attached: a different LUN is mapped to this proxy; fix the mapping on the array, then rerun, or abort",
+				v.Spec.Name, ErrDiskChanged, d.Path, id.WWID(), was.WWID())
+		}
+		return nil
+	}
+	exp, verdict := scsi.ForLIO(id, v.Spec.Name)
+	if !verdict.Exact && v.Spec.Identity != "new" {
+		return fmt.Errorf("plan: volume %s: %w: the old LUN's identity %s (%s) cannot be shown through LIO: %s; the host would see %s, a new disk to dm-multipath, udev's by-id links, LVM filters and cluster software: "+
+			"give \"identity\": \"new\" in the runbook to accept that (and re-add the volume), or abort",
+			v.Spec.Name, ErrIdentity, verdict.OldWWID, verdict.Family, verdict.Reason, verdict.NewWWID)
+	}
+	v.OldIdentity, v.HostIdentity = &id, &HostIdentity{Export: exp, Verdict: verdict}
+	for _, n := range verdict.Notes {
+		p.logf("volume %s: identity: %s", v.Spec.Name, n)
+	}
+	return p.save(v)
+}
+
+// checkReservations refuses an old LUN that holds SCSI-3 persistent
+// reservations: a cluster's keys and reservation do not follow the host to
+// the proxy's export.
+func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) error {
+	if p.o.DryRun {
+		return nil
+	}
+	r, err := p.o.Ports.Initiator.Reservations(ctx, d.Path)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: read the old LUN's persistent reservations on %s: %w", v.Spec.Name, d.Path, err)
+	}
+	if len(r.Keys) == 0 && r.Reservation == nil {
+		return nil
+	}
+	keys := make([]string, len(r.Keys))
+	for i, k := range r.Keys {
+		keys[i] = fmt.Sprintf("%#x", k)
+	}
+	if v.Spec.Reservations == "ignore" {
+		p.logf("volume %s: warning: the old LUN holds persistent reservation keys %s; they do not follow the host to the proxy (runbook says ignore)", v.Spec.Name, strings.Join(keys, ", "))
+		return nil
+	}
+	return fmt.Errorf("plan: volume %s: %w: the old LUN holds SCSI-3 persistent reservation keys %s: a cluster's reservations do not follow the host to the proxy; release them (or stop the cluster's use of the LUN), or give \"reservations\": \"ignore\" in the runbook",
+		v.Spec.Name, ErrIdentity, strings.Join(keys, ", "))
+}
+
+// checkBlockSizes refuses a new LUN whose logical blocks are larger than
+// the old LUN's: the host's filesystems and partition tables were made
+// for the old size, and a clone device takes the larger of the two.
+func checkBlockSizes(v *Volume) error {
+	if v.OldDisk == nil || v.NewDisk == nil || v.OldDisk.LogicalBlockSize == 0 || v.NewDisk.LogicalBlockSize == 0 {
+		return nil
+	}
+	if o, n := v.OldDisk.LogicalBlockSize, v.NewDisk.LogicalBlockSize; n > o {
+		return fmt.Errorf("plan: volume %s: %w: the new LUN has %d-byte logical blocks, the old LUN %d-byte ones: the host's filesystems and partition tables are laid out for %d; give a new LUN with %d-byte (or smaller) logical blocks",
+			v.Spec.Name, ErrSizeMismatch, n, o, o, o)
+	}
+	return nil
+}

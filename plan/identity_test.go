@@ -1,0 +1,135 @@
+package plan_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/initiator/scsi"
+	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/plantest"
+)
+
+// naa5 is an old LUN that identifies itself by an NAA-5 designator only
+// (as XtremIO does): LIO cannot show it.
+func naa5(size uint64) *scsi.Identity {
+	return &scsi.Identity{
+		Inquiry: scsi.Inquiry{Vendor: "XtremIO", Product: "XtremApp", Revision: "6000"},
+		Designators: []scsi.Designator{{CodeSet: scsi.CodeSetBinary, Association: scsi.AssocLogicalUnit, Type: scsi.TypeNAA,
+			Value: []byte{0x51, 0x4f, 0x0c, 0x50, 0x00, 0x00, 0x12, 0x34}}},
+		Capacity: scsi.Capacity{LastLBA: size/512 - 1, LogicalBlockSize: 512},
+	}
+}
+
+func (e *env) setOld(info plantest.LUNInfo) {
+	e.k.LUNs[plantest.Key(oldPortal, oldIQN, 1)] = info
+}
+
+// TestExportShowsTheOldIdentity: the export is given the old LUN's
+// identity, read over SG_IO at its first attach, and keeps it across a
+// restore.
+func TestExportShowsTheOldIdentity(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.NotNil(t, v.OldIdentity)
+	require.True(t, v.HostIdentity.Verdict.Exact)
+	want, verdict := scsi.ForLIO(*v.OldIdentity, "vol1")
+	require.Equal(t, v.OldIdentity.WWID(), verdict.NewWWID, "the host sees the old WWID")
+	ex, ok := e.k.Export(exportIQN)
+	require.True(t, ok)
+	require.Equal(t, want.WWN, ex.WWN)
+	require.Equal(t, uint32(512), ex.BlockSize)
+
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	again, _ := e.k.Export(exportIQN)
+	require.Equal(t, ex.WWN, again.WWN, "the same disk after every restore")
+}
+
+// TestIdentityLIOCannotShow: an old LUN known by an NAA-5 designator is
+// refused at prepare, saying what the host would see, unless the runbook
+// accepts a new identity, which is then derived once and kept.
+func TestIdentityLIOCannotShow(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: naa5(gib)})
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrIdentity)
+	require.ErrorContains(t, err, `"identity": "new"`)
+	require.ErrorContains(t, err, "naa.514f0c5000001234")
+
+	e = newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: naa5(gib)})
+	s := spec("vol1")
+	s.Identity = "new"
+	e.add(s)
+	e.cutOver()
+	ex, _ := e.k.Export(exportIQN)
+	require.NotZero(t, ex.WWN.UnitSerial)
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	again, _ := e.k.Export(exportIQN)
+	require.Equal(t, ex.WWN, again.WWN, "derived once, not per rebuild")
+}
+
+// TestBlockSizes: a new LUN with larger logical blocks than the old one is
+// refused (the host's filesystems are laid out for the old size); a
+// smaller one works and the export keeps the old size.
+func TestBlockSizes(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.k.LUNs[plantest.Key(newPortal, newIQN, 3)] = plantest.LUNInfo{Size: 2 * gib, ID: "wwid-new", BlockSize: 4096}
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrSizeMismatch)
+	require.ErrorContains(t, err, "4096-byte logical blocks, the old LUN 512-byte")
+
+	e = newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", BlockSize: 4096})
+	e.add(spec("vol1"))
+	e.cutOver()
+	ex, _ := e.k.Export(exportIQN)
+	require.Equal(t, uint32(4096), ex.BlockSize)
+}
+
+// TestReservationsRefused: a cluster's persistent reservations do not
+// follow the host to the proxy: refused unless the runbook says ignore.
+func TestReservationsRefused(t *testing.T) {
+	ctx := context.Background()
+	held := plantest.LUNInfo{Size: gib, ID: "wwid-old", Reservations: scsi.Reservations{Generation: 3, Keys: []uint64{0xabc1}}}
+	e := newEnv(t)
+	e.setOld(held)
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrIdentity)
+	require.ErrorContains(t, err, "0xabc1")
+
+	e = newEnv(t)
+	e.setOld(held)
+	s := spec("vol1")
+	s.Reservations = "ignore"
+	e.add(s)
+	e.cutOver()
+	require.Contains(t, e.log.String(), "warning: the old LUN holds persistent reservation keys 0xabc1")
+}
+
+// TestOldIdentityChanged: the old LUN found at cutover is not the one
+// probed at prepare (same size, another WWID): refused.
+func TestOldIdentityChanged(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: naa5(gib)})
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrDiskChanged)
+}
