@@ -292,6 +292,9 @@ func TestAbortAfterCutover(t *testing.T) {
 	if back.Errors != 0 || back.Mismatches != 0 || proxyWrites.Errors != 0 {
 		t.Fatalf("writer errors: through the proxy %+v, back on the old LUN %+v", proxyWrites, back)
 	}
+	if back.Forgotten != proxyWrites.Files {
+		t.Errorf("back on the old LUN, %d files of the manifest were missing; want exactly the %d written through the proxy", back.Forgotten, proxyWrites.Files)
+	}
 	out := s.labCmd("verify", "-max-session", "1")
 	s.logf("host back on the old LUN: %s", lastLine(out))
 	entries, err := lab.ReadManifest(s.cfg.Manifest())

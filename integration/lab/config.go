@@ -151,7 +151,7 @@ func (c *Config) AllStats() (WriterStats, error) {
 // StartWriter starts `self writer run` in the background (own session,
 // output to Dir/writer-N.log) for the next session number and waits until
 // it has saved its first stats. self is the lab command's path.
-func (c *Config) StartWriter(self, configPath string) (int, error) {
+func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, error) {
 	if pid := c.writerPid(); pid > 0 && alive(pid) {
 		return 0, fmt.Errorf("lab: writer already running (pid %d)", pid)
 	}
@@ -164,7 +164,7 @@ func (c *Config) StartWriter(self, configPath string) (int, error) {
 		return 0, fmt.Errorf("lab: writer: %w", err)
 	}
 	defer log.Close()
-	cmd := exec.Command(self, "-config", configPath, "writer", "run", "-session", strconv.Itoa(session))
+	cmd := exec.Command(self, append([]string{"-config", configPath, "writer", "run", "-session", strconv.Itoa(session)}, runArgs...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -201,6 +201,9 @@ type WriterStats struct {
 	Session int `json:"session"`
 	// Files and Bytes count files written and made durable.
 	Files int64 `json:"files"`
+	// Forgotten counts manifest files absent when the run started and so
+	// not read back (ForgetMissing).
+	Forgotten int64 `json:"forgotten,omitempty"`
 	Bytes int64 `json:"bytes"`
 	// Readbacks counts files read back from the device and compared.
 	Readbacks int64 `json:"readbacks"`
@@ -251,6 +254,11 @@ type Writer struct {
 	// ReadOnly creates no files, only re-reads (a filesystem known to be
 	// full; tests, where an almost empty tmpfs never looks full).
 	ReadOnly bool
+	// ForgetMissing does not read back the manifest's files that are
+	// absent when the run starts, and counts them (Forgotten): the host
+	// went back to data as of an earlier time (an abort after cutover),
+	// where the files written since legitimately do not exist.
+	ForgetMissing bool
 	// Log receives one line per error (nil: discarded).
 	Log io.Writer
 }
@@ -281,6 +289,17 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 		return st, err
 	}
 	known, _ := ReadManifest(w.Manifest)
+	if w.ForgetMissing {
+		present := known[:0]
+		for _, e := range known {
+			if _, err := os.Stat(filepath.Join(w.Dir, e.Path)); err == nil {
+				present = append(present, e)
+			} else {
+				st.Forgotten++
+			}
+		}
+		known = present
+	}
 	r := rand.New(rand.NewPCG(w.Seed, uint64(w.Session)))
 	fail := func(format string, args ...any) {
 		st.Errors++

@@ -242,7 +242,11 @@ func writer(cfg *lab.Config, cfgPath string, args []string) error {
 			return err
 		}
 		abs, _ := filepath.Abs(cfgPath)
-		n, err := cfg.StartWriter(self, abs)
+		var runArgs []string
+		if len(args) > 1 && args[1] == "-forget-missing" {
+			runArgs = append(runArgs, "-forget-missing")
+		}
+		n, err := cfg.StartWriter(self, abs, runArgs...)
 		if err == nil {
 			fmt.Printf("writer session %d started\n", n)
 		}
@@ -266,13 +270,14 @@ func writer(cfg *lab.Config, cfgPath string, args []string) error {
 	case "run":
 		f := flag.NewFlagSet("writer run", flag.ContinueOnError)
 		session := f.Int("session", 1, "session number")
+		forget := f.Bool("forget-missing", false, "do not read back manifest files absent at start (the host went back to older data)")
 		if err := f.Parse(args[1:]); err != nil {
 			return err
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		w := &lab.Writer{Dir: cfg.Host.Mount, Manifest: cfg.Manifest(), Stats: cfg.StatsFile(*session),
-			Session: *session, Seed: cfg.Seed, Log: os.Stderr}
+			Session: *session, Seed: cfg.Seed, Log: os.Stderr, ForgetMissing: *forget}
 		st, err := w.Run(ctx)
 		fmt.Fprintf(os.Stderr, "writer session %d: %d files, %d bytes, %d read-backs, %d errors, %d mismatches\n",
 			st.Session, st.Files, st.Bytes, st.Readbacks, st.Errors, st.Mismatches)
