@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/plan"
 	"github.com/lunferry/lunferry/plan/plantest"
 )
@@ -385,17 +386,31 @@ type matrixCase struct {
 	// in the uninterrupted run.
 	n    int
 	call string
-	// how the step is interrupted; after: a kill or power loss comes
-	// after the call was made, before the process saw its result.
-	how   interruption
-	after bool
-	rec   recovery
+	// how the step is interrupted, and when: before the call, after it
+	// (it was made, the process did not see its result) or, for the
+	// swap to linear, inside it.
+	how  interruption
+	when moment
+	rec  recovery
 }
 
+// moment is when, around its call, an interruption comes.
+type moment int
+
+const (
+	before moment = iota
+	after
+	// inside: between the swap's suspend and its resume (the linear
+	// table loaded, the device suspended).
+	inside
+)
+
+func (m moment) String() string { return [...]string{"before", "after", "inside"}[m] }
+
 func (c matrixCase) String() string {
-	when := "at"
-	if c.how != failure {
-		when = map[bool]string{false: "before", true: "after"}[c.after]
+	when := c.when.String()
+	if c.how == failure {
+		when = "at"
 	}
 	return fmt.Sprintf("%s: %s %s call %d (%s), then %s", c.step.name, c.how, when, c.n, c.call, c.rec.name)
 }
@@ -403,8 +418,10 @@ func (c matrixCase) String() string {
 // applies leaves out recoveries that repeat another for this step.
 func (c matrixCase) applies() bool {
 	switch {
-	case c.rec.after != c.how || (c.how == failure && c.after):
+	case c.rec.after != c.how || (c.how == failure && c.when != before):
 		return false
+	case c.when == inside && !strings.HasPrefix(c.call, "SwapLinear "):
+		return false // only the swap is interrupted inside
 	case c.rec.abort && c.step.aborts:
 		return false // the step's rerun is an abort
 	case c.step.restores && !c.rec.abort && c.how != failure && c.rec.restore == (c.how == kill):
@@ -461,8 +478,9 @@ func interrupt(t *testing.T, e *env, c matrixCase, run *crashRun) bool {
 		files = readVolumes(t, e.dir)
 		_, run.served = inv.Exports[exportIQN]
 	}
-	e.k.CrashAt, e.k.CrashAfter = c.n, c.after
+	e.k.CrashAt, e.k.CrashAfter, e.k.SwapStopsSuspended = c.n, c.when != before, c.when == inside
 	_ = c.step.run(e) // the dead process's last words
+	e.k.SwapStopsSuspended = false
 	if !e.k.Crashed() || files == nil {
 		return false
 	}
@@ -653,7 +671,7 @@ func (c matrixCase) hookProblems(v *plan.Volume, k *plantest.Kernel, h *matrixHo
 	}
 	for path, n := range runs {
 		allowed := 1
-		if c.after && c.call == "Hook "+path {
+		if c.when == after && c.call == "Hook "+path {
 			allowed = 2
 		}
 		if n > allowed {
@@ -838,7 +856,7 @@ func stranded(all []*plan.Volume, inv plantest.Inventory, dir string) []string {
 // each way and checks the invariants; it logs the matrix's size and
 // outcomes.
 func TestCrashMatrix(t *testing.T) {
-	if os.Getenv("LUNFERRY_IN_VM") == "1" {
+	if vmtest.InVM() {
 		t.Skip("the crash matrix runs over the fake kernel: the lab VM proves nothing more with it")
 	}
 	onTmpfs(t)
@@ -873,27 +891,27 @@ func TestCrashMatrixDefects(t *testing.T) {
 	for _, d := range []struct {
 		step, call string
 		how        interruption
-		after      bool
+		when       moment
 		rec        string
 	}{
 		// Start, pause and cancel saved their change, then failed on the
 		// device a reboot had taken, without saying to restore.
-		{"start", "CloneStatus", powerLoss, false, "rerun without restore"},
-		{"pause", "Message", powerLoss, false, "rerun without restore"},
-		{"abort --cancel", "CloneStatus", powerLoss, false, "rerun without restore"},
+		{"start", "CloneStatus", powerLoss, before, "rerun without restore"},
+		{"pause", "Message", powerLoss, before, "rerun without restore"},
+		{"abort --cancel", "CloneStatus", powerLoss, before, "rerun without restore"},
 		// A resume killed after it cleared the pause flag, or a cancel
 		// after it saved the step back, left hydration off, and the rerun
 		// did nothing (resume) or was refused (cancel).
-		{"resume", "CloneStatus", kill, false, "rerun"},
-		{"restored abort --cancel", "CloneStatus", kill, false, "rerun"},
+		{"resume", "CloneStatus", kill, before, "rerun"},
+		{"restored abort --cancel", "CloneStatus", kill, before, "rerun"},
 		// The fake forgot the progress of a clone swapped to linear when
 		// the power went (dm-clone commits it when the swap suspends it).
-		{"finalize", "SwapLinear", powerLoss, true, "restore, rerun"},
+		{"finalize", "SwapLinear", powerLoss, after, "restore, rerun"},
 	} {
 		st := stepNamed(t, d.step)
 		fx := fixtures(t, []*matrixStep{st})
 		calls := uninterrupted(t, fx[st.from], st)
-		c := matrixCase{step: st, how: d.how, after: d.after}
+		c := matrixCase{step: st, how: d.how, when: d.when}
 		for i, call := range calls {
 			if c.n == 0 && strings.HasPrefix(call, d.call+" ") {
 				c.n, c.call = i+1, call
@@ -931,14 +949,15 @@ func stepNamed(t *testing.T, name string) *matrixStep {
 }
 
 // cellsOf lists the cells of one step: each call × each interruption
-// before and after it × each recovery that applies.
+// before and after it (inside it for the swap) × each recovery that
+// applies.
 func cellsOf(st *matrixStep, calls []string) []matrixCase {
 	var out []matrixCase
 	for n, call := range calls {
-		for _, after := range []bool{false, true} {
+		for _, when := range []moment{before, after, inside} {
 			for _, how := range []interruption{kill, powerLoss, failure} {
 				for _, rec := range recoveries {
-					c := matrixCase{step: st, n: n + 1, call: call, how: how, after: after, rec: rec}
+					c := matrixCase{step: st, n: n + 1, call: call, how: how, when: when, rec: rec}
 					if c.applies() {
 						out = append(out, c)
 					}
