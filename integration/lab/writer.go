@@ -204,7 +204,7 @@ type WriterStats struct {
 	// Forgotten counts manifest files absent when the run started and so
 	// not read back (ForgetMissing).
 	Forgotten int64 `json:"forgotten,omitempty"`
-	Bytes int64 `json:"bytes"`
+	Bytes     int64 `json:"bytes"`
 	// Readbacks counts files read back from the device and compared.
 	Readbacks int64 `json:"readbacks"`
 	// Errors counts failed writes, fsyncs and reads; Mismatches counts
