@@ -201,10 +201,10 @@ type WriterStats struct {
 	Session int `json:"session"`
 	// Files and Bytes count files written and made durable.
 	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 	// Forgotten counts manifest files absent when the run started and so
 	// not read back (ForgetMissing).
 	Forgotten int64 `json:"forgotten,omitempty"`
-	Bytes     int64 `json:"bytes"`
 	// Readbacks counts files read back from the device and compared.
 	Readbacks int64 `json:"readbacks"`
 	// Errors counts failed writes, fsyncs and reads; Mismatches counts
