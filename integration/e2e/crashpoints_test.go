@@ -242,7 +242,9 @@ func (s *scene) kernelKinds(sp plan.Spec, metaFile string) map[plan.ObjectKind]b
 
 // objectMismatch compares a volume's undo stack with the kernel: an
 // object in the kernel must be recorded (made or pending), and one
-// recorded as made must be in the kernel.
+// recorded as made must be in the kernel, except, once the device runs
+// linear, the old LUN's session and the metadata: nothing needs them, so
+// restore does not rebuild them and finalize's rerun removes them.
 func objectMismatch(v plan.Volume, kernel map[plan.ObjectKind]bool) []string {
 	var out []string
 	recorded := map[plan.ObjectKind]plan.Object{}
@@ -254,7 +256,7 @@ func objectMismatch(v plan.Volume, kernel map[plan.ObjectKind]bool) []string {
 		switch {
 		case kernel[kind] && !ok:
 			out = append(out, fmt.Sprintf("the kernel holds the volume's %s but the state does not record it (stranded)", kind))
-		case !kernel[kind] && ok && !o.Pending:
+		case !kernel[kind] && ok && !o.Pending && !(v.Linear && (kind == plan.ObjOldLogin || kind == plan.ObjMetadata)):
 			out = append(out, fmt.Sprintf("the state records %s %s as made but the kernel does not hold it", kind, o.Name))
 		}
 	}

@@ -64,7 +64,9 @@ func (c *Config) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	// Durable: the config is the arrays' state (remapped ACLs), which a
+	// multi-boot test brings back after a power cut.
+	if err := WriteDurable(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("lab: config: %w", err)
 	}
 	return nil

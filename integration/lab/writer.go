@@ -114,9 +114,9 @@ func sumBytes(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// writeDurable writes data to path (created or truncated), fsyncs it and
-// its directory.
-func writeDurable(path string, data []byte) error {
+// WriteDurable writes data to path (created or truncated), fsyncs it and
+// its directory: a record that must survive a power cut of the lab.
+func WriteDurable(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func Populate(dir, manifest string, count int, bigBytes int64, seed uint64) (fil
 	write := func(rel string, size int64, n int) error {
 		b := make([]byte, size)
 		content(b, seed, 0, n)
-		if err := writeDurable(filepath.Join(dir, rel), b); err != nil {
+		if err := WriteDurable(filepath.Join(dir, rel), b); err != nil {
 			return fmt.Errorf("lab: populate %s: %w", rel, err)
 		}
 		files++
@@ -331,7 +331,7 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 			rel := fmt.Sprintf("w%d/f%05d.dat", w.Session, n)
 			e := Entry{Sum: sumBytes(b), Size: size, Session: w.Session, Path: rel}
 			t0 := time.Now()
-			err := writeDurable(filepath.Join(w.Dir, rel), b)
+			err := WriteDurable(filepath.Join(w.Dir, rel), b)
 			if ms := float64(time.Since(t0).Microseconds()) / 1000; ms > st.MaxWriteMs {
 				st.MaxWriteMs, st.MaxWriteAt = ms, time.Now().UTC()
 			}
@@ -466,7 +466,7 @@ func DropSessions(manifest string, sessions ...int) error {
 		}
 	}
 	tmp := manifest + ".tmp"
-	if err := writeDurable(tmp, []byte(b.String())); err != nil {
+	if err := WriteDurable(tmp, []byte(b.String())); err != nil {
 		return fmt.Errorf("lab: manifest: %w", err)
 	}
 	if err := os.Rename(tmp, manifest); err != nil {

@@ -131,7 +131,8 @@ func run(args []string) error {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(cfg.Dir, p)
 			}
-			return os.WriteFile(p, []byte(line), 0o644)
+			// A multi-boot test compares it after a power cut.
+			return lab.WriteDurable(p, []byte(line))
 		}
 		return nil
 	case "sum":
