@@ -1,0 +1,83 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// LUNIdentity is the SCSI identity a real array's LUN has and a lab
+// array's storage object can be given: what LIO shows a host in INQUIRY,
+// VPD pages 0x80 and 0x83 and READ CAPACITY. Empty fields keep LIO's own.
+type LUNIdentity struct {
+	// CompanyID is wwn/company_id, the IEEE OUI of LIO's NAA 6 designator
+	// (e.g. 0x00a098, NetApp's).
+	CompanyID uint32
+	// UnitSerial is wwn/vpd_unit_serial (VPD 0x80); LIO takes the NAA 6
+	// designator's vendor part from its first 25 hex digits.
+	UnitSerial string
+	// Vendor, Product and Revision are the INQUIRY strings
+	// (wwn/vendor_id, product_id, revision).
+	Vendor, Product, Revision string
+	// BlockSize is attrib/block_size, the logical block size.
+	BlockSize int
+}
+
+// SetIdentity gives the array's storage object id. LIO refuses these
+// settings while the storage object is exported, so LUN 0 is taken out of
+// the target (with the ACLs' mappings), the settings are written and the
+// LUN and ACLs are put back: sessions to the array are dropped, so call
+// it right after Up, before anyone logs in.
+func (a *Array) SetIdentity(id LUNIdentity) error {
+	block, err := a.block()
+	if err != nil {
+		return err
+	}
+	acls := a.ACLs
+	if err := a.SetACLs(); err != nil {
+		return err
+	}
+	link := filepath.Join(a.lunDir(), "labarray_so")
+	for _, p := range []string{link, a.lunDir()} {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("lab: array %s: unexport LUN 0: %w", a.Name, err)
+		}
+	}
+	so := filepath.Join(a.hbaDir(block), a.soName())
+	if err := writeIdentity(so, id); err != nil {
+		return fmt.Errorf("lab: array %s: %w", a.Name, err)
+	}
+	if err := mkdir(a.lunDir()); err != nil {
+		return err
+	}
+	if err := symlink(so, link); err != nil {
+		return err
+	}
+	return a.SetACLs(acls...)
+}
+
+// writeIdentity writes id's non-empty settings under storage object so.
+func writeIdentity(so string, id LUNIdentity) error {
+	settings := []struct{ file, value string }{
+		{"wwn/vpd_unit_serial", id.UnitSerial},
+		{"wwn/vendor_id", id.Vendor},
+		{"wwn/product_id", id.Product},
+		{"wwn/revision", id.Revision},
+	}
+	if id.CompanyID != 0 {
+		settings = append(settings, struct{ file, value string }{"wwn/company_id", fmt.Sprintf("%#x", id.CompanyID)})
+	}
+	if id.BlockSize != 0 {
+		settings = append(settings, struct{ file, value string }{"attrib/block_size", strconv.Itoa(id.BlockSize)})
+	}
+	for _, s := range settings {
+		if s.value == "" {
+			continue
+		}
+		if err := write(filepath.Join(so, s.file), s.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
