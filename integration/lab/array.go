@@ -48,6 +48,10 @@ type Array struct {
 	// one-way CHAP from every initiator.
 	CHAPUser     string `json:"chapUser,omitempty"`
 	CHAPPassword string `json:"chapPassword,omitempty"`
+	// CHAPMutualUser and CHAPMutualPassword, when set too, are what the
+	// target presents back (mutual CHAP).
+	CHAPMutualUser     string `json:"chapMutualUser,omitempty"`
+	CHAPMutualPassword string `json:"chapMutualPassword,omitempty"`
 	// HBAIndex numbers the configfs HBA directory (<type>_<index>); 0
 	// picks one from the name.
 	HBAIndex int `json:"hbaIndex,omitempty"`
@@ -132,6 +136,10 @@ func (a *Array) Exists() bool {
 // already there are kept, so it also brings an array back after a reboot of
 // the lab VM.
 func (a *Array) Up() error {
+	if strings.ContainsAny(a.Backing, ",\n") {
+		// LIO would take the rest for options and open another file.
+		return fmt.Errorf("lab: array %s: backing store %q: LIO's control string cannot carry a comma or newline in a path", a.Name, a.Backing)
+	}
 	block, err := a.block()
 	if err != nil {
 		return err
@@ -262,13 +270,8 @@ func (a *Array) SetACLs(iqns ...string) error {
 		if err := symlink(a.lunDir(), filepath.Join(ml, "labarray_lun")); err != nil {
 			return err
 		}
-		if a.CHAPUser != "" {
-			if err := write(filepath.Join(acl, "auth", "userid"), a.CHAPUser); err != nil {
-				return err
-			}
-			if err := write(filepath.Join(acl, "auth", "password"), a.CHAPPassword); err != nil {
-				return err
-			}
+		if err := a.setCHAP(acl); err != nil {
+			return err
 		}
 	}
 	a.ACLs = append([]string(nil), iqns...)

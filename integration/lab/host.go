@@ -30,6 +30,9 @@ type Host struct {
 	Iscsiadm string `json:"iscsiadm,omitempty"`
 	// SysRoot is sysfs (empty: /sys).
 	SysRoot string `json:"sysRoot,omitempty"`
+	// CHAP holds the credentials the host presents, by target IQN (e.g.
+	// the proxy's export when the runbook gives export.chap).
+	CHAP map[string]*CHAP `json:"chap,omitempty"`
 }
 
 func (h *Host) sys() string {
@@ -92,6 +95,11 @@ func (h *Host) Login(portal, iqn string, timeout time.Duration) (string, error) 
 	node := []string{"-m", "node", "-T", iqn, "-p", portal, "-I", h.Iface}
 	if err := h.must([]int{15}, append(node, "-o", "new")...); err != nil {
 		return "", err
+	}
+	if c := h.CHAP[iqn]; c != nil {
+		if err := h.must(nil, append(append(node, "-o", "update"), chapSettings(c)...)...); err != nil {
+			return "", err
+		}
 	}
 	if err := h.must([]int{15}, append(node, "--login")...); err != nil {
 		return "", err
