@@ -102,13 +102,33 @@ func binaries(t testing.TB) (string, string) {
 	return binLunferry, binLab
 }
 
-// hooksDir is integration/lab/hooks in the checkout.
+// hooksDir is a copy of integration/lab/hooks, owned by the user running
+// the tests (root in the lab VM) with mode 0755: lunferry refuses hooks
+// that are not root's or that group or others may write, as a checkout
+// made by another user or with umask 002 has them.
 func hooksDir(t testing.TB) string {
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(root, "integration", "lab", "hooks")
+	src, dst := filepath.Join(root, "integration", "lab", "hooks"), t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o755)
+		}
+		if err == nil {
+			err = os.Chmod(filepath.Join(dst, e.Name()), 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }
 
 // scene is one lab set-up: arrays, host, lunferry state directory.
