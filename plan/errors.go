@@ -62,9 +62,11 @@ var (
 	// an array is unreachable).
 	ErrStalled = errors.New("hydration stalled")
 	// ErrIdentity: the export cannot show the host the old LUN's identity
-	// (and the runbook does not accept a new one), or the old LUN holds
-	// persistent reservations that would not follow the proxy.
+	// (and the runbook does not accept a new one).
 	ErrIdentity = errors.New("old LUN identity cannot be carried")
+	// ErrReservations: the old LUN holds SCSI-3 persistent reservations,
+	// which would not follow the host to the proxy.
+	ErrReservations = errors.New("old LUN holds persistent reservations")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lunferry/lunferry/initiator/scsi"
@@ -29,7 +30,13 @@ func (p *Planner) recordOldIdentity(ctx context.Context, v *Volume, d Disk) erro
 		return nil
 	}
 	exp, verdict := scsi.ForLIO(id, v.Spec.Name)
-	if !verdict.Exact && v.Spec.Identity != "new" {
+	// Linux reads page 0x83 only when page 0x00 lists it: without it the
+	// host keys on no WWID, and a new one takes nothing from it.
+	hostKeys := slices.Contains(id.Pages, 0x83)
+	if !hostKeys {
+		p.logf("volume %s: identity: the old LUN lists no VPD page 0x83, so hosts see no WWID for it; the export shows %s", v.Spec.Name, verdict.NewWWID)
+	}
+	if !verdict.Exact && hostKeys && v.Spec.Identity != "new" {
 		return fmt.Errorf("plan: volume %s: %w: the old LUN's identity %s (%s) cannot be shown through LIO: %s; the host would see %s, a new disk to dm-multipath, udev's by-id links, LVM filters and cluster software: "+
 			"give \"identity\": \"new\" in the runbook to accept that (and re-add the volume), or abort",
 			v.Spec.Name, ErrIdentity, verdict.OldWWID, verdict.Family, verdict.Reason, verdict.NewWWID)
@@ -64,7 +71,7 @@ func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) erro
 		return nil
 	}
 	return fmt.Errorf("plan: volume %s: %w: the old LUN holds SCSI-3 persistent reservation keys %s: a cluster's reservations do not follow the host to the proxy; release them (or stop the cluster's use of the LUN), or give \"reservations\": \"ignore\" in the runbook",
-		v.Spec.Name, ErrIdentity, strings.Join(keys, ", "))
+		v.Spec.Name, ErrReservations, strings.Join(keys, ", "))
 }
 
 // checkBlockSizes refuses a new LUN whose logical blocks are larger than

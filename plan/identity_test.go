@@ -16,6 +16,7 @@ import (
 func naa5(size uint64) *scsi.Identity {
 	return &scsi.Identity{
 		Inquiry: scsi.Inquiry{Vendor: "XtremIO", Product: "XtremApp", Revision: "6000"},
+		Pages:   scsi.HexBytes{0x00, 0x80, 0x83},
 		Designators: []scsi.Designator{{CodeSet: scsi.CodeSetBinary, Association: scsi.AssocLogicalUnit, Type: scsi.TypeNAA,
 			Value: []byte{0x51, 0x4f, 0x0c, 0x50, 0x00, 0x00, 0x12, 0x34}}},
 		Capacity: scsi.Capacity{LastLBA: size/512 - 1, LogicalBlockSize: 512},
@@ -109,8 +110,9 @@ func TestReservationsRefused(t *testing.T) {
 	e.setOld(held)
 	e.add(spec("vol1"))
 	_, err := e.p.Prepare(ctx, "vol1")
-	require.ErrorIs(t, err, plan.ErrIdentity)
+	require.ErrorIs(t, err, plan.ErrReservations)
 	require.ErrorContains(t, err, "0xabc1")
+	require.NotContains(t, err.Error(), "old.sizeBytes", "no hint about the LUN's size")
 
 	e = newEnv(t)
 	e.setOld(held)
@@ -119,6 +121,19 @@ func TestReservationsRefused(t *testing.T) {
 	e.add(s)
 	e.cutOver()
 	require.Contains(t, e.log.String(), "warning: the old LUN holds persistent reservation keys 0xabc1")
+}
+
+// TestOldLUNWithoutWWID: an old LUN that lists no page 0x83 (a LIO
+// storage object without a unit serial) gives hosts no WWID: the export's
+// own identity takes nothing from them, so it is not refused.
+func TestOldLUNWithoutWWID(t *testing.T) {
+	id := naa5(gib)
+	id.Pages = scsi.HexBytes{0x00}
+	e := newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: id})
+	e.add(spec("vol1"))
+	e.cutOver()
+	require.Contains(t, e.log.String(), "lists no VPD page 0x83")
 }
 
 // TestOldIdentityChanged: the old LUN found at cutover is not the one

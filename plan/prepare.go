@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -30,6 +31,9 @@ func (p *Planner) prepare(ctx context.Context, v *Volume) error {
 	if oldSize == 0 {
 		p.logf("volume %s: old.sizeBytes not given: attaching the old LUN read-only to read its size", s.Name)
 		if err := p.attach(ctx, v, ObjOldLogin); err != nil {
+			if errors.Is(err, ErrIdentity) || errors.Is(err, ErrReservations) || errors.Is(err, ErrDiskChanged) {
+				return err
+			}
 			return fmt.Errorf("%w (or give the old LUN's size as old.sizeBytes / --old-size if it is mapped to the proxy only at cutover)", err)
 		}
 		oldSize = v.OldDisk.SizeBytes

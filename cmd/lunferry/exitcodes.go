@@ -76,7 +76,8 @@ func exitCode(err error) int {
 	case errors.Is(err, plan.ErrWrongStep), errors.Is(err, plan.ErrConflict), errors.Is(err, plan.ErrUnknownObject),
 		errors.Is(err, plan.ErrSizeMismatch), errors.Is(err, plan.ErrSameLUN), errors.Is(err, plan.ErrStateCorrupt),
 		errors.Is(err, plan.ErrStateVersion), errors.Is(err, plan.ErrFaulty), errors.Is(err, plan.ErrDiskChanged),
-		errors.Is(err, plan.ErrMetadataLost), errors.Is(err, plan.ErrDrift), errors.Is(err, plan.ErrIdentity):
+		errors.Is(err, plan.ErrMetadataLost), errors.Is(err, plan.ErrDrift), errors.Is(err, plan.ErrIdentity),
+		errors.Is(err, plan.ErrReservations):
 		return ExitRefused
 	case errors.Is(err, errPreflight):
 		return ExitPreflight

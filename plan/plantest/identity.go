@@ -30,6 +30,7 @@ func (l LUNInfo) identity() scsi.Identity {
 	bs := l.blockSize()
 	return scsi.Identity{
 		Inquiry:     scsi.Inquiry{Vendor: "NETAPP", Product: "LUN C-Mode", Revision: "9110"},
+		Pages:       scsi.HexBytes{0x00, 0x80, 0x83},
 		UnitSerial:  fmt.Sprintf("%x", sum[:6]),
 		Designators: []scsi.Designator{{CodeSet: scsi.CodeSetBinary, Association: scsi.AssocLogicalUnit, Type: scsi.TypeNAA, Value: v}},
 		Capacity:    scsi.Capacity{LastLBA: l.Size/uint64(bs) - 1, LogicalBlockSize: bs},
