@@ -25,6 +25,15 @@ type AbortReport struct {
 func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) {
 	v, err := p.guarded(ctx, cmdAbort, name, stepFuncs{
 		before: func(v *Volume, _ []*Volume) error {
+			// A finalize killed inside its swap left the device
+			// suspended, holding the host's I/O: settle it (the swap is
+			// completed, and then there is nothing to roll back to)
+			// before hooks run for minutes.
+			if v.Step == StepFinalizing {
+				if err := p.reconcileDevice(ctx, v); err != nil {
+					return err
+				}
+			}
 			if v.Linear {
 				return cmdAbort.refuse(v, StepFinalized)
 			}
