@@ -79,9 +79,11 @@ func (cs *chapSecrets) creds(user string, mutual bool) (*lab.CHAP, *plan.CHAP) {
 	return l, rb
 }
 
-func chapMigration(t *testing.T, c chapCase) {
-	const size = 4 << 20
-	cs := &chapSecrets{t: t, dir: t.TempDir()}
+// chapScene sets up the lab for c: discovery authentication, arrays
+// wanting the proxy's CHAP (both LUNs mapped to the proxy already), the
+// host's credentials for the export; and the runbook's spec naming the
+// secret files.
+func chapScene(t *testing.T, c chapCase, cs *chapSecrets, size int64) (*scene, plan.Spec) {
 	var discovery *plan.CHAP
 	if c.discovery {
 		// LIO has one discovery setting for all its targets: both arrays
@@ -99,29 +101,36 @@ func chapMigration(t *testing.T, c chapCase) {
 	}
 	s := newScene(t, size, size)
 	sp := s.spec("chap", "old", "new")
-	sp.Old.SizeBytes = size
+	sp.Old.SizeBytes = plan.Bytes(size)
 	sp.Identity = "new" // the lab arrays' raw LUNs have no identity LIO can show again
-	for _, role := range []string{"old", "new"} {
-		a := s.cfg.Arrays[role]
-		lc, rc := cs.creds("proxy-at-"+role, c.mutual)
+	for _, l := range []struct {
+		role string
+		lun  *plan.LUN
+	}{{"old", &sp.Old}, {"new", &sp.New}} {
+		a := s.cfg.Arrays[l.role]
+		lc, rc := cs.creds("proxy-at-"+l.role, c.mutual)
 		a.CHAPUser, a.CHAPPassword, a.CHAPMutualUser, a.CHAPMutualPassword = lc.User, lc.Password, lc.MutualUser, lc.MutualPassword
-		if err := a.SetACLs(s.cfg.ProxyIQN); err != nil { // the old LUN mapped to the proxy already
+		if err := a.SetACLs(s.cfg.ProxyIQN); err != nil {
 			t.Fatal(err)
 		}
 		if err := a.Up(); err != nil {
 			t.Fatal(err)
 		}
-		l := &sp.New
-		if role == "old" {
-			l = &sp.Old
-		}
-		l.CHAP, l.DiscoveryCHAP = rc, discovery
+		l.lun.CHAP, l.lun.DiscoveryCHAP = rc, discovery
 	}
 	if c.export {
 		lc, rc := cs.creds("host", c.exportMutual)
 		s.cfg.Host.CHAP = map[string]*lab.CHAP{s.cfg.ExportIQN: lc}
 		sp.Export.CHAP = rc
 	}
+	sp.Hooks = plan.Hooks{PostCutover: []string{s.hook("host-login")}, Timeout: plan.Duration(time.Minute)}
+	return s, sp
+}
+
+func chapMigration(t *testing.T, c chapCase) {
+	const size = 4 << 20
+	cs := &chapSecrets{t: t, dir: t.TempDir()}
+	s, sp := chapScene(t, c, cs, size)
 	s.save()
 	data := make([]byte, size)
 	if _, err := rand.Read(data); err != nil {
@@ -130,8 +139,6 @@ func chapMigration(t *testing.T, c chapCase) {
 	if err := os.WriteFile(s.cfg.Arrays["old"].Backing, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sp.Hooks = plan.Hooks{PostCutover: []string{s.hook("host-login")}, Timeout: plan.Duration(time.Minute)}
-
 	start := time.Now()
 	var out bytes.Buffer
 	keep := func(r result) { out.WriteString(r.stdout + r.stderr) }
