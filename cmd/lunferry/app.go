@@ -54,6 +54,9 @@ func readGlobals(c *cli.Context) (globals, error) {
 		if err != nil {
 			return g, usageError{err}
 		}
+		if r == clone.Paused {
+			return g, usageError{fmt.Errorf("--total-rate %s would hold every volume: give a rate or unlimited, and hold volumes with `lunferry migrate pause`", s)}
+		}
 		g.totalRate = r
 	}
 	return g, nil

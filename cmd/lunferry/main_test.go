@@ -322,3 +322,12 @@ func TestStatusOnATerminal(t *testing.T) {
 	require.Contains(t, s, hostIQN)
 	require.Contains(t, s, "warning: dm device lunferry-stray carries lunferry's name but no volume's state knows it")
 }
+
+// TestTotalRateZeroRefused: a budget of 0 used to mean "no budget" (every
+// volume at full speed); 0 means held now, so it is refused with the fix.
+func TestTotalRateZeroRefused(t *testing.T) {
+	c := newCLI(t)
+	code, _, errs := c.run("--total-rate", "0", "migrate", "status")
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, errs, "lunferry migrate pause")
+}
