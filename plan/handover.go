@@ -36,6 +36,7 @@ func (p *Planner) Handover(ctx context.Context, name string, o HandoverOptions) 
 
 func (p *Planner) handover(ctx context.Context, v *Volume, all []*Volume, o HandoverOptions) error {
 	s := &v.Spec
+	p.logf("volume %s: %s", s.Name, handoverIdentity(v))
 	if _, err := p.runHooks(ctx, v, "pre-handover", s.Hooks.PreHandover); err != nil {
 		return err
 	}
@@ -65,6 +66,21 @@ func (p *Planner) handover(ctx context.Context, v *Volume, all []*Volume, o Hand
 	v.HandedOverAt = p.o.Now().UTC()
 	p.logf("volume %s handed over: the host uses %s lun %d directly; the proxy holds nothing of the volume", s.Name, s.New.IQN, s.New.LUN)
 	return nil
+}
+
+// handoverIdentity says plainly what the host's disk becomes: the new
+// array's LUN, with the new array's identity, not the one the proxy showed.
+func handoverIdentity(v *Volume) string {
+	shown := "the proxy's export's"
+	if h := v.HostIdentity; h != nil {
+		shown = h.Verdict.NewWWID
+	}
+	was := ""
+	if v.NewDisk != nil && v.NewDisk.ID != "" {
+		was = " (" + v.NewDisk.ID + " as the proxy sees it)"
+	}
+	return fmt.Sprintf("after handover the host sees the new array's LUN with the new array's SCSI identity%s, not %s: dm-multipath, udev by-id links, LVM filters and cluster software see a new disk; plan the host's side of the move for it",
+		was, shown)
 }
 
 // sessionGrace is how many poll intervals checkHostGone re-reads the

@@ -148,3 +148,13 @@ func TestOldIdentityChanged(t *testing.T) {
 	_, err = e.p.Cutover(ctx, "vol1")
 	require.ErrorIs(t, err, plan.ErrDiskChanged)
 }
+
+// TestHandoverSaysTheIdentityChanges: the host moves to the new array's
+// own identity; handover (and its dry run) says so plainly.
+func TestHandoverSaysTheIdentityChanges(t *testing.T) {
+	ctx := context.Background()
+	e, _ := finalizedEnv(t)
+	_, err := e.p.Handover(ctx, "vol1", plan.HandoverOptions{})
+	require.NoError(t, err)
+	require.Contains(t, e.log.String(), "after handover the host sees the new array's LUN with the new array's SCSI identity")
+}
