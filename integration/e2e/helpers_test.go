@@ -105,13 +105,18 @@ func binaries(t testing.TB) (string, string) {
 // hooksDir is a copy of integration/lab/hooks, owned by the user running
 // the tests (root in the lab VM) with mode 0755: lunferry refuses hooks
 // that are not root's or that group or others may write, as a checkout
-// made by another user or with umask 002 has them.
-func hooksDir(t testing.TB) string {
+// made by another user or with umask 002 has them. It lives in dst, the
+// lab's directory: a multi-boot scene keeps it on its state disk, where
+// the volumes' specs find it again after the power cut.
+func hooksDir(t testing.TB, dst string) string {
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, dst := filepath.Join(root, "integration", "lab", "hooks"), t.TempDir()
+	src := filepath.Join(root, "integration", "lab", "hooks")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +172,7 @@ func sceneFrom(t testing.TB, cfg *lab.Config, cfgPath, state, suffix string) *sc
 	t.Helper()
 	lf, labBin := binaries(t)
 	s := &scene{t: t, dir: cfg.Dir, cfgPath: cfgPath, cfg: cfg, state: state,
-		lf: lf, labBin: labBin, hooks: hooksDir(t), suffix: suffix, start: time.Now()}
+		lf: lf, labBin: labBin, hooks: hooksDir(t, filepath.Join(cfg.Dir, "hooks")), suffix: suffix, start: time.Now()}
 	s.save()
 	t.Cleanup(func() {
 		for _, a := range s.cfg.Arrays {
