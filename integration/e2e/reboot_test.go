@@ -68,21 +68,7 @@ func TestRebootMidHydration(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("built lunferry and lunferry-lab in %.1fs", time.Since(start).Seconds())
-	dir := t.TempDir()
-	var disks []string
-	for _, d := range []struct {
-		name string
-		size int64
-	}{{"old.img", rebootOldSize}, {"new.img", rebootNewSize}, {"state.img", rebootStateSize}} {
-		p := filepath.Join(dir, d.name)
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Truncate(p, d.size); err != nil {
-			t.Fatal(err)
-		}
-		disks = append(disks, p)
-	}
+	disks := rebootDisks(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
