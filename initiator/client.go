@@ -254,7 +254,9 @@ type LoginOptions struct {
 }
 
 // Login logs in to n and returns once the session is up; it does nothing
-// (no iscsiadm call) if sysfs shows a session to n on the client's iface.
+// (no iscsiadm call) if sysfs shows a session to n on the client's iface,
+// but logs a warning when that session's timeouts differ from o's (see
+// Timeouts.Differences; SessionTo lets a caller report them).
 // When n.TPGT is 0 it is learnt by SendTargets discovery on n.Portal first.
 //
 // Steps: create the iface record, create the node record (iscsiadm -m node
@@ -278,6 +280,11 @@ func (c *Client) Login(ctx context.Context, n Node, o LoginOptions) error {
 	}
 	if s, err := c.findSession(n); err == nil && s != nil {
 		c.log.Debug("already logged in", "node", n.String(), "sid", s.SID)
+		if diff := o.Timeouts.Differences(*s); len(diff) > 0 {
+			// Not logged out and in again: the session may carry I/O.
+			c.log.Warn("session timeouts differ from the wanted ones; they apply at its next login",
+				"node", n.String(), "sid", s.SID, "differences", strings.Join(diff, "; "))
+		}
 		return nil
 	}
 	if n.TPGT == 0 {

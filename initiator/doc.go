@@ -92,7 +92,10 @@
 // failing it), noop_out_interval 5 s and noop_out_timeout 10 s (a dead path
 // is noticed within 15 s), login_timeout 15 s with 4 tries
 // (initial_login_retry_max). Configure them per array;
-// Session reports the values in force (recovery_tmo, recv_tmo, ping_tmo).
+// Session reports the values in force (recovery_tmo, recv_tmo, ping_tmo)
+// and SessionTo finds one node's session; Timeouts.Differences compares
+// them with the wanted ones. Login keeps an existing session whatever its
+// timeouts (it may carry I/O) and only warns when they differ.
 //
 // # Disks
 //

@@ -37,6 +37,14 @@ type Session struct {
 	NoopOutInterval, NoopOutTimeout time.Duration
 }
 
+// SessionLoggedIn is the State of a session that carries I/O; "FAILED"
+// means the connection is lost and iscsid is recovering it (I/O queued
+// for up to RecoveryTimeout), "FREE" that it is being torn down.
+const SessionLoggedIn = "LOGGED_IN"
+
+// LoggedIn reports whether the session carries I/O now.
+func (s Session) LoggedIn() bool { return s.State == SessionLoggedIn }
+
 // Node returns the node the session is logged in to.
 func (s Session) Node() Node { return Node{TargetIQN: s.TargetIQN, Portal: s.Portal, TPGT: s.TPGT} }
 
@@ -154,6 +162,16 @@ func readAttr(dir, name string) (string, error) {
 func (c *Client) HasSession(ctx context.Context, n Node) (bool, error) {
 	s, err := c.findSession(n)
 	return s != nil, err
+}
+
+// SessionTo returns the client's session to n as sysfs shows it now (its
+// state and the timeouts in force); ok is false when there is none.
+func (c *Client) SessionTo(ctx context.Context, n Node) (s Session, ok bool, err error) {
+	p, err := c.findSession(n)
+	if err != nil || p == nil {
+		return Session{}, false, err
+	}
+	return *p, true, nil
 }
 
 // findSession returns the client's session to n, nil if there is none.

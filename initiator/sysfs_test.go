@@ -1,7 +1,9 @@
 package initiator
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -170,4 +172,49 @@ func copyTree(t *testing.T, src, dst string) {
 			return os.WriteFile(to, b, 0o644)
 		}
 	}))
+}
+
+// TestSessionToRecovering reads a session in recovery (FAILED) and one
+// whose timeouts differ from the defaults, from a sysfs tree laid out as
+// capture-vm.sh recorded (testdata/README.md).
+func TestSessionToRecovering(t *testing.T) {
+	c, _ := testClient(t, newFake(t, nil), "recovering")
+	ctx := context.Background()
+	old := Node{TargetIQN: "iqn.2026-11.io.lunferry.lab:old-array", Portal: lab}
+	s, ok, err := c.SessionTo(ctx, old)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "FAILED", s.State)
+	assert.False(t, s.LoggedIn())
+	assert.Empty(t, Timeouts{}.Differences(s), "the defaults are in force")
+
+	nw := Node{TargetIQN: "iqn.2026-11.io.lunferry.lab:new-array", Portal: Portal{Addr: netip.MustParseAddr("127.0.0.2"), Port: 3260}}
+	s, ok, err = c.SessionTo(ctx, nw)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.True(t, s.LoggedIn())
+	assert.Equal(t, []string{"replacement_timeout 30s live, 120s wanted", "noop_out_timeout 5s live, 10s wanted"}, Timeouts{}.Differences(s))
+	assert.Empty(t, Timeouts{ReplacementTimeout: 30 * time.Second, NoopOutTimeout: 5 * time.Second}.Differences(s))
+
+	_, ok, err = c.SessionTo(ctx, Node{TargetIQN: t1, Portal: lab})
+	require.NoError(t, err)
+	assert.False(t, ok, "no session to t1 in this tree")
+}
+
+// TestLoginExistingSessionReportsTimeouts: a session already there is
+// kept (no iscsiadm call: it may carry I/O), and timeouts that differ from
+// the wanted ones are reported, not applied by a new login.
+func TestLoginExistingSessionReportsTimeouts(t *testing.T) {
+	var log bytes.Buffer
+	f := newFake(t, nil)
+	c, err := New(Options{Runner: f, SysRoot: filepath.Join("testdata", "sysfs", "recovering"), DevRoot: t.TempDir(),
+		Records: &FileRecords{NodeDBDir: t.TempDir(), LockDir: t.TempDir()}, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	require.NoError(t, err)
+	nw := Node{TargetIQN: "iqn.2026-11.io.lunferry.lab:new-array", Portal: Portal{Addr: netip.MustParseAddr("127.0.0.2"), Port: 3260}}
+	require.NoError(t, c.Login(context.Background(), nw, LoginOptions{}))
+	assert.Contains(t, log.String(), "replacement_timeout 30s live, 120s wanted")
+
+	log.Reset()
+	require.NoError(t, c.Login(context.Background(), nw, LoginOptions{Timeouts: Timeouts{ReplacementTimeout: 30 * time.Second, NoopOutTimeout: 5 * time.Second}}))
+	assert.NotContains(t, log.String(), "differ")
 }

@@ -95,6 +95,30 @@ func (t Timeouts) Validate() error {
 	return nil
 }
 
+// Differences lists how the timeouts in force on session s (sysfs:
+// recovery_tmo, and its first connection's recv_tmo and ping_tmo) differ
+// from t after defaults, one "name: live, want" line each; nil when they
+// match. The login timeout and retries are not visible once logged in.
+// A record change applies at the next login only: iscsid keeps a live
+// session's values through its recoveries.
+func (t Timeouts) Differences(s Session) []string {
+	t = t.WithDefaults()
+	var out []string
+	for _, f := range []struct {
+		key        string
+		live, want time.Duration
+	}{
+		{"replacement_timeout", s.RecoveryTimeout, t.ReplacementTimeout},
+		{"noop_out_interval", s.NoopOutInterval, t.NoopOutInterval},
+		{"noop_out_timeout", s.NoopOutTimeout, t.NoopOutTimeout},
+	} {
+		if f.live != f.want {
+			out = append(out, fmt.Sprintf("%s %s live, %s wanted", f.key, secs(f.live)+"s", secs(f.want)+"s"))
+		}
+	}
+	return out
+}
+
 // Node record keys (open-iscsi usr/idbm_fields.h).
 const (
 	keyReplacementTimeout = "node.session.timeo.replacement_timeout"
