@@ -29,6 +29,10 @@ type Options struct {
 	Now func() time.Time
 	// PollInterval is the period of session and status polls (0: 1s).
 	PollInterval time.Duration
+	// Heartbeat, when set, is called by Run once its initial restore has
+	// finished and then once per control round: a service manager's
+	// readiness and watchdog (systemd's Type=notify, see cmd/lunferry).
+	Heartbeat func()
 }
 
 // Planner runs volumes' migrations: every exported method is one command.

@@ -229,6 +229,9 @@ func (p *Planner) Run(ctx context.Context, interval time.Duration, autoFinalize 
 	defer t.Stop()
 	var hydrating []string
 	for {
+		if p.o.Heartbeat != nil {
+			p.o.Heartbeat()
+		}
 		res, skipped, err := p.tick(ctx, autoFinalize)
 		if err != nil {
 			return err
