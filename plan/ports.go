@@ -6,6 +6,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator"
 	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/lio"
 )
@@ -29,13 +30,16 @@ type Target struct {
 	// DiscoveryCHAP holds the SendTargets discovery credentials' file
 	// paths, nil for a discovery without CHAP.
 	DiscoveryCHAP *CHAP
+	// Timeouts are written to the node record before login (defaults
+	// filled in); an existing session keeps its own.
+	Timeouts initiator.Timeouts
 }
 
 // String renders "portal,iqn", the form iscsiadm prints.
 func (t Target) String() string { return t.Portal + "," + t.IQN }
 
 func targetOf(l LUN) Target {
-	return Target{Portal: l.Portal, IQN: l.IQN, CHAP: l.CHAP, DiscoveryCHAP: l.DiscoveryCHAP}
+	return Target{Portal: l.Portal, IQN: l.IQN, CHAP: l.CHAP, DiscoveryCHAP: l.DiscoveryCHAP, Timeouts: l.SessionTimeouts.Initiator()}
 }
 
 // Initiator attaches array LUNs to the proxy (open-iscsi).

@@ -94,6 +94,9 @@ type LUN struct {
 	// prepare check sizes before the old LUN is mapped to the proxy; the
 	// size seen at cutover must then match it.
 	SizeBytes Bytes `json:"sizeBytes,omitempty"`
+	// SessionTimeouts are the proxy's session timeouts towards this
+	// array; nil or zero fields take the defaults (see SessionTimeouts).
+	SessionTimeouts *SessionTimeouts `json:"sessionTimeouts,omitempty"`
 }
 
 // CHAP names the files that hold CHAP secrets; the secrets themselves are
@@ -353,6 +356,7 @@ func (l LUN) validate(what string, bad func(format string, args ...any)) {
 	}
 	l.CHAP.validate(what+".chap", false, bad)
 	l.DiscoveryCHAP.validate(what+".discoveryChap", false, bad)
+	l.SessionTimeouts.validate(what+".sessionTimeouts", bad)
 }
 
 // CHAP user names: what open-iscsi stores in a node record (the arrays'

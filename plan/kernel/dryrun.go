@@ -61,7 +61,9 @@ func (d *dry) Login(ctx context.Context, t plan.Target) error {
 		d.printf("iscsiadm -m discovery -t sendtargets -p %s -o nonpersistent", t.Portal)
 	}
 	d.printf("iscsiadm -m node -T %s -p %s -I %s -o new", t.IQN, t.Portal, d.iface)
-	d.printf("iscsiadm -m node -T %s -p %s -I %s -o update -n node.session.auth.authmethod -v %s%s", t.IQN, t.Portal, d.iface,
+	to := t.Timeouts.WithDefaults()
+	d.printf("iscsiadm -m node -T %s -p %s -I %s -o update -n node.session.timeo.replacement_timeout -v %d -n node.conn[0].timeo.noop_out_interval -v %d -n node.conn[0].timeo.noop_out_timeout -v %d -n node.session.auth.authmethod -v %s%s",
+		t.IQN, t.Portal, d.iface, int(to.ReplacementTimeout.Seconds()), int(to.NoopOutInterval.Seconds()), int(to.NoopOutTimeout.Seconds()),
 		map[bool]string{true: "CHAP", false: "None"}[t.CHAP != nil], auth)
 	d.printf("iscsiadm -m node -T %s -p %s -I %s --login", t.IQN, t.Portal, d.iface)
 	return nil

@@ -43,7 +43,7 @@ func (k *initiatorPort) Login(ctx context.Context, t plan.Target) error {
 	if err != nil {
 		return err
 	}
-	err = k.c.Login(ctx, n, initiator.LoginOptions{CHAP: chap, DiscoveryCHAP: disc})
+	err = k.c.Login(ctx, n, initiator.LoginOptions{CHAP: chap, DiscoveryCHAP: disc, Timeouts: t.Timeouts})
 	switch {
 	case err == nil:
 		return nil
