@@ -479,6 +479,11 @@ func (r *Root) createStorageObject(ctx context.Context, t *tx, s soSpec) (string
 	if err := r.updateAttrs(path.Join(p, "attrib"), c.Attributes); err != nil {
 		return "", errf("storage object %s: %w", c.Name, err)
 	}
+	// A host's reservations made with APTPL on a storage object of this
+	// unit serial (before a reboot or a rebuild) come back with it.
+	if _, err := r.loadAPTPL(p, wwn.UnitSerial); err != nil {
+		return "", errf("storage object %s: %w", c.Name, err)
+	}
 	return p, nil
 }
 

@@ -284,6 +284,8 @@ func (f *FS) store(p, data string) error {
 		return f.storeStorageObject(dir, name, val)
 	case f.kind(path.Dir(dir)) == kindStorageObject && path.Base(dir) == "wwn":
 		return f.storeWWN(path.Dir(dir), name, val)
+	case f.kind(path.Dir(dir)) == kindStorageObject && path.Base(dir) == "pr" && name == "res_aptpl_metadata":
+		return f.storeAPTPL(path.Dir(dir), p, val)
 	case f.kind(path.Dir(dir)) == kindStorageObject && path.Base(dir) == "attrib":
 		if name == "block_size" && f.linkedInto(path.Dir(dir)) {
 			return unix.EINVAL
@@ -421,4 +423,31 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// storeAPTPL keeps every registration written to pr/res_aptpl_metadata,
+// one line each, as the kernel keeps a list of them; it refuses them
+// while a LUN exports the storage object so.
+func (f *FS) storeAPTPL(so, p, val string) error {
+	if f.linkedInto(so) {
+		return unix.EINVAL // "Unable to process APTPL metadata while active fabric exports exist"
+	}
+	if !strings.Contains(val, "initiator_node=") || !strings.Contains(val, "target_node=") || !strings.Contains(val, "sa_res_key=") {
+		return unix.EINVAL // "Illegal parameters for APTPL registration"
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(p, 0o600); err != nil { // write-only to the tree's users
+		return err
+	}
+	b, err := os.ReadFile(p)
+	if err == nil {
+		err = os.WriteFile(p, append(b, val+"\n"...), 0o600)
+	}
+	if cerr := os.Chmod(p, fi.Mode().Perm()); err == nil {
+		err = cerr
+	}
+	return err
 }
