@@ -39,6 +39,7 @@ type sgIOHdr struct {
 const (
 	sgInterfaceID  = 'S'
 	sgDxferNone    = -1
+	sgDxferToDev   = -2
 	sgDxferFromDev = -3
 	sgIO           = 0x2285 // the SG_IO ioctl request
 	senseSize      = 96     // SCSI_SENSE_BUFFERSIZE
@@ -67,6 +68,16 @@ func newSgIOHdr(cdb, data, sense []byte, timeout time.Duration) *sgIOHdr {
 		h.dxferDirection = sgDxferFromDev
 		h.dxferLen = uint32(len(data))
 		h.dxferp = unsafe.Pointer(&data[0])
+	}
+	return h
+}
+
+// newSgIOHdrOut fills an SG_IO header that sends cdb with data as its
+// parameter data (SG_DXFER_TO_DEV).
+func newSgIOHdrOut(cdb, data, sense []byte, timeout time.Duration) *sgIOHdr {
+	h := newSgIOHdr(cdb, data, sense, timeout)
+	if len(data) > 0 {
+		h.dxferDirection = sgDxferToDev
 	}
 	return h
 }

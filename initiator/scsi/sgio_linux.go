@@ -51,14 +51,25 @@ func Open(path string) (*Device, error) {
 // *CheckConditionError or *StatusError.
 func (d *Device) DataIn(cdb, buf []byte) (int, error) {
 	sense := make([]byte, senseSize)
-	h := newSgIOHdr(cdb, buf, sense, d.timeout())
+	return d.sgio(newSgIOHdr(cdb, buf, sense, d.timeout()), cdb, buf, sense)
+}
+
+// DataOut implements DataOuter with one SG_IO ioctl, errors as DataIn's.
+func (d *Device) DataOut(cdb, data []byte) error {
+	sense := make([]byte, senseSize)
+	_, err := d.sgio(newSgIOHdrOut(cdb, data, sense, d.timeout()), cdb, data, sense)
+	return err
+}
+
+// sgio makes the ioctl for h, whose buffers are cdb, data and sense.
+func (d *Device) sgio(h *sgIOHdr, cdb, data, sense []byte) (int, error) {
 	for {
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, d.f.Fd(), sgIO, uintptr(unsafe.Pointer(h)))
 		if errno == unix.EINTR {
 			continue
 		}
 		runtime.KeepAlive(cdb)
-		runtime.KeepAlive(buf)
+		runtime.KeepAlive(data)
 		runtime.KeepAlive(sense)
 		if errno != 0 {
 			hint := ""

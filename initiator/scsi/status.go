@@ -42,9 +42,10 @@ func (s Status) String() string {
 
 // Operation codes of the commands this package sends (SPC-4, SBC-3).
 const (
-	opInquiry             = 0x12
-	opPersistentReserveIn = 0x5e
-	opServiceActionIn16   = 0x9e // READ CAPACITY(16) is its service action 0x10
+	opInquiry              = 0x12
+	opPersistentReserveIn  = 0x5e
+	opPersistentReserveOut = 0x5f
+	opServiceActionIn16    = 0x9e // READ CAPACITY(16) is its service action 0x10
 )
 
 // opName names an operation code in error messages.
@@ -54,6 +55,8 @@ func opName(op byte) string {
 		return "INQUIRY"
 	case opPersistentReserveIn:
 		return "PERSISTENT RESERVE IN"
+	case opPersistentReserveOut:
+		return "PERSISTENT RESERVE OUT"
 	case opServiceActionIn16:
 		return "READ CAPACITY(16)"
 	}
