@@ -49,7 +49,9 @@ type prNexus struct {
 	sent []string
 }
 
-func conflict() error { return &StatusError{Op: opPersistentReserveOut, Status: StatusReservationConflict} }
+func conflict() error {
+	return &StatusError{Op: opPersistentReserveOut, Status: StatusReservationConflict}
+}
 
 func (n *prNexus) DataOut(cdb, data []byte) error {
 	lu, action, typ := n.lu, cdb[1]&0x1f, ReservationType(cdb[2]&0xf)
