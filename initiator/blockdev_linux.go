@@ -41,7 +41,14 @@ func ensureDevNode(path string, major, minor uint32) error {
 // (dm-clone opens its source read-only and is unaffected). The flag lives
 // as long as the disk: set it again after each login.
 func (c *Client) SetReadOnly(path string) error {
-	return setReadOnly(path)
+	return setReadOnly(path, true)
+}
+
+// SetReadWrite clears the read-only flag of the block device at path
+// (BLKROSET 0) and checks it took: the online cutover's pass-through,
+// where the host's writes go through the proxy to the old LUN.
+func (c *Client) SetReadWrite(path string) error {
+	return setReadOnly(path, false)
 }
 
 // openSettleTime is how long an open of a disk that sysfs already shows may
@@ -49,7 +56,8 @@ func (c *Client) SetReadOnly(path string) error {
 // sysfs entry (seen in the lab right after login).
 const openSettleTime = 5 * time.Second
 
-func setReadOnly(path string) error {
+func setReadOnly(path string, on bool) error {
+	want := map[bool]int{true: 1, false: 0}[on]
 	var f *os.File
 	var err error
 	for deadline := time.Now().Add(openSettleTime); ; {
@@ -71,15 +79,15 @@ func setReadOnly(path string) error {
 		return fmt.Errorf("initiator: set read-only %s: not a block device", path)
 	}
 	fd := int(f.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.BLKROSET, 1); err != nil {
+	if err := unix.IoctlSetPointerInt(fd, unix.BLKROSET, want); err != nil {
 		return fmt.Errorf("initiator: set read-only %s: %w", path, os.NewSyscallError("ioctl BLKROSET", err))
 	}
 	ro, err := unix.IoctlGetInt(fd, unix.BLKROGET)
 	if err != nil {
 		return fmt.Errorf("initiator: set read-only %s: %w", path, os.NewSyscallError("ioctl BLKROGET", err))
 	}
-	if ro != 1 {
-		return fmt.Errorf("initiator: set read-only %s: BLKROGET reports %d after BLKROSET 1", path, ro)
+	if ro != want {
+		return fmt.Errorf("initiator: set read-only %s: BLKROGET reports %d after BLKROSET %d", path, ro, want)
 	}
 	return nil
 }
