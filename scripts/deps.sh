@@ -27,6 +27,7 @@ PKGS=(
 	open-iscsi busybox-static fio targetcli-fb dbus
 	gcc make xz-utils bc kmod cpio e2fsprogs util-linux lsscsi sg3-utils
 	dmsetup iproute2 mount
+	multipath-tools udev
 )
 
 log() { echo "deps: $*" >&2; }
