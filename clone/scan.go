@@ -1,10 +1,12 @@
 package clone
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -53,8 +55,8 @@ type ScanOptions struct {
 	ChunkSize uint64
 	// Rate caps the bytes read per second (Paused or Unlimited: no cap).
 	Rate Rate
-	// Deadline ends the scan early (zero: none); the result then says it
-	// is incomplete.
+	// Deadline ends the scan early (zero: none), once it looked at one
+	// block at least; the result then says where to resume (Next).
 	Deadline time.Time
 	// MaxExtents is how many unreadable extents to list (default 64); the
 	// scan still counts the bytes of the others.
@@ -76,8 +78,12 @@ type ScanResult struct {
 	// looked at, Total the number asked for.
 	Scanned uint64 `json:"scanned"`
 	Total   uint64 `json:"total"`
-	// Stopped says why the scan ended before Total ("" when complete).
+	// Stopped says why the scan ended before Total ("" when complete);
+	// Next is where a scan of the same extents resumes then (Trim): a
+	// chunk being split when the scan stopped resumes at the first byte
+	// not looked at.
 	Stopped string `json:"stopped,omitempty"`
+	Next    uint64 `json:"next,omitempty"`
 }
 
 // Complete reports a scan that looked at every byte asked for.
@@ -103,12 +109,41 @@ func Scan(ctx context.Context, r io.ReaderAt, extents []Extent, o ScanOptions) S
 		for off := e.Offset; off < e.End() && s.res.Stopped == ""; off += s.o.ChunkSize {
 			n := min(s.o.ChunkSize, e.End()-off)
 			s.probe(ctx, off, n)
-			if s.res.Stopped == "" {
-				s.res.Scanned += n
-			}
 		}
 	}
 	return s.res
+}
+
+// Trim returns the parts of extents at or after byte from: what a scan
+// stopped at from has left.
+func Trim(extents []Extent, from uint64) []Extent {
+	var out []Extent
+	for _, e := range extents {
+		switch {
+		case e.End() <= from:
+		case e.Offset < from:
+			out = append(out, Extent{Offset: from, Length: e.End() - from})
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Union merges two sorted lists of extents into one, sorted, overlapping
+// and adjacent extents joined.
+func Union(a, b []Extent) []Extent {
+	all := append(append([]Extent(nil), a...), b...)
+	slices.SortFunc(all, func(x, y Extent) int { return cmp.Compare(x.Offset, y.Offset) })
+	var out []Extent
+	for _, e := range all {
+		if k := len(out); k > 0 && e.Offset <= out[k-1].End() {
+			out[k-1].Length = max(out[k-1].End(), e.End()) - out[k-1].Offset
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 type scanner struct {
@@ -156,12 +191,14 @@ func (s *scanner) probe(ctx context.Context, off, n uint64) {
 		s.res.Stopped = fmt.Sprintf("the read at byte %d: %v", off, err)
 		return
 	}
-	if err == nil || errors.Is(err, io.EOF) {
+	if err == nil || errors.Is(err, io.EOF) || n <= s.o.BlockSize {
 		// EOF: past the disk's end, nothing there to blame.
-		return
-	}
-	if n <= s.o.BlockSize {
-		s.bad(Extent{Offset: off, Length: n})
+		if err != nil && !errors.Is(err, io.EOF) {
+			s.bad(Extent{Offset: off, Length: n})
+		}
+		// Looked at in full: a scan stopped later resumes after it.
+		s.res.Scanned += n
+		s.res.Next = off + n
 		return
 	}
 	half := (n/2 + s.o.BlockSize - 1) / s.o.BlockSize * s.o.BlockSize
@@ -174,7 +211,10 @@ func (s *scanner) stop(ctx context.Context) string {
 	if err := ctx.Err(); err != nil {
 		return err.Error()
 	}
-	if !s.o.Deadline.IsZero() && !s.o.Now().Before(s.o.Deadline) {
+	// Past the deadline, a scan still looks at one block in full (a split
+	// takes a few reads more), so that a scan resumed slice after slice
+	// always moves on.
+	if !s.o.Deadline.IsZero() && !s.o.Now().Before(s.o.Deadline) && s.res.Scanned > 0 {
 		return "its time ran out"
 	}
 	return ""

@@ -108,3 +108,28 @@ func TestExtentString(t *testing.T) {
 	require.Equal(t, "bytes 1060864-1085439 (24 KiB)", Extent{Offset: 1<<20 + 12<<10, Length: 24 << 10}.String())
 	require.Equal(t, "bytes 512-1023 (512 bytes)", Extent{Offset: 512, Length: 512}.String())
 }
+
+func TestScanResumesWhereItStopped(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	bad := []Extent{{Offset: 1<<20 + 4096, Length: 4096}, {Offset: 6 << 20, Length: 512}}
+	d := &badDisk{size: 8 << 20, bad: bad, onRead: func() { now = now.Add(100 * time.Millisecond) }}
+	ext := []Extent{{Offset: 0, Length: 2 << 20}, {Offset: 5 << 20, Length: 3 << 20}}
+	var found []Extent
+	var scanned uint64
+	for pass := 0; ; pass++ {
+		require.Less(t, pass, 100)
+		res := Scan(context.Background(), d, ext, ScanOptions{Deadline: now.Add(time.Second), Now: func() time.Time { return now }})
+		found, scanned = Union(found, res.Unreadable), scanned+res.Scanned
+		if res.Complete() {
+			break
+		}
+		ext = Trim(ext, res.Next)
+	}
+	require.Equal(t, bad, found)
+	require.Equal(t, uint64(5<<20), scanned)
+}
+
+func TestUnionAndTrim(t *testing.T) {
+	require.Equal(t, []Extent{{0, 10}, {20, 15}}, Union([]Extent{{0, 5}, {20, 5}}, []Extent{{5, 5}, {22, 13}}))
+	require.Equal(t, []Extent{{7, 3}, {20, 5}}, Trim([]Extent{{0, 5}, {5, 5}, {20, 5}}, 7))
+}
