@@ -10,7 +10,8 @@ import (
 )
 
 // Export is what a LIO storage object needs to show a host a logical
-// unit's identity: its wwn/ settings and attrib/block_size.
+// unit's identity: its wwn/ settings and attrib/ (block size, thin
+// provisioning).
 type Export struct {
 	// WWN is the storage object's SCSI identity (wwn/). Empty vendor,
 	// product and revision keep LIO's own; CompanyID 0 keeps LIO's
@@ -23,6 +24,10 @@ type Export struct {
 	// its iblock backend reports the backing device's physical/logical
 	// block ratio (and fileio none), so the backing device must have it.
 	PhysicalBlockSize uint32
+	// EmulateTPU and EmulateTPWS are attrib/emulate_tpu and emulate_tpws:
+	// the export is thin provisioned (LBPME) and takes UNMAP, WRITE SAME
+	// with UNMAP (set by OverNewLUN).
+	EmulateTPU, EmulateTPWS bool `json:",omitempty"`
 }
 
 // Verdict says what a host sees through an Export compared with the old
