@@ -67,6 +67,8 @@ func readGlobals(c *cli.Context) (globals, error) {
 type app struct {
 	env
 	g globals
+	// heartbeat is run's systemd notifier (plan.Options.Heartbeat).
+	heartbeat func()
 }
 
 func (a *app) planner() (*plan.Planner, error) {
@@ -88,7 +90,7 @@ func (a *app) planner() (*plan.Planner, error) {
 		log = a.stdout
 	}
 	return plan.New(plan.Options{StateDir: a.g.stateDir, Ports: ports, LockWait: a.g.lockWait, DryRun: a.g.dryRun,
-		Log: log, Now: a.env.now})
+		Log: log, Now: a.env.now, Heartbeat: a.heartbeat})
 }
 
 // newApp builds the command tree. Actions parse their arguments, call one

@@ -25,25 +25,18 @@ another command holds the lock, such a step only disables hydration until the lo
 is free. The throttle thus holds over a few seconds whatever --interval is;
 --interval sets how often progress, rate and ETA are saved and printed.
 
-As a systemd service (/etc/systemd/system/lunferry.service):
+As a systemd service: the Debian package installs lunferry.service (Type=notify:
+ready once the initial restore has finished, a watchdog ping every round), which
+reads its options from /etc/lunferry/lunferry.env:
 
-   [Unit]
-   Description=lunferry hydration controller
-   After=network-online.target iscsid.service
-   Wants=network-online.target iscsid.service
-
-   [Service]
-   ExecStart=/usr/local/bin/lunferry --state-dir /var/lib/lunferry run --interval 1s
-   Restart=on-failure
-
-   [Install]
-   WantedBy=multi-user.target`,
+   systemctl enable --now lunferry`,
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "control period: progress saved and printed, settings re-checked (throttled bursts are ended in between as needed)"},
 			&cli.BoolFlag{Name: "auto-finalize", Usage: "finalize volumes as soon as they are hydrated"},
 		},
 		Action: func(c *cli.Context) error {
 			a.g.tick = c.Duration("interval")
+			a.heartbeat = (&sdNotifier{log: a.stderr}).beat
 			p, err := a.planner()
 			if err != nil {
 				return err
