@@ -57,6 +57,11 @@ type Initiator interface {
 	SetReadOnly(ctx context.Context, disk string) error
 	// HasSession reports whether the proxy has a session to t.
 	HasSession(ctx context.Context, t Target) (bool, error)
+	// SessionState returns the proxy's session to t as the kernel shows
+	// it now: its state (initiator.SessionLoggedIn, or "FAILED" while
+	// iscsid recovers a lost connection and I/O waits) and the timeouts
+	// in force; ok is false when there is none.
+	SessionState(ctx context.Context, t Target) (s initiator.Session, ok bool, err error)
 	// Identity reads the SCSI identity of a LUN's disk (INQUIRY, VPD
 	// pages, READ CAPACITY(16)) over SG_IO.
 	Identity(ctx context.Context, disk string) (scsi.Identity, error)

@@ -57,6 +57,7 @@ func (p *Planner) tick(ctx context.Context, autoFinalize bool) (res []TickResult
 			return
 		}
 		for _, v := range all {
+			p.watchSessions(ctx, v)
 			p.rehydrateIncomplete(ctx, v)
 			if v.Step != StepHydrating || v.Paused {
 				// Paused (perhaps by another lunferry) or done: the

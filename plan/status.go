@@ -54,6 +54,13 @@ type VolumeStatus struct {
 	// anything: the proxy still serves the host; `migrate abort` finishes
 	// it, `migrate abort --cancel` takes it back.
 	AbortPending bool `json:"abortPending,omitempty"`
+	// Unreachable lists the arrays whose session is not logged in now
+	// (I/O to them waits), with the time `lunferry run` first saw it.
+	Unreachable []Unreachable `json:"unreachable,omitempty"`
+	// SessionTimeouts lists how the timeouts in force on the array
+	// sessions differ from the spec's (a session made before the spec
+	// changed, or by hand); they apply at the session's next login.
+	SessionTimeouts []string `json:"sessionTimeouts,omitempty"`
 	// LastError is the error that interrupted the current step.
 	LastError string `json:"lastError,omitempty"`
 	// Live is false when the kernel could not be read (see LiveError).
@@ -205,6 +212,12 @@ func (p *Planner) readLive(ctx context.Context, v *Volume, s *VolumeStatus, now 
 			liveErrs = append(liveErrs, "sessions: "+err.Error())
 		} else if sess != nil {
 			s.Sessions = sess
+		}
+	}
+	if !p.o.DryRun {
+		var err error
+		if s.Unreachable, s.SessionTimeouts, err = p.sessionHealth(ctx, v); err != nil {
+			liveErrs = append(liveErrs, "sessions to the arrays: "+err.Error())
 		}
 	}
 	if len(liveErrs) > 0 {

@@ -83,6 +83,10 @@ func (d *dry) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Disk, 
 
 func (d *dry) HasSession(ctx context.Context, t plan.Target) (bool, error) { return false, nil }
 
+func (d *dry) SessionState(ctx context.Context, t plan.Target) (initiator.Session, bool, error) {
+	return initiator.Session{}, false, nil
+}
+
 func (d *dry) Identity(ctx context.Context, disk string) (scsi.Identity, error) {
 	d.printf("read the SCSI identity of %s (INQUIRY, VPD 0x00/0x80/0x83/0xB0/0xB2, READ CAPACITY(16) over SG_IO)", disk)
 	return scsi.Identity{}, nil

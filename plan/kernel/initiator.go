@@ -90,6 +90,14 @@ func (k *initiatorPort) HasSession(ctx context.Context, t plan.Target) (bool, er
 	return k.c.HasSession(ctx, n)
 }
 
+func (k *initiatorPort) SessionState(ctx context.Context, t plan.Target) (initiator.Session, bool, error) {
+	n, err := node(t)
+	if err != nil {
+		return initiator.Session{}, false, err
+	}
+	return k.c.SessionTo(ctx, n)
+}
+
 func (k *initiatorPort) SetReadOnly(ctx context.Context, disk string) error {
 	return k.c.SetReadOnly(disk)
 }
@@ -104,6 +112,9 @@ func (b brokenInitiator) FindDisk(context.Context, plan.Target, int) (plan.Disk,
 }
 func (b brokenInitiator) SetReadOnly(context.Context, string) error             { return b.err }
 func (b brokenInitiator) HasSession(context.Context, plan.Target) (bool, error) { return false, b.err }
+func (b brokenInitiator) SessionState(context.Context, plan.Target) (initiator.Session, bool, error) {
+	return initiator.Session{}, false, b.err
+}
 func (b brokenInitiator) Identity(context.Context, string) (scsi.Identity, error) {
 	return scsi.Identity{}, b.err
 }

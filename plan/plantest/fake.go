@@ -20,6 +20,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator"
 	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/plan"
 )
@@ -52,6 +53,9 @@ type Kernel struct {
 	LUNs map[string]LUNInfo
 	// Unreachable portals fail Login with plan.ErrUnreachable.
 	Unreachable map[string]bool
+	// SessionDown portals have their sessions in recovery (FAILED), as
+	// when the array became unreachable after login.
+	SessionDown map[string]bool
 	// RefuseLogin targets ("portal,iqn") fail Login with
 	// plan.ErrLoginRefused.
 	RefuseLogin map[string]bool
@@ -93,6 +97,8 @@ type Kernel struct {
 
 	calls    []string
 	sessions map[string]bool
+	// timeouts are each session's, from its login.
+	timeouts map[string]initiator.Timeouts
 	disks    map[string]string // path -> lun key
 	ro       map[string]bool
 	dm       map[string]*Device
@@ -143,7 +149,7 @@ type HookCall struct {
 // New returns an empty fake kernel with hydration of 1 region per status.
 func New() *Kernel {
 	return &Kernel{
-		LUNs: map[string]LUNInfo{}, Unreachable: map[string]bool{}, RefuseLogin: map[string]bool{},
+		LUNs: map[string]LUNInfo{}, Unreachable: map[string]bool{}, SessionDown: map[string]bool{}, RefuseLogin: map[string]bool{},
 		Fail: map[string]error{}, HookFail: map[string]error{}, HookMissing: map[string]bool{}, HydrationStep: 1,
 		sessions: map[string]bool{}, disks: map[string]string{}, ro: map[string]bool{},
 		dm: map[string]*Device{}, exports: map[string]plan.ExportSpec{}, loops: map[string]string{},
@@ -240,6 +246,12 @@ func (k *Kernel) Login(ctx context.Context, t plan.Target) error {
 	}
 	if k.RefuseLogin[t.String()] {
 		return fmt.Errorf("iscsiadm: login to %s: authorization failure: %w", t, plan.ErrLoginRefused)
+	}
+	if !k.sessions[t.String()] {
+		if k.timeouts == nil {
+			k.timeouts = map[string]initiator.Timeouts{}
+		}
+		k.timeouts[t.String()] = t.Timeouts.WithDefaults()
 	}
 	k.sessions[t.String()] = true
 	return nil

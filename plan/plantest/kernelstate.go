@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/initiator"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -95,6 +96,26 @@ func (k *Kernel) HasSession(ctx context.Context, t plan.Target) (bool, error) {
 		return false, err
 	}
 	return k.sessions[t.String()], nil
+}
+
+// SessionState implements plan.Initiator: a session logged in with the
+// timeouts of its login, FAILED while its portal is in SessionDown.
+func (k *Kernel) SessionState(ctx context.Context, t plan.Target) (initiator.Session, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("SessionState", t.String()); err != nil {
+		return initiator.Session{}, false, err
+	}
+	if !k.sessions[t.String()] {
+		return initiator.Session{}, false, nil
+	}
+	to := k.timeouts[t.String()]
+	s := initiator.Session{TargetIQN: t.IQN, State: initiator.SessionLoggedIn, RecoveryTimeout: to.ReplacementTimeout,
+		NoopOutInterval: to.NoopOutInterval, NoopOutTimeout: to.NoopOutTimeout}
+	if k.SessionDown[t.Portal] {
+		s.State = "FAILED"
+	}
+	return s, true, nil
 }
 
 // suspended commits a clone's progress to its metadata, as dm-clone does
