@@ -30,6 +30,8 @@ type VolumeStatus struct {
 	Sessions []string `json:"sessions"`
 	// Window is the cutover's timing, once cut over.
 	Window *WindowTimes `json:"window,omitempty"`
+	// SwapHeld is how long finalize's table swap held the host's I/O.
+	SwapHeld Duration `json:"swapHeld,omitempty"`
 	// Serving says what serves the host's I/O: "old array" (before
 	// cutover, or after an abort), "proxy (clone)", "proxy (linear over
 	// the new LUN)", "new array" (handed over); "-" when unknown.
@@ -100,7 +102,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
-			HandedOverAt: v.HandedOverAt}
+			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld}
 		p.readLive(ctx, v, &s, now)
 		s.Drift = p.drift(ctx, v)
 		if h := v.HostIdentity; h != nil {
