@@ -420,6 +420,17 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 		fmt.Fprintf(a.stdout, "%s: hydration stalled since %s: the old LUN may return read errors or an array is unreachable (see the kernel log)\n",
 			s.Name, s.StalledSince.Local().Format("2006-01-02 15:04:05"))
 	}
+	for _, u := range s.Unreachable {
+		since := "now (no `lunferry run` has seen it yet)"
+		if !u.Since.IsZero() {
+			since = "since " + u.Since.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(a.stdout, "%s: %s array unreachable %s: session to %s %s; I/O to it waits up to %s (its replacement timeout), then fails\n",
+			s.Name, u.Array, since, u.Target, u.State, u.Replacement.D())
+	}
+	for _, d := range s.SessionTimeouts {
+		fmt.Fprintf(a.stdout, "%s: session timeouts differ from the runbook: %s (they apply at the session's next login)\n", s.Name, d)
+	}
 	if s.LiveError != "" {
 		fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
 	}
