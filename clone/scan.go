@@ -89,6 +89,10 @@ type ScanResult struct {
 // Complete reports a scan that looked at every byte asked for.
 func (r ScanResult) Complete() bool { return r.Stopped == "" }
 
+// StoppedDeadline is ScanResult.Stopped for a scan that reached its
+// Deadline.
+const StoppedDeadline = "its time ran out"
+
 // ErrReadTimeout is returned by a reader whose read did not return in
 // time (an array that stopped answering, not a bad block): Scan stops
 // there instead of calling the range unreadable.
@@ -215,7 +219,7 @@ func (s *scanner) stop(ctx context.Context) string {
 	// takes a few reads more), so that a scan resumed slice after slice
 	// always moves on.
 	if !s.o.Deadline.IsZero() && !s.o.Now().Before(s.o.Deadline) && s.res.Scanned > 0 {
-		return "its time ran out"
+		return StoppedDeadline
 	}
 	return ""
 }

@@ -43,7 +43,7 @@ func (p *Planner) markHydrated(ctx context.Context, v *Volume) error {
 	if !statusComplete(st) {
 		stall := ""
 		if since, ok := v.Stalled(p.o.Now()); ok {
-			stall = fmt.Sprintf(" and has made no progress since %s (%v: see `lunferry migrate status %s`)", since.Format(time.RFC3339), ErrStalled, name)
+			stall = fmt.Sprintf(" and has made no progress since %s (%v: %s; see `lunferry migrate status %s`)", since.Format(time.RFC3339), ErrStalled, stallCause(v, since), name)
 		}
 		return fmt.Errorf("plan: volume %s: %w: hydration is at %.1f%% (%d of %d regions)%s: finalize once it reaches 100%% (see `lunferry migrate status %s`)",
 			name, ErrNotReady, 100*st.Fraction(), st.HydratedRegions, st.TotalRegions, stall, name)

@@ -239,6 +239,16 @@ type Regulator interface {
 	Forget(volume string)
 }
 
+// Scanner names what stalls a hydration: the ranges of the old LUN that
+// cannot be read (dm-clone retries them forever, without saying which).
+type Scanner interface {
+	// Unreadable reads from the old disk old, never writing, the regions
+	// the clone's metadata device meta records unhydrated at or after
+	// byte from, and returns what could not be read (clone.Scan, bounded
+	// by o).
+	Unreadable(ctx context.Context, old, meta string, from uint64, o clone.ScanOptions) (clone.ScanResult, error)
+}
+
 // Ports bundles the ports a Planner drives.
 type Ports struct {
 	Initiator Initiator
@@ -248,6 +258,9 @@ type Ports struct {
 	Hooks     HookRunner
 	Inhibitor Inhibitor
 	Regulator Regulator
+	// Scanner names the unreadable ranges of a stalled hydration; nil
+	// reports a stall without them.
+	Scanner Scanner
 	// Secrets checks secret files before the window; nil checks none
 	// there (they are still checked when loaded).
 	Secrets SecretFiles

@@ -134,8 +134,9 @@ func (p *Planner) tickOne(ctx context.Context, v *Volume) TickResult {
 	v.Progress = nextProgress(v.Progress, st, now)
 	r.Progress = v.Progress
 	if since, stalled := v.Stalled(now); stalled {
-		r.Error = fmt.Sprintf("%v since %s: no region hydrated for %s: the old LUN may return read errors (dm-clone retries them forever; see the kernel log for \"hydration failed\") or an array is unreachable; finalize waits for it",
-			ErrStalled, since.Format(time.RFC3339), now.Sub(since).Round(time.Second))
+		p.scanStalled(ctx, v, since, now)
+		r.Error = fmt.Sprintf("%v since %s: no region hydrated for %s: %s; finalize waits for it",
+			ErrStalled, since.Format(time.RFC3339), now.Sub(since).Round(time.Second), stallCause(v, since))
 	}
 	if statusComplete(st) {
 		v.Step, v.HydratedAt = StepHydrated, now.UTC()

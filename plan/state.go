@@ -214,6 +214,9 @@ type Volume struct {
 	// ProgressAt is when hydration last made progress (or began): a
 	// hydrating volume that makes none for long is stalled (see Stalled).
 	ProgressAt time.Time `json:"progressAt,omitempty"`
+	// Unreadable is what `lunferry run` found on the old LUN for a stalled
+	// hydration (see UnreadableScan).
+	Unreadable *UnreadableScan `json:"unreadable,omitempty"`
 	// Linear is set once finalize swapped the device to linear over the
 	// new LUN: from then on abort is refused and restore builds linear.
 	Linear bool `json:"linear,omitempty"`

@@ -52,6 +52,9 @@ type VolumeStatus struct {
 	// StalledSince is set when hydration made no progress for long
 	// although it should (see Volume.Stalled).
 	StalledSince time.Time `json:"stalledSince,omitempty"`
+	// Unreadable is what `lunferry run` found of that stall's cause on the
+	// old LUN (the ranges that return read errors), when it looked.
+	Unreadable *UnreadableScan `json:"unreadable,omitempty"`
 	// AbortPending is set for an abort interrupted before it removed
 	// anything: the proxy still serves the host; `migrate abort` finishes
 	// it, `migrate abort --cancel` takes it back.
@@ -109,7 +112,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			s.HostWWID, s.OldIdentity = h.Verdict.NewWWID, h.Verdict.Exact
 		}
 		if since, ok := v.Stalled(now); ok {
-			s.StalledSince = since
+			s.StalledSince, s.Unreadable = since, v.unreadableFor(since)
 		}
 		s.Percent = 100 * s.Progress.Fraction()
 		if v.Step == StepHydrated || v.Step == StepFinalizing || v.Step.Finalized() {
@@ -180,7 +183,11 @@ func (r *StatusReport) Check() error {
 			broken = append(broken, fmt.Errorf("volume %s: %w", s.Name, ErrFaulty))
 		}
 		if !s.StalledSince.IsZero() {
-			stalled = append(stalled, fmt.Errorf("volume %s: %w: hydration stalled since %s", s.Name, ErrStalled, s.StalledSince.Format(time.RFC3339)))
+			why := ""
+			if s.Unreadable != nil {
+				why = ": " + s.Unreadable.Summary()
+			}
+			stalled = append(stalled, fmt.Errorf("volume %s: %w: hydration stalled since %s%s", s.Name, ErrStalled, s.StalledSince.Format(time.RFC3339), why))
 		}
 	}
 	// Drift and faults first: they decide the exit code.

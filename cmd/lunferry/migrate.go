@@ -419,6 +419,9 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 	if !s.StalledSince.IsZero() {
 		fmt.Fprintf(a.stdout, "%s: hydration stalled since %s: the old LUN may return read errors or an array is unreachable (see the kernel log)\n",
 			s.Name, s.StalledSince.Local().Format("2006-01-02 15:04:05"))
+		if s.Unreadable != nil {
+			fmt.Fprintf(a.stdout, "%s: %s\n", s.Name, s.Unreadable.Summary())
+		}
 	}
 	for _, u := range s.Unreachable {
 		since := "now (no `lunferry run` has seen it yet)"

@@ -53,6 +53,7 @@ func Ports(o Options) plan.Ports {
 		Hooks:     ExecHooks{},
 		Inhibitor: logind.Inhibitor{},
 		Regulator: regulator(o.TotalRate, o.TickInterval),
+		Scanner:   scanner{},
 		Secrets:   SecretFiles{},
 	}
 }
