@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lunferry/lunferry/internal/metrics"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -33,9 +36,17 @@ reads its options from /etc/lunferry/lunferry.env:
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "control period: progress saved and printed, settings re-checked (throttled bursts are ended in between as needed)"},
 			&cli.BoolFlag{Name: "auto-finalize", Usage: "finalize volumes as soon as they are hydrated"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"LUNFERRY_METRICS_LISTEN"}, Usage: "serve Prometheus metrics on `ADDR`/metrics, e.g. 127.0.0.1:9797 (off when empty)"},
 		},
 		Action: func(c *cli.Context) error {
 			a.g.tick = c.Duration("interval")
+			if addr := c.String("metrics-listen"); addr != "" {
+				s, err := a.serveMetrics(addr)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+			}
 			a.heartbeat = (&sdNotifier{log: a.stderr}).beat
 			p, err := a.planner()
 			if err != nil {
@@ -71,4 +82,22 @@ type shown struct {
 	step plan.Step
 	pct  int
 	at   time.Time
+}
+
+// serveMetrics serves Prometheus metrics on addr. A scrape reads what
+// `migrate status` shows, through a planner of its own (its own kernel
+// handles, as another lunferry process would have), and takes no lock, so
+// it never waits for a step.
+func (a *app) serveMetrics(addr string) (*metrics.Server, error) {
+	p, err := a.planner()
+	if err != nil {
+		return nil, err
+	}
+	src := func(ctx context.Context) (*plan.StatusReport, error) { return p.Status(ctx) }
+	s, err := metrics.Listen(addr, metrics.New(metrics.Options{Source: src, Budget: a.g.totalRate}))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.stderr, "lunferry: metrics on http://%s/metrics\n", s.Addr())
+	return s, nil
 }
