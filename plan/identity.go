@@ -30,6 +30,9 @@ func (p *Planner) recordOldIdentity(ctx context.Context, v *Volume, d Disk) erro
 		return nil
 	}
 	exp, verdict := scsi.ForLIO(id, v.Spec.Name)
+	if err := p.overNewLUN(ctx, v, id, &exp, &verdict); err != nil {
+		return err
+	}
 	// Linux reads page 0x83 only when page 0x00 lists it: without it the
 	// host keys on no WWID, and a new one takes nothing from it.
 	hostKeys := slices.Contains(id.Pages, 0x83)
@@ -46,6 +49,21 @@ func (p *Planner) recordOldIdentity(ctx context.Context, v *Volume, d Disk) erro
 		p.logf("volume %s: identity: %s", v.Spec.Name, n)
 	}
 	return p.save(v)
+}
+
+// overNewLUN completes the export for what the new LUN stacks under it:
+// thin provisioning and notes on the block geometry (checkSizes refuses
+// larger logical blocks, at prepare or at cutover).
+func (p *Planner) overNewLUN(ctx context.Context, v *Volume, old scsi.Identity, e *scsi.Export, verdict *scsi.Verdict) error {
+	if v.NewDisk == nil {
+		return nil
+	}
+	id, err := p.o.Ports.Initiator.Identity(ctx, v.NewDisk.Path)
+	if err != nil {
+		return fmt.Errorf("plan: volume %s: read the new LUN's SCSI identity on %s: %w", v.Spec.Name, v.NewDisk.Path, err)
+	}
+	e.OverNewLUN(old, id, verdict)
+	return nil
 }
 
 // checkReservations refuses an old LUN that holds SCSI-3 persistent

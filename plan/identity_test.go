@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -157,4 +158,52 @@ func TestHandoverSaysTheIdentityChanges(t *testing.T) {
 	_, err := e.p.Handover(ctx, "vol1", plan.HandoverOptions{})
 	require.NoError(t, err)
 	require.Contains(t, e.log.String(), "after handover the host sees the new array's LUN with the new array's SCSI identity")
+}
+
+// thinLUN is a thin provisioned LUN (LBPME, UNMAP) of size bytes with
+// 512-byte logical and 4096-byte physical blocks and a NetApp-like NAA 6
+// designator ending in last.
+func thinLUN(size uint64, last byte) *scsi.Identity {
+	naa := []byte{0x60, 0x0a, 0x09, 0x80, 0x38, 0x30, 0x44, 0x37, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, last}
+	return &scsi.Identity{
+		Inquiry:      scsi.Inquiry{Vendor: "NETAPP", Product: "LUN C-Mode", Revision: "9110"},
+		Pages:        scsi.HexBytes{0x00, 0x80, 0x83, 0xb0, 0xb2},
+		Designators:  []scsi.Designator{{CodeSet: scsi.CodeSetBinary, Association: scsi.AssocLogicalUnit, Type: scsi.TypeNAA, Value: naa}},
+		Capacity:     scsi.Capacity{LastLBA: size/512 - 1, LogicalBlockSize: 512, PhysicalBlockExponent: 3, LBPME: true, LBPRZ: true},
+		Provisioning: &scsi.Provisioning{LBPU: true, LBPRZ: 1, Type: 2},
+	}
+}
+
+// TestThinProvisioningCarried: a thin old LUN on a thin new LUN is
+// exported thin (UNMAP, not WRITE SAME with UNMAP, as the old LUN), also
+// after a restore; on a fully provisioned new LUN it is not, and the
+// volume's notes say so, as they say what the host sees of the physical
+// block size.
+func TestThinProvisioningCarried(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: thinLUN(gib, 1)})
+	e.k.LUNs[plantest.Key(newPortal, newIQN, 3)] = plantest.LUNInfo{Size: 2 * gib, ID: "wwid-new", Identity: thinLUN(2*gib, 2)}
+	e.add(spec("vol1"))
+	e.cutOver()
+	ex, _ := e.k.Export(exportIQN)
+	require.True(t, ex.EmulateTPU)
+	require.False(t, ex.EmulateTPWS)
+	e.k.Reboot()
+	_, err := e.p.Restore(ctx)
+	require.NoError(t, err)
+	again, _ := e.k.Export(exportIQN)
+	require.True(t, again.EmulateTPU, "thin after every restore")
+
+	e = newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: thinLUN(gib, 1)})
+	e.add(spec("vol1"))
+	e.cutOver()
+	ex, _ = e.k.Export(exportIQN)
+	require.False(t, ex.EmulateTPU || ex.EmulateTPWS)
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	notes := strings.Join(v.HostIdentity.Verdict.Notes, "\n")
+	require.Contains(t, notes, "the new LUN reports no logical block provisioning")
+	require.Contains(t, notes, "physical block size 512 after finalize")
 }

@@ -404,6 +404,7 @@ func exportSpec(v *Volume, dev string) ExportSpec {
 		Device: dev, HostIQN: v.Spec.HostIQN, CHAP: v.Spec.Export.CHAP}
 	if h := v.HostIdentity; h != nil {
 		e.WWN, e.BlockSize = h.Export.WWN, h.Export.BlockSize
+		e.EmulateTPU, e.EmulateTPWS = h.Export.EmulateTPU, h.Export.EmulateTPWS
 	}
 	return e
 }

@@ -141,6 +141,10 @@ type ExportSpec struct {
 	// BlockSize is the logical block size the export shows (the old
 	// LUN's); 0 keeps the device's.
 	BlockSize uint32
+	// EmulateTPU and EmulateTPWS show a thin provisioned LUN that takes
+	// UNMAP and WRITE SAME with UNMAP (the old LUN's, when the new LUN is
+	// thin too: scsi.Export.OverNewLUN).
+	EmulateTPU, EmulateTPWS bool
 }
 
 // Exporter drives the LIO target.

@@ -36,11 +36,28 @@ func LIOExport(s plan.ExportSpec, chap *lio.CHAP) (lio.Export, error) {
 		}
 		e.Portals = append(e.Portals, lio.Portal{Addr: ap.Addr(), Port: ap.Port()})
 	}
-	e.WWN = s.WWN
-	if s.BlockSize != 0 {
-		e.Attributes = map[string]string{"block_size": strconv.FormatUint(uint64(s.BlockSize), 10)}
-	}
+	e.WWN, e.Attributes = s.WWN, exportAttributes(s)
 	return e, nil
+}
+
+// exportAttributes returns the attrib/ settings of s's storage object (nil
+// when it keeps LIO's defaults): the logical block size and thin
+// provisioning the host sees.
+func exportAttributes(s plan.ExportSpec) map[string]string {
+	a := map[string]string{}
+	if s.BlockSize != 0 {
+		a["block_size"] = strconv.FormatUint(uint64(s.BlockSize), 10)
+	}
+	if s.EmulateTPU {
+		a["emulate_tpu"] = "1"
+	}
+	if s.EmulateTPWS {
+		a["emulate_tpws"] = "1"
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	return a
 }
 
 func (e *exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
