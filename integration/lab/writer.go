@@ -261,6 +261,10 @@ type Writer struct {
 	ForgetMissing bool
 	// Log receives one line per error (nil: discarded).
 	Log io.Writer
+	// Latency receives one line per file written, "<end, RFC 3339> <ms>"
+	// (its write+fsync time, failed or not), to split the stalls by the
+	// lab's phase marks (nil: none).
+	Latency io.Writer
 }
 
 // Run writes until ctx ends, then saves the final stats and returns them.
@@ -332,8 +336,12 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 			e := Entry{Sum: sumBytes(b), Size: size, Session: w.Session, Path: rel}
 			t0 := time.Now()
 			err := WriteDurable(filepath.Join(w.Dir, rel), b)
-			if ms := float64(time.Since(t0).Microseconds()) / 1000; ms > st.MaxWriteMs {
+			ms := float64(time.Since(t0).Microseconds()) / 1000
+			if ms > st.MaxWriteMs {
 				st.MaxWriteMs, st.MaxWriteAt = ms, time.Now().UTC()
+			}
+			if w.Latency != nil {
+				fmt.Fprintf(w.Latency, "%s %.3f\n", time.Now().UTC().Format(time.RFC3339Nano), ms)
 			}
 			if err != nil {
 				fail("write %s: %v", rel, err)

@@ -21,6 +21,14 @@
 //	                          check every manifest file (on DEV: e2fsck -fn, then a read-only mount)
 //	backing-sum ROLE [-o FILE] SHA-256 of an array's backing store
 //	sum PATH                  SHA-256 of a file or device, read past the page cache
+//	acl-add|acl-del ROLE WHO... admit WHO to ROLE too / take WHO's ACL away
+//	mpath start|stop|show     the host's dm-multipath (udevd, multipathd) in the lab VM
+//	mpath add ROLE            log the host in to ROLE, wait for the disk to serve in a map
+//	mpath check ROLE          exit 0 when the disk behind ROLE serves in the host's map
+//	mpath remove ROLE         multipathd del path of ROLE's disk, log the host out of ROLE
+//	mpath mkfs|mount ROLE     add ROLE's path, then make ext4 on / mount the host's map
+//	mark PHASE                record that PHASE starts now (per-phase write stalls)
+//	stalls                    the writer's longest write per marked phase
 //
 // The config path comes from -config or $LUNFERRY_LAB_CONFIG.
 package main
@@ -34,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -90,6 +99,21 @@ func run(args []string) error {
 		return cfg.Save(*cfgPath)
 	case "host":
 		return host(cfg, args[1:])
+	case "acl-add", "acl-del":
+		return aclEdit(cfg, *cfgPath, args)
+	case "mpath":
+		return mpath(cfg, args[1:])
+	case "mark":
+		if len(args) != 2 {
+			return errors.New("mark PHASE")
+		}
+		return cfg.Mark(args[1])
+	case "stalls":
+		st, err := cfg.PhaseStalls()
+		if err == nil {
+			fmt.Print(lab.FormatStalls(st))
+		}
+		return err
 	case "populate":
 		f := flag.NewFlagSet("populate", flag.ContinueOnError)
 		files := f.Int("files", 64, "number of small files")
@@ -277,8 +301,13 @@ func writer(cfg *lab.Config, cfgPath string, args []string) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
+		lat, err := os.OpenFile(cfg.LatencyFile(*session), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer lat.Close()
 		w := &lab.Writer{Dir: cfg.Host.Mount, Manifest: cfg.Manifest(), Stats: cfg.StatsFile(*session),
-			Session: *session, Seed: cfg.Seed, Log: os.Stderr, ForgetMissing: *forget}
+			Session: *session, Seed: cfg.Seed, Log: os.Stderr, ForgetMissing: *forget, Latency: lat}
 		st, err := w.Run(ctx)
 		fmt.Fprintf(os.Stderr, "writer session %d: %d files, %d bytes, %d read-backs, %d errors, %d mismatches\n",
 			st.Session, st.Files, st.Bytes, st.Readbacks, st.Errors, st.Mismatches)
@@ -322,4 +351,77 @@ func printJSON(v any) error {
 	}
 	fmt.Println(string(b))
 	return nil
+}
+
+// aclEdit admits WHO to an array too (acl-add) or takes WHO's ACL away
+// (acl-del), keeping the other initiators', and saves the config.
+func aclEdit(cfg *lab.Config, cfgPath string, args []string) error {
+	if len(args) < 3 {
+		return fmt.Errorf("%s ROLE WHO...", args[0])
+	}
+	a, err := cfg.Array(args[1])
+	if err != nil {
+		return err
+	}
+	have, err := a.ACLList()
+	if err != nil {
+		return err
+	}
+	for _, w := range args[2:] {
+		iqn := cfg.ResolveIQN(w)
+		have = slices.DeleteFunc(have, func(s string) bool { return s == iqn })
+		if args[0] == "acl-add" {
+			have = append(have, iqn)
+		}
+	}
+	if err := a.SetACLs(have...); err != nil {
+		return err
+	}
+	return cfg.Save(cfgPath)
+}
+
+func mpath(cfg *lab.Config, args []string) error {
+	mp := cfg.Multipath()
+	if len(args) == 1 {
+		switch args[0] {
+		case "start":
+			return mp.Start()
+		case "stop":
+			return mp.Stop()
+		case "show":
+			fmt.Print(mp.Show())
+			return nil
+		}
+	}
+	if len(args) != 2 {
+		return errors.New("mpath start|stop|show, or mpath add|check|remove|mkfs|mount ROLE")
+	}
+	role := args[1]
+	switch args[0] {
+	case "check":
+		m, err := cfg.HostCheckPaths(role)
+		if err == nil {
+			fmt.Printf("%s %s %v\n", m.Name, m.Dev, m.Paths)
+		}
+		return err
+	case "remove":
+		return cfg.HostRemovePaths(role)
+	case "add", "mkfs", "mount":
+	default:
+		return fmt.Errorf("unknown mpath command %q", args[0])
+	}
+	m, disk, err := cfg.HostAddPaths(role, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "mkfs":
+		err = lab.Mkfs(m.Dev)
+	case "mount":
+		_, err = cfg.HostMountMap()
+	}
+	if err == nil {
+		fmt.Printf("%s %s %s\n", m.Name, m.Dev, disk)
+	}
+	return err
 }
