@@ -9,7 +9,9 @@ import (
 func TestPhaseStallsSplitsWritesByMarks(t *testing.T) {
 	c := &Config{Dir: t.TempDir()}
 	t0 := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
-	at := func(s float64) string { return t0.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano) }
+	at := func(s float64) string {
+		return t0.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano)
+	}
 	phases := at(1) + " direct\n" + at(10) + " paths-added\n" + at(20) + " taken-over\n" + "2026-12-02T01:00:3"
 	lat1 := at(0.5) + " 900.0\n" + at(2) + " 12.5\n" + at(11) + " 40.0\n" + at(12) + " 7.0\n"
 	lat2 := at(21) + " 250.25\n" + at(22) + " garbage\n"
