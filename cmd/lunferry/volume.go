@@ -245,6 +245,9 @@ func (a *app) volumeShow(c *cli.Context) error {
 			whose = "a new one (the old LUN's " + h.Verdict.OldWWID + " cannot be shown: " + h.Verdict.Reason + ")"
 		}
 		fmt.Fprintf(w, "identity:  the host sees %s, %s\n", h.Verdict.NewWWID, whose)
+		for _, n := range h.Verdict.Notes {
+			fmt.Fprintf(w, "note:      %s\n", n)
+		}
 	}
 	for _, o := range v.Objects {
 		pend := ""
