@@ -68,8 +68,10 @@ func (o DoctorOptions) withDefaults() DoctorOptions {
 // Doctor checks that the proxy has what a migration needs, and says how
 // to fix each gap: root, device-mapper and its clone target, loop devices,
 // configfs and LIO (core, iblock, iSCSI fabric), iscsi_tcp, iscsiadm and a
-// running iscsid, open-iscsi's initiator name and a writable state
-// directory.
+// running iscsid, open-iscsi's initiator name, a writable state directory,
+// and for the volumes in the state: each session of lunferry's iface
+// logged in with the runbook's timeouts, each export's NOP-Ins towards
+// its host.
 func Doctor(ctx context.Context, o DoctorOptions) []Check {
 	d := &doctor{o: o.withDefaults()}
 	d.add("root", d.o.Euid == 0, fmt.Sprintf("effective uid %d", d.o.Euid), "run lunferry as root (sudo)")
@@ -82,6 +84,7 @@ func Doctor(ctx context.Context, o DoctorOptions) []Check {
 	d.iscsiadm(ctx)
 	d.initiatorName()
 	d.stateDir()
+	d.sessions(ctx)
 	return d.checks
 }
 
