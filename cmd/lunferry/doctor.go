@@ -12,7 +12,7 @@ import (
 func (a *app) doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "preflight: kernel modules, configfs, dm-clone, iscsid, state directory; prints the fix for each gap",
+		Usage: "preflight: kernel modules, configfs, dm-clone, iscsid, state directory, each volume's array sessions (logged in, runbook timeouts) and export; prints the fix for each gap",
 		Action: func(c *cli.Context) error {
 			o := kernel.DoctorOptions{SysRoot: a.g.sysRoot, DevRoot: a.g.devRoot, ConfigFSRoot: a.g.configfsRoot,
 				StateDir: a.g.stateDir, Iscsiadm: a.g.iscsiadm, Euid: os.Geteuid()}
