@@ -57,6 +57,9 @@ type Array struct {
 	HBAIndex int `json:"hbaIndex,omitempty"`
 	// ConfigFS is LIO's configfs directory (empty: DefaultConfigFS).
 	ConfigFS string `json:"configfs,omitempty"`
+	// Identity is what SetIdentity gave the storage object; Up gives it
+	// again to a storage object it creates (after a reboot of the lab).
+	Identity *LUNIdentity `json:"identity,omitempty"`
 }
 
 func (a *Array) root() string {
@@ -183,6 +186,9 @@ func (a *Array) Up() error {
 			}
 		}
 		if err := write(filepath.Join(so, "enable"), "1"); err != nil {
+			return err
+		}
+		if err := a.reapplyIdentity(so); err != nil {
 			return err
 		}
 	}

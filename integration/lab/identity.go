@@ -28,7 +28,8 @@ type LUNIdentity struct {
 // settings while the storage object is exported, so LUN 0 is taken out of
 // the target (with the ACLs' mappings), the settings are written and the
 // LUN and ACLs are put back: sessions to the array are dropped, so call
-// it right after Up, before anyone logs in.
+// it right after Up, before anyone logs in. The array keeps it (Identity):
+// save the lab config for Up to give it again after a reboot.
 func (a *Array) SetIdentity(id LUNIdentity) error {
 	block, err := a.block()
 	if err != nil {
@@ -48,6 +49,7 @@ func (a *Array) SetIdentity(id LUNIdentity) error {
 	if err := writeIdentity(so, id); err != nil {
 		return fmt.Errorf("lab: array %s: %w", a.Name, err)
 	}
+	a.Identity = &id
 	if err := mkdir(a.lunDir()); err != nil {
 		return err
 	}
@@ -55,6 +57,19 @@ func (a *Array) SetIdentity(id LUNIdentity) error {
 		return err
 	}
 	return a.SetACLs(acls...)
+}
+
+// reapplyIdentity gives the storage object so, just created and not yet
+// exported, the identity SetIdentity gave the array: LIO forgets it with
+// the storage object (a reboot), as a real array would not.
+func (a *Array) reapplyIdentity(so string) error {
+	if a.Identity == nil {
+		return nil
+	}
+	if err := writeIdentity(so, *a.Identity); err != nil {
+		return fmt.Errorf("lab: array %s: identity: %w", a.Name, err)
+	}
+	return nil
 }
 
 // writeIdentity writes id's non-empty settings under storage object so.
