@@ -131,6 +131,7 @@ func newApp(e env) *cli.App {
 			a.restoreCommand(),
 			a.runCommand(),
 			a.completionCommand(),
+			a.manCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
