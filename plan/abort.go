@@ -29,7 +29,7 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 			// suspended, holding the host's I/O: settle it (the swap is
 			// completed, and then there is nothing to roll back to)
 			// before hooks run for minutes.
-			if v.Step == StepFinalizing {
+			if v.Step == StepFinalizing || (v.Step == StepCuttingOver && v.passthrough()) {
 				if err := p.reconcileDevice(ctx, v); err != nil {
 					return err
 				}
@@ -46,6 +46,9 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 			return nil
 		},
 		run: func(v *Volume, all []*Volume) error {
+			if v.passthrough() {
+				return p.backOut(ctx, v, all)
+			}
 			if v.object(ObjExport) != nil {
 				if _, err := p.runHooks(ctx, v, "pre-abort", v.Spec.Hooks.PreAbort); err != nil {
 					return err
@@ -73,6 +76,29 @@ func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) err
 		return err
 	}
 	if _, err := p.runHooks(ctx, v, "post-abort", v.Spec.Hooks.PostAbort); err != nil {
+		return err
+	}
+	v.AbortedAt = p.o.Now().UTC()
+	return nil
+}
+
+// backOut is the abort of an online cutover before its takeover: the
+// restoreDirectPaths hooks give the host its direct paths back and take
+// the proxied ones away (they stand for the pre- and post-abort hooks, as
+// the host never stops), then every object goes, the fence first.
+func (p *Planner) backOut(ctx context.Context, v *Volume, all []*Volume) error {
+	if v.object(ObjExport) != nil {
+		if _, err := p.runHooks(ctx, v, "restore-direct-paths", v.Spec.Hooks.RestoreDirectPaths); err != nil {
+			return err
+		}
+	}
+	if !v.AbortTeardown {
+		v.AbortTeardown = true
+		if err := p.save(v); err != nil {
+			return err
+		}
+	}
+	if err := p.teardown(ctx, v, all); err != nil {
 		return err
 	}
 	v.AbortedAt = p.o.Now().UTC()
@@ -116,10 +142,14 @@ func (p *Planner) CancelAbort(ctx context.Context, name string) (*Volume, error)
 
 func abortReport(v *Volume, from Step) *AbortReport {
 	r := &AbortReport{Volume: v.Spec.Name, From: from, HostWritesLost: v.Exported}
-	if v.Exported {
+	switch {
+	case v.passthrough() && v.Cutover.Phase != "":
+		r.Message = fmt.Sprintf("volume %s backed out of the online cutover (after phase %s): the host's writes went to the old LUN %s lun %d throughout, through the proxy or directly; it holds every write",
+			v.Spec.Name, v.Cutover.Phase, v.Spec.Old.IQN, v.Spec.Old.LUN)
+	case v.Exported:
 		r.Message = fmt.Sprintf("volume %s aborted: the old LUN %s lun %d was never written by lunferry and holds the data as of cutover; writes the host made after cutover exist ONLY on the new LUN %s lun %d and are not on the old LUN",
 			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN, v.Spec.New.IQN, v.Spec.New.LUN)
-	} else {
+	default:
 		r.Message = fmt.Sprintf("volume %s aborted before the host was served by the proxy: the old LUN %s lun %d is as it was",
 			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN)
 	}

@@ -239,7 +239,7 @@ func (c matrixCase) applies() bool {
 	switch {
 	case c.rec.after != c.how || (c.how == failure && c.when != before):
 		return false
-	case c.when == inside && !strings.HasPrefix(c.call, "SwapLinear "):
+	case c.when == inside && !strings.HasPrefix(c.call, "Swap "):
 		return false // only the swap is interrupted inside
 	case c.rec.abort && c.step.aborts:
 		return false // the step's rerun is an abort
@@ -426,7 +426,7 @@ func mutations(calls []string) []string {
 	for _, c := range calls {
 		op, _, _ := strings.Cut(c, " ")
 		switch op {
-		case "Login", "Logout", "SetReadOnly", "CreateClone", "CreateLinear", "SwapLinear", "Remove", "Message",
+		case "Login", "Logout", "SetReadOnly", "CreateClone", "CreateLinear", "Swap", "Remove", "Message", "SetReadWrite", "Fence", "Unfence",
 			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook":
 			out = append(out, c)
 		}
@@ -488,7 +488,7 @@ func TestCrashMatrixDefects(t *testing.T) {
 		{"restored abort --cancel", "CloneStatus", kill, before, "rerun"},
 		// The fake forgot the progress of a clone swapped to linear when
 		// the power went (dm-clone commits it when the swap suspends it).
-		{"finalize", "SwapLinear", powerLoss, after, "restore, rerun"},
+		{"finalize", "Swap", powerLoss, after, "restore, rerun"},
 	} {
 		st := stepNamed(t, d.step)
 		fx := fixtures(t, []*matrixStep{st})

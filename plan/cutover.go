@@ -10,13 +10,32 @@ import (
 )
 
 // Cutover moves the host onto the proxy: pre-cutover hooks, old LUN
-// attached read-only, clone device built with hydration off, exported to
-// the host's IQN only, post-cutover hooks, then it waits for the host's
-// session. The returned volume's Window says how long the tool itself spent
-// in the host window.
+// attached read-only (and fenced where the array allows), clone device
+// built with hydration off, exported to the host's IQN only, post-cutover
+// hooks, then it waits for the host's session. The returned volume's Window
+// says how long the tool itself spent in the host window. A runbook with
+// "cutover": "online" runs the online cutover instead (see plan/online.go).
 func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
+	return p.CutoverWith(ctx, name, CutoverOptions{})
+}
+
+// CutoverOptions override the runbook for one run of cutover.
+type CutoverOptions struct {
+	// Online runs the online cutover (`migrate cutover --online`).
+	Online bool
+	// NoFence takes no reservation on the old LUN (`--no-fence`).
+	NoFence bool
+}
+
+// CutoverWith is Cutover with o overriding the runbook. The mode is fixed
+// at the first run and recorded: a rerun goes on the same way (it may only
+// turn the fence off, for an array that refused it).
+func (p *Planner) CutoverWith(ctx context.Context, name string, o CutoverOptions) (*Volume, error) {
 	return p.guarded(ctx, cmdCutover, name, stepFuncs{
 		before: func(v *Volume, all []*Volume) error {
+			if err := p.chooseMode(v, o); err != nil {
+				return err
+			}
 			// Everything that can be refused is refused before the first
 			// hook quiesces the host.
 			if err := p.preflight(ctx, v, all); err != nil {
@@ -24,8 +43,37 @@ func (p *Planner) Cutover(ctx context.Context, name string) (*Volume, error) {
 			}
 			return p.checkPresent(ctx, v)
 		},
-		run: func(v *Volume, _ []*Volume) error { return p.cutover(ctx, v) },
+		run: func(v *Volume, _ []*Volume) error {
+			if v.Cutover.Online {
+				return p.onlineCutover(ctx, v)
+			}
+			return p.cutover(ctx, v)
+		},
 	})
+}
+
+// chooseMode records the cutover's mode at its first run, from o and the
+// runbook; an online one needs the hooks that move the host's paths.
+func (p *Planner) chooseMode(v *Volume, o CutoverOptions) error {
+	m, first := v.mode(), v.Step == StepPrepared
+	if first {
+		m.Online = o.Online || v.Spec.Cutover == "online"
+		m.NoFence = o.NoFence || v.Spec.Fence == "none"
+	} else if o.Online && !m.Online {
+		p.logf("volume %s: note: this cutover began offline and goes on offline (--online ignored)", v.Spec.Name)
+	}
+	if o.NoFence && !m.NoFence && v.object(ObjFence) == nil {
+		m.NoFence = true
+	}
+	h := v.Spec.Hooks
+	if m.Online && (len(h.AddPaths) == 0 || len(h.RemoveDirectPaths) == 0 || len(h.RestoreDirectPaths) == 0) {
+		if first {
+			v.Cutover = nil
+		}
+		return fmt.Errorf("plan: volume %s: %w: the online cutover needs hooks addPaths, removeDirectPaths and restoreDirectPaths (they move the host's multipath paths): add them to the runbook, or cut over offline",
+			v.Spec.Name, ErrInvalidSpec)
+	}
+	return nil
 }
 
 func (p *Planner) cutover(ctx context.Context, v *Volume) error {
@@ -82,6 +130,9 @@ func (p *Planner) serveFromProxy(ctx context.Context, v *Volume) error {
 		return err
 	}
 	v.SizeSectors = v.OldDisk.SizeBytes / 512
+	if err := p.tryFence(ctx, v); err != nil {
+		return err
+	}
 	if err := p.create(ctx, v, ObjDevice); err != nil {
 		return err
 	}
@@ -120,10 +171,7 @@ func cloneOf(v *Volume, meta string) dm.Clone {
 
 // waitSession polls the export's sessions until the host's IQN appears.
 func (p *Planner) waitSession(ctx context.Context, v *Volume) error {
-	timeout := v.Spec.SessionTimeout.D()
-	if timeout <= 0 {
-		timeout = DefaultSessionTimeout
-	}
+	timeout := sessionTimeout(v)
 	if p.o.DryRun {
 		p.logf("volume %s: would wait up to %s for %s to log in to %s", v.Spec.Name, timeout, v.Spec.HostIQN, v.Spec.Export.IQN)
 		return nil

@@ -67,6 +67,9 @@ var (
 	// ErrReservations: the old LUN holds SCSI-3 persistent reservations,
 	// which would not follow the host to the proxy.
 	ErrReservations = errors.New("old LUN holds persistent reservations")
+	// ErrFenceRefused: the old array does not take the persistent
+	// reservation that fences the old LUN.
+	ErrFenceRefused = errors.New("old array refuses persistent reservations")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

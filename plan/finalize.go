@@ -64,7 +64,7 @@ func (p *Planner) finalize(ctx context.Context, v *Volume, all []*Volume) error 
 			return err
 		}
 	}
-	for _, kind := range []ObjectKind{ObjOldLogin, ObjMetadata} {
+	for _, kind := range []ObjectKind{ObjFence, ObjOldLogin, ObjMetadata} {
 		if err := p.remove(ctx, v, kind, all); err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func (p *Planner) swapToLinear(ctx context.Context, v *Volume) error {
 			s.Name, ErrNotReady, st.HydratedRegions, st.TotalRegions, s.Name)
 	}
 	p.logf("volume %s: swap %s live to: %s", s.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
-	held, err := p.o.Ports.Mapper.SwapLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)
+	held, err := p.o.Ports.Mapper.Swap(ctx, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: swap %s to linear: %w", s.Name, name, err)
 	}

@@ -77,6 +77,7 @@ func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) erro
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: read the old LUN's persistent reservations on %s: %w", v.Spec.Name, d.Path, err)
 	}
+	r = othersReservations(r, v)
 	if len(r.Keys) == 0 && r.Reservation == nil {
 		return nil
 	}
@@ -84,12 +85,30 @@ func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) erro
 	for i, k := range r.Keys {
 		keys[i] = fmt.Sprintf("%#x", k)
 	}
+	if v.Cutover != nil && v.Cutover.Online {
+		return fmt.Errorf("plan: volume %s: %w: the old LUN holds SCSI-3 persistent reservation keys %s: the online cutover keeps the host writing through both paths, which a cluster's reservations would not follow; release them, or use the offline cutover",
+			v.Spec.Name, ErrReservations, strings.Join(keys, ", "))
+	}
 	if v.Spec.Reservations == "ignore" {
 		p.logf("volume %s: warning: the old LUN holds persistent reservation keys %s; they do not follow the host to the proxy (runbook says ignore)", v.Spec.Name, strings.Join(keys, ", "))
 		return nil
 	}
 	return fmt.Errorf("plan: volume %s: %w: the old LUN holds SCSI-3 persistent reservation keys %s: a cluster's reservations do not follow the host to the proxy; release them (or stop the cluster's use of the LUN), or give \"reservations\": \"ignore\" in the runbook",
 		v.Spec.Name, ErrReservations, strings.Join(keys, ", "))
+}
+
+// othersReservations is r without lunferry's own fence on v (a rerun or
+// restore of a cutover that took it).
+func othersReservations(r scsi.Reservations, v *Volume) scsi.Reservations {
+	if v.Cutover == nil || v.Cutover.FenceKey == 0 {
+		return r
+	}
+	key := v.Cutover.FenceKey
+	r.Keys = slices.DeleteFunc(slices.Clone(r.Keys), func(k uint64) bool { return k == key })
+	if r.Reservation != nil && r.Reservation.Key == key {
+		r.Reservation = nil
+	}
+	return r
 }
 
 // checkBlockSizes refuses a new LUN whose logical blocks are larger than

@@ -36,6 +36,14 @@ var kinds = map[ObjectKind]kindOps{
 		present: (*Planner).hasDevice},
 	ObjExport: {create: (*Planner).ensureExport, rebuild: (*Planner).ensureExport, remove: (*Planner).removeExport,
 		present: (*Planner).hasExport},
+	ObjFence: {create: (*Planner).createFence, rebuild: (*Planner).createFence, remove: (*Planner).removeFence,
+		present: (*Planner).hasFence},
+}
+
+// oldLUNNeeded reports whether v still needs an object of kind that serves
+// the old LUN: once linear over the new LUN, nothing does.
+func oldLUNNeeded(v *Volume, kind ObjectKind) bool {
+	return !v.Linear || (kind != ObjOldLogin && kind != ObjMetadata && kind != ObjFence)
 }
 
 // missing returns the recorded objects of v that the kernel no longer
@@ -50,7 +58,7 @@ func (p *Planner) missing(ctx context.Context, v *Volume) ([]ObjectKind, error) 
 		o := &v.Objects[i]
 		// Once linear, nothing needs the old LUN or the metadata (see
 		// rebuildAll).
-		if o.Pending || (v.Linear && (o.Kind == ObjOldLogin || o.Kind == ObjMetadata)) {
+		if o.Pending || !oldLUNNeeded(v, o.Kind) {
 			continue
 		}
 		ok, err := kinds[o.Kind].present(p, ctx, v, o)
@@ -115,7 +123,7 @@ func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error 
 func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, error) {
 	var rebuilt []ObjectKind
 	for _, o := range slices.Clone(v.Objects) {
-		if v.Linear && (o.Kind == ObjOldLogin || o.Kind == ObjMetadata) {
+		if !oldLUNNeeded(v, o.Kind) {
 			continue
 		}
 		if o.Kind == ObjMetadata && o.Pending {
@@ -140,7 +148,7 @@ func attachOld(p *Planner, ctx context.Context, v *Volume) error {
 
 // attach logs in to the target of the old or new LUN (kind ObjOldLogin or
 // ObjNewLogin), finds its disk and records it in v; the old LUN's disk is
-// also set read-only.
+// also set read-only (read-write in an online cutover's pass-through).
 func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error {
 	l, which, readOnly := v.Spec.New, "new", false
 	if kind == ObjOldLogin {
@@ -166,20 +174,42 @@ func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error 
 		return err
 	}
 	if readOnly {
-		if err := p.o.Ports.Initiator.SetReadOnly(ctx, d.Path); err != nil {
-			return fmt.Errorf("plan: volume %s: set old LUN %s read-only: %w", v.Spec.Name, d.Path, err)
-		}
-		if err := p.recordOldIdentity(ctx, v, d); err != nil {
+		if err := p.setOldAccess(ctx, v, d.Path); err != nil {
 			return err
 		}
-		if v.Step == StepPreparing || v.Step == StepCuttingOver {
-			if err := p.checkReservations(ctx, v, d); err != nil {
-				return err
-			}
+		if err := p.checkOld(ctx, v, d); err != nil {
+			return err
 		}
 	}
 	*prev = &d
 	return p.created(v, kind, d.Path)
+}
+
+// setOldAccess sets the old LUN's disk read-only, or read-write in an
+// online cutover's pass-through (the host's writes go through it).
+func (p *Planner) setOldAccess(ctx context.Context, v *Volume, disk string) error {
+	if v.passthrough() {
+		if err := p.o.Ports.Fencer.SetReadWrite(ctx, disk); err != nil {
+			return fmt.Errorf("plan: volume %s: set old LUN %s read-write for the pass-through: %w", v.Spec.Name, disk, err)
+		}
+		return nil
+	}
+	if err := p.o.Ports.Initiator.SetReadOnly(ctx, disk); err != nil {
+		return fmt.Errorf("plan: volume %s: set old LUN %s read-only: %w", v.Spec.Name, disk, err)
+	}
+	return nil
+}
+
+// checkOld reads (or checks) the old LUN's identity and, at prepare and
+// cutover, its reservations.
+func (p *Planner) checkOld(ctx context.Context, v *Volume, d Disk) error {
+	if err := p.recordOldIdentity(ctx, v, d); err != nil {
+		return err
+	}
+	if v.Step == StepPreparing || v.Step == StepCuttingOver {
+		return p.checkReservations(ctx, v, d)
+	}
+	return nil
 }
 
 // sameDisk refuses a disk found for a LUN that is not the one recorded at
@@ -347,11 +377,15 @@ func (p *Planner) createDevice(ctx context.Context, v *Volume) error {
 }
 
 // newDevice creates dm device name: linear over the new LUN after the
-// swap of finalize, clone of the old LUN onto the new one before.
+// swap of finalize, linear over the old LUN in an online cutover's
+// pass-through, clone of the old LUN onto the new one otherwise.
 func (p *Planner) newDevice(ctx context.Context, v *Volume, name string) (dev string, err error) {
-	if v.Linear {
-		p.logf("volume %s: create %s: %s", v.Spec.Name, name, LinearLine(v.SizeSectors, v.NewDisk.Path))
-		dev, err = p.o.Ports.Mapper.CreateLinear(ctx, name, v.SizeSectors, v.NewDisk.Path)
+	if disk := v.NewDisk; v.Linear || v.passthrough() {
+		if !v.Linear {
+			disk = v.OldDisk
+		}
+		p.logf("volume %s: create %s: %s", v.Spec.Name, name, LinearLine(v.SizeSectors, disk.Path))
+		dev, err = p.o.Ports.Mapper.CreateLinear(ctx, name, v.SizeSectors, disk.Path)
 	} else {
 		meta := v.object(ObjMetadata)
 		if meta == nil || meta.Device == "" {
@@ -395,7 +429,8 @@ func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
 	if err := p.o.Ports.Exporter.Apply(ctx, e); err != nil {
 		return fmt.Errorf("plan: volume %s: export %s: %w", v.Spec.Name, e.IQN, err)
 	}
-	v.Exported = true
+	// In an online pass-through the host's writes go to the old LUN.
+	v.Exported = v.Exported || !v.passthrough()
 	return p.created(v, ObjExport, "")
 }
 

@@ -54,8 +54,8 @@ func New(o Options) (*Planner, error) {
 		return nil, fmt.Errorf("plan: no state directory given")
 	}
 	ps := o.Ports
-	if ps.Initiator == nil || ps.Mapper == nil || ps.Exporter == nil || ps.Metadata == nil || ps.Hooks == nil {
-		return nil, fmt.Errorf("plan: initiator, mapper, exporter, metadata and hook ports are required")
+	if ps.Initiator == nil || ps.Mapper == nil || ps.Exporter == nil || ps.Metadata == nil || ps.Hooks == nil || ps.Fencer == nil {
+		return nil, fmt.Errorf("plan: initiator, mapper, exporter, metadata, hook and fencer ports are required")
 	}
 	if o.Ports.Inhibitor == nil {
 		o.Ports.Inhibitor = NoInhibitor{}

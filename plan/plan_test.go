@@ -274,7 +274,7 @@ func TestRestoreKeepsHydrationProgress(t *testing.T) {
 	res, err := e.p.Restore(ctx)
 	require.NoError(t, err)
 	require.Len(t, res, 1)
-	require.Equal(t, []plan.ObjectKind{plan.ObjNewLogin, plan.ObjOldLogin, plan.ObjMetadata, plan.ObjDevice, plan.ObjExport}, res[0].Rebuilt)
+	require.Equal(t, []plan.ObjectKind{plan.ObjNewLogin, plan.ObjOldLogin, plan.ObjMetadata, plan.ObjFence, plan.ObjDevice, plan.ObjExport}, res[0].Rebuilt)
 	d := e.k.Device(plan.DMName("vol1"))
 	require.NotNil(t, d)
 	require.Equal(t, before, d.Hydrated, "hydration resumes where it stopped")

@@ -93,10 +93,11 @@ type Mapper interface {
 	// CreateLinear creates name as linear over dev (restore after
 	// finalize) and returns its node.
 	CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error)
-	// SwapLinear replaces name's table live (suspend, load, resume) with
-	// linear over dev; the device stays open and its size does not change.
-	// It returns how long I/O was held.
-	SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error)
+	// Swap replaces name's table live (suspend, load, resume) with line
+	// (LinearLine at finalize, CloneLine at an online cutover's
+	// takeover); the device stays open and its size does not change. It
+	// returns how long I/O was held.
+	Swap(ctx context.Context, name string, line dm.TableLine) (time.Duration, error)
 	// Remove removes name; missing is not an error.
 	Remove(ctx context.Context, name string) error
 	// CloneStatus reads name's clone status, cheaply: without a metadata
@@ -197,6 +198,23 @@ type MetadataDevices interface {
 	ZeroDevice(ctx context.Context, dev string, minSize uint64) error
 }
 
+// Fencer controls who writes the old LUN: the proxy's own disk flag, and
+// a SCSI-3 persistent reservation on the array that keeps every other
+// initiator (a host's direct path the hooks missed) from writing it.
+type Fencer interface {
+	// SetReadWrite clears the read-only flag of the proxy's disk (the
+	// online cutover's pass-through: the host's writes go through it).
+	SetReadWrite(ctx context.Context, disk string) error
+	// Fence registers key through the proxy's session on the LUN of disk
+	// and reserves it Write Exclusive - Registrants Only (taking over a
+	// reservation its own key holds through an earlier session). An
+	// array that does not implement persistent reservations is an error
+	// wrapping ErrFenceRefused.
+	Fence(ctx context.Context, disk string, key uint64) error
+	// Unfence releases the reservation key holds and unregisters key.
+	Unfence(ctx context.Context, disk string, key uint64) error
+}
+
 // HookRunner runs one hook executable.
 type HookRunner interface {
 	// Run runs path with env added to the minimal environment of
@@ -260,6 +278,7 @@ type Ports struct {
 	Exporter  Exporter
 	Metadata  MetadataDevices
 	Hooks     HookRunner
+	Fencer    Fencer
 	Inhibitor Inhibitor
 	Regulator Regulator
 	// Scanner names the unreadable ranges of a stalled hydration; nil

@@ -72,7 +72,7 @@ func (p *Planner) preflight(ctx context.Context, v *Volume, all []*Volume) error
 func (p *Planner) checkHooks(s *Spec) error {
 	h := s.Hooks
 	return p.checkHookList(s, h.PreCutover, h.PostCutover, h.PreFinalize, h.PostFinalize, h.PreAbort, h.PostAbort,
-		h.PreHandover, h.PostHandover)
+		h.PreHandover, h.PostHandover, h.AddPaths, h.CheckPaths, h.RemoveDirectPaths, h.RestoreDirectPaths)
 }
 
 // checkHookList finds hooks of the given phases that are missing or not

@@ -26,9 +26,9 @@ func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
 	if !ok {
 		return nil
 	}
-	swapping := v.Step == StepFinalizing && !v.Linear
+	swapTo, what := ownSwap(v)
 	if d.Suspended {
-		if err := p.resumeOwnSwap(ctx, v, d, swapping); err != nil {
+		if err := p.resumeOwnSwap(ctx, v, d, swapTo); err != nil {
 			return err
 		}
 		if d.Inactive != nil {
@@ -36,18 +36,23 @@ func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
 		}
 	}
 	switch {
-	case v.Linear && linearOver(d.Active, v.NewDisk):
+	case recordedTable(v, d.Active):
 		return nil
-	case !v.Linear && cloneOver(d.Active, v):
-		return nil
-	case swapping && linearOver(d.Active, v.NewDisk):
-		p.logf("volume %s: %s already runs linear over the new LUN: finalize's swap was done before it was recorded; recording it", v.Spec.Name, name)
-		v.Linear = true
+	case swapTo != nil && swapTo(d.Active):
+		p.logf("volume %s: %s already runs the %s's table: its swap was done before it was recorded; recording it", v.Spec.Name, name, what)
+		if v.passthrough() {
+			v.Cutover.Phase, v.Exported = PhaseTakenOver, true
+		} else {
+			v.Linear = true
+		}
 		return p.save(v)
 	}
 	want := "clone of the old LUN onto the new one"
-	if v.Linear {
+	switch {
+	case v.Linear:
 		want = "linear over the new LUN"
+	case v.passthrough():
+		want = "linear over the old LUN (online pass-through)"
 	}
 	return fmt.Errorf("plan: volume %s: %w: %s runs %q but the state records %s: lunferry will not guess; inspect it (dmsetup table %s), then restore it as recorded or abort",
 		v.Spec.Name, ErrDrift, name, tableText(d.Active), want, name)
@@ -64,24 +69,52 @@ func (p *Planner) deviceDiffers(ctx context.Context, v *Volume) string {
 		return "device gone"
 	case d.Suspended:
 		return fmt.Sprintf("device suspended (the host's I/O waits; inactive table %q)", tableText(d.Inactive))
-	case v.Linear && !linearOver(d.Active, v.NewDisk), !v.Linear && !cloneOver(d.Active, v):
+	case !recordedTable(v, d.Active):
 		return fmt.Sprintf("device runs %q, not the recorded table", tableText(d.Active))
 	}
 	return ""
 }
 
-// resumeOwnSwap resumes a suspended device when the suspension is
-// finalize's own: its linear table loaded (resuming completes the swap) or
-// none loaded (resuming only releases the host's I/O). Anything else is
-// refused: a resume would make a table live behind the state's back.
-func (p *Planner) resumeOwnSwap(ctx context.Context, v *Volume, d DeviceState, swapping bool) error {
+// recordedTable reports whether t is the table v records: linear over the
+// new LUN once finalize swapped, linear over the old LUN in an online
+// pass-through, the clone otherwise.
+func recordedTable(v *Volume, t []dm.RawLine) bool {
+	switch {
+	case v.Linear:
+		return linearOver(t, v.NewDisk)
+	case v.passthrough():
+		return linearOver(t, v.OldDisk)
+	}
+	return cloneOver(t, v)
+}
+
+// ownSwap returns the table a live swap of v's current step loads, as a
+// test of a table, and the step that makes it (nil when no swap of
+// lunferry's can be under way): finalize's linear over the new LUN, an
+// online takeover's clone.
+func ownSwap(v *Volume) (func([]dm.RawLine) bool, string) {
+	switch {
+	case v.Step == StepFinalizing && !v.Linear:
+		return func(t []dm.RawLine) bool { return linearOver(t, v.NewDisk) }, "finalize"
+	case v.Step == StepCuttingOver && v.passthrough():
+		return func(t []dm.RawLine) bool { return cloneOver(t, v) }, "online takeover"
+	}
+	return nil, ""
+}
+
+// resumeOwnSwap resumes a suspended device when the suspension is a swap
+// of lunferry's own (see ownSwap): its table loaded (resuming completes
+// the swap) or none loaded (resuming only releases the host's I/O).
+// Anything else is refused: a resume would make a table live behind the
+// state's back.
+func (p *Planner) resumeOwnSwap(ctx context.Context, v *Volume, d DeviceState, swapTo func([]dm.RawLine) bool) error {
 	name := DMName(v.Spec.Name)
-	if !swapping || (d.Inactive != nil && !linearOver(d.Inactive, v.NewDisk)) {
+	if swapTo == nil || (d.Inactive != nil && !swapTo(d.Inactive)) {
 		return fmt.Errorf("plan: volume %s: %w: %s is suspended (the host's I/O waits) with inactive table %q, which no running step of lunferry explains: "+
 			"inspect it (dmsetup info %s; dmsetup table --inactive %s) and resume it yourself once you know which table must serve the host",
 			v.Spec.Name, ErrDrift, name, tableText(d.Inactive), name, name)
 	}
-	p.logf("volume %s: %s was left suspended by an interrupted finalize; resuming it (inactive table %q)", v.Spec.Name, name, tableText(d.Inactive))
+	p.logf("volume %s: %s was left suspended by an interrupted swap; resuming it (inactive table %q)", v.Spec.Name, name, tableText(d.Inactive))
 	if err := p.o.Ports.Mapper.Resume(ctx, name); err != nil {
 		return fmt.Errorf("plan: volume %s: resume %s: %w", v.Spec.Name, name, err)
 	}

@@ -64,6 +64,15 @@ type Spec struct {
 	// persistent reservations: a cluster's keys do not follow the proxy)
 	// or "ignore" (go on, with a warning).
 	Reservations string `json:"reservations,omitempty"`
+	// Cutover is "" or "offline" (the host stops for a window while the
+	// proxy takes over) or "online" (a multipath host gains paths through
+	// the proxy, loses its direct ones, and the proxy takes over live;
+	// see plan/online.go).
+	Cutover string `json:"cutover,omitempty"`
+	// Fence is "" (the cutover fences the old LUN with a persistent
+	// reservation where the array allows; an online cutover refuses an
+	// array that does not) or "none".
+	Fence string `json:"fence,omitempty"`
 	// Hooks are the executables run around the host-facing steps.
 	Hooks Hooks `json:"hooks,omitempty"`
 	// SessionTimeout bounds the wait for the host's session at cutover;
@@ -167,6 +176,20 @@ type Hooks struct {
 	// new LUN are gone: e.g. unmap the new LUN from the proxy's IQN on the
 	// new array.
 	PostHandover []string `json:"postHandover,omitempty"`
+	// AddPaths (online cutover) logs the host in to the export: its
+	// multipath map gains the proxied paths.
+	AddPaths []string `json:"addPaths,omitempty"`
+	// CheckPaths (online, optional) exits 0 once the host's map holds the
+	// proxied paths; it is retried until the session timeout.
+	CheckPaths []string `json:"checkPaths,omitempty"`
+	// RemoveDirectPaths (online) removes the host's direct paths (host:
+	// multipathd del path, logout of the old array; array: unmap the
+	// host); it must succeed before the proxy takes over.
+	RemoveDirectPaths []string `json:"removeDirectPaths,omitempty"`
+	// RestoreDirectPaths (online back-out) logs the host in to the old
+	// array again, so its map regains the direct paths, then removes and
+	// logs out of the proxied ones.
+	RestoreDirectPaths []string `json:"restoreDirectPaths,omitempty"`
 	// Timeout bounds each hook; 0 means DefaultHookTimeout.
 	Timeout Duration `json:"timeout,omitempty"`
 }
@@ -181,7 +204,8 @@ func (h Hooks) phases() []struct {
 		paths []string
 	}{{"preCutover", h.PreCutover}, {"postCutover", h.PostCutover}, {"preFinalize", h.PreFinalize},
 		{"postFinalize", h.PostFinalize}, {"preAbort", h.PreAbort}, {"postAbort", h.PostAbort},
-		{"preHandover", h.PreHandover}, {"postHandover", h.PostHandover}}
+		{"preHandover", h.PreHandover}, {"postHandover", h.PostHandover}, {"addPaths", h.AddPaths},
+		{"checkPaths", h.CheckPaths}, {"removeDirectPaths", h.RemoveDirectPaths}, {"restoreDirectPaths", h.RestoreDirectPaths}}
 }
 
 // Runbook is the file form of several volumes' specs:
@@ -313,6 +337,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Reservations != "" && s.Reservations != "ignore" {
 		bad(`reservations %q: leave it out (refuse an old LUN holding persistent reservations) or give "ignore"`, s.Reservations)
+	}
+	if s.Cutover != "" && s.Cutover != "offline" && s.Cutover != "online" {
+		bad(`cutover %q: want "offline" (the default: the host stops for a window) or "online" (multipath hosts)`, s.Cutover)
+	}
+	if s.Fence != "" && s.Fence != "none" {
+		bad(`fence %q: leave it out (fence the old LUN with a persistent reservation) or give "none"`, s.Fence)
 	}
 	s.validatePaths(bad)
 	if len(errs) > 0 {

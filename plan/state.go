@@ -107,6 +107,9 @@ const (
 	ObjDevice ObjectKind = "device"
 	// ObjExport: the LIO target serving the device to the host.
 	ObjExport ObjectKind = "export"
+	// ObjFence: lunferry's persistent reservation on the old LUN (taken
+	// at cutover, held until finalize detaches the old LUN).
+	ObjFence ObjectKind = "fence"
 )
 
 // Object is one entry of a volume's undo stack. It is pushed (Pending) and
@@ -238,6 +241,10 @@ type Volume struct {
 	Unreachable map[string]time.Time `json:"unreachable,omitempty"`
 	// Paused is set by pause, cleared by resume.
 	Paused bool `json:"paused,omitempty"`
+	// Cutover records how the cutover runs, fixed at its first run (a
+	// rerun and restore go on the same way): online or not, fenced or
+	// not, the fence's key and the online phase reached.
+	Cutover *CutoverMode `json:"cutover,omitempty"`
 	// Window is the cutover's timing (partial while cutting over).
 	Window *WindowTimes `json:"window,omitempty"`
 	// WindowStart is when the first cutover attempt began.

@@ -30,6 +30,12 @@ type VolumeStatus struct {
 	Sessions []string `json:"sessions"`
 	// Window is the cutover's timing, once cut over.
 	Window *WindowTimes `json:"window,omitempty"`
+	// OnlinePhase is the last phase an online cutover completed;
+	// TakeoverHeld how long its takeover held the host's I/O.
+	OnlinePhase  OnlinePhase `json:"onlinePhase,omitempty"`
+	TakeoverHeld Duration    `json:"takeoverHeld,omitempty"`
+	// Fenced: lunferry's reservation holds the old LUN.
+	Fenced bool `json:"fenced,omitempty"`
 	// SwapHeld is how long finalize's table swap held the host's I/O.
 	SwapHeld Duration `json:"swapHeld,omitempty"`
 	// Serving says what serves the host's I/O: "old array" (before
@@ -106,6 +112,10 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
 			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld}
+		if m := v.Cutover; m != nil && m.Online {
+			s.OnlinePhase, s.TakeoverHeld = m.Phase, m.TakeoverHeld
+		}
+		s.Fenced = v.object(ObjFence) != nil
 		p.readLive(ctx, v, &s, now)
 		s.Drift = p.drift(ctx, v)
 		if h := v.HostIdentity; h != nil {

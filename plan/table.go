@@ -217,6 +217,9 @@ func (v *Volume) info() stepInfo {
 		i.serving, i.restore = "new array", restoreNothing
 		i.hint = "handover was interrupted after the host left the proxy; nothing rebuilt: rerun `lunferry migrate handover {volume}` to finish"
 	}
+	if v.Step == StepCuttingOver && v.passthrough() {
+		v.onlineInfo(&i)
+	}
 	if v.Step == StepAborting && !v.AbortTeardown {
 		// A pending abort: the host may still be on the proxy, so the
 		// proxy is rebuilt for it; hydration stays off.

@@ -35,9 +35,11 @@ func (m dryMapper) CreateLinear(ctx context.Context, name string, sectors uint64
 	return "/dev/<dm device " + name + ">", nil
 }
 
-func (m dryMapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
-	m.d.printf("if %s is write-through: write \"temporary write back\" to its scsi_disk cache_type (the host keeps its FUA writes)", dev)
-	m.d.printf("dm load %s (inactive) table: %s", name, plan.LinearLine(sectors, dev))
+func (m dryMapper) Swap(ctx context.Context, name string, line dm.TableLine) (time.Duration, error) {
+	if lin, ok := line.Target.(dm.Linear); ok {
+		m.d.printf("if %s is write-through: write \"temporary write back\" to its scsi_disk cache_type (the host keeps its FUA writes)", lin.Device)
+	}
+	m.d.printf("dm load %s (inactive) table: %s", name, line)
 	m.d.printf("dm suspend %s; dm resume %s", name, name)
 	return 0, nil
 }

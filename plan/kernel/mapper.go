@@ -71,8 +71,9 @@ func (m *mapper) CreateClone(ctx context.Context, name string, sectors uint64, c
 	return m.node(info), nil
 }
 
-// CreateLinear and SwapLinear keep the host's write-back cache over dev
-// (see initiator.KeepWriteBack).
+// CreateLinear and a Swap to linear keep the host's write-back cache over
+// dev (see initiator.KeepWriteBack): over the new LUN at finalize, over the
+// old LUN in an online cutover's pass-through (plan/online.go).
 func (m *mapper) CreateLinear(ctx context.Context, name string, sectors uint64, dev string) (string, error) {
 	c, err := m.client()
 	if err != nil {
@@ -91,15 +92,17 @@ func (m *mapper) CreateLinear(ctx context.Context, name string, sectors uint64, 
 	return m.node(info), nil
 }
 
-func (m *mapper) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
+func (m *mapper) Swap(ctx context.Context, name string, line dm.TableLine) (time.Duration, error) {
 	c, err := m.client()
 	if err != nil {
 		return 0, err
 	}
-	if err := initiator.KeepWriteBack(m.opts.SysRoot, dev); err != nil {
-		return 0, err
+	if lin, ok := line.Target.(dm.Linear); ok {
+		if err := initiator.KeepWriteBack(m.opts.SysRoot, lin.Device); err != nil {
+			return 0, err
+		}
 	}
-	res, err := c.Replace(ctx, name, dm.Table{plan.LinearLine(sectors, dev)}, dm.ReplaceOptions{})
+	res, err := c.Replace(ctx, name, dm.Table{line}, dm.ReplaceOptions{})
 	return res.Suspended, err
 }
 

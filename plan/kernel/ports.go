@@ -51,6 +51,7 @@ func Ports(o Options) plan.Ports {
 		Exporter:  &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: o.ConfigFSRoot})},
 		Metadata:  metadata{loop.Devices{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
 		Hooks:     ExecHooks{},
+		Fencer:    fencer{ini},
 		Inhibitor: logind.Inhibitor{},
 		Regulator: regulator(o.TotalRate, o.TickInterval),
 		Scanner:   scanner{},

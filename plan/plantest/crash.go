@@ -23,6 +23,8 @@ type Inventory struct {
 	// read-only ones.
 	Disks    map[string]string
 	ReadOnly map[string]bool
+	// Fences are the reservation keys holding LUNs, by LUN key.
+	Fences map[string]uint64
 }
 
 // Inventory returns what the kernel holds now.
@@ -34,7 +36,7 @@ func (k *Kernel) Inventory() Inventory {
 
 func (k *Kernel) inventory() Inventory {
 	inv := Inventory{Devices: map[string]Device{}, Exports: maps.Clone(k.exports), Loops: maps.Clone(k.loops),
-		Disks: maps.Clone(k.disks), ReadOnly: maps.Clone(k.ro)}
+		Disks: maps.Clone(k.disks), ReadOnly: maps.Clone(k.ro), Fences: maps.Clone(k.fences)}
 	for n, d := range k.dm {
 		inv.Devices[n] = d.copy()
 	}
@@ -164,7 +166,7 @@ func (k *Kernel) Clone() *Kernel {
 		dm: map[string]*Device{}, exports: maps.Clone(k.exports), loops: maps.Clone(k.loops), nextDev: k.nextDev,
 		meta: maps.Clone(k.meta), committed: maps.Clone(k.committed), writes: map[string][]string{}, hostWrites: maps.Clone(k.hostWrites),
 		violations: slices.Clone(k.violations), Zeroed: slices.Clone(k.Zeroed), Hooks: slices.Clone(k.Hooks),
-		Messages: slices.Clone(k.Messages),
+		Messages: slices.Clone(k.Messages), NoPR: maps.Clone(k.NoPR), fences: maps.Clone(k.fences),
 	}
 	for n, d := range k.dm {
 		cp := d.copy()

@@ -119,6 +119,12 @@ type Kernel struct {
 	Zeroed   []string
 	Hooks    []HookCall
 	Messages []string
+	// NoPR lists the LUN keys whose array refuses persistent
+	// reservations (Fence fails with plan.ErrFenceRefused).
+	NoPR map[string]bool
+	// fences are the reservation keys holding a LUN (the array's own
+	// state: a reboot of the proxy keeps them).
+	fences map[string]uint64
 }
 
 // Device is a fake dm device.
@@ -163,7 +169,7 @@ func Key(portal, iqn string, lun int) string { return fmt.Sprintf("%s,%s#%d", po
 // Ports returns the fake as plan.Ports (with NoInhibitor and the simple
 // regulator below).
 func (k *Kernel) Ports() plan.Ports {
-	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{}}
+	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Fencer: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{}}
 }
 
 func (k *Kernel) op(name string, args ...any) error {
@@ -438,27 +444,38 @@ func (k *Kernel) CreateLinear(ctx context.Context, name string, sectors uint64, 
 	return d.Node, nil
 }
 
-// SwapLinear implements plan.Mapper.
-func (k *Kernel) SwapLinear(ctx context.Context, name string, sectors uint64, dev string) (time.Duration, error) {
+// Swap implements plan.Mapper: a table of linear (finalize) or clone (the
+// online takeover) replaces the live one.
+func (k *Kernel) Swap(ctx context.Context, name string, line dm.TableLine) (time.Duration, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.op("SwapLinear", name, plan.LinearLine(sectors, dev).String()); err != nil {
+	if err := k.op("Swap", name, line.String()); err != nil {
 		return 0, err
 	}
 	d, ok := k.dm[name]
 	if !ok {
 		return 0, fmt.Errorf("no device %s", name)
 	}
-	if d.Clone != nil && d.Sectors != sectors {
+	sectors := uint64(line.Length)
+	if d.Sectors != 0 && d.Sectors != sectors {
 		return 0, fmt.Errorf("size change %d -> %d", d.Sectors, sectors)
 	}
 	k.suspended(d)
 	if k.SwapStopsSuspended {
-		d.Suspended, d.Inactive = true, []dm.RawLine{linearRaw(sectors, dev)}
+		d.Suspended, d.Inactive = true, []dm.RawLine{rawOf(line)}
 		return 0, ErrCrash
 	}
-	d.Table, d.Clone, d.Linear = plan.LinearLine(sectors, dev).String(), nil, dev
-	k.wrote(dev, "linear "+name)
+	switch t := line.Target.(type) {
+	case dm.Linear:
+		d.Table, d.Clone, d.Linear = line.String(), nil, t.Device
+		k.wrote(t.Device, "linear "+name)
+	case dm.Clone:
+		if err := k.swapToClone(name, d, t, sectors); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, fmt.Errorf("fake: no swap to %s", line.Target.Type())
+	}
 	return time.Millisecond, nil
 }
 

@@ -71,7 +71,7 @@ func (k *Kernel) Reservations(ctx context.Context, disk string) (scsi.Reservatio
 	if err != nil {
 		return scsi.Reservations{}, err
 	}
-	return l.Reservations, nil
+	return k.fenceOf(k.disks[disk], l.Reservations), nil
 }
 
 // ensure the fake still implements the port.
