@@ -24,12 +24,12 @@ type Lock struct {
 // A lock still held after wait is an ErrLocked error naming the holder's pid.
 func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("plan: create state directory %s: %w", dir, err)
+		return nil, stateDirErr(dir, fmt.Errorf("plan: create state directory %s: %w", dir, err))
 	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("plan: open lock %s: %w", path, err)
+		return nil, stateDirErr(dir, fmt.Errorf("plan: open lock %s: %w", path, err))
 	}
 	deadline := time.Now().Add(wait)
 	for {

@@ -120,9 +120,9 @@ func (s Store) Save(v *Volume) error {
 	}
 	data = append(data, '\n')
 	if err := os.MkdirAll(s.volumesDir(), 0o700); err != nil {
-		return fmt.Errorf("plan: create state directory: %w", err)
+		return stateDirErr(s.Dir, fmt.Errorf("plan: create state directory: %w", err))
 	}
-	return writeFileAtomic(s.path(v.Spec.Name), data)
+	return stateDirErr(s.Dir, writeFileAtomic(s.path(v.Spec.Name), data))
 }
 
 // Delete removes a volume's record.
