@@ -125,10 +125,16 @@ func (s *scene) outage(sp plan.Spec, role string) outageResult {
 	back := time.Now()
 	o.down = back.Sub(down)
 	s.logf("%s array back; status during the outage (exit %d): %s", role, r.code, strings.TrimSpace(r.stdout))
+	if !strings.Contains(r.stdout, role+" array unreachable since ") {
+		s.t.Errorf("status during the outage does not say the %s array is unreachable since when `lunferry run` saw it:\n%s", role, r.stdout)
+	}
 	was := s.status(sp.Name).Progress.HydratedRegions
 	waitFor(s.t, 2*time.Minute, "hydration to resume after the "+role+" array came back", func() bool {
 		return s.status(sp.Name).Progress.HydratedRegions > was
 	})
+	if u := s.status(sp.Name).Unreachable; len(u) != 0 {
+		s.t.Errorf("status after the %s array came back and hydration resumed still lists unreachable arrays: %+v", role, u)
+	}
 	o.resumed = time.Since(back)
 	n := s.writerStats().Files
 	waitFor(s.t, time.Minute, "the host's writer to write after the "+role+" array came back", func() bool { return s.writerStats().Files >= n+3 })
