@@ -20,7 +20,14 @@ func (a *app) migrateCommand() *cli.Command {
 		Usage: "run the migration steps",
 		Subcommands: []*cli.Command{
 			{Name: "prepare", Usage: "attach the new LUN, check sizes, create the metadata device (host stays on the old array)", ArgsUsage: names, Action: a.eachVolume(a.prepare)},
-			{Name: "cutover", Usage: "in the window: hooks, old LUN read-only, clone, export to the host, wait for its session", ArgsUsage: names, Action: a.eachVolume(a.cutover)},
+			{
+				Name: "cutover", Usage: "in the window: hooks, old LUN read-only, clone, export to the host, wait for its session (--online: no window, for multipath hosts)", ArgsUsage: names,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "online", Usage: "online cutover: the host's multipath map gains the proxy's paths and loses its direct ones, then the proxy takes over live (hooks addPaths, removeDirectPaths, restoreDirectPaths)"},
+					&cli.BoolFlag{Name: "no-fence", Usage: "take no persistent reservation on the old LUN (for an array that refuses them)"},
+				},
+				Action: a.eachVolume(a.cutover),
+			},
 			{
 				Name: "start", Usage: "start background hydration", ArgsUsage: names,
 				Flags: []cli.Flag{
@@ -119,14 +126,16 @@ func diskLabel(d *plan.Disk) string {
 }
 
 func (a *app) cutover(c *cli.Context, p *plan.Planner, name string) error {
-	v, err := p.Cutover(c.Context, name)
+	v, err := p.CutoverWith(c.Context, name, plan.CutoverOptions{Online: c.Bool("online"), NoFence: c.Bool("no-fence")})
 	if err != nil {
 		return err
 	}
 	if a.g.json {
 		return printJSON(a.stdout, v)
 	}
-	if v.Window != nil {
+	if m := v.Cutover; m != nil && m.Online && v.Step == plan.StepCutOver {
+		fmt.Fprintf(a.stdout, "volume %s cut over online: the host was never stopped; the takeover held its I/O for %s\n", name, fmtDur(m.TakeoverHeld.D()))
+	} else if v.Window != nil {
 		w := v.Window
 		fmt.Fprintf(a.stdout, "volume %s cut over: the host is served by the proxy\n  time the tool spent in the window: %s (hooks %s, waiting for the host's session %s, total %s)\n",
 			name, fmtDur(w.Tool.D()), fmtDur(w.Hooks.D()), fmtDur(w.SessionWait.D()), fmtDur(w.Total.D()))
@@ -436,6 +445,9 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 	}
 	if s.LiveError != "" {
 		fmt.Fprintf(a.stdout, "%s: kernel not readable: %s (after a reboot run `lunferry restore`)\n", s.Name, s.LiveError)
+	}
+	if s.OnlinePhase != "" && s.Step == plan.StepCuttingOver {
+		fmt.Fprintf(a.stdout, "%s: online cutover at phase %s\n", s.Name, s.OnlinePhase)
 	}
 	switch s.Step {
 	case plan.StepFinalized:
