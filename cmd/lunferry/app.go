@@ -99,6 +99,7 @@ func newApp(e env) *cli.App {
 	a := &app{env: e}
 	cliApp := &cli.App{
 		Name:                  "lunferry",
+		Version:               version,
 		Usage:                 "move a live SAN LUN to a new array through a Linux storage proxy (dm-clone + LIO)",
 		Description:           workflowHelp,
 		Reader:                e.stdin,

@@ -14,6 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// version is the build's version: make deb sets it (-ldflags -X
+// main.version=...), other builds say dev.
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
