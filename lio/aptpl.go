@@ -34,32 +34,32 @@ func (r *Root) aptplPath(serial string) (string, error) {
 
 // loadAPTPL writes the APTPL registrations kept for the unit serial serial
 // (none when the kernel kept no file) to the new storage object at so,
-// which no LUN exports yet, and returns how many it wrote.
-func (r *Root) loadAPTPL(so, serial string) (int, error) {
+// which no LUN exports yet.
+func (r *Root) loadAPTPL(so, serial string) error {
 	if serial == "" {
-		return 0, nil
+		return nil
 	}
 	file, err := r.aptplPath(serial)
 	if err != nil || file == "" {
-		return 0, err
+		return err
 	}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return nil
 	}
 	if err != nil {
-		return 0, errf("read persistent reservations kept through power loss: %w", err)
+		return errf("read persistent reservations kept through power loss: %w", err)
 	}
 	regs, err := parseAPTPL(string(b))
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s: %v: the host's persistent reservations cannot be restored; move the file away to export without them", ErrInvalidConfig, file, err)
+		return fmt.Errorf("%w: %s: %v: the host's persistent reservations cannot be restored; move the file away to export without them", ErrInvalidConfig, file, err)
 	}
 	for _, reg := range regs {
 		if err := r.writeAttr(path.Join(so, "pr", "res_aptpl_metadata"), reg); err != nil {
-			return 0, errf("restore a persistent reservation from %s: %w", file, err)
+			return errf("restore a persistent reservation from %s: %w", file, err)
 		}
 	}
-	return len(regs), nil
+	return nil
 }
 
 // parseAPTPL returns the registrations of an APTPL file, each as the

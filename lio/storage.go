@@ -481,7 +481,7 @@ func (r *Root) createStorageObject(ctx context.Context, t *tx, s soSpec) (string
 	}
 	// A host's reservations made with APTPL on a storage object of this
 	// unit serial (before a reboot or a rebuild) come back with it.
-	if _, err := r.loadAPTPL(p, wwn.UnitSerial); err != nil {
+	if err := r.loadAPTPL(p, wwn.UnitSerial); err != nil {
 		return "", errf("storage object %s: %w", c.Name, err)
 	}
 	return p, nil
