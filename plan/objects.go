@@ -325,7 +325,9 @@ func (p *Planner) checkMetadata(ctx context.Context, v *Volume, dev string) erro
 		return nil
 	}
 	d := v.object(ObjDevice)
-	built := v.Exported || (d != nil && !d.Pending)
+	// An online pass-through's device is linear over the old LUN: its
+	// metadata is still what prepare left.
+	built := v.Exported || (d != nil && !d.Pending && !v.passthrough())
 	where := dev
 	if v.MetadataFile != "" {
 		where = v.MetadataFile

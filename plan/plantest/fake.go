@@ -144,6 +144,9 @@ type Device struct {
 	// yet live.
 	Suspended bool
 	Inactive  []dm.RawLine
+	// loaded is the table a swap stopped inside loaded (Inactive as
+	// lunferry gave it).
+	loaded *dm.TableLine
 }
 
 // HookCall records a hook run.
@@ -462,21 +465,24 @@ func (k *Kernel) Swap(ctx context.Context, name string, line dm.TableLine) (time
 	}
 	k.suspended(d)
 	if k.SwapStopsSuspended {
-		d.Suspended, d.Inactive = true, []dm.RawLine{rawOf(line)}
+		d.Suspended, d.Inactive, d.loaded = true, []dm.RawLine{rawOf(line)}, &line
 		return 0, ErrCrash
 	}
+	return time.Millisecond, k.load(name, d, line)
+}
+
+// load makes line d's live table.
+func (k *Kernel) load(name string, d *Device, line dm.TableLine) error {
 	switch t := line.Target.(type) {
 	case dm.Linear:
 		d.Table, d.Clone, d.Linear = line.String(), nil, t.Device
 		k.wrote(t.Device, "linear "+name)
 	case dm.Clone:
-		if err := k.swapToClone(name, d, t, sectors); err != nil {
-			return 0, err
-		}
+		return k.swapToClone(name, d, t, uint64(line.Length))
 	default:
-		return 0, fmt.Errorf("fake: no swap to %s", line.Target.Type())
+		return fmt.Errorf("fake: no swap to %s", line.Target.Type())
 	}
-	return time.Millisecond, nil
+	return nil
 }
 
 // Remove implements plan.Mapper.

@@ -175,7 +175,11 @@ func (k *Kernel) Resume(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("no device %s", name)
 	}
-	if len(d.Inactive) == 1 && d.Inactive[0].Type == "linear" {
+	if d.loaded != nil {
+		if err := k.load(name, d, *d.loaded); err != nil {
+			return err
+		}
+	} else if len(d.Inactive) == 1 && d.Inactive[0].Type == "linear" {
 		dev := strings.Fields(d.Inactive[0].Params)[0]
 		for p := range k.disks {
 			if devNumber(p) == dev {
@@ -184,7 +188,7 @@ func (k *Kernel) Resume(ctx context.Context, name string) error {
 			}
 		}
 	}
-	d.Suspended, d.Inactive = false, nil
+	d.Suspended, d.Inactive, d.loaded = false, nil, nil
 	return nil
 }
 
