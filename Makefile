@@ -2,7 +2,7 @@
 GO      ?= go
 export CGO_ENABLED := 0
 
-.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo bench clean
+.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean
 
 # The VM lab (integration/vm). VM_PKGS are the packages whose tests run inside
 # the lab VM through the go test -exec wrapper bin/vmexec; override with
@@ -74,6 +74,12 @@ test-vm: lab e2e-bin
 # (scripts/demo.sh, integration/demo/); ends with a verdict line.
 demo: lab
 	scripts/demo.sh
+
+# demo-online: the same lab, a multipath host migrated online with its
+# writer running (scripts/demo-online.sh); the verdict states the host's
+# longest write stall and its write errors.
+demo-online: lab
+	scripts/demo-online.sh
 
 # bench: every package's benchmarks, kept in out/bench.txt.
 bench:

@@ -22,6 +22,10 @@ type LUNIdentity struct {
 	Vendor, Product, Revision string
 	// BlockSize is attrib/block_size, the logical block size.
 	BlockSize int
+	// WriteCache sets attrib/emulate_write_cache (fileio): the LUN reports
+	// a volatile write cache (WCE=1) and takes FUA writes, as many arrays
+	// do; unset, a fileio LUN reports write-through and refuses FUA.
+	WriteCache bool
 }
 
 // SetIdentity gives the array's storage object id. LIO refuses these
@@ -82,6 +86,9 @@ func writeIdentity(so string, id LUNIdentity) error {
 	}
 	if id.CompanyID != 0 {
 		settings = append(settings, struct{ file, value string }{"wwn/company_id", fmt.Sprintf("%#x", id.CompanyID)})
+	}
+	if id.WriteCache {
+		settings = append(settings, struct{ file, value string }{"attrib/emulate_write_cache", "1"})
 	}
 	if id.BlockSize != 0 {
 		settings = append(settings, struct{ file, value string }{"attrib/block_size", strconv.Itoa(id.BlockSize)})

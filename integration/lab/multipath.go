@@ -184,11 +184,23 @@ func (m *Multipath) rulesMounted() bool {
 	return false
 }
 
+func udevdUp() bool { return exec.Command("udevadm", "control", "--ping", "--timeout=5").Run() == nil }
+
 func (m *Multipath) startUdevd() error {
-	if err := exec.Command("udevadm", "control", "--ping", "--timeout=2").Run(); err == nil {
+	if udevdUp() {
 		return run("udevadm", "control", "--reload")
 	}
-	return run("/lib/systemd/systemd-udevd", "--daemon")
+	if err := run("/lib/systemd/systemd-udevd", "--daemon"); err != nil {
+		return err
+	}
+	// It answers only once it has read its rules: seconds under TCG.
+	for deadline := time.Now().Add(60 * time.Second); !udevdUp(); {
+		if time.Now().After(deadline) {
+			return errors.New("lab: multipath: systemd-udevd does not answer after 60s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
 }
 
 func (m *Multipath) startMultipathd() error {
@@ -218,10 +230,11 @@ func (m *Multipath) startMultipathd() error {
 	return nil
 }
 
-// daemonUp reports whether multipathd answers and has finished starting.
+// daemonUp reports whether multipathd answers and has finished starting
+// (`show daemon`: "pid N idle" or "pid N running").
 func (m *Multipath) daemonUp() bool {
 	out, err := exec.Command("multipathd", "show", "daemon").CombinedOutput()
-	return err == nil && strings.Contains(string(out), "running")
+	return err == nil && (strings.Contains(string(out), " idle") || strings.Contains(string(out), " running"))
 }
 
 // Stop shuts multipathd down, removes every multipath map nobody holds
@@ -239,7 +252,7 @@ func (m *Multipath) Stop() error {
 	if out, err := m.multipath("-F"); err != nil {
 		errs = append(errs, fmt.Errorf("lab: multipath -F: %w: %s", err, out))
 	}
-	if exec.Command("udevadm", "control", "--ping", "--timeout=2").Run() == nil {
+	if udevdUp() {
 		if err := run("udevadm", "control", "--exit"); err != nil {
 			errs = append(errs, err)
 		}

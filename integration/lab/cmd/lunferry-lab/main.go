@@ -22,6 +22,7 @@
 //	backing-sum ROLE [-o FILE] SHA-256 of an array's backing store
 //	sum PATH                  SHA-256 of a file or device, read past the page cache
 //	acl-add|acl-del ROLE WHO... admit WHO to ROLE too / take WHO's ACL away
+//	identity ROLE [-write-back] give ROLE a unit serial (a WWID) and a write cache
 //	mpath start|stop|show     the host's dm-multipath (udevd, multipathd) in the lab VM
 //	mpath add ROLE            log the host in to ROLE, wait for the disk to serve in a map
 //	mpath check ROLE          exit 0 when the disk behind ROLE serves in the host's map
@@ -39,6 +40,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -103,6 +105,23 @@ func run(args []string) error {
 		return aclEdit(cfg, *cfgPath, args)
 	case "mpath":
 		return mpath(cfg, args[1:])
+	case "identity":
+		f := flag.NewFlagSet("identity", flag.ContinueOnError)
+		wb := f.Bool("write-back", false, "report a volatile write cache and take FUA (fileio)")
+		if len(args) < 2 {
+			return errors.New("identity ROLE [-write-back]")
+		}
+		if err := f.Parse(args[2:]); err != nil {
+			return err
+		}
+		a, err := cfg.Array(args[1])
+		if err != nil {
+			return err
+		}
+		// Shaped as the UUIDs targetcli gives storage objects.
+		a1, a2 := rand.Uint64(), rand.Uint64()
+		serial := fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a1>>32, a1>>16&0xffff, a1&0xffff, a2>>48, a2&(1<<48-1))
+		return a.SetIdentity(lab.LUNIdentity{UnitSerial: serial, WriteCache: *wb})
 	case "mark":
 		if len(args) != 2 {
 			return errors.New("mark PHASE")
