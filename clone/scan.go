@@ -27,7 +27,7 @@ type Extent struct {
 // End is the offset just past the extent.
 func (e Extent) End() uint64 { return e.Offset + e.Length }
 
-// String renders "bytes 1048576-1073151 (24 KiB)", both ends included.
+// String renders "bytes 1060864-1085439 (24KiB)", both ends included.
 func (e Extent) String() string {
 	return fmt.Sprintf("bytes %d-%d (%s)", e.Offset, e.End()-1, sizeString(e.Length))
 }
@@ -39,10 +39,10 @@ func sizeString(n uint64) string {
 		name string
 	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
 		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
+			return fmt.Sprintf("%d%s", n/u.size, u.name)
 		}
 	}
-	return fmt.Sprintf("%d bytes", n)
+	return fmt.Sprintf("%dB", n)
 }
 
 // ScanOptions bound a Scan.

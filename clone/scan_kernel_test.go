@@ -15,23 +15,24 @@ import (
 )
 
 // TestKernelScanNamesBadRange: a clone whose source returns read errors on
-// 24 KiB (a dm "error" segment) hydrates everything else and then stops
-// progressing, never faulty; the committed bitmap lists the bad range's
-// batch unhydrated, and Scan over it names exactly the 24 KiB. The host's
-// read there fails, and so does a write that does not cover a whole region
-// (dm-clone copies the region first); once the source reads again,
-// hydration completes by itself.
+// 24 KiB and on 512 bytes elsewhere (dm "error" segments) hydrates
+// everything else and then stops progressing, never faulty; the committed
+// bitmap lists the bad ranges' batches unhydrated, and Scan over them
+// names exactly the bad bytes. The host's read there fails, and so does a
+// write that does not cover a whole region (dm-clone copies the region
+// first), while a write of the whole region succeeds; once the source
+// reads again, hydration completes by itself.
 func TestKernelScanNamesBadRange(t *testing.T) {
 	vmtest.Require(t)
 	const size, region = 8 << 20, RecommendedRegionSize
-	bad := Extent{Offset: 3<<20 + 12<<10, Length: 24 << 10}
+	bads := []Extent{{Offset: 3<<20 + 12<<10, Length: 24 << 10}, {Offset: 6<<20 + 512, Length: 512}}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := dm.Open(dm.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	src := vmtest.LoopDevice(t, size)
-	srcName, srcDev := createDev(t, c, badTable(src, size, bad))
+	srcName, srcDev := createDev(t, c, badTable(src, size, bads))
 	dst, meta := vmtest.LoopDevice(t, size), vmtest.LoopDevice(t, 4<<20)
 	name, dev := createDev(t, c, dm.Table{{Length: size / dm.SectorSize, Target: dm.Clone{
 		Metadata: meta, Destination: dst, Source: srcDev, RegionSize: region}}})
@@ -51,20 +52,25 @@ func TestKernelScanNamesBadRange(t *testing.T) {
 	ext, err := UnhydratedExtents(m)
 	require.NoError(t, err)
 	t.Logf("unhydrated: %v", ext)
-	require.Len(t, ext, 1)
-	require.True(t, ext[0].Offset <= bad.Offset && bad.End() <= ext[0].End() && ext[0].Length <= TunedCopyBytes, "%v", ext)
+	require.Len(t, ext, 2)
+	for i, bad := range bads {
+		require.True(t, ext[i].Offset <= bad.Offset && bad.End() <= ext[i].End() && ext[i].Length <= TunedCopyBytes, "%v", ext)
+	}
 
 	r, err := OpenDirect(srcDev, 10*time.Second)
 	require.NoError(t, err)
 	defer r.Close()
 	res := Scan(ctx, r, ext, ScanOptions{})
 	require.True(t, res.Complete(), res.Stopped)
-	require.Equal(t, []Extent{bad}, res.Unreadable)
+	require.Equal(t, bads, res.Unreadable)
 
-	hostRead, hostWrite := hostIO(t, dev, bad.Offset+4096)
-	t.Logf("host read in the bad range: %v; host 4 KiB write there: %v", hostRead, hostWrite)
+	regionBytes := uint64(region * dm.SectorSize)
+	hostRead, hostWrite := hostIO(t, dev, bads[0].Offset+4096, 4096)
+	_, hostOverwrite := hostIO(t, dev, bads[0].Offset/regionBytes*regionBytes, regionBytes)
+	t.Logf("host read in the bad range: %v; host 4 KiB write there: %v; host write of the whole region: %v", hostRead, hostWrite, hostOverwrite)
 	require.ErrorIs(t, hostRead, unix.EIO)
 	require.ErrorIs(t, hostWrite, unix.EIO)
+	require.NoError(t, hostOverwrite, "a write of a whole region needs no read of the source")
 
 	_, err = c.Replace(ctx, srcName, dm.Table{{Length: size / dm.SectorSize, Target: dm.Linear{Device: src}}}, dm.ReplaceOptions{})
 	require.NoError(t, err)
@@ -76,14 +82,23 @@ func TestKernelScanNamesBadRange(t *testing.T) {
 	}
 }
 
-// badTable maps dev whole but for an error segment over bad.
-func badTable(dev string, size uint64, bad Extent) dm.Table {
-	a, l := dm.Sectors(bad.Offset/dm.SectorSize), dm.Sectors(bad.Length/dm.SectorSize)
-	return dm.Table{
-		{Start: 0, Length: a, Target: dm.Linear{Device: dev}},
-		{Start: a, Length: l, Target: dm.Error{}},
-		{Start: a + l, Length: dm.Sectors(size/dm.SectorSize) - a - l, Target: dm.Linear{Device: dev, Offset: a + l}},
+// badTable maps dev whole but for error segments over bads (sorted).
+func badTable(dev string, size uint64, bads []Extent) dm.Table {
+	var t dm.Table
+	var at dm.Sectors
+	linear := func(end dm.Sectors) {
+		if end > at {
+			t = append(t, dm.TableLine{Start: at, Length: end - at, Target: dm.Linear{Device: dev, Offset: at}})
+		}
 	}
+	for _, b := range bads {
+		a, l := dm.Sectors(b.Offset/dm.SectorSize), dm.Sectors(b.Length/dm.SectorSize)
+		linear(a)
+		t = append(t, dm.TableLine{Start: a, Length: l, Target: dm.Error{}})
+		at = a + l
+	}
+	linear(dm.Sectors(size / dm.SectorSize))
+	return t
 }
 
 // createDev creates a dm device removed at cleanup and returns its name
@@ -120,11 +135,11 @@ func waitStalled(t *testing.T, ctx context.Context, c *dm.Client, name string) d
 	return last
 }
 
-// hostIO reads, then writes, 4 KiB at off of dev with O_DIRECT, as a host
-// would through the export.
-func hostIO(t *testing.T, dev string, off uint64) (readErr, writeErr error) {
+// hostIO reads, then writes, n bytes at off of dev with O_DIRECT, as a
+// host would through the export.
+func hostIO(t *testing.T, dev string, off, n uint64) (readErr, writeErr error) {
 	t.Helper()
-	buf := alignedBuffer(4096)
+	buf := alignedBuffer(int(n))
 	r, err := OpenDirect(dev, 10*time.Second)
 	require.NoError(t, err)
 	_, readErr = r.ReadAt(buf, int64(off))

@@ -105,8 +105,8 @@ func TestScanListsAtMostMaxExtents(t *testing.T) {
 }
 
 func TestExtentString(t *testing.T) {
-	require.Equal(t, "bytes 1060864-1085439 (24 KiB)", Extent{Offset: 1<<20 + 12<<10, Length: 24 << 10}.String())
-	require.Equal(t, "bytes 512-1023 (512 bytes)", Extent{Offset: 512, Length: 512}.String())
+	require.Equal(t, "bytes 1060864-1085439 (24KiB)", Extent{Offset: 1<<20 + 12<<10, Length: 24 << 10}.String())
+	require.Equal(t, "bytes 512-1023 (512B)", Extent{Offset: 512, Length: 512}.String())
 }
 
 func TestScanResumesWhereItStopped(t *testing.T) {

@@ -66,9 +66,9 @@ func TestStalledHydrationNamesUnreadableRanges(t *testing.T) {
 
 	r := tick(5 * time.Minute)
 	require.Contains(t, r.Error, "hydration stalled since 2026-12-01T10:00:00Z")
-	require.Contains(t, r.Error, "bytes 4096-4607 (512 bytes)", "the first slice's find")
+	require.Contains(t, r.Error, "bytes 4096-4607 (512B)", "the first slice's find")
 	r = tick(2 * time.Second)
-	const named = "the old LUN returns read errors at bytes 4096-5631 (1536 bytes), bytes 3145728-3149823 (4 KiB) (5.5KiB in all)"
+	const named = "the old LUN returns read errors at bytes 4096-5631 (1536B), bytes 3145728-3149823 (4KiB) (5.5KiB in all)"
 	require.Contains(t, r.Error, named)
 	tick(2 * time.Second)
 	require.Equal(t, []uint64{0, 1 << 20}, sc.calls, "the second slice resumes where the first stopped; none after the last")
