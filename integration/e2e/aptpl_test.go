@@ -56,6 +56,14 @@ func (s *scene) hostReserves(serial string) string {
 	return file
 }
 
+// noFence takes sp's cutover fence off (lab only): the lab's old array
+// runs in the proxy's kernel and shares its dbroot, so with the old LUN's
+// unit serial on the export LIO keeps both storage objects' APTPL state in
+// the same aptpl_<serial> file, and the fence's PERSISTENT RESERVE OUT on
+// the old LUN (APTPL off) rewrites it as "No Registrations or
+// Reservations". A real old array keeps its own.
+func noFence(sp *plan.Spec) { sp.Fence = "none" }
+
 // hostStillReserves fails the test unless the host, through the export,
 // sees its key registered and its reservation held.
 func (s *scene) hostStillReserves(when string) {
@@ -84,7 +92,14 @@ func TestAPTPLRestore(t *testing.T) {
 	}
 	s.save()
 	s.hostOnOld(8, 1<<20)
-	s.identityVolume("aptpl", oldSize)
+	sp := s.spec("aptpl", "old", "new")
+	sp.Old.SizeBytes = oldSize
+	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover")}, PostCutover: []string{s.hook("post-cutover")},
+		Timeout: plan.Duration(2 * time.Minute)}
+	noFence(&sp)
+	if r := s.addVolumes(sp); r.code != 0 {
+		t.Fatalf("volume add: %s", r)
+	}
 	s.mustLF("migrate", "prepare", "aptpl")
 	s.cutover("aptpl")
 	// A LIO old LUN's unit serial is one LIO can show: the export keeps it.

@@ -90,6 +90,7 @@ func TestIdentityPowerCutGuest(t *testing.T) {
 	s, sp := powerCutScene(t, phase == "boot1")
 	sp.Name = "idcut"
 	sp.Throttle = mustSchedule(t, "2MiB/s")
+	noFence(&sp)
 	// The guest's / is a RAM overlay: LIO's APTPL files go to the state
 	// disk, as they stay on a proxy's own disk.
 	unbind, err := lab.PersistPRDir(filepath.Join(filepath.Dir(s.cfg.Dir), "target-pr"))
