@@ -50,6 +50,9 @@ func (c matrixCase) check(e *env, h *matrixHooks, want plan.Step, run crashRun) 
 		add("(2) the proxy served the host before the crash and nothing serves it at %s", v.Step)
 	}
 	for _, w := range e.k.Writes(oldKey) {
+		if c.step.online && w == "linear "+plan.DMName("vol1") {
+			continue // the online pass-through: the host's own writes
+		}
 		add("(3) old LUN written: %s", w)
 	}
 	for _, w := range e.k.Violations() {
@@ -103,6 +106,8 @@ func (c matrixCase) hookProblems(v *plan.Volume, k *plantest.Kernel, h *matrixHo
 // served by the proxy).
 func (c matrixCase) hooksDue(v *plan.Volume) []string {
 	switch {
+	case v.Step == plan.StepAborted && passthrough(v):
+		return nil // backed out: restoreDirectPaths ran if the export was begun
 	case v.Step == plan.StepAborted && v.Exported:
 		return []string{preAbort, postAbort}
 	case v.Step == plan.StepAborted:
@@ -117,6 +122,10 @@ func (c matrixCase) hooksDue(v *plan.Volume) []string {
 // proxy: "clone", "linear", or "" (the proxy does not serve it).
 func serving(v *plan.Volume) string {
 	switch v.Step {
+	case plan.StepCuttingOver:
+		if passthrough(v) && v.Cutover.Phase != "" && v.Cutover.Phase != plan.PhasePassthrough {
+			return "passthrough"
+		}
 	case plan.StepCutOver, plan.StepHydrating, plan.StepHydrated, plan.StepFaulty:
 		return "clone"
 	case plan.StepFinalizing:
@@ -145,9 +154,14 @@ func movedOff(v *plan.Volume, k *plantest.Kernel) bool {
 	case plan.StepHandedOver:
 		return !k.HostLogsIn
 	case plan.StepAborted:
-		return hookRuns(k, postAbort) > 0
+		return hookRuns(k, postAbort) > 0 || hookRuns(k, restoreDir) > 0
 	}
 	return false
+}
+
+// passthrough: an online cutover before its takeover.
+func passthrough(v *plan.Volume) bool {
+	return v.Cutover != nil && v.Cutover.Online && v.Cutover.Phase != plan.PhaseTakenOver
 }
 
 // checkServed checks that the export serves vol1's device, a clone of the
@@ -168,6 +182,8 @@ func checkServed(inv plantest.Inventory, how string) error {
 		return fmt.Errorf("the device runs %q", d.Table)
 	case how == "linear" && (d.Clone != nil || inv.Disks[d.Linear] != newKey):
 		return fmt.Errorf("the device runs %q", d.Table)
+	case how == "passthrough" && (d.Clone != nil || inv.Disks[d.Linear] != oldKey || inv.ReadOnly[d.Linear]):
+		return fmt.Errorf("the device runs %q (old disk read-only: %v)", d.Table, inv.ReadOnly[d.Linear])
 	}
 	return nil
 }
@@ -185,7 +201,7 @@ func recordedMissing(v *plan.Volume, inv plantest.Inventory) []string {
 			}
 			continue
 		}
-		if v.Linear && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata) {
+		if v.Linear && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata || o.Kind == plan.ObjFence) {
 			continue
 		}
 		if err := objectHeld(v, o, inv); err != nil {
@@ -206,8 +222,12 @@ func objectHeld(v *plan.Volume, o plan.Object, inv plantest.Inventory) error {
 		if !slices.Contains(inv.Sessions, oldTarget) || v.OldDisk == nil || inv.Disks[v.OldDisk.Path] != oldKey {
 			return fmt.Errorf("no session or no old disk (%+v)", v.OldDisk)
 		}
-		if !inv.ReadOnly[v.OldDisk.Path] {
-			return fmt.Errorf("old disk %s writable", v.OldDisk.Path)
+		if inv.ReadOnly[v.OldDisk.Path] == passthrough(v) {
+			return fmt.Errorf("old disk %s read-only: %v (online pass-through: %v)", v.OldDisk.Path, inv.ReadOnly[v.OldDisk.Path], passthrough(v))
+		}
+	case plan.ObjFence:
+		if inv.Fences[oldKey] == 0 || inv.Fences[oldKey] != v.Cutover.FenceKey {
+			return fmt.Errorf("the old LUN holds key %#x, recorded %#x", inv.Fences[oldKey], v.Cutover.FenceKey)
 		}
 	case plan.ObjMetadata:
 		fi, err := os.Stat(v.MetadataFile)
@@ -244,10 +264,15 @@ func stranded(all []*plan.Volume, inv plantest.Inventory, dir string) []string {
 				recorded["session "+v.Spec.Old.Portal+","+v.Spec.Old.IQN] = true
 			case plan.ObjNewLogin:
 				recorded["session "+v.Spec.New.Portal+","+v.Spec.New.IQN] = true
+			case plan.ObjFence:
+				recorded[fmt.Sprintf("fence %#x", v.Cutover.FenceKey)] = true
 			}
 		}
 	}
 	held := volumeObjects(inv)
+	for _, key := range inv.Fences {
+		held = append(held, fmt.Sprintf("fence %#x", key))
+	}
 	files, _ := filepath.Glob(filepath.Join(dir, "metadata", "*"))
 	for _, f := range files {
 		held = append(held, "file "+f)

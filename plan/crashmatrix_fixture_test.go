@@ -55,19 +55,36 @@ func fixtureSteps() map[string][]func(e *env) error {
 		}
 		return nil
 	}
+	// failedOnline cuts over online with op failing (a hook path or a
+	// kernel call): the volume stays in the phase before.
+	failedOnline := func(op string) func(e *env) error {
+		return func(e *env) error {
+			e.k.HookFail[op], e.k.Fail[op] = fmt.Errorf("%w: exit status 1", plan.ErrHook), errors.New("injected")
+			_, err := e.p.CutoverWith(ctx, "vol1", plan.CutoverOptions{Online: true})
+			delete(e.k.HookFail, op)
+			delete(e.k.Fail, op)
+			if err == nil {
+				return errors.New("online cutover did not fail")
+			}
+			return nil
+		}
+	}
 	return map[string][]func(e *env) error{
-		"new":                    nil,
-		"prepared":               {prepare},
-		"cut-over":               {prepare, cutover},
-		"hydrating":              {prepare, cutover, start},
-		"paused":                 {prepare, cutover, start, pause},
-		"abort-pending":          {prepare, cutover, start, failedAbort},
-		"hydrated":               {prepare, cutover, start, ticks},
-		"finalized":              {prepare, cutover, start, ticks, finalize},
-		"rebooted-hydrating":     {prepare, cutover, start, reboot},
-		"rebooted-finalized":     {prepare, cutover, start, ticks, finalize, reboot},
-		"rebooted-abort-pending": {prepare, cutover, start, failedAbort, reboot},
-		"restored-abort-pending": {prepare, cutover, start, failedAbort, reboot, restore},
+		"online-paths-added":             {prepare, failedOnline(removeDirect)},
+		"online-direct-removed":          {prepare, failedOnline("Fence")},
+		"rebooted-online-direct-removed": {prepare, failedOnline("Fence"), reboot},
+		"new":                            nil,
+		"prepared":                       {prepare},
+		"cut-over":                       {prepare, cutover},
+		"hydrating":                      {prepare, cutover, start},
+		"paused":                         {prepare, cutover, start, pause},
+		"abort-pending":                  {prepare, cutover, start, failedAbort},
+		"hydrated":                       {prepare, cutover, start, ticks},
+		"finalized":                      {prepare, cutover, start, ticks, finalize},
+		"rebooted-hydrating":             {prepare, cutover, start, reboot},
+		"rebooted-finalized":             {prepare, cutover, start, ticks, finalize, reboot},
+		"rebooted-abort-pending":         {prepare, cutover, start, failedAbort, reboot},
+		"restored-abort-pending":         {prepare, cutover, start, failedAbort, reboot, restore},
 	}
 }
 

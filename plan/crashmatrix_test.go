@@ -45,12 +45,16 @@ var (
 	newTarget = newPortal + "," + newIQN
 )
 
-// matrixSpec is vol1 with a hook in every phase.
+// matrixSpec is vol1 with a hook in every phase (the online cutover's
+// run only when it is online).
 func matrixSpec() plan.Spec {
 	s := handoverSpec()
 	s.Hooks.PreAbort = []string{preAbort}
 	s.Hooks.PreFinalize = []string{preFinalize}
 	s.Hooks.PostFinalize = []string{postFinalize}
+	o := onlineSpec()
+	s.Hooks.AddPaths, s.Hooks.CheckPaths = o.Hooks.AddPaths, o.Hooks.CheckPaths
+	s.Hooks.RemoveDirectPaths, s.Hooks.RestoreDirectPaths = o.Hooks.RemoveDirectPaths, o.Hooks.RestoreDirectPaths
 	return s
 }
 
@@ -65,8 +69,10 @@ type matrixStep struct {
 	// done is the step the command leaves the volume in.
 	done plan.Step
 	// aborts: the step is an abort (an abort recovery is its rerun);
-	// restores: its rerun restores first (run's loop, restore itself).
-	aborts, restores bool
+	// restores: its rerun restores first (run's loop, restore itself);
+	// online: the volume cuts over online (the host's writes pass
+	// through the proxy to the old LUN).
+	aborts, restores, online bool
 	// check looks further at a volume the command completed; hooks are
 	// the hooks the command runs.
 	check func(v *plan.Volume, inv plantest.Inventory) error
@@ -85,6 +91,10 @@ func matrixSteps() []*matrixStep {
 	abort := func(e *env) error { _, err := e.p.Abort(ctx, "vol1"); return err }
 	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
 	cancel := func(e *env) error { _, err := e.p.CancelAbort(ctx, "vol1"); return err }
+	online := func(e *env) error {
+		_, err := e.p.CutoverWith(ctx, "vol1", plan.CutoverOptions{Online: true})
+		return err
+	}
 	return []*matrixStep{
 		{name: "prepare", from: "new", done: plan.StepPrepared,
 			run: func(e *env) error { _, err := e.p.Prepare(ctx, "vol1"); return err }},
@@ -112,6 +122,12 @@ func matrixSteps() []*matrixStep {
 		{name: "restore finalized", from: "rebooted-finalized", done: plan.StepFinalized, restores: true, run: restore},
 		{name: "restore pending abort", from: "rebooted-abort-pending", done: plan.StepAborting, restores: true,
 			check: pendingAbort, run: restore},
+		{name: "online cutover", from: "prepared", done: plan.StepCutOver, online: true, run: online,
+			hooks: []string{addPaths, checkPaths, removeDirect}},
+		{name: "back-out from paths-added", from: "online-paths-added", done: plan.StepAborted, aborts: true, online: true, run: abort},
+		{name: "back-out from direct-removed", from: "online-direct-removed", done: plan.StepAborted, aborts: true, online: true, run: abort},
+		{name: "restore online direct-removed", from: "rebooted-online-direct-removed", done: plan.StepCuttingOver, restores: true,
+			online: true, run: restore},
 	}
 }
 
@@ -388,10 +404,6 @@ func recoverCase(e *env, c matrixCase) (string, plan.Step, error) {
 // roll back to) and the step's rerun finishes instead.
 func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 	ctx := context.Background()
-	v, err := e.p.Show(ctx, "vol1")
-	if err != nil {
-		return "", "", err
-	}
 	rep, err := e.p.Abort(ctx, "vol1")
 	if errors.Is(err, plan.ErrWrongStep) {
 		// An abort first settles a swap it finds done or loaded in the
@@ -404,6 +416,13 @@ func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 			return "refused: past the swap", st.done, st.again(e)
 		}
 		return "", "", err
+	}
+	// The abort settles first what an interrupted swap left (an online
+	// takeover found done is recorded): the report answers the state
+	// after it.
+	v, serr := e.p.Show(ctx, "vol1")
+	if serr != nil {
+		return "", "", serr
 	}
 	switch {
 	case err == nil && rep.HostWritesLost != v.Exported:
@@ -489,6 +508,12 @@ func TestCrashMatrixDefects(t *testing.T) {
 		// The fake forgot the progress of a clone swapped to linear when
 		// the power went (dm-clone commits it when the swap suspends it).
 		{"finalize", "Swap", powerLoss, after, "restore, rerun"},
+		// Finalize dropped the fence it failed to release (a passing
+		// login failure taken for an old array that is gone).
+		{"finalize", "Login", failure, before, "rerun"},
+		// Restore made the old LUN's disk writable under the clone an
+		// online takeover had swapped in just before it was killed.
+		{"online cutover", "Swap", kill, after, "restore, rerun"},
 	} {
 		st := stepNamed(t, d.step)
 		fx := fixtures(t, []*matrixStep{st})

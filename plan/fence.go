@@ -94,12 +94,13 @@ func (p *Planner) tryFence(ctx context.Context, v *Volume) error {
 // disk, which a reboot may have taken or renamed (finalize after its swap,
 // an abort without restore), so it attaches the old LUN again; the old
 // login object, older on the stack, is removed after it. Once the device
-// runs linear over the new LUN an old array that cannot be reached is only
-// warned about: the migration no longer needs it.
+// runs linear over the new LUN an old array that is gone (unreachable, or
+// refusing the proxy's login) is only warned about: the migration no
+// longer needs it.
 func (p *Planner) removeFence(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {
 	key := fenceKey(v)
 	if err := p.attach(ctx, v, ObjOldLogin); err != nil {
-		if !v.Linear {
+		if !v.Linear || !(errors.Is(err, ErrUnreachable) || errors.Is(err, ErrLoginRefused)) {
 			return err
 		}
 		p.logf("volume %s: warning: cannot reach the old LUN to release reservation key %#x (%v): release it on the old array (e.g. sg_persist --out --preempt --param-rk=%#x --param-sark=%#x --prout-type=5) before a host uses it again",

@@ -38,8 +38,10 @@ func HookEnviron(inherited, env []string) []string {
 //	LUNFERRY_VOLUME          volume name
 //	LUNFERRY_PHASE           pre-cutover, post-cutover, pre-finalize,
 //	                         post-finalize, pre-abort (only when the
-//	                         export exists), post-abort, pre-handover or
-//	                         post-handover
+//	                         export exists), post-abort, pre-handover,
+//	                         post-handover, or for an online cutover
+//	                         add-paths, check-paths, remove-direct-paths,
+//	                         restore-direct-paths (its back-out)
 //	LUNFERRY_STATE_DIR       the state directory
 //	LUNFERRY_DEVICE          the proxy's dm device node (when it exists;
 //	                         not at post-handover)

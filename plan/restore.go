@@ -69,6 +69,13 @@ func (p *Planner) restoreOne(ctx context.Context, v *Volume) RestoreResult {
 	case restoreNothing:
 		return r
 	case restoreRebuild:
+		if v.passthrough() {
+			// A takeover killed after its swap: record it before the
+			// old LUN's disk would be made writable under the clone.
+			if err = p.reconcileDevice(ctx, v); err != nil {
+				break
+			}
+		}
 		r.Rebuilt, err = p.rebuildAll(ctx, v)
 		if err == nil {
 			err = p.rehydrate(ctx, v)
