@@ -83,10 +83,16 @@ func (p *Planner) finishAbort(ctx context.Context, v *Volume, all []*Volume) err
 }
 
 // backOut is the abort of an online cutover before its takeover: the
-// restoreDirectPaths hooks give the host its direct paths back and take
-// the proxied ones away (they stand for the pre- and post-abort hooks, as
-// the host never stops), then every object goes, the fence first.
+// fence is released first (the host's direct paths come back next, and a
+// write down one would get RESERVATION CONFLICT, which dm-multipath does
+// not retry on another path), then the restoreDirectPaths hooks give the
+// host its direct paths back and take the proxied ones away (they stand
+// for the pre- and post-abort hooks, as the host never stops), then every
+// other object goes.
 func (p *Planner) backOut(ctx context.Context, v *Volume, all []*Volume) error {
+	if err := p.remove(ctx, v, ObjFence, all); err != nil {
+		return err
+	}
 	if v.object(ObjExport) != nil {
 		if _, err := p.runHooks(ctx, v, "restore-direct-paths", v.Spec.Hooks.RestoreDirectPaths); err != nil {
 			return err

@@ -357,3 +357,43 @@ func TestOnlineDryRun(t *testing.T) {
 		require.Contains(t, e.log.String(), "online cutover: "+string(ph))
 	}
 }
+
+// fenceWatch runs the fake's hooks and records a restoreDirectPaths hook
+// run while the old LUN is still fenced.
+type fenceWatch struct {
+	k       *plantest.Kernel
+	fenced  bool
+	watched string
+}
+
+func (h *fenceWatch) Run(ctx context.Context, path string, env []string, timeout time.Duration, logPath string) error {
+	if path == h.watched && len(h.k.Fences()) > 0 {
+		h.fenced = true
+	}
+	return h.k.Run(ctx, path, env, timeout, logPath)
+}
+
+func (h *fenceWatch) Check(path string) error { return h.k.Check(path) }
+
+// TestBackOutReleasesTheFenceFirst: the host's direct paths come back
+// while the old LUN is no longer reserved (a write down a direct path
+// under the fence gets RESERVATION CONFLICT, which dm-multipath does not
+// retry on another path).
+func TestBackOutReleasesTheFenceFirst(t *testing.T) {
+	ctx := context.Background()
+	e := onlineEnv(t)
+	failAt(e, plan.PhaseTakenOver)
+	_, err := e.p.Cutover(ctx, "vol1")
+	require.Error(t, err)
+	require.NotEmpty(t, e.k.Fences())
+	e.k.Fail = map[string]error{}
+	h := &fenceWatch{k: e.k, watched: restoreDir}
+	ports := e.k.Ports()
+	ports.Hooks = h
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond})
+	require.NoError(t, err)
+	_, err = p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, 1, e.hooksRun(restoreDir))
+	require.False(t, h.fenced, "restoreDirectPaths ran with the old LUN still fenced")
+}
