@@ -179,6 +179,12 @@ func identityCutBoot2(t *testing.T, s *scene, sp plan.Spec, recorded string) {
 	s.labCmd("host", "mount", "proxy")
 	s.sameDisk("after the power cut and `lunferry run`", direct)
 	s.hostStillReserves("after the power cut and `lunferry run`")
+	// The rebooted host logs in as another initiator port (open-iscsi's
+	// ISID counts its sessions): like a cluster node's software on
+	// restart it registers its key again (APTPL set: a registration
+	// without it makes LIO drop the file) before writing.
+	s.sgPersist("--out", "--register-ignore", "--param-sark="+hostKey, "--param-aptpl")
+	s.hostStillReserves("after the host registered its new session")
 	s.labCmd("writer", "start")
 	n := s.writerStats().Files
 	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Files >= n+5 })
