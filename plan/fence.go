@@ -112,11 +112,18 @@ func (p *Planner) removeFence(ctx context.Context, v *Volume, o *Object, _ []*Vo
 }
 
 // hasFence: the old LUN's session is there and its reservations show the
-// key registered and holding Write Exclusive - Registrants Only.
+// key registered and holding Write Exclusive - Registrants Only. While the
+// session is in recovery (the old array unreachable) they are not read: a
+// PERSISTENT RESERVE IN would wait for the session up to its replacement
+// timeout, holding status and run's loop (and with it the outage the host
+// sees), and the array keeps the reservation across the reconnection.
 func (p *Planner) hasFence(ctx context.Context, v *Volume, o *Object) (bool, error) {
-	ok, err := p.o.Ports.Initiator.HasSession(ctx, targetOf(v.Spec.Old))
+	s, ok, err := p.o.Ports.Initiator.SessionState(ctx, targetOf(v.Spec.Old))
 	if err != nil || !ok || v.OldDisk == nil {
 		return false, err
+	}
+	if !s.LoggedIn() {
+		return true, nil
 	}
 	r, err := p.o.Ports.Initiator.Reservations(ctx, v.OldDisk.Path)
 	if err != nil {

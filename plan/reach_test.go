@@ -88,3 +88,33 @@ func TestSessionTimeoutsDiffer(t *testing.T) {
 		require.False(t, strings.HasPrefix(c, "Logout"), "status logged out: %s", c)
 	}
 }
+
+// TestUnreachableOldArrayNotProbed: while the old array's session is in
+// recovery, status and run's rounds do not send the old LUN a SCSI command
+// (a PERSISTENT RESERVE IN for the fence waited up to the replacement
+// timeout in the lab, stretching a 30 s outage past it into host I/O
+// errors), and the fence does not count as gone.
+func TestUnreachableOldArrayNotProbed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.NoError(t, err)
+	v, err := e.p.Show(ctx, "vol1")
+	require.NoError(t, err)
+	require.NotNil(t, v.Objects, "cut over")
+
+	e.k.SessionDown[oldPortal] = true
+	e.k.ResetCalls()
+	rep, err := e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Empty(t, rep.Volumes[0].Drift)
+	require.Len(t, rep.Volumes[0].Unreachable, 1)
+	_, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	for _, c := range e.k.Calls() {
+		require.False(t, strings.HasPrefix(c, "Reservations"), "the unreachable old LUN was sent %s", c)
+	}
+}
