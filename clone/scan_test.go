@@ -19,6 +19,9 @@ type badDisk struct {
 	// hangAt makes a read touching that offset return ErrReadTimeout.
 	hangAt uint64
 	onRead func()
+	// failOnce fails the next single-block read of these offsets once (a
+	// read the block layer merged with a failing one).
+	failOnce map[int64]bool
 }
 
 func (d *badDisk) ReadAt(p []byte, off int64) (int, error) {
@@ -29,6 +32,10 @@ func (d *badDisk) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if e.End() > d.size {
 		return 0, fmt.Errorf("read past the end: %v", e)
+	}
+	if len(p) == 512 && d.failOnce[off] {
+		delete(d.failOnce, off)
+		return 0, errors.New("input/output error")
 	}
 	if d.hangAt != 0 && e.Offset <= d.hangAt && d.hangAt < e.End() {
 		return 0, ErrReadTimeout
@@ -132,4 +139,11 @@ func TestScanResumesWhereItStopped(t *testing.T) {
 func TestUnionAndTrim(t *testing.T) {
 	require.Equal(t, []Extent{{0, 10}, {20, 15}}, Union([]Extent{{0, 5}, {20, 5}}, []Extent{{5, 5}, {22, 13}}))
 	require.Equal(t, []Extent{{7, 3}, {20, 5}}, Trim([]Extent{{0, 5}, {5, 5}, {20, 5}}, 7))
+}
+
+func TestScanBlamesOnlyBlocksThatFailTwice(t *testing.T) {
+	d := &badDisk{size: 1 << 20, bad: []Extent{{Offset: 4608, Length: 512}}, failOnce: map[int64]bool{4096: true}}
+	res := Scan(context.Background(), d, []Extent{{0, 1 << 20}}, ScanOptions{})
+	require.Equal(t, d.bad, res.Unreadable, "the good block beside it failed once only")
+	require.Empty(t, d.failOnce, "it was read")
 }
