@@ -70,6 +70,9 @@ var (
 	// ErrFenceRefused: the old array does not take the persistent
 	// reservation that fences the old LUN.
 	ErrFenceRefused = errors.New("old array refuses persistent reservations")
+	// ErrWriteThrough: the old LUN reports a write-through cache, which
+	// the online cutover cannot show the host through both paths.
+	ErrWriteThrough = errors.New("old LUN reports a write-through cache")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

@@ -443,6 +443,10 @@ func exportSpec(v *Volume, dev string) ExportSpec {
 		e.WWN, e.BlockSize = h.Export.WWN, h.Export.BlockSize
 		e.EmulateTPU, e.EmulateTPWS = h.Export.EmulateTPU, h.Export.EmulateTPWS
 	}
+	// The host logged in to an online export with the old LUN's FUA
+	// beside its direct paths, and keeps what it read: so does the
+	// export, through every restore.
+	e.NoFUA = v.Cutover != nil && v.Cutover.Online && v.OldDisk != nil && !v.OldDisk.FUA
 	return e
 }
 

@@ -115,11 +115,30 @@ func (p *Planner) passthrough(ctx context.Context, v *Volume) error {
 	if err := p.checkOldSize(v); err != nil {
 		return err
 	}
+	if err := p.checkOldCache(v); err != nil {
+		return err
+	}
 	v.SizeSectors = v.OldDisk.SizeBytes / 512
 	if err := p.create(ctx, v, ObjDevice); err != nil {
 		return err
 	}
 	return p.create(ctx, v, ObjExport)
+}
+
+// checkOldCache refuses an old LUN that reports a write-through cache. The
+// host's multipath map takes write back and FUA from any of its paths: the
+// proxied path must show what the direct one does (the export's FUA
+// follows the old LUN's, see exportSpec), and its write cache is the
+// linear device's, which must already be write back to stay so through the
+// takeover, where the host must go on sending the flushes on which
+// dm-clone commits its record of the host's writes.
+func (p *Planner) checkOldCache(v *Volume) error {
+	if p.o.DryRun || v.OldDisk.WriteBack {
+		return nil
+	}
+	return fmt.Errorf("plan: volume %s: %w (WCE=0): through the online cutover the host would see write back on the proxy's paths and write through on the direct ones, and after the takeover it would stop sending the cache flushes the clone needs; "+
+		"turn the old LUN's write cache on at the array and rerun, or cut over offline (abort, prepare again, then `lunferry migrate cutover %s` without --online)",
+		v.Spec.Name, ErrWriteThrough, v.Spec.Name)
 }
 
 // addPaths runs the addPaths hooks, waits for the host's session and for

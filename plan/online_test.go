@@ -397,3 +397,48 @@ func TestBackOutReleasesTheFenceFirst(t *testing.T) {
 	require.Equal(t, 1, e.hooksRun(restoreDir))
 	require.False(t, h.fenced, "restoreDirectPaths ran with the old LUN still fenced")
 }
+
+// TestOnlineRefusesWriteThrough: an old LUN without a volatile write cache
+// is refused before the host's paths change (its multipath map would take
+// write back and FUA from the proxy's paths, and the clone needs the
+// host's flushes after the takeover).
+func TestOnlineRefusesWriteThrough(t *testing.T) {
+	e := onlineEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", WriteThrough: true})
+	_, err := e.p.Cutover(context.Background(), "vol1")
+	require.ErrorIs(t, err, plan.ErrWriteThrough)
+	require.Contains(t, err.Error(), "cut over offline")
+	require.Empty(t, e.hooksOf(addPaths))
+	_, exported := e.k.Export(exportIQN)
+	require.False(t, exported)
+}
+
+// TestOnlineExportFollowsOldFUA: the export offers FUA only when the old
+// LUN does, from its first login through the takeover and a restore; an
+// offline export keeps LIO's.
+func TestOnlineExportFollowsOldFUA(t *testing.T) {
+	ctx := context.Background()
+	for _, noFUA := range []bool{true, false} {
+		e := onlineEnv(t)
+		e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", NoFUA: noFUA})
+		e.k.HookFail[removeDirect] = fmt.Errorf("%w: exit status 1", plan.ErrHook)
+		_, err := e.p.Cutover(ctx, "vol1")
+		require.Error(t, err)
+		ex, _ := e.k.Export(exportIQN)
+		require.Equal(t, noFUA, ex.NoFUA, "pass-through")
+		delete(e.k.HookFail, removeDirect)
+		_, err = e.p.Cutover(ctx, "vol1")
+		require.NoError(t, err)
+		e.k.Reboot()
+		_, err = e.p.Restore(ctx)
+		require.NoError(t, err)
+		ex, _ = e.k.Export(exportIQN)
+		require.Equal(t, noFUA, ex.NoFUA, "after the takeover and a restore")
+	}
+	e := newEnv(t)
+	e.setOld(plantest.LUNInfo{Size: gib, ID: "wwid-old", NoFUA: true})
+	e.add(spec("vol1"))
+	e.cutOver()
+	ex, _ := e.k.Export(exportIQN)
+	require.False(t, ex.NoFUA, "offline: the host sees only the proxy's paths")
+}

@@ -142,6 +142,11 @@ type ExportSpec struct {
 	// BlockSize is the logical block size the export shows (the old
 	// LUN's); 0 keeps the device's.
 	BlockSize uint32
+	// NoFUA: the export does not offer FUA (emulate_fua_write 0), as the
+	// old LUN of an online cutover does not: a host's multipath map takes
+	// FUA from any of its paths and would send FUA writes down the direct
+	// one too.
+	NoFUA bool
 	// EmulateTPU and EmulateTPWS show a thin provisioned LUN that takes
 	// UNMAP and WRITE SAME with UNMAP (the old LUN's, when the new LUN is
 	// thin too: scsi.Export.OverNewLUN).

@@ -144,6 +144,10 @@ type Disk struct {
 	// LogicalBlockSize is the disk's logical block size in bytes (0:
 	// unknown).
 	LogicalBlockSize uint32 `json:"logicalBlockSize,omitempty"`
+	// WriteBack and FUA are what the LUN reports of its cache: a volatile
+	// write cache (WCE) and Force Unit Access (DPOFUA).
+	WriteBack bool `json:"writeBack,omitempty"`
+	FUA       bool `json:"fua,omitempty"`
 }
 
 // HostIdentity is the SCSI identity the export shows the host: derived

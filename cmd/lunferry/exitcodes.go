@@ -77,7 +77,8 @@ func exitCode(err error) int {
 		errors.Is(err, plan.ErrSizeMismatch), errors.Is(err, plan.ErrSameLUN), errors.Is(err, plan.ErrStateCorrupt),
 		errors.Is(err, plan.ErrStateVersion), errors.Is(err, plan.ErrFaulty), errors.Is(err, plan.ErrDiskChanged),
 		errors.Is(err, plan.ErrMetadataLost), errors.Is(err, plan.ErrDrift), errors.Is(err, plan.ErrIdentity),
-		errors.Is(err, plan.ErrReservations), errors.Is(err, plan.ErrFenceRefused):
+		errors.Is(err, plan.ErrReservations), errors.Is(err, plan.ErrFenceRefused),
+		errors.Is(err, plan.ErrWriteThrough):
 		return ExitRefused
 	case errors.Is(err, errPreflight):
 		return ExitPreflight

@@ -45,6 +45,9 @@ func LIOExport(s plan.ExportSpec, chap *lio.CHAP) (lio.Export, error) {
 // provisioning the host sees.
 func exportAttributes(s plan.ExportSpec) map[string]string {
 	a := map[string]string{}
+	if s.NoFUA {
+		a["emulate_fua_write"] = "0"
+	}
 	if s.BlockSize != 0 {
 		a["block_size"] = strconv.FormatUint(uint64(s.BlockSize), 10)
 	}

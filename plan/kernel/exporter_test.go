@@ -26,3 +26,13 @@ func TestLIOExport(t *testing.T) {
 	_, err = kernel.LIOExport(plan.ExportSpec{Portals: []string{"proxy:3260"}}, nil)
 	require.ErrorContains(t, err, "want ip:port")
 }
+
+// TestExportWithoutFUA: an online export over an old LUN without FUA
+// does not offer it (the host's multipath map would send FUA writes down
+// the direct path too).
+func TestExportWithoutFUA(t *testing.T) {
+	e, err := kernel.LIOExport(plan.ExportSpec{IQN: "iqn.2026-11.io.lunferry.proxy:v1", StorageName: "lunferry-v1", Device: "/dev/dm-3",
+		Portals: []string{"192.0.2.1:3260"}, HostIQN: "iqn.1994-05.com.redhat:h", NoFUA: true}, nil)
+	require.NoError(t, err)
+	require.Equal(t, "0", e.Attributes["emulate_fua_write"])
+}

@@ -44,6 +44,9 @@ type LUNInfo struct {
 	Identity *scsi.Identity
 	// Reservations are the persistent reservations on the LUN.
 	Reservations scsi.Reservations
+	// WriteThrough and NoFUA: the LUN reports no volatile write cache,
+	// no FUA.
+	WriteThrough, NoFUA bool
 }
 
 // Kernel is the fake. Zero value is not usable: use New.
@@ -307,13 +310,13 @@ func (k *Kernel) FindDisk(ctx context.Context, t plan.Target, lun int) (plan.Dis
 	}
 	for p, kk := range k.disks {
 		if kk == key {
-			return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
+			return info.disk(p), nil
 		}
 	}
 	k.nextDev++
 	p := fmt.Sprintf("/dev/sd%c", 'a'+k.nextDev)
 	k.disks[p] = key
-	return plan.Disk{Path: p, SizeBytes: info.Size, ID: info.ID, Dev: devNumber(p), LogicalBlockSize: info.blockSize()}, nil
+	return info.disk(p), nil
 }
 
 // SetReadOnly implements plan.Initiator.

@@ -16,6 +16,12 @@ func (l LUNInfo) blockSize() uint32 {
 	return l.BlockSize
 }
 
+// disk is the LUN's disk at path p.
+func (l LUNInfo) disk(p string) plan.Disk {
+	return plan.Disk{Path: p, SizeBytes: l.Size, ID: l.ID, Dev: devNumber(p), LogicalBlockSize: l.blockSize(),
+		WriteBack: !l.WriteThrough, FUA: !l.NoFUA}
+}
+
 // identity is the LUN's SCSI identity: Identity when set, else an NAA-6
 // designator (a NetApp-like company id) derived from ID, which LIO can
 // reproduce.
