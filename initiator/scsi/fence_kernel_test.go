@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -18,9 +19,16 @@ import (
 	"github.com/lunferry/lunferry/lio"
 )
 
-// twoNexusDisk exports one LIO LUN on two portals and logs in to both:
-// two disks of one logical unit, through two I_T nexuses (each session
-// has its own ISID), as the proxy and a host's direct path are.
+// prHostIQN is the initiator name of the second nexus: LIO counts a
+// registration for every session of the registering initiator's ACL (its
+// DEF_PR_REG_ACTIVE flag is per ACL and LUN, not per ISID), so the "host"
+// must be another initiator, as a real one is.
+const prHostIQN = "iqn.2026-11.io.lunferry.test:prhost"
+
+// twoNexusDisk exports one LIO LUN on two portals and logs in to it from
+// the lab's initiator and, through an iface of its own, from prHostIQN:
+// two disks of one logical unit, as the proxy and a host's direct path
+// see it.
 func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 	t.Helper()
 	ctx := context.Background()
@@ -33,7 +41,7 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 		WWN:       lio.WWN{UnitSerial: "5eed" + id},
 		TargetIQN: "iqn.2026-11.io.lunferry.test:pr-" + id,
 		Portals:   []lio.Portal{{Addr: netip.AddrFrom4([4]byte{127, 0, 1, 1})}, {Addr: netip.AddrFrom4([4]byte{127, 0, 1, 2})}},
-		ACLs:      []lio.ACL{{InitiatorIQN: labInitiator}},
+		ACLs:      []lio.ACL{{InitiatorIQN: labInitiator}, {InitiatorIQN: prHostIQN}},
 	}
 	r := lio.NewRoot(lio.Options{})
 	t.Cleanup(func() {
@@ -42,10 +50,14 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 		}
 	})
 	require.NoError(t, r.Apply(ctx, e))
-	c, err := initiator.New(initiator.Options{Runner: initiator.ExecRunner{}})
+	proxy, err := initiator.New(initiator.Options{Runner: initiator.ExecRunner{}})
 	require.NoError(t, err)
+	host, err := initiator.New(initiator.Options{Runner: initiator.ExecRunner{}, Iface: "lfprhost"})
+	require.NoError(t, err)
+	hostIface(t, "lfprhost", prHostIQN)
 	var disks []initiator.Disk
-	for _, p := range e.Portals {
+	for i, p := range e.Portals {
+		c := []*initiator.Client{proxy, host}[i]
 		n := initiator.Node{TargetIQN: e.TargetIQN, Portal: initiator.Portal{Addr: p.Addr, Port: lio.DefaultPort}}
 		t.Cleanup(func() {
 			if err := c.Logout(context.Background(), n); err != nil {
@@ -59,6 +71,19 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 	}
 	require.NotEqual(t, disks[0].Path, disks[1].Path)
 	return disks[0], disks[1]
+}
+
+// hostIface makes the open-iscsi iface name log in as iqn, and deletes it
+// at cleanup.
+func hostIface(t *testing.T, name, iqn string) {
+	t.Helper()
+	run := func(args ...string) {
+		out, err := exec.Command("iscsiadm", append([]string{"-m", "iface", "-I", name}, args...)...).CombinedOutput()
+		require.NoError(t, err, "iscsiadm %v: %s", args, out)
+	}
+	run("-o", "new")
+	t.Cleanup(func() { _ = exec.Command("iscsiadm", "-m", "iface", "-I", name, "-o", "delete").Run() })
+	run("-o", "update", "-n", "iface.initiatorname", "-v", iqn)
 }
 
 // direct does one 4 KiB O_DIRECT read or write at offset 0 of dev.
