@@ -40,10 +40,14 @@ func (u *UnreadableScan) Summary() string {
 	switch {
 	case len(u.Ranges) > 0:
 		rs := make([]string, len(u.Ranges))
+		var listed uint64
 		for i, r := range u.Ranges {
-			rs[i] = r.String()
+			rs[i], listed = r.String(), listed+r.Length
 		}
-		fmt.Fprintf(&b, "the old LUN returns read errors at %s (%s in all)", strings.Join(rs, ", "), Bytes(u.Bytes))
+		fmt.Fprintf(&b, "the old LUN returns read errors at %s", strings.Join(rs, ", "))
+		if len(rs) > 1 || listed != u.Bytes {
+			fmt.Fprintf(&b, " (%s in all)", Bytes(u.Bytes))
+		}
 	case u.Done:
 		fmt.Fprintf(&b, "every unhydrated region of the old LUN (%s) reads without error", Bytes(u.Scanned))
 	default:
