@@ -20,14 +20,7 @@ func (a *app) migrateCommand() *cli.Command {
 		Usage: "run the migration steps",
 		Subcommands: []*cli.Command{
 			{Name: "prepare", Usage: "attach the new LUN, check sizes, create the metadata device (host stays on the old array)", ArgsUsage: names, Action: a.eachVolume(a.prepare)},
-			{
-				Name: "cutover", Usage: "in the window: hooks, old LUN read-only, clone, export to the host, wait for its session (--online: no window, for multipath hosts)", ArgsUsage: names,
-				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "online", Usage: "online cutover: the host's multipath map gains the proxy's paths and loses its direct ones, then the proxy takes over live (hooks addPaths, removeDirectPaths, restoreDirectPaths)"},
-					&cli.BoolFlag{Name: "no-fence", Usage: "take no persistent reservation on the old LUN (for an array that refuses them)"},
-				},
-				Action: a.eachVolume(a.cutover),
-			},
+			a.cutoverCommand(names),
 			{
 				Name: "start", Usage: "start background hydration", ArgsUsage: names,
 				Flags: []cli.Flag{
@@ -123,6 +116,17 @@ func diskLabel(d *plan.Disk) string {
 		return d.Path
 	}
 	return fmt.Sprintf("%s (%s)", d.Path, plan.Bytes(d.SizeBytes))
+}
+
+func (a *app) cutoverCommand(names string) *cli.Command {
+	return &cli.Command{
+		Name: "cutover", Usage: "in the window: hooks, old LUN read-only, clone, export to the host, wait for its session (--online: no window, for multipath hosts)", ArgsUsage: names,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "online", Usage: "online cutover: the host's multipath map gains the proxy's paths and loses its direct ones, then the proxy takes over live (hooks addPaths, removeDirectPaths, restoreDirectPaths)"},
+			&cli.BoolFlag{Name: "no-fence", Usage: "take no persistent reservation on the old LUN (for an array that refuses them)"},
+		},
+		Action: a.eachVolume(a.cutover),
+	}
 }
 
 func (a *app) cutover(c *cli.Context, p *plan.Planner, name string) error {
