@@ -89,18 +89,24 @@ blacklist_exceptions {
 `
 }
 
-// Rules renders the lab's udev rules: a disk whose session belongs to the
-// host gets HostPathProperty and the scsi_id properties multipathd takes
-// its WWID from (ID_SERIAL); nothing else happens to any device.
+// Rules renders the lab's udev rules: every SCSI disk gets the scsi_id
+// properties multipathd takes its WWID from (ID_SERIAL), a disk whose
+// session belongs to the host HostPathProperty too, and the others lose
+// ID_WWN and ID_WWN_WITH_EXTENSION; nothing else happens to any device.
+// Why: multipath-tools applies a property blacklist only to a device that
+// has its uid attribute (without ID_SERIAL it reads the WWID from sysfs and
+// takes the disk), and its built-in exception (SCSI_IDENT_|ID_WWN), which
+// multipath.conf cannot remove, admits every disk that has ID_WWN.
 func (m *Multipath) Rules() string {
 	return `# lunferry lab: tag the host's iSCSI disks for its multipathd (integration/lab/multipath.go)
 SUBSYSTEM!="block", GOTO="lunferry_lab_end"
 KERNEL!="sd*", GOTO="lunferry_lab_end"
 ENV{DEVTYPE}!="disk", GOTO="lunferry_lab_end"
 ACTION=="remove", GOTO="lunferry_lab_end"
-IMPORT{program}="/bin/sh ` + m.hostPathScript() + ` %p"
-ENV{` + HostPathProperty + `}!="1", GOTO="lunferry_lab_end"
 IMPORT{program}="scsi_id --whitelisted --export --device=$devnode"
+IMPORT{program}="/bin/sh ` + m.hostPathScript() + ` %p"
+ENV{` + HostPathProperty + `}=="1", GOTO="lunferry_lab_end"
+ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""
 LABEL="lunferry_lab_end"
 `
 }
