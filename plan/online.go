@@ -34,10 +34,12 @@ import (
 // fileio only), which the linear table inherits from the old LUN's disk;
 // emulate_fua_write stays at its default 1, so the host's FUA writes and
 // SYNCHRONIZE CACHE reach the old LUN as REQ_FUA and flush bios, which
-// dm linear passes on. The linear table is built over a disk that reports
-// write back (initiator.KeepWriteBack), as the clone it becomes always
-// does: the host sees WCE=1 from its first login and keeps sending
-// flushes, through the takeover too.
+// dm linear passes on. The host's multipath map takes write back and FUA
+// from any of its paths, so the proxied path shows what the direct one
+// does: the old LUN must report write back (checkOldCache; the clone it
+// becomes always does, and the host must keep sending the flushes on which
+// dm-clone commits its metadata), and the export offers FUA only when the
+// old LUN does (ExportSpec.NoFUA).
 
 // OnlinePhase is a phase of the online cutover.
 type OnlinePhase string

@@ -341,6 +341,9 @@ func (s *Spec) Validate() error {
 	if s.Cutover != "" && s.Cutover != "offline" && s.Cutover != "online" {
 		bad(`cutover %q: want "offline" (the default: the host stops for a window) or "online" (multipath hosts)`, s.Cutover)
 	}
+	if h := s.Hooks; s.Cutover == "online" && (len(h.AddPaths) == 0 || len(h.RemoveDirectPaths) == 0 || len(h.RestoreDirectPaths) == 0) {
+		bad(`cutover "online" needs hooks addPaths, removeDirectPaths and restoreDirectPaths (they move the host's multipath paths)`)
+	}
 	if s.Fence != "" && s.Fence != "none" {
 		bad(`fence %q: leave it out (fence the old LUN with a persistent reservation) or give "none"`, s.Fence)
 	}
