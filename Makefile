@@ -2,7 +2,7 @@
 GO      ?= go
 export CGO_ENABLED := 0
 
-.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean
+.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean man deb package-check
 
 # The VM lab (integration/vm). VM_PKGS are the packages whose tests run inside
 # the lab VM through the go test -exec wrapper bin/vmexec; override with
@@ -80,6 +80,19 @@ demo: lab
 # longest write stall and its write errors.
 demo-online: lab
 	scripts/demo-online.sh
+
+# man: the man pages, generated from the command tree (lunferry man).
+man: build
+	bin/lunferry man out/man
+
+# deb: out/lunferry_<version>_amd64.deb and out/lunferry-dm-clone-dkms_<version>_all.deb
+# (scripts/packaging/README.md); package-check verifies the unit, runs
+# lintian and builds dm-clone through DKMS in a private tree.
+deb:
+	GO=$(GO) scripts/packaging/build-deb.sh out
+
+package-check: deb
+	scripts/packaging/check.sh out
 
 # bench: every package's benchmarks, kept in out/bench.txt.
 bench:
