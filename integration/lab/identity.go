@@ -26,6 +26,9 @@ type LUNIdentity struct {
 	// a volatile write cache (WCE=1) and takes FUA writes, as many arrays
 	// do; unset, a fileio LUN reports write-through and refuses FUA.
 	WriteCache bool
+	// Thin makes the LUN thin provisioned (attrib/emulate_tpu: LBPME and
+	// UNMAP), as most arrays' LUNs are.
+	Thin bool
 }
 
 // SetIdentity gives the array's storage object id. LIO refuses these
@@ -92,6 +95,9 @@ func writeIdentity(so string, id LUNIdentity) error {
 	}
 	if id.BlockSize != 0 {
 		settings = append(settings, struct{ file, value string }{"attrib/block_size", strconv.Itoa(id.BlockSize)})
+	}
+	if id.Thin {
+		settings = append(settings, struct{ file, value string }{"attrib/emulate_tpu", "1"})
 	}
 	for _, s := range settings {
 		if s.value == "" {
