@@ -191,12 +191,6 @@ func (s *scanner) probe(ctx context.Context, off, n uint64) {
 	}
 	s.pace(ctx, n)
 	_, err := s.r.ReadAt(s.buf[:n], int64(off))
-	if err != nil && n <= s.o.BlockSize && !errors.Is(err, ErrReadTimeout) {
-		// Blame a block only if it fails twice: the block layer may
-		// merge this read with another's (dm-clone's, the host's) over
-		// the bad range and fail both.
-		_, err = s.r.ReadAt(s.buf[:n], int64(off))
-	}
 	if errors.Is(err, ErrReadTimeout) {
 		s.res.Stopped = fmt.Sprintf("the read at byte %d: %v", off, err)
 		return

@@ -43,7 +43,9 @@ func (r *DirectReader) ReadAt(p []byte, off int64) (int, error) {
 	r.pending++
 	r.mu.Unlock()
 	go func() {
-		buf := alignedBuffer(len(p))
+		// alignedBuffer rounds up to 4 KiB: read len(p), not more, or
+		// a bad block up to 4 KiB further fails a good one.
+		buf := alignedBuffer(len(p))[:len(p)]
 		n, err := r.f.ReadAt(buf, off)
 		r.mu.Lock()
 		r.pending--

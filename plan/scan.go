@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/clone"
-	"github.com/lunferry/lunferry/dm"
 )
 
 // UnreadableScan is what `lunferry run` found on the old LUN for a stalled
@@ -89,9 +88,7 @@ func (p *Planner) scanStalled(ctx context.Context, v *Volume, since, now time.Ti
 	}
 	o := clone.ScanOptions{BlockSize: uint64(v.OldDisk.LogicalBlockSize), Deadline: now.Add(scanSlice), Now: p.o.Now,
 		Rate: min(v.Spec.Throttle.RateAt(now), scanRateCap)}
-	resume := p.holdForScan(ctx, v.Spec.Name)
 	res, err := sc.Unreadable(ctx, v.OldDisk.Path, meta.Device, u.Next, o)
-	resume()
 	u.At, u.Note = p.o.Now().UTC(), ""
 	if err != nil {
 		u.Note = fmt.Sprintf("the scan could not run: %v", err)
@@ -106,26 +103,6 @@ func (p *Planner) scanStalled(ctx context.Context, v *Volume, since, now time.Ti
 	}
 	if u.Done {
 		p.logf("volume %s: hydration stalled: %s", v.Spec.Name, u.Summary())
-	}
-}
-
-// holdForScan disables hydration while a slice scans, and returns what
-// turns it back on: a stalled dm-clone retries its failing batch in a
-// loop, and the block layer merges those reads with the scan's and fails
-// good blocks with them.
-func (p *Planner) holdForScan(ctx context.Context, volume string) (resume func()) {
-	st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(volume))
-	if err != nil || !st.HydrationEnabled() {
-		return func() {}
-	}
-	if _, me := p.send(ctx, volume, []string{dm.MsgDisableHydration}, false); me != nil {
-		p.logf("%s", me.logLine())
-		return func() {}
-	}
-	return func() {
-		if _, me := p.send(ctx, volume, []string{dm.MsgEnableHydration}, false); me != nil {
-			p.logf("%s", me.logLine())
-		}
 	}
 }
 
