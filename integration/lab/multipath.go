@@ -89,14 +89,17 @@ blacklist_exceptions {
 `
 }
 
-// Rules renders the lab's udev rules: every SCSI disk gets the scsi_id
-// properties multipathd takes its WWID from (ID_SERIAL), a disk whose
-// session belongs to the host HostPathProperty too, and the others lose
-// ID_WWN and ID_WWN_WITH_EXTENSION; nothing else happens to any device.
-// Why: multipath-tools applies a property blacklist only to a device that
-// has its uid attribute (without ID_SERIAL it reads the WWID from sysfs and
-// takes the disk), and its built-in exception (SCSI_IDENT_|ID_WWN), which
-// multipath.conf cannot remove, admits every disk that has ID_WWN.
+// Rules renders the lab's udev rules: a disk whose session belongs to the
+// host gets the scsi_id properties (multipathd takes its WWID from
+// ID_SERIAL) and HostPathProperty; every other SCSI disk gets an ID_SERIAL
+// of its own ("lunferry-lab-not-host-sdX") and loses ID_WWN and
+// ID_WWN_WITH_EXTENSION; nothing else happens to any device. Why, as
+// multipath-tools 0.9.4 behaves: it applies a property blacklist only to a
+// device that has its uid attribute (without ID_SERIAL it reads the WWID
+// from sysfs and takes the disk); its built-in exception
+// (SCSI_IDENT_|ID_WWN), which multipath.conf cannot remove, admits every
+// disk with ID_WWN; and a blacklisted disk it keeps as an orphan is still
+// adopted into a map of the same WWID when that map gains a path.
 func (m *Multipath) Rules() string {
 	return `# lunferry lab: tag the host's iSCSI disks for its multipathd (integration/lab/multipath.go)
 SUBSYSTEM!="block", GOTO="lunferry_lab_end"
@@ -106,7 +109,7 @@ ACTION=="remove", GOTO="lunferry_lab_end"
 IMPORT{program}="scsi_id --whitelisted --export --device=$devnode"
 IMPORT{program}="/bin/sh ` + m.hostPathScript() + ` %p"
 ENV{` + HostPathProperty + `}=="1", GOTO="lunferry_lab_end"
-ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""
+ENV{ID_SERIAL}="lunferry-lab-not-host-%k", ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""
 LABEL="lunferry_lab_end"
 `
 }
@@ -248,11 +251,13 @@ func (m *Multipath) daemonUp() bool {
 func (m *Multipath) Stop() error {
 	var errs []error
 	if m.daemonUp() {
-		if err := run("multipathd", "shutdown"); err != nil {
-			errs = append(errs, err)
-		}
+		// It may exit before it answers ("error -5 receiving packet").
+		err := run("multipathd", "shutdown")
 		for deadline := time.Now().Add(30 * time.Second); m.daemonUp() && time.Now().Before(deadline); {
 			time.Sleep(200 * time.Millisecond)
+		}
+		if m.daemonUp() {
+			errs = append(errs, fmt.Errorf("lab: multipathd still running 30s after shutdown (%v)", err))
 		}
 	}
 	if out, err := m.multipath("-F"); err != nil {

@@ -51,16 +51,17 @@ func TestConfAndRulesNameTheHostProperty(t *testing.T) {
 	if c := m.Conf(); !strings.Contains(c, `property "^`+HostPathProperty+`$"`) || !strings.Contains(c, "no_path_retry queue") {
 		t.Errorf("multipath.conf does not blacklist all but the host's disks, or does not queue:\n%s", c)
 	}
-	// scsi_id for every disk: multipath-tools skips the property
-	// blacklist of a disk without ID_SERIAL (and takes it); ID_WWN off
-	// the others: the built-in exception admits every disk with it.
+	// scsi_id for every disk, then the others' WWID replaced and ID_WWN
+	// off: multipath-tools skips the property blacklist of a disk without
+	// ID_SERIAL, its built-in exception admits every disk with ID_WWN, and
+	// it adopts an orphan of the map's WWID into the map.
 	r := m.Rules()
 	id := strings.Index(r, `IMPORT{program}="scsi_id --whitelisted --export --device=$devnode"`)
 	host := strings.Index(r, `IMPORT{program}="/bin/sh /lab/multipath/host-path %p"`)
 	skip := strings.Index(r, `ENV{`+HostPathProperty+`}=="1", GOTO="lunferry_lab_end"`)
-	unset := strings.Index(r, `ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""`)
+	unset := strings.Index(r, `ENV{ID_SERIAL}="lunferry-lab-not-host-%k", ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""`)
 	if id < 0 || host < id || skip < host || unset < skip {
-		t.Errorf("udev rules: want scsi_id for every disk, then host-path, then ID_WWN unset on the others:\n%s", r)
+		t.Errorf("udev rules: want scsi_id for every disk, then host-path, then the others' ID_SERIAL replaced, ID_WWN unset:\n%s", r)
 	}
 }
 
