@@ -135,8 +135,14 @@ func (d *doctor) deviceMapper(ctx context.Context) {
 			detail = "no clone target among " + strings.Join(names, ",")
 		}
 	}
-	d.add("dm-clone", cloneOK, detail, (&dm.TargetMissingError{Type: "clone", Module: "dm_clone"}).Error())
+	d.add("dm-clone", cloneOK, detail, cloneFix)
 }
+
+// cloneFix is the dm-clone check's fix: the module, or on Debian (built
+// without CONFIG_DM_CLONE) the package that builds it through DKMS.
+const cloneFix = `modprobe dm_clone; on Debian, whose kernels lack it, install lunferry-dm-clone-dkms ` +
+	`(apt install ./lunferry-dm-clone-dkms_*.deb, built by make deb: DKMS builds dm-clone.ko for each installed kernel ` +
+	`from its linux-source-<major.minor> package), then modprobe dm_clone`
 
 // dmTargets lists the target types device-mapper has loaded.
 func dmTargets(o dm.Options) func(context.Context) ([]string, error) {
