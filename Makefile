@@ -2,7 +2,7 @@
 GO      ?= go
 export CGO_ENABLED := 0
 
-.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean man deb package-check
+.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean man deb package-check vagrant-validate
 
 # The VM lab (integration/vm). VM_PKGS are the packages whose tests run inside
 # the lab VM through the go test -exec wrapper bin/vmexec; override with
@@ -33,7 +33,7 @@ unit:
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags crashpoints ./internal/crashpoint/
 
-test: fmt-check vet unit test-vm
+test: fmt-check vet unit vagrant-validate test-vm
 
 # deps: idempotent lab set-up (apt packages, dm-clone.ko for the lab kernel);
 # a no-op that needs no root once everything is there.
@@ -93,6 +93,10 @@ deb:
 
 package-check: deb
 	scripts/packaging/check.sh out
+
+# vagrant-validate: the Vagrantfile's SAN machines, checked (never booted).
+vagrant-validate:
+	scripts/vagrant/validate.sh
 
 # bench: every package's benchmarks, kept in out/bench.txt.
 bench:

@@ -27,7 +27,9 @@ for p in lintian dkms; do command -v "$p" >/dev/null || missing+=("$p"); done
 if ((${#missing[@]})); then
 	[[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "missing ${missing[*]}: apt-get install ${missing[*]}"
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lunferry-pkgcheck.XXXXXX")
