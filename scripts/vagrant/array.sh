@@ -18,8 +18,10 @@ mkdir -p "$(dirname "$store")"
 [[ -f $store ]] || truncate -s "$size" "$store"
 tc() { targetcli "$@" >/dev/null; }
 tpg=/sys/kernel/config/target/iscsi/$iqn/tpgt_1
-if [[ ! -d $tpg ]]; then
+if ! compgen -G "/sys/kernel/config/target/core/fileio_*/$name" >/dev/null; then
 	tc /backstores/fileio create "$name" "$store" "$size" write_back=false
+fi
+if [[ ! -d $tpg ]]; then
 	tc /iscsi create "$iqn"
 	tc "/iscsi/$iqn/tpg1/luns" create "/backstores/fileio/$name"
 	tc "/iscsi/$iqn/tpg1/portals" delete 0.0.0.0 3260 || true
