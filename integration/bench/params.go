@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// Params sizes one run of the bench.
+type Params struct {
+	Mode string `json:"mode"`
+	// LUNBytes is the size of the old, new and scratch LUNs.
+	LUNBytes int64 `json:"lunBytes"`
+	// Reps is how many times each A/B pair is measured.
+	Reps int `json:"reps"`
+	// FioRuntime is each fio job's measured time (after FioRamp).
+	FioRuntime time.Duration `json:"fioRuntime"`
+	FioRamp    time.Duration `json:"fioRamp"`
+	// LatencyRuntime and LatencyIOPS: the fixed-rate 4k randread job.
+	LatencyRuntime time.Duration `json:"latencyRuntime"`
+	LatencyIOPS    int           `json:"latencyIOPS"`
+	// HoldRuntime is how long fio runs across finalize's swap.
+	HoldRuntime time.Duration `json:"holdRuntime"`
+	// ThrottleRates are asked, each over ThrottleWindow, ThrottleReps
+	// times with and without `run`.
+	ThrottleRates  []int64       `json:"throttleRates"`
+	ThrottleWindow time.Duration `json:"throttleWindow"`
+	ThrottleReps   int           `json:"throttleReps"`
+	// ScaleVolumes of ScaleLUNBytes each on one proxy, `run` watched for
+	// ScaleWindow.
+	ScaleVolumes  int           `json:"scaleVolumes"`
+	ScaleLUNBytes int64         `json:"scaleLUNBytes"`
+	ScaleWindow   time.Duration `json:"scaleWindow"`
+	// MemoryMiB is the lab VM's memory: the arrays' backing files live in
+	// its RAM.
+	MemoryMiB int `json:"memoryMiB"`
+	// Timeout bounds the whole boot.
+	Timeout time.Duration `json:"timeout"`
+}
+
+// FullParams are `make bench`'s.
+func FullParams() Params {
+	return Params{Mode: "full", LUNBytes: 512 << 20, Reps: 5,
+		FioRuntime: 3 * time.Second, FioRamp: time.Second,
+		LatencyRuntime: 4 * time.Second, LatencyIOPS: 50, HoldRuntime: 8 * time.Second,
+		ThrottleRates: []int64{2 << 20, 4 << 20, 8 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 2,
+		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 30 * time.Second,
+		MemoryMiB: 3584, Timeout: 110 * time.Minute}
+}
+
+// SmokeParams are the smoke test's: tiny sizes, one repetition, seconds.
+func SmokeParams() Params {
+	return Params{Mode: "smoke", LUNBytes: 16 << 20, Reps: 1,
+		FioRuntime: time.Second, FioRamp: 0,
+		LatencyRuntime: time.Second, LatencyIOPS: 50, HoldRuntime: 4 * time.Second,
+		ThrottleRates: []int64{512 << 10, 1 << 20, 2 << 20}, ThrottleWindow: 3 * time.Second, ThrottleReps: 1,
+		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second,
+		MemoryMiB: 2048, Timeout: 40 * time.Minute}
+}
+
+// ParamsFor returns the parameters of a mode ("full" or "smoke").
+func ParamsFor(mode string) (Params, error) {
+	switch mode {
+	case "full":
+		return FullParams(), nil
+	case "smoke":
+		return SmokeParams(), nil
+	}
+	return Params{}, fmt.Errorf("bench: mode %q: want full or smoke", mode)
+}
+
+// String says the sizes in one line.
+func (p Params) String() string {
+	return fmt.Sprintf("LUNs %d MiB, %d repetitions, fio %s (+%s ramp) per job, latency job %d IOPS for %s, throttle windows %s ×%d, %d volumes of %d MiB for scale",
+		p.LUNBytes>>20, p.Reps, p.FioRuntime, p.FioRamp, p.LatencyIOPS, p.LatencyRuntime, p.ThrottleWindow, p.ThrottleReps,
+		p.ScaleVolumes, p.ScaleLUNBytes>>20)
+}
