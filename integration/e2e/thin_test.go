@@ -30,14 +30,25 @@ func (s *scene) hostThin(iqn string) (lbpme bool, discardMax string) {
 }
 
 // thinThrough fails unless the host sees a thin provisioned LUN through
-// the export and its fstrim goes through.
+// the export and its fstrim unmaps blocks through it: a scratch file (not
+// the writer's) is written and deleted first, since ext4 trims only the
+// block groups that freed blocks since the last trim (mkfs marks them
+// all trimmed).
 func (s *scene) thinThrough(when string) {
 	s.t.Helper()
 	lbpme, max := s.hostThin(s.cfg.ExportIQN)
+	scratch := filepath.Join(s.cfg.Host.Mount, "trim-scratch")
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+scratch, "bs=64k", "count=32", "conv=fsync").CombinedOutput(); err != nil {
+		s.t.Fatalf("dd: %v\n%s", err, out)
+	}
+	if err := os.Remove(scratch); err != nil {
+		s.t.Fatal(err)
+	}
+	lab.ExecOut("sync")
 	out, err := exec.Command("fstrim", "-v", s.cfg.Host.Mount).CombinedOutput()
 	s.logf("THIN %s: lbpme %v, discard_max_bytes %s; fstrim: %s", when, lbpme, max, strings.TrimSpace(string(out)))
-	if !lbpme || max == "0" || err != nil {
-		s.t.Fatalf("%s the host does not see a thin LUN through the proxy (lbpme %v, discard_max_bytes %s, fstrim %v)", when, lbpme, max, err)
+	if !lbpme || max == "0" || err != nil || strings.Contains(string(out), " 0 B ") {
+		s.t.Fatalf("%s the host does not unmap through the proxy (lbpme %v, discard_max_bytes %s, fstrim %v: %s)", when, lbpme, max, err, out)
 	}
 }
 
