@@ -90,26 +90,25 @@ blacklist_exceptions {
 }
 
 // Rules renders the lab's udev rules: a disk whose session belongs to the
-// host gets the scsi_id properties (multipathd takes its WWID from
-// ID_SERIAL) and HostPathProperty; every other SCSI disk gets an ID_SERIAL
-// of its own ("lunferry-lab-not-host-sdX") and loses ID_WWN and
-// ID_WWN_WITH_EXTENSION; nothing else happens to any device. Why, as
-// multipath-tools 0.9.4 behaves: it applies a property blacklist only to a
-// device that has its uid attribute (without ID_SERIAL it reads the WWID
-// from sysfs and takes the disk); its built-in exception
-// (SCSI_IDENT_|ID_WWN), which multipath.conf cannot remove, admits every
-// disk with ID_WWN; and a blacklisted disk it keeps as an orphan is still
-// adopted into a map of the same WWID when that map gains a path.
+// host gets HostPathProperty and the scsi_id properties (multipathd takes
+// its WWID from ID_SERIAL); every other SCSI disk gets only an ID_SERIAL
+// of its own ("lunferry-lab-not-host-sdX"); nothing else happens to any
+// device. Why, as multipath-tools 0.9.4 behaves: it applies a property
+// blacklist only to a device that has its uid attribute (without ID_SERIAL
+// it reads the WWID from sysfs and takes the disk); its built-in exception
+// (SCSI_IDENT_|ID_WWN), unanchored, which multipath.conf cannot remove,
+// admits every disk with any ID_WWN* property (scsi_id sets three); and a
+// blacklisted disk it keeps as an orphan is still adopted into a map of
+// the same WWID when that map gains a path.
 func (m *Multipath) Rules() string {
 	return `# lunferry lab: tag the host's iSCSI disks for its multipathd (integration/lab/multipath.go)
 SUBSYSTEM!="block", GOTO="lunferry_lab_end"
 KERNEL!="sd*", GOTO="lunferry_lab_end"
 ENV{DEVTYPE}!="disk", GOTO="lunferry_lab_end"
 ACTION=="remove", GOTO="lunferry_lab_end"
-IMPORT{program}="scsi_id --whitelisted --export --device=$devnode"
 IMPORT{program}="/bin/sh ` + m.hostPathScript() + ` %p"
-ENV{` + HostPathProperty + `}=="1", GOTO="lunferry_lab_end"
-ENV{ID_SERIAL}="lunferry-lab-not-host-%k", ENV{ID_WWN}="", ENV{ID_WWN_WITH_EXTENSION}=""
+ENV{` + HostPathProperty + `}!="1", ENV{ID_SERIAL}="lunferry-lab-not-host-%k", GOTO="lunferry_lab_end"
+IMPORT{program}="scsi_id --whitelisted --export --device=$devnode"
 LABEL="lunferry_lab_end"
 `
 }
