@@ -22,9 +22,10 @@
 //     portal) or disks with the same WWID; log in
 //     to the new LUN, check it is at least as large as the old one (the
 //     old size comes from old.sizeBytes or from attaching the old LUN
-//     read-only), create the dm-clone metadata device: a sparse file
+//     read-only), create the dm-clone metadata device: a file
 //     <state-dir>/metadata/<volume>.meta on a loop device, sized by
-//     MetadataBytes, first 4 KiB zeroed (or a given device, zeroed the same
+//     MetadataBytes and allocated in full (a full disk fails here, not
+//     mid-hydration), first 4 KiB zeroed (or a given device, zeroed the same
 //     way). Nothing is ever written to the old LUN.
 //  2. cutover (in the window): pre-cutover hooks (quiesce the host, map the
 //     old LUN to the proxy), attach the old LUN and set its disk read-only,

@@ -268,8 +268,8 @@ func sharedLogin(v *Volume, kind ObjectKind, l LUN, all []*Volume) string {
 }
 
 // createMetadata makes fresh dm-clone metadata: the admin's device, or a
-// sparse file under the state directory on a loop device; its first 4 KiB
-// are zeroed either way.
+// file allocated in full under the state directory on a loop device; its
+// first 4 KiB are zeroed either way.
 func (p *Planner) createMetadata(ctx context.Context, v *Volume) error {
 	s := &v.Spec
 	if dev := s.Metadata.Device; dev != "" {

@@ -180,8 +180,8 @@ type DeviceState struct {
 
 // MetadataDevices makes and frees dm-clone metadata devices.
 type MetadataDevices interface {
-	// CreateFile creates fresh metadata: a sparse file of size bytes at
-	// path (or the existing one), its first 4 KiB cleared, on a loop
+	// CreateFile creates fresh metadata: a file of size bytes, all
+	// allocated, at path (or the existing one), its first 4 KiB cleared, on a loop
 	// device, which it returns. Only prepare creates metadata.
 	CreateFile(ctx context.Context, path string, size uint64) (string, error)
 	// AttachFile puts the existing metadata file path back on a loop

@@ -33,10 +33,12 @@ func (d Devices) dev() string {
 	return d.DevRoot
 }
 
-// createSparse opens path read-write, creating it (and its directory) when
-// missing, and grows it to size bytes when it is smaller. The growth is
-// sparse: the space is used as it is written.
-func createSparse(path string, size uint64) (*os.File, error) {
+// createAllocated opens path read-write, creating it (and its directory)
+// when missing, and grows it to size bytes when it is smaller, with every
+// block allocated: a sparse file on a filesystem that fills up later would
+// fail dm-clone's metadata writes mid-hydration (the clone turns faulty),
+// so a full filesystem is found here, at prepare, instead.
+func createAllocated(path string, size uint64) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("loop: directory of %s: %w", path, err)
 	}
@@ -50,12 +52,33 @@ func createSparse(path string, size uint64) (*os.File, error) {
 		return nil, fmt.Errorf("loop: stat %s: %w", path, err)
 	}
 	if uint64(st.Size()) < size {
-		if err := f.Truncate(int64(size)); err != nil {
+		if err := allocate(f, size); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("loop: size %s: %w", path, err)
+			return nil, fmt.Errorf("loop: allocate %d bytes for %s: %w", size, path, err)
 		}
 	}
 	return f, nil
+}
+
+// allocate gives f size bytes, all allocated; where the filesystem has no
+// fallocate, it writes zeroes.
+func allocate(f *os.File, size uint64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zero := make([]byte, 1<<20)
+	for off := st.Size(); uint64(off) < size; off += int64(len(zero)) {
+		n := min(uint64(len(zero)), size-uint64(off))
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
 }
 
 // zeroHead clears the first HeadBytes of f and syncs it.
@@ -66,7 +89,7 @@ func zeroHead(f *os.File) error {
 	return f.Sync()
 }
 
-// AttachFile makes path a file of at least size bytes (created sparse, mode
+// AttachFile makes path a file of at least size bytes (allocated, mode
 // 0600 in a 0700 directory, when missing; grown when smaller), clears its
 // first HeadBytes when zero is set, and returns the loop device backed by
 // it, attaching a free one when there is none.
@@ -75,7 +98,7 @@ func (d Devices) AttachFile(ctx context.Context, path string, size uint64, zero 
 	if err != nil {
 		return "", err
 	}
-	f, err := createSparse(path, size)
+	f, err := createAllocated(path, size)
 	if err != nil {
 		return "", err
 	}

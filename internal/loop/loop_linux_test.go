@@ -5,16 +5,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// TestCreateSparse: the file and its directory are made; a smaller file
-// grows, a larger one is kept as it is, and its data stays.
-func TestCreateSparse(t *testing.T) {
+// TestCreateAllocated: the file and its directory are made with every
+// block allocated; a smaller file grows, a larger one is kept as it is, and
+// its data stays.
+func TestCreateAllocated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "metadata", "v.meta")
-	f, err := createSparse(path, 1<<20)
+	f, err := createAllocated(path, 1<<20)
 	require.NoError(t, err)
 	_, err = f.WriteAt(bytes.Repeat([]byte{0xab}, HeadBytes), 0)
 	require.NoError(t, err)
@@ -22,15 +24,16 @@ func TestCreateSparse(t *testing.T) {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, int64(1<<20), st.Size())
+	require.GreaterOrEqual(t, st.Sys().(*syscall.Stat_t).Blocks*512, int64(1<<20), "allocated, not sparse")
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 	dir, err := os.Stat(filepath.Dir(path))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o700), dir.Mode().Perm())
 
-	f, err = createSparse(path, 2<<20)
+	f, err = createAllocated(path, 2<<20)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	f, err = createSparse(path, 4096)
+	f, err = createAllocated(path, 4096)
 	require.NoError(t, err)
 	st, err = f.Stat()
 	require.NoError(t, err)
