@@ -10,8 +10,8 @@ package plan
 // regions, per block) plus its btree. The raw need is thus about
 // 4 KiB + regions/8 bytes plus a few percent. We give four times the bitset
 // plus 4 MiB for the superblock, space map and btree, rounded up to a MiB:
-// 12 MiB for 1 TiB in 64 KiB regions. The device is a sparse file, so the
-// generosity costs no disk.
+// 12 MiB for 1 TiB in 64 KiB regions: small enough to allocate in full at
+// prepare, so a full disk is found then and not by dm-clone mid-hydration.
 func MetadataBytes(sizeBytes, regionSectors uint64) uint64 {
 	if regionSectors == 0 {
 		regionSectors = DefaultRegionSectors
