@@ -57,7 +57,9 @@ func TestFaultsToHandover(t *testing.T) {
 	s.hostOnOld(16, 8<<20)
 	sp := s.spec("fault1", "old", "new")
 	sp.Old.SizeBytes = oldSize
-	sp.Throttle = mustSchedule(t, "1MiB/s")
+	// Slow enough that both outages find regions left to hydrate (the
+	// host's writes hydrate regions too, at their own pace).
+	sp.Throttle = mustSchedule(t, "256KiB/s")
 	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover"), s.hook("record-old-sum")}, PostCutover: []string{s.hook("post-cutover")},
 		Timeout: plan.Duration(2 * time.Minute)}
 	s.handoverHooks(&sp.Hooks)
@@ -97,6 +99,9 @@ func (s *scene) outage(sp plan.Spec, role string) outageResult {
 	s.t.Helper()
 	o := outageResult{role: role}
 	a := s.cfg.Arrays[role]
+	if st := s.status(sp.Name); st.Progress.TotalRegions != 0 && st.Progress.HydratedRegions == st.Progress.TotalRegions {
+		s.t.Fatalf("hydration completed before the %s array's outage (%d regions): nothing would show it resume; lower the test's throttle", role, st.Progress.HydratedRegions)
+	}
 	s.stopWriter()
 	s.labCmd("writer", "start")
 	ctx, cancel := context.WithCancel(context.Background())
