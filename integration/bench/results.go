@@ -15,10 +15,10 @@ type Goal struct {
 }
 
 // AtLeast, AtMost, Between and Reported build goals.
-func AtLeast(v float64) Goal     { return Goal{Min: &v} }
-func AtMost(v float64) Goal      { return Goal{Max: &v} }
+func AtLeast(v float64) Goal      { return Goal{Min: &v} }
+func AtMost(v float64) Goal       { return Goal{Max: &v} }
 func Between(lo, hi float64) Goal { return Goal{Min: &lo, Max: &hi} }
-func Reported() Goal             { return Goal{} }
+func Reported() Goal              { return Goal{} }
 
 // String renders the goal as the results table shows it.
 func (g Goal) String() string {

@@ -1,0 +1,54 @@
+// Command lunferry-bench is lunferry's lab bench (`make bench`): on the host
+// it boots the lab VM once, runs itself inside it with -guest, and writes
+// results.json, results.md and the plots; see package integration/bench.
+//
+//	lunferry-bench [-mode full|smoke] [-out out/bench] [-bin bin/e2e]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lunferry/lunferry/integration/bench"
+)
+
+func main() {
+	mode := flag.String("mode", "full", "full (make bench) or smoke (tiny sizes, one repetition)")
+	out := flag.String("out", "out/bench", "directory for results.json, results.md and the plots")
+	bin := flag.String("bin", "bin/e2e", "directory holding lunferry and lunferry-lab (make e2e-bin)")
+	guest := flag.Bool("guest", false, "measure (inside the lab VM; the host side passes it)")
+	flag.Parse()
+	if err := run(*mode, *out, *bin, *guest); err != nil {
+		fmt.Fprintln(os.Stderr, "lunferry-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(mode, out, bin string, guest bool) error {
+	p, err := bench.ParamsFor(mode)
+	if err != nil {
+		return err
+	}
+	if guest {
+		return bench.RunGuest(context.Background(), p, bin, os.Stdout)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	res, err := bench.RunLab(context.Background(), bench.LabOptions{Params: p, Out: out, Log: os.Stdout, Env: os.Environ(),
+		Command: []string{exe, "-guest", "-mode", mode, "-bin", bin}})
+	if res != nil {
+		fmt.Print(res.Markdown())
+		if err == nil && len(res.Failures) > 0 {
+			err = fmt.Errorf("%d failures (see %s/results.md)", len(res.Failures), out)
+		}
+	}
+	return err
+}
