@@ -70,6 +70,14 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 		disks = append(disks, d)
 	}
 	require.NotEqual(t, disks[0].Path, disks[1].Path)
+	sess, err := r.Sessions(e.TargetIQN)
+	require.NoError(t, err)
+	var who []string
+	for _, s := range sess {
+		who = append(who, s.InitiatorIQN)
+	}
+	t.Logf("sessions on %s: %v; disks %s, %s", e.TargetIQN, who, disks[0].Path, disks[1].Path)
+	require.ElementsMatch(t, []string{labInitiator, prHostIQN}, who, "two initiators, two nexuses")
 	return disks[0], disks[1]
 }
 
