@@ -85,14 +85,15 @@ func TestUnreadableOldRange(t *testing.T) {
 	}
 	healed := time.Now()
 	waitFor(t, 3*time.Minute, "hydration to complete once the old LUN reads again", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
-	s.logf("hydrated %.1fs after the old array was fixed", time.Since(healed).Seconds())
+	hydrated := time.Since(healed)
+	s.logf("hydrated %.1fs after the old array was fixed", hydrated.Seconds())
 	s.logf("lunferry run:\n%s", run.stop())
 	s.mustLF("migrate", "finalize", sp.Name)
 	w := s.stopWriter()
 	s.writerSawOnlyBadReads(w)
 	out := s.labCmd("verify")
 	t.Logf("RESULT unreadable old range (%s): stall reported %.0fs after start, range named %.0fs after start; host: read in the range EIO, writer %d files 0 write errors, %d read-back errors (base/big.dat only); hydrated %.1fs after the fix; %s; test %.0fs",
-		bad, stalledAfter.Seconds(), namedAfter.Seconds(), w.Files, w.Errors, time.Since(healed).Seconds(), lastLine(out), time.Since(start).Seconds())
+		bad, stalledAfter.Seconds(), namedAfter.Seconds(), w.Files, w.Errors, hydrated.Seconds(), lastLine(out), time.Since(start).Seconds())
 }
 
 // badRangeUnder rebuilds the array of role over a lab.BadRange on its
