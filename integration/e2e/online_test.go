@@ -433,3 +433,30 @@ func TestOnlineAbort(t *testing.T) {
 	s.hostLetGo()
 	s.logf("old LUN's backing store alone: %s", s.labCmd("verify", "-dev", s.cfg.Arrays["old"].Backing))
 }
+
+// TestOnlineWriteThroughRefused: an old LUN that reports a write-through
+// cache (the lab's fileio array without a write cache) is refused by the
+// online cutover before any hook runs or the export exists: with it, the
+// host's map would take write back and FUA from the proxied path and send
+// FUA writes down the direct one, which the array refuses (the lab saw
+// ext4 abort its journal). The host stays on its direct path, unharmed.
+func TestOnlineWriteThroughRefused(t *testing.T) {
+	vmtest.Require(t)
+	s := newScene(t, 8<<20, 12<<20)
+	s.hostOnMultipath(8, 1<<20, false)
+	sp := s.spec("onwt", "old", "new")
+	s.addOnlineVolume(sp, true, false)
+	s.mustLF("migrate", "prepare", sp.Name)
+	r := s.lunferry("migrate", "cutover", sp.Name)
+	expect(t, r, exitRefused, "write-through")
+	s.logf("online cutover of a write-through old LUN: exit %d: %s", r.code, lastLine(r.stderr))
+	if _, err := os.Stat(filepath.Join(lab.DefaultConfigFS, "iscsi", s.cfg.ExportIQN)); err == nil {
+		t.Fatalf("the refused online cutover left the export %s", s.cfg.ExportIQN)
+	}
+	if hs := s.cfg.Host.Sessions(); !slices.Equal(hs, []string{s.cfg.Arrays["old"].IQN}) {
+		t.Fatalf("host sessions after the refusal: %v, want the old array alone", hs)
+	}
+	s.writerProgress("on the direct path after the refusal")
+	s.stopWriter()
+	s.writerNeverErred("after the refusal")
+}
