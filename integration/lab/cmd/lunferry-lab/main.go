@@ -78,6 +78,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if online[args[0]] {
+		return onlineCommand(cfg, *cfgPath, args)
+	}
 	switch args[0] {
 	case "arrays":
 		return arrays(cfg, args[1:])
@@ -101,38 +104,6 @@ func run(args []string) error {
 		return cfg.Save(*cfgPath)
 	case "host":
 		return host(cfg, args[1:])
-	case "acl-add", "acl-del":
-		return aclEdit(cfg, *cfgPath, args)
-	case "mpath":
-		return mpath(cfg, args[1:])
-	case "identity":
-		f := flag.NewFlagSet("identity", flag.ContinueOnError)
-		wb := f.Bool("write-back", false, "report a volatile write cache and take FUA (fileio)")
-		if len(args) < 2 {
-			return errors.New("identity ROLE [-write-back]")
-		}
-		if err := f.Parse(args[2:]); err != nil {
-			return err
-		}
-		a, err := cfg.Array(args[1])
-		if err != nil {
-			return err
-		}
-		// Shaped as the UUIDs targetcli gives storage objects.
-		a1, a2 := rand.Uint64(), rand.Uint64()
-		serial := fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a1>>32, a1>>16&0xffff, a1&0xffff, a2>>48, a2&(1<<48-1))
-		return a.SetIdentity(lab.LUNIdentity{UnitSerial: serial, WriteCache: *wb})
-	case "mark":
-		if len(args) != 2 {
-			return errors.New("mark PHASE")
-		}
-		return cfg.Mark(args[1])
-	case "stalls":
-		st, err := cfg.PhaseStalls()
-		if err == nil {
-			fmt.Print(lab.FormatStalls(st))
-		}
-		return err
 	case "populate":
 		f := flag.NewFlagSet("populate", flag.ContinueOnError)
 		files := f.Int("files", 64, "number of small files")
@@ -443,4 +414,46 @@ func mpath(cfg *lab.Config, args []string) error {
 		fmt.Printf("%s %s %s\n", m.Name, m.Dev, disk)
 	}
 	return err
+}
+
+// online are the commands of the online cutover's lab (multipath host,
+// phase marks, array identity and ACL edits).
+var online = map[string]bool{"acl-add": true, "acl-del": true, "mpath": true, "identity": true, "mark": true, "stalls": true}
+
+func onlineCommand(cfg *lab.Config, cfgPath string, args []string) error {
+	switch args[0] {
+	case "acl-add", "acl-del":
+		return aclEdit(cfg, cfgPath, args)
+	case "mpath":
+		return mpath(cfg, args[1:])
+	case "identity":
+		f := flag.NewFlagSet("identity", flag.ContinueOnError)
+		wb := f.Bool("write-back", false, "report a volatile write cache and take FUA (fileio)")
+		if len(args) < 2 {
+			return errors.New("identity ROLE [-write-back]")
+		}
+		if err := f.Parse(args[2:]); err != nil {
+			return err
+		}
+		a, err := cfg.Array(args[1])
+		if err != nil {
+			return err
+		}
+		// Shaped as the UUIDs targetcli gives storage objects.
+		a1, a2 := rand.Uint64(), rand.Uint64()
+		serial := fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a1>>32, a1>>16&0xffff, a1&0xffff, a2>>48, a2&(1<<48-1))
+		return a.SetIdentity(lab.LUNIdentity{UnitSerial: serial, WriteCache: *wb})
+	case "mark":
+		if len(args) != 2 {
+			return errors.New("mark PHASE")
+		}
+		return cfg.Mark(args[1])
+	case "stalls":
+		st, err := cfg.PhaseStalls()
+		if err == nil {
+			fmt.Print(lab.FormatStalls(st))
+		}
+		return err
+	}
+	return fmt.Errorf("unknown command %q", args[0])
 }
