@@ -393,7 +393,9 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	res, err := l.p.Restore(ctx)
 	require.NoError(t, err)
 	require.Len(t, res, 1)
-	require.Len(t, res[0].Rebuilt, 5)
+	// Sessions, metadata, the old LUN's fence (LIO takes reservations),
+	// device, export.
+	require.Len(t, res[0].Rebuilt, 6)
 	st, err := c.CloneStatus(ctx, plan.DMName(l.spec.Name))
 	require.NoError(t, err)
 	t.Logf("before crash %d regions, after restore %d of %d", before, st.HydratedRegions, st.TotalRegions)
