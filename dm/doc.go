@@ -10,6 +10,9 @@
 //   - one file per target (linear.go, clone.go, snapshot.go, era.go,
 //     errortarget.go): a Target renders its table arguments, and each status
 //     line parses into a typed struct.
+//   - era_metadata.go, era_written.go, era_client.go: which blocks of an
+//     era device were written since an era, read in pure Go from a held
+//     metadata snapshot (superblock, writeset btree, era array).
 //   - client.go: Client, one handle on the control node, with the device
 //     operations; replace.go: the live table swap; node.go: block device
 //     nodes made from sysfs when udev is absent.
