@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -162,22 +161,6 @@ func writeDev(t *testing.T, dev string, off int64, p []byte) {
 	require.NoError(t, f.Close())
 }
 
-// kernelAtLeast reports whether the running kernel is at least major.minor.
-func kernelAtLeast(major, minor int) bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	parts := strings.SplitN(rel, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	ma, _ := strconv.Atoi(parts[0])
-	mi, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	return ma > major || ma == major && mi >= minor
-}
-
 // TestKernelThrottlePauseSwapVerify runs the whole clone lifecycle on a
 // real dm-clone under the Regulator: throttled hydration, pause and resume
 // as the plan does them, completion at full speed, the live swap to linear
@@ -262,15 +245,14 @@ func TestKernelThrottlePauseSwapVerify(t *testing.T) {
 	// Verify: the host-visible device and the new LUN read the same; the
 	// new LUN differs from the old exactly where the host wrote; the old
 	// LUN was never written.
-	vr, err := Verify(ctx, k.path, k.dst, VerifyOptions{})
+	vr, err := Verify(ctx, k.path, k.dst, nil, VerifyOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, int64(size), vr.Compared)
-	assert.True(t, vr.DirectA && vr.DirectB, "block devices are read with O_DIRECT")
+	assert.Equal(t, uint64(size), vr.Compared)
 	t.Logf("verify %d MiB: %v, %v", size>>20, vr.Duration.Round(time.Millisecond), vr.Throughput())
 
-	vr, err = Verify(ctx, k.dst, k.src, VerifyOptions{Length: size})
+	vr, err = Verify(ctx, k.dst, k.src, []Extent{{Offset: 0, Length: size}}, VerifyOptions{})
 	require.ErrorIs(t, err, ErrMismatch)
-	assert.Equal(t, []Mismatch{{Offset: hostOff, Length: 1 << 20}}, vr.Mismatches)
+	assert.Equal(t, []Extent{{Offset: hostOff, Length: 1 << 20}}, vr.Mismatches)
 
 	srcNow, err := os.ReadFile(k.src)
 	require.NoError(t, err)
@@ -320,35 +302,6 @@ func TestKernelUnlimitedUsesTunedSettings(t *testing.T) {
 			// matters, TestKernelHydrationOverISCSI asserts it.
 		})
 	}
-}
-
-// TestKernelVerifyFallsBackOnTmpfs checks Verify on files where O_DIRECT is
-// refused (tmpfs before Linux 6.6, as in the lab).
-func TestKernelVerifyFallsBackOnTmpfs(t *testing.T) {
-	vmtest.Require(t)
-	var sfs unix.Statfs_t
-	dir := t.TempDir()
-	require.NoError(t, unix.Statfs(dir, &sfs))
-	if sfs.Type != unix.TMPFS_MAGIC {
-		dir = "/dev/shm"
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		require.NoError(t, unix.Statfs(dir, &sfs))
-		if sfs.Type != unix.TMPFS_MAGIC {
-			vmtest.Exec(t, "mount", "-t", "tmpfs", "tmpfs", dir)
-		}
-	}
-	a, b := filepath.Join(dir, "verify-a"), filepath.Join(dir, "verify-b")
-	t.Cleanup(func() { os.Remove(a); os.Remove(b) })
-	data := bytes.Repeat([]byte{1, 2, 3, 5, 8}, 1<<18)
-	require.NoError(t, os.WriteFile(a, data, 0o600))
-	require.NoError(t, os.WriteFile(b, data, 0o600))
-	res, err := Verify(context.Background(), a, b, VerifyOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, int64(len(data)), res.Compared)
-	if !kernelAtLeast(6, 6) {
-		assert.False(t, res.DirectA, "tmpfs on this kernel refuses O_DIRECT: Verify must have fallen back")
-	}
-	t.Logf("tmpfs: direct=%v", res.DirectA)
 }
 
 // TestKernelThrottleWithHostWrites throttles hydration while the host
@@ -420,9 +373,9 @@ func TestKernelThrottleWithHostWrites(t *testing.T) {
 	_, err = f.ReadAt(got, 0)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want, got), "the host-visible device after the swap")
-	vr, err := Verify(ctx, k.path, k.dst, VerifyOptions{})
+	vr, err := Verify(ctx, k.path, k.dst, nil, VerifyOptions{})
 	require.NoError(t, err, "new LUN and host-visible device")
-	assert.Equal(t, int64(size), vr.Compared)
+	assert.Equal(t, uint64(size), vr.Compared)
 	srcNow, err := os.ReadFile(k.src)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(k.srcData, srcNow), "the old LUN was written")

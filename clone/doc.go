@@ -48,10 +48,12 @@
 // # Verify
 //
 // Verify compares two block devices (the host-visible device and the new
-// LUN, or the new LUN and the old) chunk by chunk with O_DIRECT reads, and
-// reports the differing ranges in a VerifyResult and a *MismatchError.
+// LUN, or the new LUN and the old) over given extents, chunk by chunk with
+// O_DIRECT reads paced to a rate, and reports the differing ranges in a
+// VerifyResult and a *MismatchError; Compare does the same over any two
+// io.ReaderAt.
 //
-// Everything but Verify is tested without root against a simulated device;
+// Everything is tested without root against a simulated device;
 // the kernel tests (*_kernel_test.go) drive real dm-clone devices in the
 // lab VM.
 package clone

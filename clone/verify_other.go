@@ -7,10 +7,7 @@ import (
 	"os"
 )
 
-// openDirect is not available off Linux: Verify reads buffered.
+// openDirect is not available off Linux.
 func openDirect(path string) (*os.File, error) {
 	return nil, &os.PathError{Op: "open O_DIRECT", Path: path, Err: errors.ErrUnsupported}
 }
-
-// dropCache does nothing off Linux.
-func dropCache(*os.File, int64, int64) {}

@@ -1,130 +1,185 @@
 package clone
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
-	"github.com/lunferry/lunferry/dm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// writePair writes two identical files of size random bytes in dir.
-func writePair(t testing.TB, dir string, size int) (string, string, []byte) {
-	t.Helper()
+// randomBytes returns size seeded random bytes.
+func randomBytes(size int) []byte {
 	data := make([]byte, size)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
+	return data
+}
+
+// writePair writes two identical files of size random bytes in dir.
+func writePair(t testing.TB, dir string, size int) (string, string, []byte) {
+	t.Helper()
+	data := randomBytes(size)
 	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
 	require.NoError(t, os.WriteFile(a, data, 0o600))
 	require.NoError(t, os.WriteFile(b, data, 0o600))
 	return a, b, data
 }
 
-func TestVerifyEqual(t *testing.T) {
-	size := 5<<20 + 1234 // a tail that is not a whole block
-	a, b, _ := writePair(t, t.TempDir(), size)
-	var calls int
-	res, err := Verify(context.Background(), a, b, VerifyOptions{ChunkSize: 1 << 20, OnProgress: func(done, total int64) {
-		calls++
-		assert.Equal(t, int64(size), total)
+// pair returns two readers over copies of the same random bytes; change
+// the returned b slice to make them differ.
+func pair(size int) (io.ReaderAt, io.ReaderAt, []byte) {
+	a := randomBytes(size)
+	b := append([]byte(nil), a...)
+	return bytes.NewReader(a), bytes.NewReader(b), b
+}
+
+func compare(a, b io.ReaderAt, extents []Extent, o VerifyOptions) (VerifyResult, error) {
+	return Compare(context.Background(), "a", a, "b", b, extents, o)
+}
+
+func TestCompareEqualOverExtents(t *testing.T) {
+	a, b, _ := pair(5 << 20)
+	extents := []Extent{{Offset: 0, Length: 1<<20 + 4096}, {Offset: 3 << 20, Length: 2 << 20}}
+	var calls []uint64
+	res, err := compare(a, b, extents, VerifyOptions{ChunkSize: 1 << 20, OnProgress: func(done, total uint64) {
+		calls = append(calls, done)
+		assert.Equal(t, uint64(3<<20+4096), total)
 	}})
 	require.NoError(t, err)
 	assert.True(t, res.Equal())
-	assert.Equal(t, int64(size), res.Compared)
-	assert.Equal(t, 6, calls)
-	assert.Positive(t, res.Throughput())
-	t.Logf("direct reads: a=%v b=%v", res.DirectA, res.DirectB)
+	assert.Equal(t, uint64(3<<20+4096), res.Compared)
+	assert.Equal(t, uint64(5<<20), res.Next)
+	assert.Equal(t, []uint64{1 << 20, 1<<20 + 4096, 2<<20 + 4096, 3<<20 + 4096}, calls)
 }
 
-func TestVerifyReportsDifferences(t *testing.T) {
-	a, b, _ := writePair(t, t.TempDir(), 3<<20)
-	writeDev(t, b, 10, []byte{0xff ^ 0})                 // sector 0
-	writeDev(t, b, 1<<20-4, []byte("XXXXXXXX"))          // spans sectors 2047 and 2048, and two chunks
-	writeDev(t, b, 3<<20-1, []byte{0})                   // the very last byte
-	writeDev(t, a, 3<<20-1, []byte{1})                   // make sure it differs
-	writeDev(t, b, 2<<20, make([]byte, 3*dm.SectorSize)) // three whole sectors
-	res, err := Verify(context.Background(), a, b, VerifyOptions{ChunkSize: 1 << 20})
-	require.Error(t, err)
+func TestCompareReportsDifferences(t *testing.T) {
+	a, b, bb := pair(4 << 20)
+	bb[10] ^= 0xff                        // sector 0
+	copy(bb[1<<20-4:], "XXXXXXXX")        // sectors 2047 and 2048: two chunks, one range
+	copy(bb[2<<20:], make([]byte, 3*512)) // three whole sectors
+	bb[3<<20+100] ^= 1                    // outside the extents: not seen
+	bb[4<<20-1] ^= 1                      // the very last byte
+	extents := []Extent{{Offset: 0, Length: 3 << 20}, {Offset: 3<<20 + 4096, Length: 1<<20 - 4096}}
+	res, err := compare(a, b, extents, VerifyOptions{ChunkSize: 1 << 20})
 	require.ErrorIs(t, err, ErrMismatch)
 	var me *MismatchError
 	require.True(t, errors.As(err, &me))
-	assert.Contains(t, err.Error(), "the first at offset 0")
 	assert.Equal(t, res, me.Result)
-	assert.Equal(t, []Mismatch{
+	assert.Contains(t, err.Error(), "verify a against b")
+	assert.Contains(t, err.Error(), "the first bytes 0-511 (512B)")
+	assert.Equal(t, []Extent{
 		{Offset: 0, Length: 512},
-		{Offset: 1<<20 - 512, Length: 512},
-		{Offset: 1 << 20, Length: 512},
+		{Offset: 1<<20 - 512, Length: 1024},
 		{Offset: 2 << 20, Length: 3 * 512},
-		{Offset: 3<<20 - 512, Length: 512},
+		{Offset: 4<<20 - 512, Length: 512},
 	}, res.Mismatches)
-	assert.Equal(t, int64(7*512), res.MismatchedBytes)
+	assert.Equal(t, uint64(7*512), res.MismatchedBytes)
+	assert.Equal(t, uint64(4<<20-4096), res.Compared)
 
 	// MaxMismatches limits the list, not the count.
-	res, err = Verify(context.Background(), a, b, VerifyOptions{MaxMismatches: 2})
+	res, err = compare(a, b, extents, VerifyOptions{MaxMismatches: 2})
 	require.ErrorIs(t, err, ErrMismatch)
 	assert.Len(t, res.Mismatches, 2)
-	assert.Equal(t, int64(7*512), res.MismatchedBytes)
+	assert.Equal(t, uint64(7*512), res.MismatchedBytes)
+}
 
-	// A range that avoids every difference is equal.
-	res, err = Verify(context.Background(), a, b, VerifyOptions{Offset: 4096, Length: 1<<20 - 8192})
+func TestComparePacesToRate(t *testing.T) {
+	a, b, _ := pair(4 << 20)
+	now := time.Unix(1000, 0)
+	var slept time.Duration
+	o := VerifyOptions{
+		ChunkSize: 1 << 20,
+		Rate:      2 * MiB,
+		Now:       func() time.Time { return now },
+		Sleep:     func(_ context.Context, d time.Duration) { slept += d; now = now.Add(d) },
+	}
+	res, err := compare(a, b, []Extent{{Offset: 0, Length: 4 << 20}}, o)
 	require.NoError(t, err)
-	assert.Equal(t, int64(1<<20-8192), res.Compared)
-}
+	// Reading takes no time on this clock: the pace alone makes the time,
+	// half a second before each chunk after the first.
+	assert.Equal(t, 1500*time.Millisecond, slept)
+	assert.Equal(t, 1500*time.Millisecond, res.Duration)
 
-func TestVerifyUnalignedOffsetReadsBuffered(t *testing.T) {
-	a, b, _ := writePair(t, t.TempDir(), 1<<20)
-	writeDev(t, b, 1000, []byte{1, 2, 3})
-	res, err := Verify(context.Background(), a, b, VerifyOptions{Offset: 100, Length: 2000})
-	require.ErrorIs(t, err, ErrMismatch)
-	assert.False(t, res.DirectA)
-	assert.Equal(t, []Mismatch{{Offset: 100 + 512, Length: 512}}, res.Mismatches, "sectors are counted from Offset")
-}
-
-func TestVerifySizeErrors(t *testing.T) {
-	dir := t.TempDir()
-	a, b, data := writePair(t, dir, 1<<20)
-	require.NoError(t, os.WriteFile(b, data[:1<<19], 0o600))
-	_, err := Verify(context.Background(), a, b, VerifyOptions{})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "fewer than the 1048576 compared")
-	// Comparing the shorter one's length works: the new LUN may be larger.
-	_, err = Verify(context.Background(), b, a, VerifyOptions{})
+	slept = 0
+	o.Rate = Unlimited
+	_, err = compare(a, b, []Extent{{Offset: 0, Length: 4 << 20}}, o)
 	require.NoError(t, err)
-
-	_, err = Verify(context.Background(), a, filepath.Join(dir, "missing"), VerifyOptions{})
-	require.ErrorIs(t, err, os.ErrNotExist)
-	_, err = Verify(context.Background(), a, b, VerifyOptions{Offset: 2 << 20})
-	require.Error(t, err)
+	assert.Zero(t, slept)
 }
 
-func TestVerifyCancelled(t *testing.T) {
-	a, b, _ := writePair(t, t.TempDir(), 2<<20)
+// failingReader fails every read that touches byte bad.
+type failingReader struct {
+	io.ReaderAt
+	bad int64
+}
+
+func (f failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off <= f.bad && f.bad < off+int64(len(p)) {
+		return 0, errors.New("input/output error")
+	}
+	return f.ReaderAt.ReadAt(p, off)
+}
+
+func TestCompareStopsOnReadErrors(t *testing.T) {
+	a, b, _ := pair(3 << 20)
+	res, err := compare(a, failingReader{b, 2<<20 + 5}, []Extent{{Offset: 0, Length: 3 << 20}}, VerifyOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "verify a against b: at byte 2097152: input/output error")
+	assert.Equal(t, uint64(2<<20), res.Compared)
+	assert.Equal(t, uint64(2<<20), res.Next, "a rerun resumes at the chunk that failed (Trim)")
+
+	// A device shorter than the extents is a short read, not a match.
+	short := bytes.NewReader(randomBytes(1 << 20))
+	_, err = compare(a, short, []Extent{{Offset: 0, Length: 2 << 20}}, VerifyOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "short read")
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Verify(ctx, a, b, VerifyOptions{})
+	_, err = Compare(ctx, "a", a, "b", b, []Extent{{Offset: 0, Length: 1 << 20}}, VerifyOptions{})
 	require.ErrorIs(t, err, context.Canceled)
 }
 
-func TestVerifyOnTmpfs(t *testing.T) {
-	// tmpfs refuses O_DIRECT before Linux 6.6 (the lab's 6.1 kernel test
-	// checks the fallback); newer kernels accept it.
-	dir := "/dev/shm"
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Skip("no /dev/shm here")
+func TestVerifyFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b, data := writePair(t, dir, 3<<20)
+	if f, err := openDirect(a); err != nil {
+		t.Skipf("the file system of %s refuses O_DIRECT: %v", dir, err)
+	} else {
+		f.Close()
 	}
-	sub, err := os.MkdirTemp(dir, "lunferry-verify-")
+	res, err := Verify(context.Background(), a, b, nil, VerifyOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(sub) })
-	a, b, _ := writePair(t, sub, 1<<20+512)
-	res, err := Verify(context.Background(), a, b, VerifyOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, int64(1<<20+512), res.Compared)
-	t.Logf("direct reads on /dev/shm: a=%v b=%v", res.DirectA, res.DirectB)
+	assert.Equal(t, uint64(3<<20), res.Compared)
+
+	data[1<<20+700] ^= 1
+	require.NoError(t, os.WriteFile(b, data, 0o600))
+	res, err = Verify(context.Background(), a, b, []Extent{{Offset: 1 << 20, Length: 4096}}, VerifyOptions{})
+	require.ErrorIs(t, err, ErrMismatch)
+	assert.Equal(t, []Extent{{Offset: 1<<20 + 512, Length: 512}}, res.Mismatches)
+
+	for _, c := range []struct {
+		extents []Extent
+		want    string
+	}{
+		{[]Extent{{Offset: 100, Length: 4096}}, "is not aligned"},
+		{[]Extent{{Offset: 0, Length: 4<<20 - 512}}, "ends past the shorter device"},
+		{[]Extent{{Offset: 4096, Length: 4096}, {Offset: 0, Length: 4096}}, "overlaps or precedes"},
+	} {
+		_, err = Verify(context.Background(), a, b, c.extents, VerifyOptions{})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), c.want)
+	}
+	_, err = Verify(context.Background(), a, filepath.Join(dir, "missing"), nil, VerifyOptions{})
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
