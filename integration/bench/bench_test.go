@@ -44,6 +44,11 @@ func TestBenchSmoke(t *testing.T) {
 		bin = t.TempDir()
 		buildBinaries(t, bin)
 	}
+	bin, err := PrivateBinaries(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -39,12 +39,12 @@ type Params struct {
 
 // FullParams are `make bench`'s.
 func FullParams() Params {
-	return Params{Mode: "full", LUNBytes: 512 << 20, Reps: 5,
-		FioRuntime: 3 * time.Second, FioRamp: time.Second,
-		LatencyRuntime: 4 * time.Second, LatencyIOPS: 50, HoldRuntime: 8 * time.Second,
-		ThrottleRates: []int64{2 << 20, 4 << 20, 8 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 2,
-		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 30 * time.Second,
-		MemoryMiB: 3584, Timeout: 110 * time.Minute}
+	return Params{Mode: "full", LUNBytes: 256 << 20, Reps: 5,
+		FioRuntime: 2 * time.Second, FioRamp: time.Second,
+		LatencyRuntime: 3 * time.Second, LatencyIOPS: 50, HoldRuntime: 6 * time.Second,
+		ThrottleRates: []int64{1 << 20, 2 << 20, 4 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 1,
+		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 15 * time.Second,
+		MemoryMiB: 3072, Timeout: 110 * time.Minute}
 }
 
 // SmokeParams are the smoke test's: tiny sizes, one repetition, seconds.

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/lunferry/lunferry/integration/bench"
 )
@@ -39,9 +38,10 @@ func run(mode, out, bin string, guest bool) error {
 	if err != nil {
 		return err
 	}
-	if bin, err = filepath.Abs(bin); err != nil {
+	if bin, err = bench.PrivateBinaries(bin); err != nil {
 		return err
 	}
+	defer os.RemoveAll(bin)
 	res, err := bench.RunLab(context.Background(), bench.LabOptions{Params: p, Out: out, Log: os.Stdout, Env: os.Environ(),
 		Command: []string{exe, "-guest", "-mode", mode, "-bin", bin}})
 	if res != nil {
