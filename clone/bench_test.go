@@ -62,7 +62,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.SetBytes(size)
 	ctx := context.Background()
 	for b.Loop() {
-		if _, err := Verify(ctx, x, y, nil, VerifyOptions{}); err != nil {
+		if _, err := Verify(ctx, x, y, []Extent{{Offset: 0, Length: size}}, VerifyOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -245,7 +245,7 @@ func TestKernelThrottlePauseSwapVerify(t *testing.T) {
 	// Verify: the host-visible device and the new LUN read the same; the
 	// new LUN differs from the old exactly where the host wrote; the old
 	// LUN was never written.
-	vr, err := Verify(ctx, k.path, k.dst, nil, VerifyOptions{})
+	vr, err := Verify(ctx, k.path, k.dst, []Extent{{Offset: 0, Length: size}}, VerifyOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(size), vr.Compared)
 	t.Logf("verify %d MiB: %v, %v", size>>20, vr.Duration.Round(time.Millisecond), vr.Throughput())
@@ -373,7 +373,7 @@ func TestKernelThrottleWithHostWrites(t *testing.T) {
 	_, err = f.ReadAt(got, 0)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(want, got), "the host-visible device after the swap")
-	vr, err := Verify(ctx, k.path, k.dst, nil, VerifyOptions{})
+	vr, err := Verify(ctx, k.path, k.dst, []Extent{{Offset: 0, Length: size}}, VerifyOptions{})
 	require.NoError(t, err, "new LUN and host-visible device")
 	assert.Equal(t, uint64(size), vr.Compared)
 	srcNow, err := os.ReadFile(k.src)

@@ -16,9 +16,9 @@ const verifyAlign = 4096
 // answering ends the comparison with ErrReadTimeout instead of hanging it.
 const VerifyReadTimeout = 2 * time.Minute
 
-// Verify compares the block devices at paths a and b over extents (nil:
-// the whole of a, which b must be at least as long as) with O_DIRECT reads,
-// so the page cache cannot hide a difference; see Compare.
+// Verify compares the block devices at paths a and b over extents, which
+// both must hold, with O_DIRECT reads, so the page cache cannot hide a
+// difference; see Compare. No extents compare nothing.
 func Verify(ctx context.Context, a, b string, extents []Extent, o VerifyOptions) (VerifyResult, error) {
 	ra, err := OpenDirect(a, VerifyReadTimeout)
 	if err != nil {
@@ -37,9 +37,6 @@ func Verify(ctx context.Context, a, b string, extents []Extent, o VerifyOptions)
 	sb, err := rb.f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("clone: verify: size of %s: %w", b, err)
-	}
-	if extents == nil {
-		extents = []Extent{{Offset: 0, Length: uint64(sa)}}
 	}
 	if err := checkExtents(extents, uint64(min(sa, sb))); err != nil {
 		return VerifyResult{}, fmt.Errorf("clone: verify %s (%d bytes) against %s (%d bytes): %w", a, sa, b, sb, err)

@@ -158,7 +158,7 @@ func TestVerifyFiles(t *testing.T) {
 	} else {
 		f.Close()
 	}
-	res, err := Verify(context.Background(), a, b, nil, VerifyOptions{})
+	res, err := Verify(context.Background(), a, b, []Extent{{Offset: 0, Length: 3 << 20}}, VerifyOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3<<20), res.Compared)
 
@@ -180,6 +180,6 @@ func TestVerifyFiles(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), c.want)
 	}
-	_, err = Verify(context.Background(), a, filepath.Join(dir, "missing"), nil, VerifyOptions{})
+	_, err = Verify(context.Background(), a, filepath.Join(dir, "missing"), []Extent{{Offset: 0, Length: 4096}}, VerifyOptions{})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
