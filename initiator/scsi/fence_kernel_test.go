@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,18 +17,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lunferry/lunferry/initiator"
+	"github.com/lunferry/lunferry/integration/lab"
 	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/lio"
 )
 
-// prHostIQN is the initiator name of the second nexus: LIO counts a
-// registration for every session of the registering initiator's ACL (its
-// DEF_PR_REG_ACTIVE flag is per ACL and LUN, not per ISID), so the "host"
-// must be another initiator, as a real one is.
+// prHostIQN is the initiator name of the second nexus. A second session
+// of the proxy's own initiator name, to another portal of the same target
+// port, passed the fence in the lab: LIO took it for the same I_T nexus.
+// The "host" is another initiator, as a real one is.
 const prHostIQN = "iqn.2026-11.io.lunferry.test:prhost"
 
 // twoNexusDisk exports one LIO LUN on two portals and logs in to it from
-// the lab's initiator and, through an iface of its own, from prHostIQN:
+// the lab's initiator and, as the lab's host does, from prHostIQN:
 // two disks of one logical unit, as the proxy and a host's direct path
 // see it.
 func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
@@ -52,23 +55,28 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 	require.NoError(t, r.Apply(ctx, e))
 	proxy, err := initiator.New(initiator.Options{Runner: initiator.ExecRunner{}})
 	require.NoError(t, err)
-	host, err := initiator.New(initiator.Options{Runner: initiator.ExecRunner{}, Iface: "lfprhost"})
+	n := initiator.Node{TargetIQN: e.TargetIQN, Portal: initiator.Portal{Addr: e.Portals[0].Addr, Port: lio.DefaultPort}}
+	t.Cleanup(func() {
+		if err := proxy.Logout(context.Background(), n); err != nil {
+			t.Errorf("cleanup logout: %v", err)
+		}
+	})
+	require.NoError(t, proxy.Login(ctx, n, initiator.LoginOptions{}))
+	pd, err := proxy.FindDisk(ctx, n, 0, 10*time.Second)
 	require.NoError(t, err)
-	hostIface(t, "lfprhost", prHostIQN)
-	var disks []initiator.Disk
-	for i, p := range e.Portals {
-		c := []*initiator.Client{proxy, host}[i]
-		n := initiator.Node{TargetIQN: e.TargetIQN, Portal: initiator.Portal{Addr: p.Addr, Port: lio.DefaultPort}}
-		t.Cleanup(func() {
-			if err := c.Logout(context.Background(), n); err != nil {
-				t.Errorf("cleanup logout: %v", err)
-			}
-		})
-		require.NoError(t, c.Login(ctx, n, initiator.LoginOptions{}))
-		d, err := c.FindDisk(ctx, n, 0, 10*time.Second)
-		require.NoError(t, err)
-		disks = append(disks, d)
-	}
+	// The host logs in as the lab's host does: its own iface, its own
+	// initiator name.
+	h := &lab.Host{Iface: "lfprhost", IQN: prHostIQN}
+	hostPortal := fmt.Sprintf("%s:%d", e.Portals[1].Addr, lio.DefaultPort)
+	t.Cleanup(func() {
+		if err := h.Logout(hostPortal, e.TargetIQN); err != nil {
+			t.Errorf("cleanup host logout: %v", err)
+		}
+		_ = exec.Command("iscsiadm", "-m", "iface", "-I", h.Iface, "-o", "delete").Run()
+	})
+	hd, err := h.Login(hostPortal, e.TargetIQN, 10*time.Second)
+	require.NoError(t, err)
+	disks := []initiator.Disk{pd, {Path: hd, Name: filepath.Base(hd)}}
 	require.NotEqual(t, disks[0].Path, disks[1].Path)
 	sess, err := r.Sessions(e.TargetIQN)
 	require.NoError(t, err)
@@ -79,19 +87,6 @@ func twoNexusDisk(t *testing.T) (a, b initiator.Disk) {
 	t.Logf("sessions on %s: %v; disks %s, %s", e.TargetIQN, who, disks[0].Path, disks[1].Path)
 	require.ElementsMatch(t, []string{labInitiator, prHostIQN}, who, "two initiators, two nexuses")
 	return disks[0], disks[1]
-}
-
-// hostIface makes the open-iscsi iface name log in as iqn, and deletes it
-// at cleanup.
-func hostIface(t *testing.T, name, iqn string) {
-	t.Helper()
-	run := func(args ...string) {
-		out, err := exec.Command("iscsiadm", append([]string{"-m", "iface", "-I", name}, args...)...).CombinedOutput()
-		require.NoError(t, err, "iscsiadm %v: %s", args, out)
-	}
-	run("-o", "new")
-	t.Cleanup(func() { _ = exec.Command("iscsiadm", "-m", "iface", "-I", name, "-o", "delete").Run() })
-	run("-o", "update", "-n", "iface.initiatorname", "-v", iqn)
 }
 
 // direct does one 4 KiB O_DIRECT read or write at offset 0 of dev.
