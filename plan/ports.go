@@ -276,6 +276,15 @@ type Scanner interface {
 	Unreadable(ctx context.Context, old, meta string, from uint64, o clone.ScanOptions) (clone.ScanResult, error)
 }
 
+// Verifier compares the copy with its source.
+type Verifier interface {
+	// Verify reads, never writing, the old disk old and the new disk nw
+	// over the regions of the first size bytes that the clone's metadata
+	// device meta records hydrated, and compares them (clone.Verify,
+	// paced by o).
+	Verify(ctx context.Context, old, nw, meta string, size uint64, o clone.VerifyOptions) (clone.VerifyResult, error)
+}
+
 // Ports bundles the ports a Planner drives.
 type Ports struct {
 	Initiator Initiator
@@ -289,6 +298,9 @@ type Ports struct {
 	// Scanner names the unreadable ranges of a stalled hydration; nil
 	// reports a stall without them.
 	Scanner Scanner
+	// Verifier compares the old and the new LUN; nil refuses `migrate
+	// verify`.
+	Verifier Verifier
 	// Secrets checks secret files before the window; nil checks none
 	// there (they are still checked when loaded).
 	Secrets SecretFiles

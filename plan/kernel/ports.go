@@ -55,6 +55,7 @@ func Ports(o Options) plan.Ports {
 		Inhibitor: logind.Inhibitor{},
 		Regulator: regulator(o.TotalRate, o.TickInterval),
 		Scanner:   scanner{},
+		Verifier:  verifier{},
 		Secrets:   SecretFiles{},
 	}
 }

@@ -1,0 +1,19 @@
+package kernel
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/lunferry/lunferry/clone"
+)
+
+func TestHydratedExtents(t *testing.T) {
+	ext := func(off, n uint64) clone.Extent { return clone.Extent{Offset: off, Length: n} }
+	assert.Equal(t, []clone.Extent{ext(0, 100)}, hydrated(nil, 100))
+	assert.Equal(t, []clone.Extent{}, hydrated([]clone.Extent{ext(0, 100)}, 100), "nothing hydrated: compare nothing, not everything")
+	assert.Equal(t, []clone.Extent{ext(0, 10), ext(30, 20), ext(60, 40)},
+		hydrated([]clone.Extent{ext(10, 20), ext(50, 10)}, 100))
+	assert.Equal(t, []clone.Extent{ext(10, 80)},
+		hydrated([]clone.Extent{ext(0, 10), ext(90, 64)}, 100), "a last region past the volume's end")
+}

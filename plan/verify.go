@@ -1,0 +1,90 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/lunferry/lunferry/clone"
+)
+
+// ErrHostWrites: verify cannot run because the host's writes since
+// cutover, which exist on the new LUN only, cannot be told apart from a
+// bad copy (no era tracking in the device stack yet).
+var ErrHostWrites = errors.New("the host's writes since cutover cannot be told apart from a bad copy")
+
+// cmdVerify reads both LUNs; it sets no step and runs while the clone
+// still has the old LUN attached.
+var cmdVerify = &command{
+	name: "verify", from: []Step{StepCutOver, StepHydrating, StepHydrated},
+	hints: map[Step]string{
+		StepFinalized:   verifyAfterFinalize,
+		StepHandingOver: verifyAfterFinalize,
+		StepHandedOver:  verifyAfterFinalize,
+	},
+	hint: "verify compares the old and the new LUN between cutover and finalize",
+}
+
+const verifyAfterFinalize = "finalize detached the old LUN: there is nothing left to compare the new LUN with"
+
+// VerifyOptions tune Planner.Verify.
+type VerifyOptions struct {
+	// Rate caps the bytes read per second from each LUN (Unlimited or
+	// Paused: no cap).
+	Rate clone.Rate
+	// HostStopped is the admin's word that the host has not written to
+	// the volume since cutover, so that every hydrated region of the new
+	// LUN must equal the old LUN's.
+	HostStopped bool
+	// OnProgress, when set, gets the bytes compared so far and the total.
+	OnProgress func(done, total uint64)
+}
+
+// VerifyReport is what Verify compared and found.
+type VerifyReport struct {
+	// Volume is the volume's name; Old and New the disks compared.
+	Volume string `json:"volume"`
+	Old    string `json:"old"`
+	New    string `json:"new"`
+	// Result has the bytes compared and the differing ranges.
+	Result clone.VerifyResult `json:"result"`
+}
+
+// Verify compares the old and the new LUN of volume name over every
+// region the clone has hydrated, reading both (never writing), paced to
+// o.Rate. The state directory is locked only while the volume is checked
+// against the kernel, so `lunferry run` goes on during the reads. Without
+// o.HostStopped it refuses with ErrHostWrites. Differences come back as a
+// *clone.MismatchError (wrapping clone.ErrMismatch) with the report.
+func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*VerifyReport, error) {
+	if p.o.Ports.Verifier == nil {
+		return nil, fmt.Errorf("plan: volume %s: verify is not available here (no verifier)", name)
+	}
+	var meta string
+	var size uint64
+	rep := &VerifyReport{Volume: name}
+	_, err := p.guarded(ctx, cmdVerify, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
+		if !o.HostStopped {
+			return fmt.Errorf("plan: volume %s: %w: the host may have written through the proxy since cutover (%s), and those writes are on the new LUN only; pass --host-stopped only if it has not",
+				name, ErrHostWrites, v.CutOverAt.Format("2006-01-02 15:04:05 MST"))
+		}
+		if err := p.checkPresent(ctx, v); err != nil {
+			return err
+		}
+		m := v.object(ObjMetadata)
+		if v.OldDisk == nil || v.NewDisk == nil || m == nil || m.Device == "" {
+			return fmt.Errorf("plan: volume %s: %w: the state records no old disk, new disk or metadata device at step %s", name, ErrStateCorrupt, v.Step)
+		}
+		rep.Old, rep.New, meta, size = v.OldDisk.Path, v.NewDisk.Path, m.Device, v.SizeSectors*512
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	rep.Result, err = p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size,
+		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress})
+	if err != nil {
+		return rep, fmt.Errorf("plan: volume %s: %w", name, err)
+	}
+	return rep, nil
+}
