@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
 )
 
@@ -32,6 +33,8 @@ const (
 	ExitISCSI = 7
 	// ExitPreflight: doctor found gaps.
 	ExitPreflight = 8
+	// ExitMismatch: verify found data that differs between the LUNs.
+	ExitMismatch = 9
 	// ExitInterrupted: interrupted by a signal; rerun the command to
 	// resume.
 	ExitInterrupted = 130
@@ -49,6 +52,7 @@ const exitCodesHelp = `EXIT CODES:
    6    a hook failed or hung
    7    iSCSI portal unreachable or login refused
    8    doctor found gaps
+   9    verify found data that differs between the old and the new LUN
    130  interrupted; rerun the command to resume`
 
 // usageError marks command-line mistakes.
@@ -78,8 +82,10 @@ func exitCode(err error) int {
 		errors.Is(err, plan.ErrStateVersion), errors.Is(err, plan.ErrFaulty), errors.Is(err, plan.ErrDiskChanged),
 		errors.Is(err, plan.ErrMetadataLost), errors.Is(err, plan.ErrDrift), errors.Is(err, plan.ErrIdentity),
 		errors.Is(err, plan.ErrReservations), errors.Is(err, plan.ErrFenceRefused),
-		errors.Is(err, plan.ErrWriteThrough):
+		errors.Is(err, plan.ErrWriteThrough), errors.Is(err, plan.ErrHostWrites):
 		return ExitRefused
+	case errors.Is(err, clone.ErrMismatch):
+		return ExitMismatch
 	case errors.Is(err, errPreflight):
 		return ExitPreflight
 	case errors.Is(err, context.Canceled):

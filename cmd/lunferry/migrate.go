@@ -41,6 +41,7 @@ func (a *app) migrateCommand() *cli.Command {
 				},
 				Action: a.status,
 			},
+			a.verifyCommand(names),
 			{Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names, Action: a.eachVolume(a.finalize)},
 			{
 				Name: "handover", Usage: "after finalize: pre-handover hooks move the host to the new array, then the proxy's export, device and session to the new LUN are removed", ArgsUsage: names,

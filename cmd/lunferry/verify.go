@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/plan"
+)
+
+func (a *app) verifyCommand(names string) *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region (exit 9 on a difference); needs --host-stopped until era tracking lands",
+		ArgsUsage: names,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "rate", Value: "unlimited", Usage: "cap on the bytes read per second from each LUN, e.g. 200MiB/s"},
+			&cli.BoolFlag{Name: "host-stopped", Usage: "state that the host has not written to the volume since cutover (its writes are on the new LUN only and would read as differences)"},
+		},
+		Action: a.eachVolume(a.verify),
+	}
+}
+
+func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
+	rate, err := clone.ParseRate(c.String("rate"))
+	if err != nil {
+		return usageError{err}
+	}
+	if rate == clone.Paused {
+		return usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
+	}
+	rep, err := p.Verify(c.Context, name, plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")})
+	if rep == nil {
+		return err
+	}
+	if a.g.json {
+		return errors.Join(printJSON(a.stdout, rep), err)
+	}
+	r := rep.Result
+	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
+		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
+	for _, m := range r.Mismatches {
+		fmt.Fprintf(a.stdout, "  differs: offset %d length %d\n", m.Offset, m.Length)
+	}
+	if err == nil {
+		fmt.Fprintf(a.stdout, "volume %s: the new LUN holds what the old one does in every hydrated region\n", name)
+	}
+	return err
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// fakeVerifier answers with a fixed result; a result with mismatches
+// comes with its *clone.MismatchError.
+type fakeVerifier struct {
+	res  clone.VerifyResult
+	rate clone.Rate
+}
+
+func (f *fakeVerifier) Verify(_ context.Context, old, nw, _ string, _ uint64, o clone.VerifyOptions) (clone.VerifyResult, error) {
+	f.rate = o.Rate
+	if !f.res.Equal() {
+		return f.res, &clone.MismatchError{A: old, B: nw, Result: f.res}
+	}
+	return f.res, nil
+}
+
+// runVerifying is c.run with f as the verifier.
+func (c *cliEnv) runVerifying(f *fakeVerifier, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	ports := c.k.Ports()
+	ports.Verifier = f
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		ports: func(globals) plan.Ports { return ports }}
+	code := run(context.Background(), e, append([]string{"lunferry", "--state-dir", c.dir, "--lock-wait", "0"}, args...))
+	return code, out.String(), errb.String()
+}
+
+func TestVerifyThroughTheCLI(t *testing.T) {
+	c := newCLI(t)
+	c.ok(addArgs...)
+	c.ok("migrate", "prepare", "vol1")
+	c.ok("migrate", "cutover", "vol1")
+	require.Contains(t, c.ok("--help"), "9    verify found data that differs")
+
+	f := &fakeVerifier{res: clone.VerifyResult{Compared: 8 << 20, Total: 8 << 20, Duration: time.Second}}
+	code, _, errs := c.runVerifying(f, "migrate", "verify", "vol1")
+	assert.Equal(t, ExitRefused, code)
+	assert.Contains(t, errs, "pass --host-stopped only if it has not")
+	code, _, errs = c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "0", "vol1")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errs, "would never finish")
+
+	code, out, errs := c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "20MiB/s", "vol1")
+	require.Equal(t, ExitOK, code, errs)
+	assert.Equal(t, 20*clone.MiB, f.rate)
+	assert.Contains(t, out, "compared 8MiB of 8MiB hydrated (old /dev/sdc, new /dev/sdb) in 1s, 8MiB/s per LUN")
+	assert.Contains(t, out, "the new LUN holds what the old one does")
+
+	f.res.MismatchedBytes, f.res.Mismatches = 1024, []clone.Extent{{Offset: 4096, Length: 1024}}
+	code, out, errs = c.runVerifying(f, "migrate", "verify", "--host-stopped", "vol1")
+	assert.Equal(t, ExitMismatch, code)
+	assert.Contains(t, out, "differs: offset 4096 length 1024")
+	assert.Contains(t, errs, "data differs")
+	assert.Equal(t, clone.Unlimited, f.rate)
+
+	code, out, _ = c.runVerifying(f, "--json", "migrate", "verify", "--host-stopped", "vol1")
+	assert.Equal(t, ExitMismatch, code)
+	var rep plan.VerifyReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.Equal(t, f.res.Mismatches, rep.Result.Mismatches)
+}
