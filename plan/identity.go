@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -74,6 +75,9 @@ func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) erro
 		return nil
 	}
 	r, err := p.o.Ports.Initiator.Reservations(ctx, d.Path)
+	if errors.Is(err, scsi.ErrIllegalRequest) {
+		return p.noReservations(v, d, err)
+	}
 	if err != nil {
 		return fmt.Errorf("plan: volume %s: read the old LUN's persistent reservations on %s: %w", v.Spec.Name, d.Path, err)
 	}
@@ -95,6 +99,20 @@ func (p *Planner) checkReservations(ctx context.Context, v *Volume, d Disk) erro
 	}
 	return fmt.Errorf("plan: volume %s: %w: the old LUN holds SCSI-3 persistent reservation keys %s: a cluster's reservations do not follow the host to the proxy; release them (or stop the cluster's use of the LUN), or give \"reservations\": \"ignore\" in the runbook",
 		v.Spec.Name, ErrReservations, strings.Join(keys, ", "))
+}
+
+// noReservations handles an old LUN that refused PERSISTENT RESERVE IN:
+// it has no persistent reservations at all, so no cluster keys to carry,
+// and it cannot be fenced. The online cutover, which relies on the fence
+// to stop a direct path its hooks missed, is refused before its first
+// hook; the offline one goes on (its host was stopped for the window).
+func (p *Planner) noReservations(v *Volume, d Disk, err error) error {
+	if m := v.mode(); m.Online && !m.NoFence {
+		return fmt.Errorf("plan: volume %s: %w: the old LUN %s does not support persistent reservations (%v), so it cannot be fenced against a direct path the hooks miss: make sure removeDirectPaths removes every direct path (host and array side), then rerun with --no-fence (runbook \"fence\": \"none\"), or use the offline cutover",
+			v.Spec.Name, ErrFenceRefused, d.Path, err)
+	}
+	p.logf("volume %s: the old LUN %s does not support persistent reservations (%v): no cluster keys to carry, no fence", v.Spec.Name, d.Path, err)
+	return nil
 }
 
 // othersReservations is r without lunferry's own fence on v (a rerun or

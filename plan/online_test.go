@@ -307,6 +307,30 @@ func TestFenceRefused(t *testing.T) {
 	require.Nil(t, objectOf(off.show(), plan.ObjFence))
 }
 
+// TestNoReservationSupport: an old LUN that refuses PERSISTENT RESERVE IN
+// too (no persistent reservations at all) holds no cluster keys: the
+// offline cutover goes on without a fence; the online cutover is refused
+// before its first hook touches the host, naming --no-fence.
+func TestNoReservationSupport(t *testing.T) {
+	ctx := context.Background()
+	e := onlineEnv(t)
+	e.k.NoPRIn = map[string]bool{oldKey: true}
+	_, err := e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrFenceRefused)
+	require.Contains(t, err.Error(), "--no-fence")
+	require.Empty(t, e.k.Hooks, "no hook ran: the host still has its direct paths only")
+	_, err = e.p.CutoverWith(ctx, "vol1", plan.CutoverOptions{NoFence: true})
+	require.NoError(t, err)
+	e.takenOver(false)
+
+	off := newEnv(t)
+	off.k.NoPRIn = map[string]bool{oldKey: true}
+	off.add(spec("vol1"))
+	off.cutOver()
+	require.Contains(t, off.log.String(), "does not support persistent reservations")
+	require.Nil(t, objectOf(off.show(), plan.ObjFence))
+}
+
 func objectOf(v *plan.Volume, kind plan.ObjectKind) *plan.Object {
 	for i := range v.Objects {
 		if v.Objects[i].Kind == kind {

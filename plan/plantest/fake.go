@@ -125,6 +125,10 @@ type Kernel struct {
 	// NoPR lists the LUN keys whose array refuses persistent
 	// reservations (Fence fails with plan.ErrFenceRefused).
 	NoPR map[string]bool
+	// NoPRIn lists the LUN keys whose array has no persistent
+	// reservations at all: PERSISTENT RESERVE IN and OUT are refused
+	// (ILLEGAL REQUEST).
+	NoPRIn map[string]bool
 	// fences are the reservation keys holding a LUN (the array's own
 	// state: a reboot of the proxy keeps them).
 	fences map[string]uint64

@@ -33,7 +33,7 @@ func (k *Kernel) Fence(ctx context.Context, disk string, key uint64) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%s: no such disk", disk)
-	case k.NoPR[lun]:
+	case k.NoPR[lun] || k.NoPRIn[lun]:
 		return fmt.Errorf("PERSISTENT RESERVE OUT: check condition: ILLEGAL REQUEST: %w", plan.ErrFenceRefused)
 	case k.fences[lun] != 0 && k.fences[lun] != key:
 		return fmt.Errorf("%s: %w: key %#x holds it", disk, scsi.ErrReservationConflict, k.fences[lun])
@@ -56,7 +56,7 @@ func (k *Kernel) Unfence(ctx context.Context, disk string, key uint64) error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%s: no such disk", disk)
-	case k.NoPR[lun]:
+	case k.NoPR[lun] || k.NoPRIn[lun]:
 		return fmt.Errorf("PERSISTENT RESERVE OUT: check condition: ILLEGAL REQUEST: %w", plan.ErrFenceRefused)
 	}
 	if k.fences[lun] == key {

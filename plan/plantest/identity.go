@@ -77,6 +77,9 @@ func (k *Kernel) Reservations(ctx context.Context, disk string) (scsi.Reservatio
 	if err != nil {
 		return scsi.Reservations{}, err
 	}
+	if k.NoPRIn[k.disks[disk]] {
+		return scsi.Reservations{}, &scsi.CheckConditionError{Op: 0x5e, Sense: scsi.Sense{Key: scsi.SenseIllegalRequest, ASC: 0x20}}
+	}
 	return k.fenceOf(k.disks[disk], l.Reservations), nil
 }
 
