@@ -98,7 +98,14 @@ package-check: deb
 vagrant-validate:
 	scripts/vagrant/validate.sh
 
-# bench: every package's benchmarks, kept in out/bench.txt.
-bench:
-	@mkdir -p out
-	@$(GO) test -run '^$$' -bench . -benchmem ./... >out/bench.txt 2>&1; rc=$$?; cat out/bench.txt; exit $$rc
+# bench: the lab bench (integration/bench: one boot of the lab, lunferry
+# measured against the limits as ratios; out/bench/results.json, results.md
+# and PNG plots; BENCH_MODE=smoke for a quick one), then every package's Go
+# micro-benchmarks into out/bench/micro.txt.
+BENCH_MODE ?= full
+bench: lab e2e-bin
+	@mkdir -p out/bench
+	$(GO) build -trimpath -o bin/lunferry-bench ./integration/bench/cmd/lunferry-bench
+	@bin/lunferry-bench -mode $(BENCH_MODE) -out out/bench -bin $(E2E_BIN); rc=$$?; \
+	$(GO) test -run '^$$' -bench . -benchmem ./... >out/bench/micro.txt 2>&1 || rc=1; \
+	cat out/bench/micro.txt; exit $$rc
