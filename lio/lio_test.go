@@ -577,3 +577,17 @@ func TestEnsurePRDir(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(fsys.Root, "dbroot")))
 	require.NoError(t, r.EnsurePRDir(), "no dbroot attribute: nothing to make")
 }
+
+// A storage object a saved configuration restored by its path, when the
+// path was another device: the path matches, the device iblock opened
+// does not (the fake opens 254:0; /dev/null is 1:3).
+func TestStorageObjectOnAnotherDeviceOfTheSamePath(t *testing.T) {
+	r, _ := newRoot(t)
+	ctx := context.Background()
+	e := export()
+	e.Device = "/dev/null"
+	require.NoError(t, r.Apply(ctx, e))
+	err := r.Apply(ctx, e)
+	require.ErrorIs(t, err, lio.ErrConflict)
+	assert.Contains(t, err.Error(), "holds device 254:0, but /dev/null is 1:3")
+}

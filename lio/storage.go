@@ -407,6 +407,11 @@ func (r *Root) checkStorageObject(e *StorageObjectInfo, s soSpec) error {
 		return fmt.Errorf("%w: storage object %s/%s exists on %q, not %q: tear down the export that uses it, or choose another name",
 			ErrConflict, e.Backstore, e.Name, e.Dev, c.Dev)
 	}
+	if Backstore(c.Plugin) == BackstoreBlock {
+		if err := r.checkOpenedDevice(e, c.Dev); err != nil {
+			return err
+		}
+	}
 	if Backstore(c.Plugin) == BackstoreBlock && c.ReadOnly != nil {
 		info, err := r.readAttr(path.Join(e.Path, "info"))
 		if err != nil {

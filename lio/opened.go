@@ -1,0 +1,37 @@
+package lio
+
+import (
+	"fmt"
+	"path"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkOpenedDevice refuses (ErrConflict) a block storage object whose
+// kernel holds another device than the node dev is now. The udev_path a
+// saved configuration (targetcli's saveconfig.json) restores is only the
+// path the object was opened by: a /dev/dm-N restored before lunferry's
+// device exists opens whichever device holds that number then, and
+// udev_path alone would match. iblock's info names the device it opened
+// ("Major: M Minor: m"). Nothing to compare (no such node yet, an info
+// without numbers) is not a conflict: the path check stands.
+func (r *Root) checkOpenedDevice(e *StorageObjectInfo, dev string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil || st.Rdev == 0 {
+		return nil // no device node to compare with
+	}
+	info, err := r.readAttr(path.Join(e.Path, "info"))
+	if err != nil {
+		return errf("read %s: %w", r.rel(path.Join(e.Path, "info")), err)
+	}
+	major, minor := infoField(info, "Major"), infoField(info, "Minor")
+	if major == "" || minor == "" {
+		return nil
+	}
+	want := fmt.Sprintf("%d:%d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+	if got := major + ":" + minor; got != want {
+		return fmt.Errorf("%w: storage object %s/%s holds device %s, but %s is %s now (restored from a saved configuration before the device was made?): tear down the export that uses it",
+			ErrConflict, e.Backstore, e.Name, got, dev, want)
+	}
+	return nil
+}
