@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -75,6 +76,18 @@ func (e *exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
 	// A cluster host's reservations through the export need it.
 	if err := e.r.EnsurePRDir(); err != nil {
 		return err
+	}
+	err = e.r.Apply(ctx, le)
+	if !errors.Is(err, lio.ErrConflict) {
+		return err
+	}
+	// lunferry's own export (lio handles only its names) in another shape
+	// than it builds: a saved LIO configuration (targetctl restore)
+	// brought it back on a /dev/dm-N that is another device now, or a LUN
+	// on another storage object. Adopting it could show the host the
+	// wrong disk: rebuild it.
+	if terr := e.Teardown(ctx, s.IQN, s.StorageName); terr != nil {
+		return fmt.Errorf("%w; tearing it down to rebuild it: %w", err, terr)
 	}
 	return e.r.Apply(ctx, le)
 }
