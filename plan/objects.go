@@ -474,7 +474,7 @@ func (p *Planner) hasDevice(ctx context.Context, v *Volume, o *Object) (bool, er
 }
 
 func (p *Planner) hasExport(ctx context.Context, v *Volume, o *Object) (bool, error) {
-	return p.o.Ports.Exporter.Lookup(ctx, v.Spec.Export.IQN)
+	return p.o.Ports.Exporter.Serving(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name), v.Spec.HostIQN)
 }
 
 func (p *Planner) removeExport(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {

@@ -157,6 +157,12 @@ type ExportSpec struct {
 type Exporter interface {
 	// Lookup reports whether a target iqn exists.
 	Lookup(ctx context.Context, iqn string) (bool, error)
+	// Serving reports whether target iqn serves storage object
+	// storageName to hostIQN: its TPG 1 enabled, a LUN over the storage
+	// object, the host's ACL mapping that LUN. A target without them (a
+	// LUN removed by hand, or left out by a LIO restore that found no
+	// device) exists but shows the host no disk.
+	Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error)
 	// Apply creates the export or completes a partial one.
 	Apply(ctx context.Context, e ExportSpec) error
 	// Teardown removes the target and its storage object.

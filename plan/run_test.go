@@ -303,6 +303,29 @@ func TestRunRebuildsWhatWasRemoved(t *testing.T) {
 	require.NoError(t, rep.Check())
 }
 
+// TestRunRebuildsAnExportWithoutItsLUN: a target that still exists but no
+// longer shows the host its disk (a LIO restore such as targetctl's at
+// boot leaves out a LUN whose device it did not find) is drift: status
+// reports it and run completes the export.
+func TestRunRebuildsAnExportWithoutItsLUN(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	e.k.StripExport(exportIQN)
+	rep, err := e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"export gone"}, rep.Volumes[0].Drift)
+	require.ErrorIs(t, rep.Check(), plan.ErrDrift)
+
+	stop := e.run(20 * time.Millisecond)
+	defer stop()
+	require.Eventually(t, func() bool { x, _ := e.k.Export(exportIQN); return x.Device != "" }, 30*time.Second, 10*time.Millisecond)
+	rep, err = e.p.Status(ctx, "vol1")
+	require.NoError(t, err)
+	require.Empty(t, rep.Volumes[0].Drift)
+}
+
 // TestStalledHydration: a clone that stops progressing (read errors on the
 // old LUN are retried forever) is reported by the round, status and
 // finalize, and the report clears once it progresses again.

@@ -30,6 +30,10 @@ type dryExporter struct{ d *dry }
 
 func (e dryExporter) Lookup(ctx context.Context, iqn string) (bool, error) { return false, nil }
 
+func (e dryExporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+	return false, nil
+}
+
 func (e dryExporter) Apply(ctx context.Context, s plan.ExportSpec) error {
 	// A dry run reads no secret: the ACL gets placeholders (lio's
 	// Recorder prints every password written as <secret>).

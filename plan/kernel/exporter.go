@@ -23,6 +23,43 @@ func (e *exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return e.r.Target(iqn).Exists()
 }
 
+func (e *exporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+	st, err := e.r.Describe(ctx, iqn)
+	if errors.Is(err, lio.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return serves(st.Config, storageName, hostIQN), nil
+}
+
+// serves reports whether tc's TPG 1 is enabled and maps a LUN over the
+// storage object storageName to hostIQN's ACL.
+func serves(tc lio.TargetConfig, storageName, hostIQN string) bool {
+	for _, g := range tc.TPGs {
+		if g.Tag != 1 || !g.Enable {
+			continue
+		}
+		for _, l := range g.LUNs {
+			if !strings.HasSuffix(l.StorageObject, "/"+storageName) {
+				continue
+			}
+			for _, a := range g.NodeACLs {
+				if a.NodeWWN != hostIQN {
+					continue
+				}
+				for _, m := range a.MappedLUNs {
+					if m.TPGLUN == l.Index {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
 // LIOExport renders an ExportSpec as lio's desired state: an iblock storage
 // object on the device, TPG 1, LUN 0, the portals, one ACL for the host,
 // with chap as its credentials (nil: none; the caller reads them from the

@@ -594,6 +594,27 @@ func (e exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return ok, nil
 }
 
+func (e exporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+	k := e.k
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("ExportServing", iqn); err != nil {
+		return false, err
+	}
+	s, ok := k.exports[iqn]
+	return ok && s.Device != "" && s.StorageName == storageName && s.HostIQN == hostIQN, nil
+}
+
+// StripExport leaves target iqn without its LUN, as a LIO restore that
+// found no device for the storage object does.
+func (k *Kernel) StripExport(iqn string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.exports[iqn]
+	s.Device, s.StorageName = "", ""
+	k.exports[iqn] = s
+}
+
 func (e exporter) Apply(ctx context.Context, s plan.ExportSpec) error {
 	k := e.k
 	k.mu.Lock()
