@@ -326,6 +326,38 @@ func TestRunRebuildsAnExportWithoutItsLUN(t *testing.T) {
 	require.Empty(t, rep.Volumes[0].Drift)
 }
 
+// TestStallAfterFromTheSpec: a spec's stallAfter replaces the 2-minute
+// default; one below the minimum is refused at volume add.
+func TestStallAfterFromTheSpec(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e := newEnv(t)
+	e.k.HydrationStep = 1
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	e.p = p
+	sp := spec("vol1")
+	sp.StallAfter = plan.Duration(5 * time.Second)
+	_, err = e.p.Add(ctx, sp)
+	require.ErrorContains(t, err, "stallAfter 5s: want at least 10s")
+	sp.StallAfter = plan.Duration(20 * time.Second)
+	e.add(sp)
+	e.cutOver()
+	_, err = e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	e.k.HydrationStep = 0
+	now = now.Add(15 * time.Second)
+	res, err := e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, res[0].Error, "15 s is not a stall at stallAfter 20s")
+	now = now.Add(10 * time.Second)
+	res, err = e.p.Tick(ctx, false)
+	require.NoError(t, err)
+	require.Contains(t, res[0].Error, "hydration stalled since 2026-12-01T10:00:00Z")
+}
+
 // TestStalledHydration: a clone that stops progressing (read errors on the
 // old LUN are retried forever) is reported by the round, status and
 // finalize, and the report clears once it progresses again.

@@ -78,6 +78,10 @@ type Spec struct {
 	// SessionTimeout bounds the wait for the host's session at cutover;
 	// 0 means DefaultSessionTimeout.
 	SessionTimeout Duration `json:"sessionTimeout,omitempty"`
+	// StallAfter is how long a hydrating volume may make no progress
+	// before it counts as stalled (reported by run, status --check and
+	// finalize); 0 means DefaultStallAfter. At least MinStallAfter.
+	StallAfter Duration `json:"stallAfter,omitempty"`
 }
 
 // LUN addresses one logical unit behind an iSCSI target.
@@ -332,6 +336,17 @@ func (s *Spec) Validate() error {
 	if r < 8 || r > 2097152 || r&(r-1) != 0 {
 		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
 	}
+	s.validateChoices(bad)
+	s.validatePaths(bad)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: volume %q: %w", ErrInvalidSpec, s.Name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// validateChoices reports the runbook's word choices and durations that
+// lunferry does not know.
+func (s *Spec) validateChoices(bad func(string, ...any)) {
 	if s.Identity != "" && s.Identity != "old" && s.Identity != "new" {
 		bad(`identity %q: want "old" (show the host the old LUN's identity) or "new"`, s.Identity)
 	}
@@ -347,11 +362,9 @@ func (s *Spec) Validate() error {
 	if s.Fence != "" && s.Fence != "none" {
 		bad(`fence %q: leave it out (fence the old LUN with a persistent reservation) or give "none"`, s.Fence)
 	}
-	s.validatePaths(bad)
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: volume %q: %w", ErrInvalidSpec, s.Name, errors.Join(errs...))
+	if d := s.StallAfter.D(); d != 0 && d < MinStallAfter {
+		bad("stallAfter %s: want at least %s (or leave it out for %s)", d, MinStallAfter, DefaultStallAfter)
 	}
-	return nil
 }
 
 // validatePaths reports paths that are not absolute: hooks run without a

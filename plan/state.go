@@ -56,9 +56,14 @@ const (
 	StepFaulty Step = "faulty"
 )
 
-// stallAfter is the least time without progress after which a hydrating
-// volume counts as stalled; slow throttles get ten regions' time.
-const stallAfter = 2 * time.Minute
+// DefaultStallAfter is the least time without progress after which a
+// hydrating volume counts as stalled, unless its spec says otherwise; slow
+// throttles get ten regions' time.
+const DefaultStallAfter = 2 * time.Minute
+
+// MinStallAfter is the least stallAfter a spec may give: shorter would
+// call an array's ordinary pauses (a path failover) a stall.
+const MinStallAfter = 10 * time.Second
 
 // Stalled reports whether v should be hydrating but has made no progress
 // for long, and since when: dm-clone retries a region it cannot read
@@ -71,7 +76,10 @@ func (v *Volume) Stalled(now time.Time) (since time.Time, stalled bool) {
 	if rate == clone.Paused {
 		return time.Time{}, false
 	}
-	wait := stallAfter
+	wait := v.Spec.StallAfter.D()
+	if wait == 0 {
+		wait = DefaultStallAfter
+	}
 	if rate != clone.Unlimited && v.Progress.RegionSectors > 0 {
 		wait = max(wait, time.Duration(float64(10*v.Progress.RegionSectors*512)/float64(rate)*float64(time.Second)))
 	}

@@ -44,6 +44,9 @@ func TestUnreadableOldRange(t *testing.T) {
 	bad := clone.Extent{Offset: uint64(off), Length: 24 << 10}
 	sp := s.spec("rerr1", "old", "new")
 	sp.Old.SizeBytes = oldSize
+	// The runbook's stallAfter (20 s, not the 2 min default) keeps the
+	// test short; what is reported is the same.
+	sp.StallAfter = plan.Duration(20 * time.Second)
 	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover")}, PostCutover: []string{s.hook("post-cutover")},
 		Timeout: plan.Duration(2 * time.Minute)}
 	if r := s.addVolumes(sp); r.code != 0 {
