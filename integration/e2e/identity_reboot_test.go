@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lunferry/lunferry/initiator/scsi"
 	"github.com/lunferry/lunferry/integration/lab"
-	"github.com/lunferry/lunferry/integration/vm"
 	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/plan"
 )
@@ -43,39 +40,8 @@ func TestIdentityPowerCut(t *testing.T) {
 	if err := buildBinaries(bin); err != nil {
 		t.Fatal(err)
 	}
-	disks := rebootDisks(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, phase := range []string{"boot1", "boot2"} {
-		t0 := time.Now()
-		var kill func(string) bool
-		if phase == "boot1" {
-			kill = func(line string) bool { return strings.Contains(line, identityCutNow) }
-		}
-		res, err := vm.Run(context.Background(), vm.Options{
-			Disks:    disks,
-			Command:  []string{exe, "-test.run=^TestIdentityPowerCutGuest$", "-test.v", "-test.count=1"},
-			Env:      append(os.Environ(), EnvIdentityCut+"="+phase, EnvBin+"="+bin),
-			Output:   &logWriter{t: t},
-			KillWhen: kill,
-			Timeout:  15 * time.Minute,
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", phase, err)
-		}
-		t.Logf("%s: %s (%.0fs)", phase, res.Banner(), time.Since(t0).Seconds())
-		if len(res.KernelErrors) > 0 {
-			t.Errorf("%s: the lab kernel reported errors:\n%s", phase, strings.Join(res.KernelErrors, "\n"))
-		}
-		switch {
-		case kill != nil && !res.PowerCut:
-			t.Fatalf("%s ended (exit %d) without reaching the power cut", phase, res.ExitCode)
-		case kill == nil && res.ExitCode != 0:
-			t.Fatalf("%s: exit %d", phase, res.ExitCode)
-		}
-	}
+	runBoots(t, bin, rebootDisks(t), "TestIdentityPowerCutGuest", EnvIdentityCut, 15*time.Minute,
+		labBoot{"boot1", identityCutNow}, labBoot{name: "boot2"})
 	t.Logf("RESULT identity and APTPL reservation across a power cut mid-hydration: 2 boots, %.0fs", time.Since(start).Seconds())
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/integration/lab"
-	"github.com/lunferry/lunferry/integration/vm"
 	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/plan"
 )
@@ -234,39 +233,8 @@ func TestOnlineMigration(t *testing.T) {
 	if err := buildBinaries(bin); err != nil {
 		t.Fatal(err)
 	}
-	disks := rebootDisks(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, boot := range []string{"online", "after"} {
-		t0 := time.Now()
-		var kill func(string) bool
-		if boot == "online" {
-			kill = func(line string) bool { return strings.Contains(line, onlinePowerCut) }
-		}
-		res, err := vm.Run(context.Background(), vm.Options{
-			Disks:    disks,
-			Command:  []string{exe, "-test.run=^TestOnlineGuest$", "-test.v", "-test.count=1"},
-			Env:      append(os.Environ(), EnvOnline+"="+boot, EnvBin+"="+bin),
-			Output:   &logWriter{t: t},
-			KillWhen: kill,
-			Timeout:  20 * time.Minute,
-		})
-		if err != nil {
-			t.Fatalf("boot %s: %v", boot, err)
-		}
-		t.Logf("boot %s: %s (%.0fs)", boot, res.Banner(), time.Since(t0).Seconds())
-		if len(res.KernelErrors) > 0 {
-			t.Errorf("boot %s: the lab kernel reported errors:\n%s", boot, strings.Join(res.KernelErrors, "\n"))
-		}
-		switch {
-		case kill != nil && !res.PowerCut:
-			t.Fatalf("boot %s ended (exit %d) before the power cut", boot, res.ExitCode)
-		case kill == nil && res.ExitCode != 0:
-			t.Fatalf("boot %s: exit %d", boot, res.ExitCode)
-		}
-	}
+	runBoots(t, bin, rebootDisks(t), "TestOnlineGuest", EnvOnline, 20*time.Minute,
+		labBoot{"online", onlinePowerCut}, labBoot{name: "after"})
 }
 
 // TestOnlineGuest is the guest side of TestOnlineMigration; it runs only
@@ -286,35 +254,10 @@ func TestOnlineGuest(t *testing.T) {
 	onlineBoot2(t, s, sp)
 }
 
-// onlineScene mounts the state disk (made on the first boot) and builds
-// the scene over the virtio disks, its arrays brought (back) up, and the
-// host's multipath started.
+// onlineScene builds the scene on the state disk (stateDiskScene), its
+// arrays brought (back) up, and the host's multipath started.
 func onlineScene(t *testing.T, first bool) (*scene, plan.Spec) {
-	oldDev, newDev, stateDev := vmtest.VirtioDisk(t, 0), vmtest.VirtioDisk(t, 1), vmtest.VirtioDisk(t, 2)
-	const mnt = "/mnt/lunferry-e2e-state"
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if first {
-		vmtest.Exec(t, "mkfs.ext4", "-q", "-F", stateDev)
-	}
-	vmtest.Exec(t, "mount", "-t", "ext4", stateDev, mnt)
-	t.Cleanup(func() { lab.ExecOut("umount", mnt) }) // registered first: runs last
-	cfgPath := filepath.Join(mnt, "lab", "lab.json")
-	var cfg *lab.Config
-	if first {
-		cfg = lab.DefaultConfig(filepath.Join(mnt, "lab"), oldDev, 0, newDev, 0)
-		cfg.Host.Mount = "/mnt/lunferry-e2e-host"
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		var err error
-		if cfg, err = lab.LoadConfig(cfgPath); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := sceneFrom(t, cfg, cfgPath, filepath.Join(mnt, "lunferry"), "")
+	s := stateDiskScene(t, first)
 	return s, s.spec("online1", "old", "new")
 }
 

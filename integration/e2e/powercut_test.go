@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lunferry/lunferry/integration/lab"
-	"github.com/lunferry/lunferry/integration/vm"
 	"github.com/lunferry/lunferry/integration/vmtest"
 	"github.com/lunferry/lunferry/internal/crashpoint"
 	"github.com/lunferry/lunferry/plan"
@@ -50,39 +48,8 @@ func TestPowerCutCutoverFinalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("built lunferry, lunferry-lab and %s in %.1fs", crashName, time.Since(start).Seconds())
-	disks := rebootDisks(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []struct{ phase, cutAt string }{{"cutover", cutoverCutPoint}, {"finalize", finalizeCutPoint}, {"after", ""}} {
-		t0 := time.Now()
-		var kill func(string) bool
-		if b.cutAt != "" {
-			kill = func(line string) bool { return strings.Contains(line, powerCutAt+b.cutAt) }
-		}
-		res, err := vm.Run(context.Background(), vm.Options{
-			Disks:    disks,
-			Command:  []string{exe, "-test.run=^TestPowerCutGuest$", "-test.v", "-test.count=1"},
-			Env:      append(os.Environ(), EnvPowerCut+"="+b.phase, EnvBin+"="+bin),
-			Output:   &logWriter{t: t},
-			KillWhen: kill,
-			Timeout:  15 * time.Minute,
-		})
-		if err != nil {
-			t.Fatalf("boot %s: %v", b.phase, err)
-		}
-		t.Logf("boot %s: %s (%.0fs)", b.phase, res.Banner(), time.Since(t0).Seconds())
-		if len(res.KernelErrors) > 0 {
-			t.Errorf("boot %s: the lab kernel reported errors:\n%s", b.phase, strings.Join(res.KernelErrors, "\n"))
-		}
-		switch {
-		case b.cutAt != "" && !res.PowerCut:
-			t.Fatalf("boot %s ended (exit %d) without reaching the power cut at %s", b.phase, res.ExitCode, b.cutAt)
-		case b.cutAt == "" && res.ExitCode != 0:
-			t.Fatalf("boot %s: exit %d", b.phase, res.ExitCode)
-		}
-	}
+	runBoots(t, bin, rebootDisks(t), "TestPowerCutGuest", EnvPowerCut, 15*time.Minute,
+		labBoot{"cutover", powerCutAt + cutoverCutPoint}, labBoot{"finalize", powerCutAt + finalizeCutPoint}, labBoot{name: "after"})
 	t.Logf("RESULT power cut inside cutover (%s) and finalize (%s): 3 boots, %.0fs", cutoverCutPoint, finalizeCutPoint, time.Since(start).Seconds())
 }
 
@@ -132,34 +99,10 @@ func TestPowerCutGuest(t *testing.T) {
 	}
 }
 
-// powerCutScene mounts the state disk (made on the first boot) and builds
-// the scene over the virtio disks, its arrays brought (back) up.
+// powerCutScene builds the scene on the state disk (stateDiskScene) and
+// the test's spec.
 func powerCutScene(t *testing.T, first bool) (*scene, plan.Spec) {
-	oldDev, newDev, stateDev := vmtest.VirtioDisk(t, 0), vmtest.VirtioDisk(t, 1), vmtest.VirtioDisk(t, 2)
-	const mnt = "/mnt/lunferry-e2e-state"
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if first {
-		vmtest.Exec(t, "mkfs.ext4", "-q", "-F", stateDev)
-	}
-	vmtest.Exec(t, "mount", "-t", "ext4", stateDev, mnt)
-	t.Cleanup(func() { lab.ExecOut("umount", mnt) }) // registered first: runs last
-	cfgPath := filepath.Join(mnt, "lab", "lab.json")
-	var cfg *lab.Config
-	if first {
-		cfg = lab.DefaultConfig(filepath.Join(mnt, "lab"), oldDev, 0, newDev, 0)
-		cfg.Host.Mount = "/mnt/lunferry-e2e-host"
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		var err error
-		if cfg, err = lab.LoadConfig(cfgPath); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := sceneFrom(t, cfg, cfgPath, filepath.Join(mnt, "lunferry"), "")
+	s := stateDiskScene(t, first)
 	sp := s.spec("cut1", "old", "new")
 	sp.Old.SizeBytes = rebootOldSize
 	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover"), s.hook("record-old-sum")},

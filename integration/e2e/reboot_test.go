@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -115,31 +114,7 @@ func TestRebootGuest(t *testing.T) {
 	if phase == "" {
 		t.Skip("guest side of TestRebootMidHydration: runs only when that test boots the lab (make test-vm pass 2)")
 	}
-	oldDev, newDev, stateDev := vmtest.VirtioDisk(t, 0), vmtest.VirtioDisk(t, 1), vmtest.VirtioDisk(t, 2)
-	const mnt = "/mnt/lunferry-e2e-state"
-	if err := os.MkdirAll(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if phase == "boot1" {
-		vmtest.Exec(t, "mkfs.ext4", "-q", "-F", stateDev)
-	}
-	vmtest.Exec(t, "mount", "-t", "ext4", stateDev, mnt)
-	t.Cleanup(func() { lab.ExecOut("umount", mnt) }) // registered first: runs last
-	cfgPath := filepath.Join(mnt, "lab", "lab.json")
-	var cfg *lab.Config
-	if phase == "boot1" {
-		cfg = lab.DefaultConfig(filepath.Join(mnt, "lab"), oldDev, 0, newDev, 0)
-		cfg.Host.Mount = "/mnt/lunferry-e2e-host"
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		var err error
-		if cfg, err = lab.LoadConfig(cfgPath); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := sceneFrom(t, cfg, cfgPath, filepath.Join(mnt, "lunferry"), "")
+	s := stateDiskScene(t, phase == "boot1")
 	sp := s.spec("vol2", "old", "new")
 	sp.Old.SizeBytes = rebootOldSize
 	sp.Throttle = mustSchedule(t, "2MiB/s")
