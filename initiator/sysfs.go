@@ -175,17 +175,38 @@ func (c *Client) SessionTo(ctx context.Context, n Node) (s Session, ok bool, err
 }
 
 // findSession returns the client's session to n, nil if there is none.
+// It reads only the target name of other targets' sessions: status and
+// run ask this for every volume's arrays, and a proxy holds many sessions.
 func (c *Client) findSession(n Node) (*Session, error) {
-	ss, err := c.Sessions(context.Background())
-	if err != nil {
-		return nil, err
+	ents, err := os.ReadDir(c.sessionClassDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	for i := range ss {
-		if c.matches(ss[i], n) {
-			return &ss[i], nil
+	if err != nil {
+		return nil, fmt.Errorf("initiator: list sessions: %w", err)
+	}
+	var found *Session
+	for _, e := range ents {
+		sid, ok := strings.CutPrefix(e.Name(), "session")
+		id, err := strconv.Atoi(sid)
+		if !ok || err != nil || found != nil && found.SID < id {
+			continue
+		}
+		if t, err := readAttr(filepath.Join(c.sessionClassDir(), e.Name()), "targetname"); err != nil || !strings.EqualFold(t, n.TargetIQN) {
+			continue // another target's, or logged out while we looked
+		}
+		s, err := c.readSession(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.matches(s, n) {
+			found = &s // the lowest session id, as Sessions lists them
 		}
 	}
-	return nil, nil
+	return found, nil
 }
 
 // matches reports whether s is the client's session to n: same target,
