@@ -62,6 +62,15 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// clocked makes e's planner read the time from *now, over ports.
+func (e *env) clocked(now *time.Time, ports plan.Ports) {
+	e.t.Helper()
+	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond,
+		Now: func() time.Time { return *now }})
+	require.NoError(e.t, err)
+	e.p = p
+}
+
 func (e *env) planner(dry bool) *plan.Planner {
 	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, DryRun: dry, PollInterval: time.Millisecond})
 	require.NoError(e.t, err)

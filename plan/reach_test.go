@@ -19,12 +19,10 @@ func TestUnreachableSince(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, PollInterval: time.Millisecond,
-		Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	e.p = p
+	e.clocked(&now, e.k.Ports())
+	p := e.p
 	e.add(spec("vol1"))
-	_, err = p.Prepare(ctx, "vol1")
+	_, err := p.Prepare(ctx, "vol1")
 	require.NoError(t, err)
 	_, err = p.Cutover(ctx, "vol1")
 	require.NoError(t, err)

@@ -333,12 +333,10 @@ func TestStallAfterFromTheSpec(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	e := newEnv(t)
 	e.k.HydrationStep = 1
-	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	e.p = p
+	e.clocked(&now, e.k.Ports())
 	sp := spec("vol1")
 	sp.StallAfter = plan.Duration(5 * time.Second)
-	_, err = e.p.Add(ctx, sp)
+	_, err := e.p.Add(ctx, sp)
 	require.ErrorContains(t, err, "stallAfter 5s: want at least 10s")
 	sp.StallAfter = plan.Duration(20 * time.Second)
 	e.add(sp)
@@ -366,12 +364,10 @@ func TestStalledHydration(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	e := newEnv(t)
 	e.k.HydrationStep = 1
-	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: e.k.Ports(), Log: e.log, Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	e.p = p
+	e.clocked(&now, e.k.Ports())
 	e.add(spec("vol1"))
 	e.cutOver()
-	_, err = e.p.Start(ctx, "vol1")
+	_, err := e.p.Start(ctx, "vol1")
 	require.NoError(t, err)
 	_, err = e.p.Tick(ctx, false)
 	require.NoError(t, err)

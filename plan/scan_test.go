@@ -46,12 +46,10 @@ func TestStalledHydrationNamesUnreadableRanges(t *testing.T) {
 	sc := &slicedScanner{slices: [][]clone.Extent{{{Offset: 4096, Length: 512}}, {{Offset: 4608, Length: 1024}, {Offset: 3 << 20, Length: 4096}}}}
 	ports := e.k.Ports()
 	ports.Scanner = sc
-	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	e.p = p
+	e.clocked(&now, ports)
 	e.add(spec("vol1"))
 	e.cutOver()
-	_, err = e.p.Start(ctx, "vol1")
+	_, err := e.p.Start(ctx, "vol1")
 	require.NoError(t, err)
 	tick := func(d time.Duration) plan.TickResult {
 		now = now.Add(d)
