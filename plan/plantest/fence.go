@@ -29,13 +29,11 @@ func (k *Kernel) Fence(ctx context.Context, disk string, key uint64) error {
 	if err := k.op("Fence", disk, fmt.Sprintf("%#x", key)); err != nil {
 		return err
 	}
-	lun, ok := k.disks[disk]
-	switch {
-	case !ok:
-		return fmt.Errorf("%s: no such disk", disk)
-	case k.NoPR[lun] || k.NoPRIn[lun]:
-		return fmt.Errorf("PERSISTENT RESERVE OUT: check condition: ILLEGAL REQUEST: %w", plan.ErrFenceRefused)
-	case k.fences[lun] != 0 && k.fences[lun] != key:
+	lun, err := k.reservable(disk)
+	if err != nil {
+		return err
+	}
+	if k.fences[lun] != 0 && k.fences[lun] != key {
 		return fmt.Errorf("%s: %w: key %#x holds it", disk, scsi.ErrReservationConflict, k.fences[lun])
 	}
 	if k.fences == nil {
@@ -45,6 +43,19 @@ func (k *Kernel) Fence(ctx context.Context, disk string, key uint64) error {
 	return nil
 }
 
+// reservable returns the LUN key behind disk, or the error PERSISTENT
+// RESERVE OUT gets from an array without reservations.
+func (k *Kernel) reservable(disk string) (string, error) {
+	lun, ok := k.disks[disk]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%s: no such disk", disk)
+	case k.NoPR[lun] || k.NoPRIn[lun]:
+		return "", fmt.Errorf("PERSISTENT RESERVE OUT: check condition: ILLEGAL REQUEST: %w", plan.ErrFenceRefused)
+	}
+	return lun, nil
+}
+
 // Unfence implements plan.Fencer.
 func (k *Kernel) Unfence(ctx context.Context, disk string, key uint64) error {
 	k.mu.Lock()
@@ -52,12 +63,9 @@ func (k *Kernel) Unfence(ctx context.Context, disk string, key uint64) error {
 	if err := k.op("Unfence", disk, fmt.Sprintf("%#x", key)); err != nil {
 		return err
 	}
-	lun, ok := k.disks[disk]
-	switch {
-	case !ok:
-		return fmt.Errorf("%s: no such disk", disk)
-	case k.NoPR[lun] || k.NoPRIn[lun]:
-		return fmt.Errorf("PERSISTENT RESERVE OUT: check condition: ILLEGAL REQUEST: %w", plan.ErrFenceRefused)
+	lun, err := k.reservable(disk)
+	if err != nil {
+		return err
 	}
 	if k.fences[lun] == key {
 		delete(k.fences, lun)
