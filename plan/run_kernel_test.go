@@ -2,7 +2,6 @@ package plan_test
 
 import (
 	"context"
-	"math"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -89,19 +88,34 @@ func TestKernelRunHoldsThrottle(t *testing.T) {
 		mu.Unlock()
 		return rate, peak, took
 	}
-	// Two tries: under emulation a stalled vCPU can delay the wake-ups that
-	// end bursts; a throttle that does not hold fails both.
+	// The throttle's contract (clone.Controller): the target on average,
+	// plus what its token bucket may save up while the device runs slower
+	// than the target (2 s of the target) and spend later. Under emulation
+	// a stalled vCPU slows the device and delays the wake-ups that end
+	// bursts, so the bucket fills; in 8 s its 2 s are a quarter of the
+	// run, and a bound without them failed a throttle that held (CI: 8 MiB
+	// in 6.4 s, 1.26 MiB/s, every 3 s span under 1.2 MiB/s). Unthrottled,
+	// the tuned settings copy several times faster and fail both bounds.
+	const saved = 2 * float64(target)
+	within := func(rate, peak float64, took time.Duration) bool {
+		return rate >= 0.75*float64(target) &&
+			float64(size) <= 1.25*float64(target)*took.Seconds()+saved &&
+			peak*3 <= 1.5*float64(target)*3+saved
+	}
+	// Two tries: a throttle that does not hold fails both.
 	var rate, peak float64
 	var took time.Duration
 	for try := 1; try <= 2; try++ {
 		rate, peak, took = measure()
-		if math.Abs(rate-float64(target)) <= 0.25*float64(target) && peak <= 1.5*float64(target) {
+		if within(rate, peak, took) {
 			break
 		}
-		t.Logf("try %d: %.2f MiB/s on average, fastest 3 s span %.2f MiB/s: over the throttle", try, rate/mib, peak/mib)
+		t.Logf("try %d: %.2f MiB/s on average, fastest 3 s span %.2f MiB/s: outside the throttle's bounds", try, rate/mib, peak/mib)
 	}
 	t.Logf("Run, 8 MiB throttled to %v: hydrated in %v, %.2f MiB/s on average, fastest 3 s span %.2f MiB/s",
 		clone.Rate(target), took.Round(time.Millisecond), rate/mib, peak/mib)
-	assert.InDelta(t, float64(target), rate, 0.25*float64(target), "average over the hydration")
-	assert.LessOrEqual(t, peak, 1.5*float64(target), "fastest 3 s span")
+	assert.GreaterOrEqual(t, rate, 0.75*float64(target), "average over the hydration: under the throttle")
+	assert.LessOrEqual(t, float64(size), 1.25*float64(target)*took.Seconds()+saved,
+		"hydrated faster than the throttle allows, even with its saved-up 2 s: %v for %d MiB", took, size/mib)
+	assert.LessOrEqual(t, peak*3, 1.5*float64(target)*3+saved, "fastest 3 s span, beyond the saved-up 2 s")
 }
