@@ -223,9 +223,13 @@ const onlinePowerCut = "E2E-ONLINE-POWER-CUT"
 // the proxied path to the map and remove the direct one, lunferry fences
 // and takes over live), hydration, finalize, every file checked; the
 // power is cut with the host writing, and after the boot `lunferry run`
-// restores the proxy, the host's path comes back and writes again; then
-// every file is checked through the proxy and on the new LUN alone. The
-// longest write per phase, the takeover's and finalize's holds are
+// restores the proxy, the host's path comes back and writes again, every
+// file is checked through the proxy; the handover's dry run warns of the
+// new WWID; `lunferry migrate handover` (the multipath host's hooks stop
+// the writer, take its map down, log it out of the export and in to the
+// new LUN directly, restart the writer) leaves nothing of the proxy; then
+// every file is checked on the new LUN alone. The longest write per
+// phase, the takeover's and finalize's holds, the handover's duration are
 // printed; 0 write errors.
 func TestOnlineMigration(t *testing.T) {
 	vmtest.RequireLab(t)
@@ -255,10 +259,14 @@ func TestOnlineGuest(t *testing.T) {
 }
 
 // onlineScene builds the scene on the state disk (stateDiskScene), its
-// arrays brought (back) up, and the host's multipath started.
+// arrays brought (back) up, and the volume's spec with the multipath
+// host's handover hooks.
 func onlineScene(t *testing.T, first bool) (*scene, plan.Spec) {
 	s := stateDiskScene(t, first)
-	return s, s.spec("online1", "old", "new")
+	sp := s.spec("online1", "old", "new")
+	sp.Hooks.PreHandover = []string{s.hook("pre-handover-multipath")}
+	sp.Hooks.PostHandover = []string{s.hook("post-handover")}
+	return s, sp
 }
 
 // onlineBoot1 plays the online migration up to finalize, then asks for
@@ -292,8 +300,10 @@ func onlineBoot1(t *testing.T, s *scene, sp plan.Spec) {
 }
 
 // onlineBoot2 follows the power cut: `lunferry run` restores the proxy,
-// the host's path comes back and its writer writes; then the checks,
-// through the proxy and on the new LUN alone.
+// the host's path comes back and its writer writes; every file checked
+// through the proxy with the writer going; the handover's dry run; then
+// `lunferry migrate handover` (the hooks move the host off its map to the
+// new LUN directly) and the checks on the new LUN alone.
 func onlineBoot2(t *testing.T, s *scene, sp plan.Spec) {
 	s.multipathHost()
 	s.labCmd("mark", "power-cut-restore")
@@ -314,16 +324,48 @@ func onlineBoot2(t *testing.T, s *scene, sp plan.Spec) {
 		t.Fatalf("device table after the power cut: %s", table)
 	}
 	s.logf("lunferry run:\n%s", run.stop())
-	s.labCmd("mark", "stopped")
-	s.stopWriter()
-	s.logStalls()
 	s.writerNeverErred("after the power cut")
 	s.logf("through the restored proxy: %s", strings.TrimSpace(s.labCmd("verify")))
-	s.hostLetGo()
-	s.labCmd("acl-add", "new", "host")
-	disk := strings.TrimSpace(s.labCmd("host", "login", "new"))
-	s.logf("new LUN alone (%s, the host's direct login to the new array):\n%s", disk, s.labCmd("verify", "-dev", disk))
-	s.labCmd("host", "unmount")
+	s.handoverDryRun(sp)
+	took, verified := s.handover(sp)
+	if maps, err := lab.Maps("/sys"); err != nil || len(maps) != 0 {
+		t.Errorf("after handover the host still has multipath maps %+v (%v)", maps, err)
+	}
+	s.logStalls()
+	s.writerNeverErred("after handover")
+	s.logf("HANDOVER of the multipath host: %.1fs; new LUN alone: %s", took.Seconds(), verified)
+}
+
+// handoverDryRun prints `lunferry migrate handover --dry-run` (the
+// handover's preparation: the hooks it runs, what it tears down, the new
+// disk identity the host will see) and checks that it warns of the new
+// WWID, naming the one the host's map has now, and changed nothing.
+func (s *scene) handoverDryRun(sp plan.Spec) {
+	s.t.Helper()
+	m, err := s.cfg.HostMap()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	r := s.mustLF("--dry-run", "migrate", "handover", sp.Name)
+	out := r.stdout + r.stderr
+	s.logf("handover --dry-run (%.1fs), the host on map %s:\n%s", r.took.Seconds(), m.Name, strings.TrimSpace(out))
+	for _, want := range []string{
+		"run pre-handover hook " + s.hook("pre-handover-multipath"),
+		"after handover the host sees the new array's LUN with the new array's SCSI identity",
+		"not naa." + strings.TrimPrefix(m.Name, "3") + ": dm-multipath, udev by-id links",
+		"see a new disk",
+		"[dry-run] configfs: tear down target " + sp.Export.IQN,
+		"[dry-run] dm remove " + plan.DMName(sp.Name),
+	} {
+		if !strings.Contains(out, want) {
+			s.t.Errorf("handover --dry-run does not say %q", want)
+		}
+	}
+	// Device, target, storage object, session to the new LUN.
+	if left := s.proxyObjects(sp); len(left) != 4 {
+		s.t.Fatalf("after the handover's dry run, want the proxy's 4 objects, have:\n%s", strings.Join(left, "\n"))
+	}
+	s.hostOnProxyAlone("after the handover's dry run")
 }
 
 // TestOnlineAbort: the online cutover killed once the old LUN is fenced

@@ -24,6 +24,7 @@
 //	acl-add|acl-del ROLE WHO... admit WHO to ROLE too / take WHO's ACL away
 //	identity ROLE [-write-back] give ROLE a unit serial (a WWID) and a write cache
 //	mpath start|stop|show     the host's dm-multipath (udevd, multipathd) in the lab VM
+//	                          (stop unmounts the host's filesystem first)
 //	mpath add ROLE            log the host in to ROLE, wait for the disk to serve in a map
 //	mpath check ROLE          exit 0 when the disk behind ROLE serves in the host's map
 //	mpath remove ROLE         multipathd del path of ROLE's disk, log the host out of ROLE
@@ -377,6 +378,10 @@ func mpath(cfg *lab.Config, args []string) error {
 		case "start":
 			return mp.Start()
 		case "stop":
+			// A mounted map cannot be flushed.
+			if err := cfg.Host.Unmount(); err != nil {
+				return err
+			}
 			return mp.Stop()
 		case "show":
 			fmt.Print(mp.Show())
