@@ -22,6 +22,11 @@ type Schedule struct {
 	// Location is the time zone the windows are written in; nil means the
 	// proxy's local time zone (time.Local).
 	Location *time.Location
+	// Adaptive, when above 1, makes hydration yield to the host (see
+	// Yield): the schedule's rate is then a ceiling, and hydration backs
+	// off whenever the host's I/O latency rises above Adaptive times its
+	// idle baseline.
+	Adaptive float64
 }
 
 // Window is a daily time range on some weekdays with its own rate.
@@ -69,6 +74,10 @@ func (s *Schedule) setDefault(r Rate) {
 //	                              times alone = every day)
 //	* = RATE                      the default outside every window
 //	tz = Area/City                the time zone of the windows (default: local)
+//	adaptive[=F]                  yield to the host: the rates become ceilings
+//	                              and hydration backs off while the host's I/O
+//	                              latency is above F (default 1.5) times its
+//	                              idle baseline (see Yield)
 //	RATE                          shorthand for "*=RATE" (a fixed throttle)
 //
 // DAYS is a comma list of mon,tue,wed,thu,fri,sat,sun (or full names) and
@@ -92,6 +101,14 @@ func ParseSchedule(s string) (Schedule, error) {
 		}
 		lhs, rhs, hasEq := strings.Cut(c, "=")
 		lhs, rhs = strings.TrimSpace(lhs), strings.TrimSpace(rhs)
+		if strings.EqualFold(lhs, "adaptive") {
+			f, err := parseYieldFactor(rhs, hasEq)
+			if err != nil {
+				return Schedule{}, fail("%v", err)
+			}
+			sch.Adaptive = f
+			continue
+		}
 		if !hasEq {
 			r, err := ParseRate(c)
 			if err != nil {
@@ -133,6 +150,18 @@ func ParseSchedule(s string) (Schedule, error) {
 		sch.Windows = append(sch.Windows, w)
 	}
 	return sch, nil
+}
+
+// parseYieldFactor parses the factor of an "adaptive[=F]" clause.
+func parseYieldFactor(s string, given bool) (float64, error) {
+	if !given {
+		return DefaultYieldFactor, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 1 || f > 100 {
+		return 0, fmt.Errorf("adaptive wants a latency factor above 1 (the host's latency over its idle baseline that makes hydration back off), e.g. adaptive=1.5, not %q", s)
+	}
+	return f, nil
 }
 
 // parseWindow parses the window clause "lhs=rhs": [DAYS] [HH:MM-HH:MM]=RATE.
@@ -304,12 +333,15 @@ func (s Schedule) String() string {
 	for _, w := range s.Windows {
 		parts = append(parts, w.String())
 	}
-	if len(parts) == 0 && s.Location == nil {
+	if len(parts) == 0 && s.Location == nil && s.Adaptive == 0 {
 		return s.outside().String()
 	}
 	parts = append(parts, "*="+s.outside().String())
 	if s.Location != nil && s.Location != time.Local {
 		parts = append(parts, "tz="+s.Location.String())
+	}
+	if s.Adaptive > 0 {
+		parts = append(parts, "adaptive="+strconv.FormatFloat(s.Adaptive, 'g', -1, 64))
 	}
 	return strings.Join(parts, "; ")
 }

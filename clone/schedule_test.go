@@ -88,6 +88,19 @@ func TestParseScheduleShorthands(t *testing.T) {
 	assert.Equal(t, 24*time.Hour, s.Windows[1].End)
 }
 
+func TestParseScheduleAdaptive(t *testing.T) {
+	s, err := ParseSchedule("adaptive")
+	require.NoError(t, err)
+	assert.Equal(t, DefaultYieldFactor, s.Adaptive)
+	assert.Equal(t, Unlimited, s.RateAt(monday0759), "adaptive alone: no ceiling")
+
+	s, err = ParseSchedule("mon-fri 08:00-18:00=50MiB/s; Adaptive=3; tz=UTC")
+	require.NoError(t, err)
+	assert.Equal(t, 3.0, s.Adaptive)
+	assert.Equal(t, 50*MiB, s.RateAt(monday0759.Add(2*time.Minute)), "the window's rate is the ceiling")
+	assert.Zero(t, Fixed(5*MiB).Adaptive)
+}
+
 func TestParseScheduleErrors(t *testing.T) {
 	for in, msg := range map[string]string{
 		"mon-fry 08:00-18:00=50MiB/s":         `unknown day "fry"`,
@@ -105,6 +118,8 @@ func TestParseScheduleErrors(t *testing.T) {
 		"mon tue=1M":                          "more than one day list",
 		"24:00-02:00=1M":                      `bad time of day "24:00"`,
 		"mon-fri 08:00-18:00=50MiB/s; *=fast": `clause 2 "*=fast"`,
+		"adaptive=1":                          "a latency factor above 1",
+		"adaptive=lots; *=5M":                 `not "lots"`,
 	} {
 		_, err := ParseSchedule(in)
 		if msg == "" {
@@ -125,6 +140,8 @@ func TestScheduleStringRoundTrips(t *testing.T) {
 		"mon,wed,fri-sun 01:30-02:45=1.500MiB/s; *=2MiB/s",
 		"20MiB/s",
 		"mon-sun=1MiB/s; *=unlimited",
+		"*=200MiB/s; adaptive=1.5",
+		"mon-fri 08:00-18:00=50MiB/s; *=unlimited; adaptive=2.25",
 	} {
 		s, err := ParseSchedule(in)
 		require.NoError(t, err, in)
