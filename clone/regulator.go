@@ -40,6 +40,9 @@ type regulated struct {
 	// wake is when the controller wants its next sample (zero: never,
 	// the volume is hydrated).
 	wake time.Time
+	// yield adapts the rate to the host, for a throttle with the
+	// adaptive clause; nil until asked.
+	yield *Yield
 }
 
 // NewRegulator returns a Regulator with no volumes.
@@ -56,14 +59,7 @@ func NewRegulator(opts RegulatorOptions) *Regulator {
 func (r *Regulator) Regulate(volume string, st dm.CloneStatus, at time.Time, target Rate) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v, ok := r.volumes[volume]
-	if !ok {
-		v = &regulated{c: NewController(r.opts.Controller)}
-		if r.opts.Budget != nil {
-			v.share = r.opts.Budget.join()
-		}
-		r.volumes[volume] = v
-	}
+	v := r.volume(volume)
 	own := target
 	if v.share != nil {
 		target = min(target, v.share.allowance())
@@ -80,6 +76,35 @@ func (r *Regulator) Regulate(volume string, st dm.CloneStatus, at time.Time, tar
 		v.share.set(true, min(own, d.Limit))
 	}
 	return d.Messages
+}
+
+// volume returns volume's record, made on first use. r.mu is held.
+func (r *Regulator) volume(name string) *regulated {
+	v, ok := r.volumes[name]
+	if !ok {
+		v = &regulated{c: NewController(r.opts.Controller)}
+		if r.opts.Budget != nil {
+			v.share = r.opts.Budget.join()
+		}
+		r.volumes[name] = v
+	}
+	return v
+}
+
+// Yield returns the rate at which volume's hydration yields to its host
+// (a throttle with the adaptive clause, factor its Adaptive): at most
+// ceiling, lower while the host's I/O latency is above factor times its
+// idle baseline (see Yield). io are the counters of the device the host
+// is served from, hydrated the volume's hydrated bytes, both read at at.
+// Pass the result to Regulate as its target.
+func (r *Regulator) Yield(volume string, io dm.IOCounters, hydrated uint64, at time.Time, ceiling Rate, factor float64) Rate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.volume(volume)
+	if v.yield == nil || v.yield.factor != yieldFactor(factor) {
+		v.yield = NewYield(factor)
+	}
+	return v.yield.Rate(io, hydrated, at, ceiling)
 }
 
 // Wake returns when volume's Controller wants its next sample, as decided

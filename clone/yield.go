@@ -2,18 +2,9 @@ package clone
 
 import (
 	"time"
-)
 
-// HostIO is a cumulative count of the host's I/O on the device it sees
-// (the dm device under the export): completed requests and the time they
-// took, as the block layer accounts them (/sys/block/dm-N/stat). Hydration
-// is the clone's own copying below that device and is not counted.
-type HostIO struct {
-	// Requests is reads plus writes completed.
-	Requests uint64
-	// Busy is the sum of their completion times.
-	Busy time.Duration
-}
+	"github.com/lunferry/lunferry/dm"
+)
 
 // Fixed tuning of the adaptive yield.
 const (
@@ -38,6 +29,10 @@ const (
 	// the host's workload.
 	yieldProbe   = 2
 	yieldReprobe = 10 * time.Minute
+	// yieldInterval is the shortest span a sample covers: the control
+	// loop also samples between its rounds to end bursts (every 10-100
+	// ms), and so few requests would look like an idle host.
+	yieldInterval = 900 * time.Millisecond
 )
 
 // Yield adapts a volume's hydration rate to its host: it holds hydration
@@ -50,12 +45,13 @@ const (
 type Yield struct {
 	factor float64
 
+	decided  Rate // the last rate returned
 	rate     Rate // current adaptive rate; 0 until the baseline is known
 	baseline time.Duration
 	probing  int       // samples left in the current probe
 	probedAt time.Time // when the last probe ended
 
-	last       HostIO
+	last       dm.IOCounters
 	lastAt     time.Time
 	lastBytes  uint64
 	hydrating  float64 // recent hydration rate, bytes/s
@@ -65,16 +61,33 @@ type Yield struct {
 // NewYield returns a Yield that backs off at factor times the baseline
 // (DefaultYieldFactor when factor <= 1).
 func NewYield(factor float64) *Yield {
-	if factor <= 1 {
-		factor = DefaultYieldFactor
-	}
-	return &Yield{factor: factor, probing: yieldProbe}
+	return &Yield{factor: yieldFactor(factor), probing: yieldProbe}
 }
 
-// Rate takes a sample of the host's I/O and of the volume's hydrated
-// bytes at time at, and returns the rate to hydrate at now, at most
+// yieldFactor is factor, or DefaultYieldFactor when it is not above 1.
+func yieldFactor(factor float64) float64 {
+	if factor <= 1 {
+		return DefaultYieldFactor
+	}
+	return factor
+}
+
+// Rate takes a sample of the host's I/O (the counters of the device the
+// export serves: the host's requests only, not the clone's copying below
+// it) and of the volume's hydrated bytes at time at, and returns the rate to hydrate at now, at most
 // ceiling (Paused while the baseline is measured).
-func (y *Yield) Rate(io HostIO, hydrated uint64, at time.Time, ceiling Rate) Rate {
+func (y *Yield) Rate(io dm.IOCounters, hydrated uint64, at time.Time, ceiling Rate) Rate {
+	if y.haveSample && at.After(y.lastAt) && at.Sub(y.lastAt) < yieldInterval &&
+		io.Requests >= y.last.Requests && hydrated >= y.lastBytes {
+		// Too soon to say anything of the host: the last decision holds.
+		return min(y.decided, ceiling)
+	}
+	y.decided = y.decide(io, hydrated, at, ceiling)
+	return y.decided
+}
+
+// decide is Rate on a sample that covers a long enough span.
+func (y *Yield) decide(io dm.IOCounters, hydrated uint64, at time.Time, ceiling Rate) Rate {
 	latency, active, ok := y.observe(io, hydrated, at)
 	switch {
 	case ceiling == Paused:
@@ -109,7 +122,7 @@ func (y *Yield) Rate(io HostIO, hydrated uint64, at time.Time, ceiling Rate) Rat
 // observe records the sample and returns the host's average latency since
 // the previous one and whether the host was active; ok is false on the
 // first sample, a counter reset (a rebuilt device) or a repeated time.
-func (y *Yield) observe(io HostIO, hydrated uint64, at time.Time) (latency time.Duration, active, ok bool) {
+func (y *Yield) observe(io dm.IOCounters, hydrated uint64, at time.Time) (latency time.Duration, active, ok bool) {
 	prev, prevAt, prevBytes, had := y.last, y.lastAt, y.lastBytes, y.haveSample
 	y.last, y.lastAt, y.lastBytes, y.haveSample = io, at, hydrated, true
 	if !had || io.Requests < prev.Requests || io.Busy < prev.Busy || hydrated < prevBytes {

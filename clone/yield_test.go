@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/lunferry/lunferry/dm"
 )
 
 // yieldHost is a host doing reqPerSec requests whose latency rises with
@@ -16,7 +18,7 @@ type yieldHost struct {
 	reqPerSec uint64
 	devMax    float64
 
-	io       HostIO
+	io       dm.IOCounters
 	hydrated uint64
 }
 
@@ -129,5 +131,21 @@ func TestYieldRestartsOnACounterReset(t *testing.T) {
 	h := &yieldHost{base: 3 * time.Millisecond, slowdown: 1, reqPerSec: 100, devMax: 100e6}
 	y := NewYield(0)
 	runYield(y, h, 10, Unlimited)
-	assert.Equal(t, Paused, y.Rate(HostIO{}, 0, monday0759.Add(11*time.Second), Unlimited), "a rebuilt device starts with a probe")
+	assert.Equal(t, Paused, y.Rate(dm.IOCounters{}, 0, monday0759.Add(11*time.Second), Unlimited), "a rebuilt device starts with a probe")
+}
+
+func TestYieldIgnoresSamplesBetweenRounds(t *testing.T) {
+	// Samples 50 ms apart (a burst being ended) carry a handful of host
+	// requests: they must not count as an idle host and raise the rate.
+	h := &yieldHost{base: 5 * time.Millisecond, slowdown: 2, reqPerSec: 500, devMax: 200e6}
+	y := NewYield(0)
+	rates, _ := runYield(y, h, 30, Unlimited)
+	r, at := rates[len(rates)-1], monday0759.Add(30*time.Second)
+	for range 10 {
+		at = at.Add(50 * time.Millisecond)
+		h.io.Requests += 5
+		h.io.Busy += 5 * h.base
+		h.hydrated += uint64(float64(r) / 20)
+		assert.Equal(t, r, y.Rate(h.io, h.hydrated, at, Unlimited))
+	}
 }
