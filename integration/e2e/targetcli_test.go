@@ -1,0 +1,329 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lunferry/lunferry/integration/lab"
+	"github.com/lunferry/lunferry/integration/vmtest"
+	"github.com/lunferry/lunferry/lio"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// unitCycle is one stop and start of targetcli-fb's unit as measured.
+type unitCycle struct {
+	what string
+	// skipped is what targetctl restore reported it could not restore.
+	skipped []string
+	// served is the time from the restore's end to the host's next
+	// durable write through the proxy.
+	served time.Duration
+	// rebuilt is the time from the restore's end to lunferry's export
+	// serving the host over lunferry's own device.
+	rebuilt time.Duration
+}
+
+func (u unitCycle) String() string {
+	return fmt.Sprintf("%s: export over lunferry's device %.1fs and host writing %.1fs after the restore; targetctl skipped %d", u.what, u.rebuilt.Seconds(), u.served.Seconds(), len(u.skipped))
+}
+
+// TestTargetcliCoexists: mid-hydration (throttled, `lunferry run`
+// going, the host's writer writing through the proxy), an admin's
+// targetcli saves the whole LIO configuration, lunferry's export and an
+// unrelated target of the admin's included; then targetcli-fb's unit
+// stops (`targetctl clear`: every LIO object gone, the host's I/O waits)
+// and starts (`targetctl restore`) four times: with that file (lunferry's
+// export comes back from it and is kept); with a file saved before
+// lunferry's export existed (run rebuilds it); with the file's storage
+// object on a /dev/dm-N that no longer exists (targetctl skips it; run,
+// restarted as systemd would after a reboot, completes the export); and
+// on a /dev/dm-N that is another device now (restored onto it; run tears
+// it down and exports its own device). Each time the host writes again,
+// the export serves lunferry's own device and the admin's target is
+// there. Then hydration completes: status clean, writer 0 errors, every
+// file verified. The lab's arrays live in the proxy's kernel, so the
+// unit's clear takes them too and the restore brings them back (a real
+// array is not on the proxy): its reservations with them, hence no fence.
+func TestTargetcliCoexists(t *testing.T) {
+	vmtest.Require(t)
+	start := time.Now()
+	const oldSize, newSize = 32 << 20, 48 << 20
+	s := newScene(t, oldSize, newSize)
+	admin := s.adminTarget()
+	s.hostOnOld(8, 1<<20)
+	sp := s.spec("tcli", "old", "new")
+	sp.Old.SizeBytes = oldSize
+	sp.Throttle = mustSchedule(t, "256KiB/s")
+	sp.Hooks = plan.Hooks{PreCutover: []string{s.hook("pre-cutover")}, PostCutover: []string{s.hook("post-cutover")},
+		Timeout: plan.Duration(2 * time.Minute)}
+	noFence(&sp)
+	if r := s.addVolumes(sp); r.code != 0 {
+		t.Fatalf("volume add: %s", r)
+	}
+	s.mustLF("migrate", "prepare", sp.Name)
+	s.cutover(sp.Name)
+	run := s.startLF("run", "--interval", "1s")
+	s.mustLF("migrate", "start", sp.Name)
+	waitFor(t, time.Minute, "hydration to begin", func() bool { return s.status(sp.Name).Progress.HydratedRegions > 0 })
+
+	saved := filepath.Join(s.dir, "saveconfig.json")
+	if err := lab.SaveConfig(saved); err != nil {
+		t.Fatal(err)
+	}
+	full, err := lab.ReadSavedConfig(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := plan.DMName(sp.Name)
+	var res []unitCycle
+	res = append(res, s.unitRestart(sp, "saved with lunferry's export", full, admin, nil))
+	res = append(res, s.unitRestart(sp, "saved without lunferry's export", full.Without(so, s.cfg.ExportIQN), admin, nil))
+	missing, err := full.Repoint(so, missingDMNode(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = append(res, s.unitRestart(sp, "storage object on a missing device, run restarted", missing, admin, &run))
+	other := otherDMDevice(t, s.suffix)
+	wrong, err := full.Repoint(so, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = append(res, s.unitRestart(sp, "storage object on another device ("+other+")", wrong, admin, nil))
+	if u := res[2]; !slices.ContainsFunc(u.skipped, func(l string) bool { return strings.Contains(l, so) }) {
+		t.Errorf("targetctl restore of %s on a missing device did not skip it: %q", so, u.skipped)
+	}
+
+	s.mustLF("migrate", "throttle", sp.Name, "unlimited")
+	waitFor(t, 3*time.Minute, "hydration to complete", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
+	out := run.stop()
+	s.logf("lunferry run:\n%s", out)
+	s.noneRefused(out)
+	s.statusClean(sp.Name)
+	w := s.stopWriter()
+	if st := s.writerStats(); st.Errors != 0 || st.Mismatches != 0 {
+		t.Fatalf("the host's writer saw errors: %+v", st)
+	}
+	v := s.labCmd("verify")
+	for _, u := range res {
+		t.Logf("RESULT %s", u)
+	}
+	t.Logf("RESULT writer %d files, 0 errors, longest write+fsync %.1fs; %s; test %.0fs", w.Files, w.MaxWriteMs/1000, lastLine(v), time.Since(start).Seconds())
+}
+
+// adminTarget makes, with targetcli as an admin would, a target of the
+// admin's own over a ramdisk storage object, and returns its names (WWN,
+// storage object). lunferry must never remove it.
+func (s *scene) adminTarget() []string {
+	s.t.Helper()
+	iqn, so := "iqn.2026-11.com.example:admin-"+s.suffix, "admin-"+s.suffix
+	s.t.Cleanup(func() {
+		// Also the lab's arrays: restored, they are in rtslib's HBAs,
+		// where their own Down does not look.
+		names := []string{iqn, so}
+		for _, a := range s.cfg.Arrays {
+			names = append(names, a.IQN, "labarray-"+a.Name)
+		}
+		if err := lab.RTSDelete(names...); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+	})
+	for _, args := range [][]string{
+		{"/backstores/ramdisk", "create", so, "1M"},
+		{"/iscsi", "create", iqn},
+		{"/iscsi/" + iqn + "/tpg1/luns", "create", "/backstores/ramdisk/" + so},
+	} {
+		vmtest.Exec(s.t, "targetcli", args...)
+	}
+	// targetcli adds a portal on 0.0.0.0:3260 if it can: it would take
+	// the lab's portals' port.
+	_ = exec.Command("targetcli", "/iscsi/"+iqn+"/tpg1/portals", "delete", "0.0.0.0", "3260").Run()
+	return []string{iqn, "rd_mcp/" + so}
+}
+
+// missingDMNode returns a /dev/dm-N that does not exist.
+func missingDMNode(t *testing.T) string {
+	for n := 200; ; n++ {
+		p := fmt.Sprintf("/dev/dm-%d", n)
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+	}
+}
+
+// otherDMDevice makes a dm device that is not lunferry's (linear over a
+// loop device) and returns its /dev/dm-N.
+func otherDMDevice(t *testing.T, suffix string) string {
+	loop := vmtest.LoopDevice(t, 8<<20)
+	name := "lab-other-" + suffix
+	vmtest.Exec(t, "dmsetup", "create", name, "--noudevsync", "--table", "0 16384 linear "+loop+" 0")
+	t.Cleanup(func() {
+		if out, err := exec.Command("dmsetup", "remove", "--noudevsync", name).CombinedOutput(); err != nil {
+			t.Errorf("cleanup: dmsetup remove %s: %v\n%s", name, err, out)
+		}
+	})
+	minor := strings.TrimSpace(vmtest.Exec(t, "dmsetup", "info", "-c", "--noheadings", "-o", "minor", name))
+	return "/dev/dm-" + minor
+}
+
+// unitRestart stops targetcli-fb's unit (`targetctl clear`) and starts it
+// again with file c (`targetctl restore`); with run, `lunferry run` is
+// stopped before and started again after, as systemd orders it at boot.
+// It waits for the export to serve lunferry's own device and the host to
+// write, and checks the admin's objects survived.
+func (s *scene) unitRestart(sp plan.Spec, what string, c lab.SavedConfig, admin []string, run **background) unitCycle {
+	s.t.Helper()
+	u := unitCycle{what: what}
+	file := filepath.Join(s.dir, fmt.Sprintf("restore-%d.json", time.Now().UnixNano()))
+	if err := c.Write(file); err != nil {
+		s.t.Fatal(err)
+	}
+	if run != nil {
+		out := (*run).stop()
+		s.logf("lunferry run stopped:\n%s", out)
+		s.noneRefused(out)
+	}
+	if err := lab.TargetctlClear(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.clearedAll(sp)
+	skipped, err := lab.TargetctlRestore(file)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	restored := time.Now()
+	u.skipped = skipped
+	n := s.writerStats().Files
+	if run != nil {
+		*run = s.startLF("run", "--interval", "1s")
+	}
+	waitFor(s.t, time.Minute, "the export to serve lunferry's own device ("+what+")", func() bool { return s.exportOnOwnDevice(sp) })
+	u.rebuilt = time.Since(restored)
+	waitFor(s.t, 2*time.Minute, "the host to write through the proxy ("+what+")", func() bool { return s.writerStats().Files > n })
+	u.served = time.Since(restored)
+	s.logf("%s; targetctl restore said: %q", u, skipped)
+	tg, so, err := lab.LIOObjects()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if !slices.Contains(tg, admin[0]) || !slices.Contains(so, admin[1]) {
+		s.t.Errorf("%s: the admin's target %s or storage object %s is gone: targets %q, storage objects %q", what, admin[0], admin[1], tg, so)
+	}
+	return u
+}
+
+// clearedAll fails the test unless no LIO object is left but lunferry's
+// export of sp: a running `lunferry run` may rebuild it while the unit's
+// clear goes on.
+func (s *scene) clearedAll(sp plan.Spec) {
+	s.t.Helper()
+	tg, so, err := lab.LIOObjects()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	all := append(slices.Clone(tg), so...)
+	left := slices.DeleteFunc(slices.Clone(all), func(n string) bool {
+		return n == sp.Export.IQN || n == "iblock/"+plan.DMName(sp.Name)
+	})
+	if len(left) != 0 {
+		s.t.Fatalf("after targetctl clear: %q left", left)
+	}
+	if len(all) != 0 {
+		s.logf("after targetctl clear, lunferry run had rebuilt: %q", all)
+	}
+}
+
+// exportOnOwnDevice reports whether lunferry's export serves the host over
+// a storage object whose path is the volume's dm device and which holds
+// that device (iblock's info against the node's rdev).
+func (s *scene) exportOnOwnDevice(sp plan.Spec) bool {
+	s.t.Helper()
+	var dev string
+	for _, o := range s.showVolume(sp.Name).Objects {
+		if o.Kind == plan.ObjDevice {
+			dev = o.Device
+		}
+	}
+	if dev == "" {
+		return false
+	}
+	r := lio.NewRoot(lio.Options{})
+	e, err := r.LookupStorageObject(lio.BackstoreBlock, plan.DMName(sp.Name))
+	if err != nil || e.Dev != dev {
+		return false
+	}
+	var st unix.Stat_t
+	info, err := os.ReadFile(filepath.Join(e.Path, "info"))
+	if err != nil || unix.Stat(dev, &st) != nil {
+		return false
+	}
+	want := fmt.Sprintf("Major: %d Minor: %d", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+	if !strings.Contains(string(info), want) {
+		return false
+	}
+	ts, err := r.Describe(context.Background(), sp.Export.IQN)
+	return err == nil && ts.Owned && servesHost(ts.Config, plan.DMName(sp.Name), sp.HostIQN)
+}
+
+// servesHost: TPG 1 enabled, a LUN over storage object so mapped to host.
+func servesHost(tc lio.TargetConfig, so, host string) bool {
+	for _, g := range tc.TPGs {
+		if g.Tag != 1 || !g.Enable {
+			continue
+		}
+		for _, l := range g.LUNs {
+			if strings.HasSuffix(l.StorageObject, "/"+so) && mapsLUN(g.NodeACLs, host, l.Index) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mapsLUN: host's ACL maps TPG LUN index.
+func mapsLUN(acls []lio.NodeACLConfig, host string, index uint64) bool {
+	for _, a := range acls {
+		for _, m := range a.MappedLUNs {
+			if a.NodeWWN == host && m.TPGLUN == index {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// noneRefused fails the test if `lunferry run` refused an object as not
+// its own or unknown.
+func (s *scene) noneRefused(out string) {
+	s.t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		low := strings.ToLower(l)
+		if strings.Contains(low, "refus") || strings.Contains(low, "not lunferry's") || strings.Contains(low, "unknown") {
+			s.t.Errorf("lunferry run: %s", l)
+		}
+	}
+}
+
+// statusClean fails the test unless status shows no drift, stray, error
+// or unreachable array.
+func (s *scene) statusClean(name string) {
+	s.t.Helper()
+	rep := s.statusReport(name)
+	if len(rep.Strays) != 0 {
+		s.t.Errorf("status lists strays: %q", rep.Strays)
+	}
+	for _, v := range rep.Volumes {
+		if len(v.Drift) != 0 || v.LastError != "" || len(v.Unreachable) != 0 {
+			s.t.Errorf("status of %s: drift %q, last error %q, unreachable %+v", v.Name, v.Drift, v.LastError, v.Unreachable)
+		}
+	}
+}
