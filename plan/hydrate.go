@@ -114,7 +114,7 @@ func (p *Planner) enable(ctx context.Context, v *Volume) error {
 	// A new start for stall detection: paused or stopped time does not
 	// count.
 	v.ProgressAt = p.o.Now().UTC()
-	if rate := v.Spec.Throttle.RateAt(p.o.Now()); !p.inLoop && rate != clone.Unlimited {
+	if rate := v.Spec.Throttle.RateAt(p.o.Now()); !p.inLoop && (rate != clone.Unlimited || v.Spec.Throttle.Adaptive > 0) {
 		p.logf("volume %s: throttled to %s now: hydration runs under `lunferry run`, which keeps the throttle", name, rate)
 		return nil
 	}
@@ -142,8 +142,35 @@ func (p *Planner) enable(ctx context.Context, v *Volume) error {
 // regulate asks the Regulator for the settings that keep v at its
 // throttle, given status st read at now, and sends them.
 func (p *Planner) regulate(ctx context.Context, v *Volume, st dm.CloneStatus, now time.Time, verbose bool) ([]string, *messageError) {
-	msgs := p.o.Ports.Regulator.Regulate(v.Spec.Name, st, now, v.Spec.Throttle.RateAt(now))
+	msgs := p.o.Ports.Regulator.Regulate(v.Spec.Name, st, now, p.rateAt(ctx, v, st, now))
 	return p.send(ctx, v.Spec.Name, msgs, verbose)
+}
+
+// rateAt is the rate v's throttle allows at now: its schedule's, and with
+// the adaptive clause what the Regulator's yield to the host leaves of it.
+// Counters that cannot be read leave the schedule's rate, said once per
+// failing spell.
+func (p *Planner) rateAt(ctx context.Context, v *Volume, st dm.CloneStatus, now time.Time) clone.Rate {
+	sched := v.Spec.Throttle
+	ceiling := sched.RateAt(now)
+	if sched.Adaptive <= 0 {
+		return ceiling
+	}
+	name := v.Spec.Name
+	io, err := p.o.Ports.Mapper.IOCounters(ctx, DMName(name))
+	if err != nil {
+		if !p.noCounters[name] {
+			p.logf("volume %s: adaptive throttle: read the host's I/O counters: %v: hydrating at the schedule's %s until they can be read", name, err, ceiling)
+		}
+		if p.noCounters == nil {
+			p.noCounters = map[string]bool{}
+		}
+		p.noCounters[name] = true
+		return ceiling
+	}
+	delete(p.noCounters, name)
+	hydrated := st.HydratedRegions * st.RegionSize.Bytes()
+	return p.o.Ports.Regulator.Yield(name, io, hydrated, now, ceiling, sched.Adaptive)
 }
 
 // send sends msgs in order to the volume's clone device and returns those

@@ -46,6 +46,9 @@ type Planner struct {
 	// inLoop is set while Run's control loop keeps the throttles: only
 	// then is a throttled volume's hydration turned on.
 	inLoop bool
+	// noCounters holds the volumes whose I/O counters the adaptive
+	// throttle could not read last time (said once per failing spell).
+	noCounters map[string]bool
 }
 
 // New returns a Planner. Every port must be set.

@@ -116,6 +116,9 @@ type Mapper interface {
 	Resume(ctx context.Context, name string) error
 	// Message sends a target message ("enable_hydration", ...) to name.
 	Message(ctx context.Context, name, msg string) error
+	// IOCounters reads name's completed I/O (sysfs stat): under the
+	// export, the host's requests and the time they took.
+	IOCounters(ctx context.Context, name string) (dm.IOCounters, error)
 	// List returns the names of all dm devices (to find strays with
 	// lunferry's prefix).
 	List(ctx context.Context) ([]string, error)
@@ -158,11 +161,14 @@ type Exporter interface {
 	// Lookup reports whether a target iqn exists.
 	Lookup(ctx context.Context, iqn string) (bool, error)
 	// Serving reports whether target iqn serves storage object
-	// storageName to hostIQN: its TPG 1 enabled, a LUN over the storage
-	// object, the host's ACL mapping that LUN. A target without them (a
-	// LUN removed by hand, or left out by a LIO restore that found no
-	// device) exists but shows the host no disk.
-	Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error)
+	// storageName, holding device, to hostIQN: its TPG 1 enabled, a LUN
+	// over the storage object, the host's ACL mapping that LUN. A target
+	// without them (a LUN removed by hand, or left out by a LIO restore
+	// that found no device) exists but shows the host no disk; one whose
+	// storage object holds another device (a LIO restore of a saved
+	// configuration after the device's number changed) shows the wrong
+	// disk.
+	Serving(ctx context.Context, iqn, storageName, device, hostIQN string) (bool, error)
 	// Apply creates the export or completes a partial one.
 	Apply(ctx context.Context, e ExportSpec) error
 	// Teardown removes the target and its storage object.
@@ -268,6 +274,13 @@ type Regulator interface {
 	// status and calls Regulate again at that time, between its ticks,
 	// to end them.
 	Wake(volume string) (at time.Time, ok bool)
+	// Yield returns the rate at which volume's hydration yields to its
+	// host, for a throttle with the adaptive clause (factor its
+	// Adaptive): at most ceiling, lower while the host's I/O latency is
+	// above factor times its idle baseline. io are the counters of the
+	// device the host is served from and hydrated the volume's hydrated
+	// bytes, read at at. Its result is Regulate's rate.
+	Yield(volume string, io dm.IOCounters, hydrated uint64, at time.Time, ceiling clone.Rate, factor float64) clone.Rate
 	// Forget drops a volume's history (paused, finished, aborted).
 	Forget(volume string)
 }

@@ -163,3 +163,6 @@ type dryRegulator struct{}
 func (dryRegulator) Regulate(string, dm.CloneStatus, time.Time, clone.Rate) []string { return nil }
 func (dryRegulator) Wake(string) (time.Time, bool)                                   { return time.Time{}, false }
 func (dryRegulator) Forget(string)                                                   {}
+func (dryRegulator) Yield(_ string, _ dm.IOCounters, _ uint64, _ time.Time, ceiling clone.Rate, _ float64) clone.Rate {
+	return ceiling
+}

@@ -59,6 +59,13 @@ func (m dryMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus
 	return dm.CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
 }
 
+func (m dryMapper) IOCounters(ctx context.Context, name string) (dm.IOCounters, error) {
+	if m.real != nil {
+		return m.real.IOCounters(ctx, name)
+	}
+	return dm.IOCounters{}, fmt.Errorf("plan: dry run: no I/O counters of %s", name)
+}
+
 func (m dryMapper) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
 	return m.CloneStatus(ctx, name)
 }

@@ -150,6 +150,14 @@ func (m *mapper) List(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+func (m *mapper) IOCounters(ctx context.Context, name string) (dm.IOCounters, error) {
+	c, err := m.client()
+	if err != nil {
+		return dm.IOCounters{}, err
+	}
+	return c.IOCounters(ctx, name)
+}
+
 func (m *mapper) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
 	c, err := m.client()
 	if err != nil {

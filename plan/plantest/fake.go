@@ -65,6 +65,9 @@ type Kernel struct {
 	// HostLogsIn makes the host's IQN appear in an export's sessions as
 	// soon as the export exists (the post-cutover hook's job).
 	HostLogsIn bool
+	// IO holds each dm device's I/O counters (IOCounters); a device
+	// without an entry has none yet.
+	IO map[string]dm.IOCounters
 	// Fail makes the named operation (e.g. "CreateClone") return the
 	// error, every time.
 	Fail map[string]error
@@ -594,7 +597,7 @@ func (e exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return ok, nil
 }
 
-func (e exporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+func (e exporter) Serving(ctx context.Context, iqn, storageName, device, hostIQN string) (bool, error) {
 	k := e.k
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -602,7 +605,7 @@ func (e exporter) Serving(ctx context.Context, iqn, storageName, hostIQN string)
 		return false, err
 	}
 	s, ok := k.exports[iqn]
-	return ok && s.Device != "" && s.StorageName == storageName && s.HostIQN == hostIQN, nil
+	return ok && s.Device != "" && s.Device == device && s.StorageName == storageName && s.HostIQN == hostIQN, nil
 }
 
 // StripExport leaves target iqn without its LUN, as a LIO restore that
@@ -612,6 +615,17 @@ func (k *Kernel) StripExport(iqn string) {
 	defer k.mu.Unlock()
 	s := k.exports[iqn]
 	s.Device, s.StorageName = "", ""
+	k.exports[iqn] = s
+}
+
+// RepointExport leaves target iqn's storage object on device dev, as a
+// LIO restore of a configuration saved when lunferry's device had dev's
+// number does.
+func (k *Kernel) RepointExport(iqn, dev string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.exports[iqn]
+	s.Device = dev
 	k.exports[iqn] = s
 }
 
@@ -780,7 +794,14 @@ type Regulator struct {
 	Seen map[string]int
 	// Forgotten counts Forget calls per volume.
 	Forgotten map[string]int
-	wake      map[string]time.Time
+	// Rates records the rate of each Regulate call per volume.
+	Rates map[string][]clone.Rate
+	// YieldRate is what Yield returns (at most its ceiling); 0: the
+	// ceiling.
+	YieldRate clone.Rate
+	// Yields records each Yield call's counters per volume.
+	Yields map[string][]dm.IOCounters
+	wake   map[string]time.Time
 }
 
 // Regulate implements plan.Regulator.
@@ -791,6 +812,10 @@ func (r *Regulator) Regulate(volume string, s dm.CloneStatus, at time.Time, rate
 		r.Seen = map[string]int{}
 	}
 	r.Seen[volume]++
+	if r.Rates == nil {
+		r.Rates = map[string][]clone.Rate{}
+	}
+	r.Rates[volume] = append(r.Rates[volume], rate)
 	if r.WakeAfter > 0 {
 		if r.wake == nil {
 			r.wake = map[string]time.Time{}
@@ -813,6 +838,20 @@ func (r *Regulator) Wake(volume string) (time.Time, bool) {
 	defer r.mu.Unlock()
 	at, ok := r.wake[volume]
 	return at, ok
+}
+
+// Yield implements plan.Regulator.
+func (r *Regulator) Yield(volume string, io dm.IOCounters, _ uint64, _ time.Time, ceiling clone.Rate, _ float64) clone.Rate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Yields == nil {
+		r.Yields = map[string][]dm.IOCounters{}
+	}
+	r.Yields[volume] = append(r.Yields[volume], io)
+	if r.YieldRate == 0 {
+		return ceiling
+	}
+	return min(r.YieldRate, ceiling)
 }
 
 // Forget implements plan.Regulator.

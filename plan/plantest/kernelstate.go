@@ -132,6 +132,19 @@ func (k *Kernel) suspended(d *Device) {
 	k.progress()[f], k.committed[f] = d.Hydrated, d.Hydrated
 }
 
+// IOCounters implements plan.Mapper: the device's counters in IO.
+func (k *Kernel) IOCounters(ctx context.Context, name string) (dm.IOCounters, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("IOCounters", name); err != nil {
+		return dm.IOCounters{}, err
+	}
+	if _, ok := k.dm[name]; !ok {
+		return dm.IOCounters{}, fmt.Errorf("no device %s", name)
+	}
+	return k.IO[name], nil
+}
+
 // CommitStatus implements plan.Mapper: CloneStatus that also commits the
 // progress (see LoseUncommitted).
 func (k *Kernel) CommitStatus(ctx context.Context, name string) (dm.CloneStatus, error) {
