@@ -101,6 +101,9 @@ func ParseSchedule(s string) (Schedule, error) {
 		}
 		lhs, rhs, hasEq := strings.Cut(c, "=")
 		lhs, rhs = strings.TrimSpace(lhs), strings.TrimSpace(rhs)
+		if !hasEq && !strings.EqualFold(lhs, "adaptive") {
+			lhs, rhs = "*", c // a bare RATE is the default
+		}
 		if strings.EqualFold(lhs, "adaptive") {
 			f, err := parseYieldFactor(rhs, hasEq)
 			if err != nil {
@@ -109,25 +112,15 @@ func ParseSchedule(s string) (Schedule, error) {
 			sch.Adaptive = f
 			continue
 		}
-		if !hasEq {
-			r, err := ParseRate(c)
-			if err != nil {
-				return Schedule{}, fail("neither a window (missing \"=RATE\") nor a rate")
-			}
-			if seenDefault {
-				return Schedule{}, fail("the default rate is given twice")
-			}
-			sch.setDefault(r)
-			seenDefault = true
-			continue
-		}
 		switch strings.ToLower(lhs) {
 		case "*", "default":
 			r, err := ParseRate(rhs)
-			if err != nil {
+			switch {
+			case err != nil && !hasEq:
+				return Schedule{}, fail("neither a window (missing \"=RATE\") nor a rate")
+			case err != nil:
 				return Schedule{}, fail("bad rate %q", rhs)
-			}
-			if seenDefault {
+			case seenDefault:
 				return Schedule{}, fail("the default rate is given twice")
 			}
 			sch.setDefault(r)
