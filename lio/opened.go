@@ -1,6 +1,7 @@
 package lio
 
 import (
+	"errors"
 	"fmt"
 	"path"
 
@@ -34,4 +35,25 @@ func (r *Root) checkOpenedDevice(e *StorageObjectInfo, dev string) error {
 			ErrConflict, e.Backstore, e.Name, got, dev, want)
 	}
 	return nil
+}
+
+// Holds reports whether block storage object name exists and holds
+// device dev: dev is its udev_path and the device its kernel opened
+// (checkOpenedDevice). A LIO restore of a saved configuration can bring
+// lunferry's object back on a path that is another device now, or on
+// another path altogether.
+func (r *Root) Holds(name, dev string) (bool, error) {
+	e, err := r.LookupStorageObject(BackstoreBlock, name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || e.Dev != dev {
+		return false, err
+	}
+	if err := r.checkOpenedDevice(e, dev); errors.Is(err, ErrConflict) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
 }

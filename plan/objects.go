@@ -474,7 +474,11 @@ func (p *Planner) hasDevice(ctx context.Context, v *Volume, o *Object) (bool, er
 }
 
 func (p *Planner) hasExport(ctx context.Context, v *Volume, o *Object) (bool, error) {
-	return p.o.Ports.Exporter.Serving(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name), v.Spec.HostIQN)
+	var dev string
+	if d := v.object(ObjDevice); d != nil {
+		dev = d.Device
+	}
+	return p.o.Ports.Exporter.Serving(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name), dev, v.Spec.HostIQN)
 }
 
 func (p *Planner) removeExport(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {

@@ -30,7 +30,7 @@ type dryExporter struct{ d *dry }
 
 func (e dryExporter) Lookup(ctx context.Context, iqn string) (bool, error) { return false, nil }
 
-func (e dryExporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+func (e dryExporter) Serving(ctx context.Context, iqn, storageName, device, hostIQN string) (bool, error) {
 	return false, nil
 }
 

@@ -23,15 +23,15 @@ func (e *exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return e.r.Target(iqn).Exists()
 }
 
-func (e *exporter) Serving(ctx context.Context, iqn, storageName, hostIQN string) (bool, error) {
+func (e *exporter) Serving(ctx context.Context, iqn, storageName, device, hostIQN string) (bool, error) {
 	st, err := e.r.Describe(ctx, iqn)
 	if errors.Is(err, lio.ErrNotFound) {
 		return false, nil
 	}
-	if err != nil {
+	if err != nil || !serves(st.Config, storageName, hostIQN) {
 		return false, err
 	}
-	return serves(st.Config, storageName, hostIQN), nil
+	return e.r.Holds(storageName, device)
 }
 
 // serves reports whether tc's TPG 1 is enabled and maps a LUN over the
