@@ -58,7 +58,8 @@ for t in list(r.targets):
 for s in list(r.storage_objects):
     if s.name in sys.argv[1:]: s.delete()
 `
-	return runTool("python3", append([]string{"-c", script}, names...)...)
+	// The distribution's python, where rtslib-fb is installed.
+	return runTool("/usr/bin/python3", append([]string{"-c", script}, names...)...)
 }
 
 func runTool(name string, args ...string) error {
