@@ -67,6 +67,15 @@ func TestTargetcliCoexists(t *testing.T) {
 	start := time.Now()
 	const oldSize, newSize = 32 << 20, 48 << 20
 	s := newScene(t, oldSize, newSize)
+	for _, a := range s.cfg.Arrays {
+		// rtslib gives a storage object saved without a unit serial a
+		// new one when it restores it: a real array keeps its LUNs'
+		// identity (and is not restored by the proxy's unit).
+		if err := a.SetIdentity(lab.LUNIdentity{UnitSerial: arraySerial(t)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.save()
 	admin := s.adminTarget()
 	s.hostOnOld(8, 1<<20)
 	sp := s.spec("tcli", "old", "new")
@@ -312,12 +321,12 @@ func mapsLUN(acls []lio.NodeACLConfig, host string, index uint64) bool {
 }
 
 // noneRefused fails the test if `lunferry run` refused an object as not
-// its own or unknown.
+// its own or unknown, or failed a restore.
 func (s *scene) noneRefused(out string) {
 	s.t.Helper()
 	for _, l := range strings.Split(out, "\n") {
 		low := strings.ToLower(l)
-		if strings.Contains(low, "refus") || strings.Contains(low, "not lunferry's") || strings.Contains(low, "unknown") {
+		if strings.Contains(low, "refus") || strings.Contains(low, "not lunferry's") || strings.Contains(low, "unknown") || strings.Contains(low, "restore failed") {
 			s.t.Errorf("lunferry run: %s", l)
 		}
 	}
