@@ -2,7 +2,7 @@
 GO      ?= go
 export CGO_ENABLED := 0
 
-.PHONY: e2e-bin all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean man deb package-check vagrant-validate
+.PHONY: e2e-bin e2e-deb all build fmt-check vet unit test test-vm deps lab lab-check vmexec demo demo-online bench clean man deb package-check vagrant-validate
 
 # The VM lab (integration/vm). VM_PKGS are the packages whose tests run inside
 # the lab VM through the go test -exec wrapper bin/vmexec; override with
@@ -16,6 +16,9 @@ VM_TEST_TIMEOUT ?= 30m
 # instead of in each guest; lunferry-crash has the crash points of
 # internal/crashpoint (the product build has none).
 E2E_BIN    := $(CURDIR)/bin/e2e
+# TestPackageInstall (integration/e2e) installs the packages of one
+# `make deb` build from here.
+E2E_DEB    := $(CURDIR)/bin/e2e-deb
 
 all: build
 
@@ -44,6 +47,10 @@ e2e-bin:
 	$(GO) build -trimpath -o $(E2E_BIN)/ ./cmd/lunferry ./integration/lab/cmd/lunferry-lab
 	$(GO) build -trimpath -tags crashpoints -o $(E2E_BIN)/lunferry-crash ./cmd/lunferry
 
+e2e-deb:
+	rm -rf $(E2E_DEB)
+	GO=$(GO) scripts/packaging/build-deb.sh $(E2E_DEB)
+
 vmexec:
 	$(GO) build -trimpath -o $(VMEXEC) ./integration/vm/cmd/vmexec
 
@@ -59,10 +66,10 @@ lab-check: lab
 # (LUNFERRY_IN_VM=1: vmtest.Require tests run); pass 2 runs on the host with
 # LUNFERRY_LAB=1 for the tests that boot the lab themselves (multi-boot
 # scenarios, vmtest.RequireLab). Fails if no test binary ran in the VM.
-test-vm: lab e2e-bin
+test-vm: lab e2e-bin e2e-deb
 	@summary=$$(mktemp "$${TMPDIR:-/tmp}/lunferry-vm-summary.XXXXXX"); start=$$(date +%s); \
 	echo "== test-vm pass 1: in the lab VM: $(VM_PKGS)"; \
-	LUNFERRY_LAB=1 LUNFERRY_E2E_BIN=$(E2E_BIN) LUNFERRY_VM_SUMMARY=$$summary $(GO) test -p 1 -count=1 -timeout $(VM_TEST_TIMEOUT) -exec $(VMEXEC) $(VM_PKGS); rc=$$?; \
+	LUNFERRY_LAB=1 LUNFERRY_E2E_BIN=$(E2E_BIN) LUNFERRY_E2E_DEB=$(E2E_DEB) LUNFERRY_VM_SUMMARY=$$summary $(GO) test -p 1 -count=1 -timeout $(VM_TEST_TIMEOUT) -exec $(VMEXEC) $(VM_PKGS); rc=$$?; \
 	echo "== test-vm pass 2: host-side lab tests (LUNFERRY_LAB=1): $(VM_PKGS)"; \
 	LUNFERRY_LAB=1 LUNFERRY_E2E_BIN=$(E2E_BIN) LUNFERRY_VM_SUMMARY=$$summary $(GO) test -p 1 -count=1 -timeout $(VM_TEST_TIMEOUT) $(VM_PKGS) || rc=1; \
 	echo "== lab runs (one line per test binary run in the VM):"; cat $$summary; \
