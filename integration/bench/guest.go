@@ -59,6 +59,7 @@ func RunGuest(ctx context.Context, p Params, binDir string, out io.Writer) error
 	}{
 		{"hydration, host I/O after finalize, finalize's hold", g.hydrationCycles},
 		{"host I/O and latency during hydration", g.loadCycles},
+		{"adaptive throttle", g.adaptive},
 		{"throttle accuracy", g.throttle},
 		{"scale", g.scale},
 	} {

@@ -47,7 +47,7 @@ func (g *Guest) emitCycleB(cs []cycleB) {
 	lat := RatioFigure("latency-p99", "host p99 latency during hydration / idle",
 		fmt.Sprintf("fio 4k randread at %d IOPS through the export; idle: cut over, hydration not started", g.P.LatencyIOPS),
 		AtMost(1.5), hyd, idle)
-	lat.Note = "the goal assumes the adaptive throttle, which is not built: hydration runs unthrottled here"
+	lat.Note = "hydration unthrottled here; the goal assumes the adaptive throttle: see latency-p99-adaptive"
 	g.figure(lat)
 	for _, j := range HostJobs {
 		var d, a []float64

@@ -18,6 +18,11 @@ type Params struct {
 	// LatencyRuntime and LatencyIOPS: the fixed-rate 4k randread job.
 	LatencyRuntime time.Duration `json:"latencyRuntime"`
 	LatencyIOPS    int           `json:"latencyIOPS"`
+	// AdaptiveRuntime and AdaptiveRamp: the latency job under the
+	// adaptive throttle (the ramp covers its baseline probe and first
+	// back-offs).
+	AdaptiveRuntime time.Duration `json:"adaptiveRuntime"`
+	AdaptiveRamp    time.Duration `json:"adaptiveRamp"`
 	// HoldRuntime is how long fio runs across finalize's swap.
 	HoldRuntime time.Duration `json:"holdRuntime"`
 	// ThrottleRates are asked, each over ThrottleWindow, ThrottleReps
@@ -42,6 +47,7 @@ func FullParams() Params {
 	return Params{Mode: "full", LUNBytes: 256 << 20, Reps: 5,
 		FioRuntime: 2 * time.Second, FioRamp: time.Second,
 		LatencyRuntime: 3 * time.Second, LatencyIOPS: 50, HoldRuntime: 6 * time.Second,
+		AdaptiveRuntime: 15 * time.Second, AdaptiveRamp: 5 * time.Second,
 		ThrottleRates: []int64{1 << 20, 2 << 20, 4 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 1,
 		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 15 * time.Second,
 		MemoryMiB: 3072, Timeout: 110 * time.Minute}
@@ -52,6 +58,7 @@ func SmokeParams() Params {
 	return Params{Mode: "smoke", LUNBytes: 16 << 20, Reps: 1,
 		FioRuntime: time.Second, FioRamp: 0,
 		LatencyRuntime: time.Second, LatencyIOPS: 50, HoldRuntime: 4 * time.Second,
+		AdaptiveRuntime: 2 * time.Second, AdaptiveRamp: 0,
 		ThrottleRates: []int64{512 << 10, 1 << 20, 2 << 20}, ThrottleWindow: 3 * time.Second, ThrottleReps: 1,
 		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second,
 		MemoryMiB: 2048, Timeout: 40 * time.Minute}

@@ -135,7 +135,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 var LeftOut = []string{
 	"era overhead: the rollback (dm-era) layer is not built yet",
 	"thin LUN via tgt (hydration time and allocation of a 10 % written thin LUN): discard of unmapped ranges is not built",
-	"adaptive throttle (hydration that yields to the host): not built; the latency figure runs without it",
 	"region size × hydration_threshold × hydration_batch_size sweep: not run (time)",
 }
 
