@@ -53,7 +53,8 @@ type Spec struct {
 	Metadata Metadata `json:"metadata,omitempty"`
 	// Throttle limits background hydration: a schedule such as
 	// "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s" (clone.ParseSchedule);
-	// empty means unlimited.
+	// empty means unlimited. The clause "adaptive" makes hydration yield
+	// to the host's I/O latency under those rates (clone.Yield).
 	Throttle clone.Schedule `json:"throttle"`
 	// Identity is "old" (the default: the export shows the host the old
 	// LUN's SCSI identity, and prepare refuses an old LUN whose identity
