@@ -475,6 +475,7 @@ func TestWWNFields(t *testing.T) {
 	e.WWN.UnitSerial = "other"
 	err := r.Apply(ctx, e)
 	require.ErrorIs(t, err, unix.EINVAL)
+	require.ErrorIs(t, err, lio.ErrConflict)
 	assert.Contains(t, err.Error(), "tear down the export first")
 }
 

@@ -577,7 +577,10 @@ func (r *Root) updateWWN(soPath string, w WWN, fresh bool) error {
 		}
 		if err := r.writeAttr(path.Join(dir, f.file), f.want); err != nil {
 			if errors.Is(err, unix.EINVAL) && !fresh {
-				return errf("set wwn/%s to %q: %w (the kernel refuses while the object is exported: tear down the export first)", f.file, f.want, err)
+				// A LIO restore (targetctl) brings an export back
+				// without its INQUIRY strings: a conflict, so that
+				// its owner rebuilds it.
+				return errf("set wwn/%s to %q: %w: %w (the kernel refuses while the object is exported: tear down the export first)", f.file, f.want, ErrConflict, err)
 			}
 			return errf("set wwn/%s to %q: %w", f.file, f.want, err)
 		}
