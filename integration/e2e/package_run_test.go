@@ -149,7 +149,8 @@ func waitNotify(t *testing.T, bg *background, n *notifyLog, msg string, from int
 // volume whose export was removed (as after a reboot), and checks
 // READY=1 (export back), WATCHDOG=1, and the metrics of the env file's
 // address once the volume is hydrated; then stops it as systemd does.
-func runInstalled(t *testing.T, u unitFile) {
+// It returns the scene, whose volume is still served by the proxy.
+func runInstalled(t *testing.T, u unitFile) *scene {
 	t.Helper()
 	const name = "pkg"
 	s, size := packagedVolume(t, name)
@@ -187,6 +188,7 @@ func runInstalled(t *testing.T, u unitFile) {
 	promtoolCheck(t, scrape)
 	stopUnit(t, bg, u)
 	s.logf("notifications: READY=1 then %d WATCHDOG=1 in %.1fs", countFrom(notes, "WATCHDOG=1", ready), time.Since(start).Seconds())
+	return s
 }
 
 // countFrom counts msg after index from.

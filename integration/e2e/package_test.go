@@ -107,13 +107,13 @@ func installDebs(t *testing.T, d debs) {
 		t.Cleanup(func() { os.WriteFile(manAutoUpdate, nil, 0o644) })
 	}
 	t.Cleanup(func() {
-		start := time.Now()
-		cmd := exec.Command("dpkg", "--purge", "lunferry", "lunferry-dm-clone-dkms")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
+		// After a failure before purgeDebs.
+		if _, err := os.Stat("/var/lib/dpkg/info/lunferry.list"); err != nil {
+			return
+		}
+		if out, err := exec.Command("dpkg", "--purge", "lunferry", "lunferry-dm-clone-dkms").CombinedOutput(); err != nil {
 			t.Errorf("cleanup: dpkg --purge: %v\n%s", err, out)
 		}
-		t.Logf("dpkg --purge lunferry (%.1fs)", time.Since(start).Seconds())
 	})
 	kver, err := exec.Command("uname", "-r").Output()
 	if err != nil {
@@ -183,23 +183,42 @@ func verifyUnit() error {
 	return nil
 }
 
-// purgeDKMS checks the DKMS package's registration (its postinst added
-// the module; the build was skipped, see installDebs), purges it and
-// checks that its prerm took the module out of DKMS.
-func purgeDKMS(d debs) error {
+// dkmsAdded checks the DKMS package's registration: its postinst added
+// the module (the build was skipped, see installDebs).
+func dkmsAdded(d debs) error {
 	if st, err := dkmsStatus(); err != nil || st != "lunferry-dm-clone/"+d.version+": added" {
 		return fmt.Errorf("dkms status after install: %q (%v), want lunferry-dm-clone/%s: added", st, err, d.version)
 	}
-	if out, err := exec.Command("dpkg", "--purge", "lunferry-dm-clone-dkms").CombinedOutput(); err != nil {
-		return fmt.Errorf("dpkg --purge lunferry-dm-clone-dkms: %v\n%s", err, out)
-	}
-	if st, err := dkmsStatus(); err != nil || st != "" {
-		return fmt.Errorf("dkms status after purge: %q (%v)", st, err)
-	}
-	if _, err := os.Stat("/usr/src/lunferry-dm-clone-" + d.version); !os.IsNotExist(err) {
-		return fmt.Errorf("DKMS sources left after purge: %v", err)
-	}
 	return nil
+}
+
+// purgeDebs purges both packages and checks what their maintainer scripts
+// did: the module out of DKMS (prerm), the files and the conffile gone,
+// the state directory /var/lib/lunferry kept.
+func purgeDebs(t *testing.T, d debs) {
+	t.Helper()
+	const marker = "/var/lib/lunferry/volumes.e2e-marker"
+	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(marker)
+	start := time.Now()
+	out := dpkg(t, "--purge", "lunferry", "lunferry-dm-clone-dkms")
+	t.Logf("dpkg --purge (%.1fs):\n%s", time.Since(start).Seconds(), out)
+	if st, err := dkmsStatus(); err != nil || st != "" {
+		t.Errorf("dkms status after purge: %q (%v)", st, err)
+	}
+	for _, p := range append(installedFiles, "/usr/src/lunferry-dm-clone-"+d.version) {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s after purge: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("purge touched the state directory: %v", err)
+	}
 }
 
 // dkmsStatus is `dkms status -m lunferry-dm-clone`.
@@ -214,12 +233,12 @@ func dkmsStatus() (string, error) {
 // TestPackageInstall installs make deb's packages into the lab guest (its
 // root is a RAM overlay) with dpkg -i, checks what landed where the unit
 // expects it, the unit itself (systemd-analyze verify) and the DKMS
-// package's registration and removal, then starts the installed lunferry
-// as the unit does (ExecStart, EnvironmentFile, NOTIFY_SOCKET and
-// WATCHDOG_USEC as systemd sets them) over a volume whose export was
-// removed: READY=1 once run restored it, WATCHDOG=1 every round, a scrape
+// package's registration, then starts the installed lunferry as the
+// unit does (ExecStart, EnvironmentFile, NOTIFY_SOCKET and WATCHDOG_USEC
+// as systemd sets them) over a volume whose export was removed: READY=1 once run restored it, WATCHDOG=1 every round, a scrape
 // of the env file's metrics address passes promtool and shows the
-// volume's step and hydration, and SIGTERM stops it cleanly.
+// volume's step and hydration, and SIGTERM stops it cleanly; last, both
+// packages are purged.
 func TestPackageInstall(t *testing.T) {
 	vmtest.Require(t)
 	requireThrowawayRoot(t)
@@ -235,14 +254,17 @@ func TestPackageInstall(t *testing.T) {
 	go func() {
 		defer close(sideDone)
 		t0 := time.Now()
-		sideErr = errors.Join(verifyUnit(), purgeDKMS(d))
-		t.Logf("systemd-analyze verify, DKMS registration and purge: %.1fs", time.Since(t0).Seconds())
+		sideErr = errors.Join(verifyUnit(), dkmsAdded(d))
+		t.Logf("systemd-analyze verify and dkms status: %.1fs", time.Since(t0).Seconds())
 	}()
-	t.Cleanup(func() { <-sideDone }) // before the final purge (dpkg's lock)
-	runInstalled(t, u)
+	t.Cleanup(func() { <-sideDone })
+	s := runInstalled(t, u)
 	<-sideDone
 	if sideErr != nil {
 		t.Fatal(sideErr)
 	}
+	// The scene's cleanup rolls the volume back with the e2e build.
+	s.lf, _ = binaries(t)
+	purgeDebs(t, d)
 	t.Logf("package test body %.1fs", time.Since(start).Seconds())
 }
