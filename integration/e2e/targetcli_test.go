@@ -31,6 +31,10 @@ type unitCycle struct {
 	// rebuilt is the time from the restore's end to lunferry's export
 	// serving the host over lunferry's own device.
 	rebuilt time.Duration
+	// down is the time from the clear's start to the restore's end (the
+	// host's session must outlast it and the rest: its replacement
+	// timeout, 120 s in the lab).
+	down time.Duration
 }
 
 func (u unitCycle) String() string {
@@ -38,7 +42,7 @@ func (u unitCycle) String() string {
 	if u.served != 0 {
 		host = fmt.Sprintf("host writing %.1fs after it", u.served.Seconds())
 	}
-	return fmt.Sprintf("%s: export over lunferry's device %.1fs after the restore, %s; targetctl skipped %d", u.what, u.rebuilt.Seconds(), host, len(u.skipped))
+	return fmt.Sprintf("%s: clear and restore %.1fs, export over lunferry's device %.1fs after the restore, %s; targetctl skipped %d", u.what, u.down.Seconds(), u.rebuilt.Seconds(), host, len(u.skipped))
 }
 
 // TestTargetcliCoexists: mid-hydration (throttled, the host's writer
@@ -222,6 +226,7 @@ func (c *unitCycles) restart(what string, f lab.SavedConfig, host bool) {
 	out := c.run.stop()
 	s.logf("lunferry run stopped:\n%s", out)
 	s.noneRefused(out)
+	stopped := time.Now()
 	if err := lab.TargetctlClear(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -231,6 +236,7 @@ func (c *unitCycles) restart(what string, f lab.SavedConfig, host bool) {
 		s.t.Fatal(err)
 	}
 	restored := time.Now()
+	u.down = restored.Sub(stopped)
 	u.skipped = skipped
 	n := s.writerStats().Files
 	c.run = s.startLF("run", "--interval", "1s")
