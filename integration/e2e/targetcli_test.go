@@ -237,6 +237,7 @@ func (c *unitCycles) restart(what string, f lab.SavedConfig, host bool) {
 	}
 	restored := time.Now()
 	u.down = restored.Sub(stopped)
+	s.logf("%s: targetctl clear and restore took %.1fs", what, u.down.Seconds())
 	u.skipped = skipped
 	n := s.writerStats().Files
 	c.run = s.startLF("run", "--interval", "1s")
