@@ -36,7 +36,12 @@ func findDebs(t *testing.T) debs {
 			t.Fatal(err)
 		}
 		start := time.Now()
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
 		cmd := exec.Command(filepath.Join(root, "scripts", "packaging", "build-deb.sh"), dir)
+		cmd.Env = append(os.Environ(), "GO="+goBin)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build-deb.sh: %v\n%s", err, out)
 		}
