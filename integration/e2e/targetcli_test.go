@@ -93,6 +93,7 @@ func TestTargetcliCoexists(t *testing.T) {
 	}
 	s.mustLF("migrate", "prepare", sp.Name)
 	s.cutover(sp.Name)
+	s.hostQueues()
 	run := s.startLF("run", "--interval", "1s")
 	s.mustLF("migrate", "start", sp.Name)
 	waitFor(t, time.Minute, "hydration to begin", func() bool { return s.status(sp.Name).Progress.HydratedRegions > 0 })
@@ -126,6 +127,7 @@ func TestTargetcliCoexists(t *testing.T) {
 		t.Errorf("targetctl restore of %s on a missing device did not skip it: %q", so, u.skipped)
 	}
 	s.labCmd("host", "mount", "proxy")
+	s.hostQueues()
 	s.labCmd("writer", "start")
 	n := s.writerStats().Files
 	waitFor(t, 2*time.Minute, "the host to write through the proxy again", func() bool { return s.writerStats().Files > n })
@@ -175,6 +177,26 @@ func (s *scene) adminTarget() []string {
 	// the lab's portals' port.
 	_ = exec.Command("targetcli", "/iscsi/"+iqn+"/tpg1/portals", "delete", "0.0.0.0", "3260").Run()
 	return []string{iqn, "rd_mcp/" + so}
+}
+
+// hostQueues gives the host's session to the export the replacement
+// timeout the README asks of a host with open-iscsi alone (300 s; Debian's
+// default is 120 s): under emulation targetctl's clear and restore alone
+// can take a minute or more.
+func (s *scene) hostQueues() {
+	s.t.Helper()
+	dirs, _ := filepath.Glob("/sys/class/iscsi_session/session*")
+	for _, d := range dirs {
+		tn, _ := os.ReadFile(filepath.Join(d, "targetname"))
+		in, _ := os.ReadFile(filepath.Join(d, "initiatorname"))
+		if strings.TrimSpace(string(tn)) == s.cfg.ExportIQN && strings.TrimSpace(string(in)) == s.cfg.Host.IQN {
+			if err := os.WriteFile(filepath.Join(d, "recovery_tmo"), []byte("300"), 0o644); err != nil {
+				s.t.Fatal(err)
+			}
+			return
+		}
+	}
+	s.t.Fatalf("no session of the host %s to the export %s", s.cfg.Host.IQN, s.cfg.ExportIQN)
 }
 
 // missingDMNode returns a /dev/dm-N that does not exist.
