@@ -307,6 +307,9 @@ type Ports struct {
 	// Verifier compares the old and the new LUN; nil refuses `migrate
 	// verify`.
 	Verifier Verifier
+	// Era builds the era layer over new volumes' devices; nil builds
+	// none (their host's writes since cutover are not tracked).
+	Era EraDevices
 	// Secrets checks secret files before the window; nil checks none
 	// there (they are still checked when loaded).
 	Secrets SecretFiles
