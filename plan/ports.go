@@ -286,9 +286,9 @@ type Scanner interface {
 type Verifier interface {
 	// Verify reads, never writing, the old disk old and the new disk nw
 	// over the regions of the first size bytes that the clone's metadata
-	// device meta records hydrated, and compares them (clone.Verify,
-	// paced by o).
-	Verify(ctx context.Context, old, nw, meta string, size uint64, o clone.VerifyOptions) (clone.VerifyResult, error)
+	// device meta records hydrated, but for the sorted ranges skip, and
+	// compares them (clone.Verify, paced by o).
+	Verify(ctx context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error)
 }
 
 // Ports bundles the ports a Planner drives.
