@@ -211,3 +211,15 @@ func TestOnlineTakeoverStartsTheEra(t *testing.T) {
 	require.Less(t, strings.Index(calls, "SetReadOnly "), strings.Index(calls, "EraCheckpoint "))
 	require.NotZero(t, e.show().Era.Since)
 }
+
+// TestPrepareRefusesStrayEraDevice: an era device with the volume's name
+// that the state did not create is neither adopted nor removed.
+func TestPrepareRefusesStrayEraDevice(t *testing.T) {
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.k.AddDevice(plan.EraName("vol1"))
+	_, err := e.p.Prepare(context.Background(), "vol1")
+	require.ErrorIs(t, err, plan.ErrUnknownObject)
+	require.ErrorContains(t, err, plan.EraName("vol1"))
+	require.NotNil(t, e.k.Device(plan.EraName("vol1")))
+}
