@@ -58,7 +58,8 @@ func kernelObjects(t *testing.T, l *lab) []string {
 }
 
 // stateFS is a small tmpfs holding a state directory, to be filled up or
-// remounted read-only.
+// remounted read-only; 8 MiB hold the era layer's metadata file, allocated
+// in full at cutover (so its writes need no space later).
 type stateFS struct {
 	t   *testing.T
 	dir string
@@ -67,7 +68,7 @@ type stateFS struct {
 func mountStateFS(t *testing.T) *stateFS {
 	dir := filepath.Join(t.TempDir(), "state")
 	require.NoError(t, os.Mkdir(dir, 0o700))
-	require.NoError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"))
+	require.NoError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=8m,mode=0700"))
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	return &stateFS{t: t, dir: dir}
 }
@@ -87,7 +88,7 @@ func (s *stateFS) fill() {
 }
 
 func (s *stateFS) free() {
-	require.NoError(s.t, unix.Mount("", s.dir, "", unix.MS_REMOUNT, "size=256k,mode=0700"))
+	require.NoError(s.t, unix.Mount("", s.dir, "", unix.MS_REMOUNT, "size=8m,mode=0700"))
 	if err := os.Remove(filepath.Join(s.dir, "filler")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.t.Fatal(err)
 	}
