@@ -131,6 +131,9 @@ func (p *Planner) eraMetadata(ctx context.Context, v *Volume, fresh bool) (strin
 	var dev string
 	if fresh && !built {
 		p.logf("volume %s: era metadata %s (%s) on a loop device", name, e.MetadataFile, Bytes(e.MetadataBytes))
+		// A fresh history: an era taken in an earlier one (a cutover
+		// killed before it recorded the device) is not this one's.
+		e.Since = 0
 		dev, err = p.o.Ports.Metadata.CreateFile(ctx, e.MetadataFile, e.MetadataBytes)
 	} else {
 		dev, err = p.o.Ports.Metadata.AttachFile(ctx, e.MetadataFile, e.MetadataBytes)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/plantest"
 )
 
 // eraless makes e's planner build no era layer, as lunferry did before
@@ -222,4 +223,38 @@ func TestPrepareRefusesStrayEraDevice(t *testing.T) {
 	require.ErrorIs(t, err, plan.ErrUnknownObject)
 	require.ErrorContains(t, err, plan.EraName("vol1"))
 	require.NotNil(t, e.k.Device(plan.EraName("vol1")))
+}
+
+// TestEraTakenAgainOverFreshMetadata: a cutover killed after its era
+// checkpoint but before it recorded the era device, then a power loss:
+// the rerun makes the metadata fresh, and the era the host's writes count
+// from must be taken in that history, not kept from the lost one.
+func TestEraTakenAgainOverFreshMetadata(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	e.k.Fail["Apply"] = plantest.ErrInjected
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plantest.ErrInjected)
+	delete(e.k.Fail, "Apply")
+	v := e.show()
+	require.NotZero(t, v.Era.Since)
+	for i := range v.Objects {
+		if v.Objects[i].Kind == plan.ObjEra {
+			v.Objects[i].Pending = true // killed before created() saved
+		}
+	}
+	require.NoError(t, e.p.Store().Save(v))
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.NoError(t, err)
+
+	e.k.HostWrite(plan.EraName("vol1"), 0, 512)
+	rep, err := e.verifyPlanner(&fakeVerifier{}).Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []clone.Extent{{Offset: 0, Length: 64 * kib}}, rep.HostWritten, "the host's write after the rerun")
 }

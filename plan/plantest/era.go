@@ -139,6 +139,9 @@ func (e eras) WrittenSince(ctx context.Context, name, meta string, since uint32)
 	if err != nil {
 		return nil, err
 	}
+	if since > h.era {
+		return nil, fmt.Errorf("dm: era %s: era %d has not begun (the current era is %d)", name, since, h.era)
+	}
 	if k.metaFile(meta) != k.metaFile(d.Era.Metadata) {
 		return nil, fmt.Errorf("era %s: metadata %s is not its own (%s)", name, meta, d.Era.Metadata)
 	}
