@@ -97,6 +97,9 @@ func (p *Planner) ensureEra(ctx context.Context, v *Volume) error {
 		block := eraBlockSectors(v.Spec)
 		v.Era = &EraState{MetadataFile: p.eraMetadataPath(v.Spec.Name), BlockSectors: block,
 			MetadataBytes: EraMetadataBytes(v.SizeSectors*512, block)}
+		if dev := v.Spec.Metadata.EraDevice; dev != "" {
+			v.Era.MetadataFile, v.Era.MetadataDevice = "", dev
+		}
 	}
 	name := EraName(v.Spec.Name)
 	o, err := p.push(v, ObjEra, name)
@@ -128,6 +131,9 @@ func (p *Planner) eraMetadata(ctx context.Context, v *Volume, fresh bool) (strin
 	if err != nil {
 		return "", fmt.Errorf("plan: look up device %s: %w", EraName(name), err)
 	}
+	if e.MetadataFile == "" {
+		return e.MetadataDevice, p.givenEraMetadata(ctx, v, fresh && !built)
+	}
 	var dev string
 	if fresh && !built {
 		p.logf("volume %s: era metadata %s (%s) on a loop device", name, e.MetadataFile, Bytes(e.MetadataBytes))
@@ -150,6 +156,21 @@ func (p *Planner) eraMetadata(ctx context.Context, v *Volume, fresh bool) (strin
 	return dev, p.save(v)
 }
 
+// givenEraMetadata zeroes the era metadata device the admin gave when
+// fresh, and checks it otherwise.
+func (p *Planner) givenEraMetadata(ctx context.Context, v *Volume, fresh bool) error {
+	e := v.Era
+	if !fresh {
+		return p.checkEraMetadata(ctx, v, e.MetadataDevice)
+	}
+	p.logf("volume %s: zeroing the first 4 KiB of era metadata device %s", v.Spec.Name, e.MetadataDevice)
+	e.Since = 0
+	if err := p.o.Ports.Metadata.ZeroDevice(ctx, e.MetadataDevice, e.MetadataBytes); err != nil {
+		return fmt.Errorf("plan: volume %s: zero era metadata device %s: %w", v.Spec.Name, e.MetadataDevice, err)
+	}
+	return p.save(v)
+}
+
 // checkEraMetadata refuses era metadata that is not the volume's record
 // of the host's writes: an era device built over zeroes would start a
 // history of its own, and verify and rollback would miss every write
@@ -158,9 +179,13 @@ func (p *Planner) checkEraMetadata(ctx context.Context, v *Volume, dev string) e
 	if p.o.DryRun {
 		return nil
 	}
+	where := v.Era.MetadataFile
+	if where == "" {
+		where = dev
+	}
 	if err := p.o.Ports.Era.Superblock(ctx, dev); err != nil {
 		return fmt.Errorf("plan: volume %s: %w: era metadata %s: %v: the record of the host's writes since cutover is gone; verify and rollback need it. "+
-			"Restore the file from a backup, or abort the volume", v.Spec.Name, ErrMetadataLost, v.Era.MetadataFile, err)
+			"Restore it from a backup, or abort the volume", v.Spec.Name, ErrMetadataLost, where, err)
 	}
 	return nil
 }
@@ -203,8 +228,8 @@ func (p *Planner) removeEra(ctx context.Context, v *Volume, o *Object, _ []*Volu
 	if err := p.o.Ports.Mapper.Remove(ctx, o.Name); err != nil {
 		return err
 	}
-	if v.Era == nil {
-		return nil
+	if v.Era == nil || v.Era.MetadataFile == "" {
+		return nil // a device the admin gave stays as it is
 	}
 	p.logf("volume %s: detach and delete era metadata %s", v.Spec.Name, v.Era.MetadataFile)
 	return p.o.Ports.Metadata.DetachFile(ctx, v.Era.MetadataFile, true)
@@ -217,6 +242,9 @@ func (p *Planner) hasEra(ctx context.Context, v *Volume, o *Object) (bool, error
 	}
 	if v.Era == nil {
 		return false, nil
+	}
+	if v.Era.MetadataFile == "" {
+		return true, nil // a device the admin gave is not lunferry's to look after
 	}
 	dev, ok, err := p.o.Ports.Metadata.Attached(ctx, v.Era.MetadataFile)
 	return ok && dev == v.Era.MetadataDevice, err

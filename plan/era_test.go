@@ -258,3 +258,38 @@ func TestEraTakenAgainOverFreshMetadata(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []clone.Extent{{Offset: 0, Length: 64 * kib}}, rep.HostWritten, "the host's write after the rerun")
 }
+
+// TestEraMetadataOnAGivenDevice: metadata.eraDevice is zeroed at cutover,
+// checked (never zeroed) at restore, and left in place by abort.
+func TestEraMetadataOnAGivenDevice(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	s := spec("vol1")
+	s.Metadata.EraDevice = "/dev/vg0/era1"
+	e.add(s)
+	e.cutOver()
+	e.servesEra()
+	require.Contains(t, e.k.Zeroed, "/dev/vg0/era1")
+	require.Equal(t, "/dev/vg0/era1", e.k.Device(plan.EraName("vol1")).Era.Metadata)
+	e.k.HostWrite(plan.EraName("vol1"), 0, 512)
+
+	e.k.Reboot()
+	zeroed := len(e.k.Zeroed)
+	_, err := e.p.Restore(ctx)
+	require.NoError(t, err)
+	require.Len(t, e.k.Zeroed, zeroed, "restore zeroes nothing")
+	rep, err := e.verifyPlanner(&fakeVerifier{}).Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []clone.Extent{{Offset: 0, Length: 64 * kib}}, rep.HostWritten)
+
+	e.k.Reboot()
+	require.NoError(t, e.k.ZeroDevice(ctx, "/dev/vg0/era1", 0))
+	_, err = e.p.Restore(ctx)
+	require.ErrorIs(t, err, plan.ErrMetadataLost)
+	require.ErrorContains(t, err, "/dev/vg0/era1")
+
+	bad := spec("vol2")
+	bad.Metadata.EraDevice = "era"
+	bad.Normalize()
+	require.ErrorIs(t, bad.Validate(), plan.ErrInvalidSpec)
+}

@@ -161,6 +161,11 @@ type Metadata struct {
 	// are zeroed at prepare. Empty means a file-backed loop device under
 	// the state directory.
 	Device string `json:"device,omitempty"`
+	// EraDevice, if set, is a block device used as the era layer's
+	// metadata (at least EraMetadataBytes); its first 4 KiB are zeroed at
+	// cutover. Empty means a file-backed loop device under the state
+	// directory, beside the clone's.
+	EraDevice string `json:"eraDevice,omitempty"`
 }
 
 // Hooks lists the executables run at each phase. Each is run without a
@@ -394,6 +399,9 @@ func (s *Spec) validatePaths(bad func(format string, args ...any)) {
 	}
 	if d := s.Metadata.Device; d != "" && !filepath.IsAbs(d) {
 		bad("metadata.device %q: give an absolute path (e.g. /dev/vg0/lunferry-meta)", d)
+	}
+	if d := s.Metadata.EraDevice; d != "" && (!filepath.IsAbs(d) || d == s.Metadata.Device) {
+		bad("metadata.eraDevice %q: give an absolute path, not metadata.device's (e.g. /dev/vg0/lunferry-era)", d)
 	}
 }
 

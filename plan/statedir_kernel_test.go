@@ -58,8 +58,7 @@ func kernelObjects(t *testing.T, l *lab) []string {
 }
 
 // stateFS is a small tmpfs holding a state directory, to be filled up or
-// remounted read-only; 8 MiB hold the era layer's metadata file, allocated
-// in full at cutover (so its writes need no space later).
+// remounted read-only.
 type stateFS struct {
 	t   *testing.T
 	dir string
@@ -68,7 +67,7 @@ type stateFS struct {
 func mountStateFS(t *testing.T) *stateFS {
 	dir := filepath.Join(t.TempDir(), "state")
 	require.NoError(t, os.Mkdir(dir, 0o700))
-	require.NoError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=8m,mode=0700"))
+	require.NoError(t, unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"))
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	return &stateFS{t: t, dir: dir}
 }
@@ -88,7 +87,7 @@ func (s *stateFS) fill() {
 }
 
 func (s *stateFS) free() {
-	require.NoError(s.t, unix.Mount("", s.dir, "", unix.MS_REMOUNT, "size=8m,mode=0700"))
+	require.NoError(s.t, unix.Mount("", s.dir, "", unix.MS_REMOUNT, "size=256k,mode=0700"))
 	if err := os.Remove(filepath.Join(s.dir, "filler")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.t.Fatal(err)
 	}
@@ -125,10 +124,12 @@ func TestKernelStateDirFullOrReadOnly(t *testing.T) {
 	l := newLab(t, 4*mib, 4*mib)
 	ctx := context.Background()
 	fs := mountStateFS(t)
-	// An admin's metadata device: a file-backed one would live in the
-	// full filesystem too (its writes then fail the clone's metadata).
+	// The admin's metadata devices: file-backed ones would live in the
+	// full filesystem too (its writes then fail the clone's metadata) and
+	// keep it from being remounted read-only.
 	spec := l.spec
 	spec.Metadata.Device = vmtest.LoopDevice(t, 2*mib)
+	spec.Metadata.EraDevice = vmtest.LoopDevice(t, 8*mib)
 	p, err := plan.New(plan.Options{StateDir: fs.dir, LockWait: 10 * time.Second, Log: testLog{t}, PollInterval: 100 * time.Millisecond,
 		Ports: kernel.Ports(kernel.Options{TickInterval: 200 * time.Millisecond})})
 	require.NoError(t, err)

@@ -48,11 +48,7 @@ func (e eras) Create(ctx context.Context, name string, sectors uint64, t dm.Era)
 	if !slices.ContainsFunc(slices.Collect(maps.Values(k.dm)), func(d *Device) bool { return d.Node == t.Origin }) {
 		return "", fmt.Errorf("origin %s is no dm device", t.Origin)
 	}
-	file := k.metaFile(t.Metadata)
-	if file == t.Metadata {
-		return "", fmt.Errorf("era metadata %s is on no loop device", t.Metadata)
-	}
-	if err := k.formatEra(file); err != nil {
+	if err := k.formatEra(k.metaFile(t.Metadata), t.Metadata); err != nil {
 		return "", err
 	}
 	k.nextDev++
@@ -61,8 +57,18 @@ func (e eras) Create(ctx context.Context, name string, sectors uint64, t dm.Era)
 	return k.dm[name].Node, nil
 }
 
-// formatEra starts a fresh history in zeroed metadata, as dm-era does.
-func (k *Kernel) formatEra(file string) error {
+// formatEra starts a fresh history in zeroed metadata, as dm-era does:
+// in file, or for an admin's device dev (file == dev) in the fake alone.
+func (k *Kernel) formatEra(file, dev string) error {
+	if k.eraHist == nil {
+		k.eraHist = map[string]*eraHistory{}
+	}
+	if file == dev {
+		if k.eraHist[dev] == nil {
+			k.eraHist[dev] = &eraHistory{era: 1, written: map[uint64]uint32{}}
+		}
+		return nil
+	}
 	head, err := readHead(file)
 	if err != nil {
 		return err
@@ -84,9 +90,6 @@ func (k *Kernel) formatEra(file string) error {
 	if _, err := f.WriteAt([]byte(eraMagic), 0); err != nil {
 		return err
 	}
-	if k.eraHist == nil {
-		k.eraHist = map[string]*eraHistory{}
-	}
 	k.eraHist[file] = &eraHistory{era: 1, written: map[uint64]uint32{}}
 	return nil
 }
@@ -98,6 +101,12 @@ func (e eras) Superblock(ctx context.Context, dev string) error {
 	defer k.mu.Unlock()
 	if err := k.op("EraSuperblock", dev); err != nil {
 		return err
+	}
+	if k.metaFile(dev) == dev {
+		if k.eraHist[dev] == nil {
+			return fmt.Errorf("era metadata %s: %w", dev, plan.ErrNoEraSuperblock)
+		}
+		return nil
 	}
 	head, err := readHead(k.metaFile(dev))
 	switch {

@@ -751,6 +751,7 @@ func (k *Kernel) ZeroDevice(ctx context.Context, dev string, minSize uint64) err
 	}
 	k.wrote(dev, "zeroed")
 	k.clearsHostWrites(dev)
+	delete(k.eraHist, dev)
 	k.Zeroed = append(k.Zeroed, dev)
 	return nil
 }
