@@ -174,10 +174,16 @@ func checkServed(inv plantest.Inventory, how string) error {
 		return errors.New("the device is gone")
 	case !exported:
 		return errors.New("the export is gone")
-	case ex.Device != d.Node || ex.HostIQN != hostIQN:
-		return fmt.Errorf("the export serves %s to %s, not %s to %s", ex.Device, ex.HostIQN, d.Node, hostIQN)
+	case ex.HostIQN != hostIQN:
+		return fmt.Errorf("the export serves %s, not %s", ex.HostIQN, hostIQN)
 	case d.Suspended:
 		return errors.New("the device is suspended")
+	case ex.Device != d.Node:
+		if err := servedThroughEra(inv, "vol1", d, ex); err != nil {
+			return err
+		}
+	}
+	switch {
 	case how == "clone" && (d.Clone == nil || inv.Disks[d.Clone.Source] != oldKey || inv.Disks[d.Clone.Destination] != newKey):
 		return fmt.Errorf("the device runs %q", d.Table)
 	case how == "linear" && (d.Clone != nil || inv.Disks[d.Linear] != newKey):
@@ -242,6 +248,24 @@ func objectHeld(v *plan.Volume, o plan.Object, inv plantest.Inventory) error {
 		if _, ok := inv.Exports[o.Name]; !ok {
 			return errors.New("no such target")
 		}
+	case plan.ObjEra:
+		return eraHeld(v, o, inv)
+	}
+	return nil
+}
+
+// eraHeld checks the era device over the volume's device and its metadata
+// on its recorded loop device.
+func eraHeld(v *plan.Volume, o plan.Object, inv plantest.Inventory) error {
+	d, ok := inv.Devices[o.Name]
+	lower, lok := inv.Devices[plan.DMName("vol1")]
+	switch {
+	case !ok || d.Node != o.Device || d.Era == nil:
+		return fmt.Errorf("device %s is %q (there: %v), recorded %q", o.Name, d.Node, ok, o.Device)
+	case !lok || d.Era.Origin != lower.Node:
+		return fmt.Errorf("era device %s is not over %s (%q)", o.Name, plan.DMName("vol1"), d.Table)
+	case v.Era == nil || inv.Loops[v.Era.MetadataFile] != v.Era.MetadataDevice || d.Era.Metadata != v.Era.MetadataDevice:
+		return fmt.Errorf("era metadata not on its recorded loop device (state %+v, table %q)", v.Era, d.Table)
 	}
 	return nil
 }
@@ -266,6 +290,10 @@ func stranded(all []*plan.Volume, inv plantest.Inventory, dir string) []string {
 				recorded["session "+v.Spec.New.Portal+","+v.Spec.New.IQN] = true
 			case plan.ObjFence:
 				recorded[fmt.Sprintf("fence %#x", v.Cutover.FenceKey)] = true
+			case plan.ObjEra:
+				recorded["device "+o.Name] = true
+				recorded["loop over "+v.Era.MetadataFile] = true
+				recorded["file "+v.Era.MetadataFile] = true
 			}
 		}
 	}

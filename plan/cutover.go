@@ -133,8 +133,19 @@ func (p *Planner) serveFromProxy(ctx context.Context, v *Volume) error {
 	if err := p.tryFence(ctx, v); err != nil {
 		return err
 	}
+	return p.buildStack(ctx, v)
+}
+
+// buildStack builds the volume's device, the era layer over it (for a
+// volume not exported before lunferry built them) and the export.
+func (p *Planner) buildStack(ctx context.Context, v *Volume) error {
 	if err := p.create(ctx, v, ObjDevice); err != nil {
 		return err
+	}
+	if p.wantsEra(v) {
+		if err := p.create(ctx, v, ObjEra); err != nil {
+			return err
+		}
 	}
 	return p.create(ctx, v, ObjExport)
 }

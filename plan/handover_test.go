@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,16 +134,18 @@ func TestHandover(t *testing.T) {
 	e.retired()
 
 	// Order: the host moves, its session is checked gone, then the export,
-	// the device, the proxy's session to the new LUN, then post hooks.
+	// the era layer, the device, the proxy's session to the new LUN, then post hooks.
 	require.Equal(t, []string{
 		"Hook " + preHandover,
 		"ExportLookup " + exportIQN,
 		"Sessions " + exportIQN,
 		"Teardown " + exportIQN,
+		"Remove " + plan.EraName("vol1"),
+		"DetachFile " + filepath.Join(e.dir, "metadata", "vol1.era") + "true",
 		"Remove " + plan.DMName("vol1"),
 		"Logout " + newPortal + "," + newIQN,
 		"Hook " + postHandover,
-	}, kernelCalls(e.k, "Hook", "ExportLookup", "Sessions", "Teardown", "Remove", "Logout"))
+	}, kernelCalls(e.k, "Hook", "ExportLookup", "Sessions", "Teardown", "Remove", "DetachFile", "Logout"))
 	hooks := e.k.Hooks[before:]
 	require.Len(t, hooks, 2)
 	for i, phase := range []string{"pre-handover", "post-handover"} {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/netip"
@@ -158,10 +159,15 @@ func (l *lab) cleanup(logoutHook string) {
 	// Finalized: the export and the linear device stay by design.
 	_ = l.root.Teardown(ctx, l.spec.Export.IQN, lio.TeardownOptions{Force: true})
 	if c, err := dm.Open(dm.Options{}); err == nil {
-		if err := c.Remove(ctx, plan.DMName(l.spec.Name), dm.RemoveOptions{}); err != nil {
-			l.t.Errorf("cleanup remove device: %v", err)
+		for _, n := range []string{plan.EraName(l.spec.Name), plan.DMName(l.spec.Name)} {
+			if err := c.Remove(ctx, n, dm.RemoveOptions{}); err != nil && !errors.Is(err, dm.ErrNotFound) {
+				l.t.Errorf("cleanup remove device %s: %v", n, err)
+			}
 		}
 		c.Close()
+	}
+	if v.Era != nil {
+		_ = loop.Devices{}.DetachFile(v.Era.MetadataFile, true)
 	}
 	ini, _ := initiator.New(initiator.Options{})
 	for _, e := range []lio.Export{l.old, l.new} {
@@ -381,8 +387,10 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	c, err := dm.Open(dm.Options{})
 	require.NoError(t, err)
 	defer c.Close()
+	require.NoError(t, c.Remove(ctx, plan.EraName(l.spec.Name), dm.RemoveOptions{}))
 	require.NoError(t, c.Remove(ctx, plan.DMName(l.spec.Name), dm.RemoveOptions{}))
 	require.NoError(t, loop.Devices{}.DetachFile(v.MetadataFile, false))
+	require.NoError(t, loop.Devices{}.DetachFile(v.Era.MetadataFile, false))
 	ini, err := initiator.New(initiator.Options{})
 	require.NoError(t, err)
 	for _, e := range []lio.Export{l.old, l.new} {
@@ -394,8 +402,8 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res, 1)
 	// Sessions, metadata, the old LUN's fence (LIO takes reservations),
-	// device, export.
-	require.Len(t, res[0].Rebuilt, 6)
+	// device, era layer, export.
+	require.Len(t, res[0].Rebuilt, 7)
 	st, err := c.CloneStatus(ctx, plan.DMName(l.spec.Name))
 	require.NoError(t, err)
 	t.Logf("before crash %d regions, after restore %d of %d", before, st.HydratedRegions, st.TotalRegions)

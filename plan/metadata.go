@@ -35,3 +35,22 @@ func MinMetadataBytes(sizeBytes, regionSectors uint64) uint64 {
 	regions := (sizeBytes + regionBytes - 1) / regionBytes
 	return 1<<20 + 2*((regions+7)/8)
 }
+
+// EraMetadataBytes returns the size lunferry gives a dm-era metadata file
+// for a volume of sizeBytes tracked in blocks of blockSectors.
+//
+// dm-era (drivers/md/dm-era-target.c) keeps an era array of 32 bits per
+// block, two writeset bitsets of one bit per block, and the bitsets of
+// eras not yet digested into the array, in 4 KiB blocks with btrees and a
+// space map. We give the array twice over, room for eight bitsets, plus
+// 4 MiB, rounded up to a MiB: 148 MiB for 1 TiB in 64 KiB blocks.
+func EraMetadataBytes(sizeBytes, blockSectors uint64) uint64 {
+	if blockSectors == 0 {
+		blockSectors = DefaultEraBlockSectors
+	}
+	blockBytes := blockSectors * 512
+	blocks := (sizeBytes + blockBytes - 1) / blockBytes
+	const mib = 1 << 20
+	total := 4*mib + 2*4*blocks + 8*((blocks+7)/8)
+	return (total + mib - 1) / mib * mib
+}

@@ -36,6 +36,8 @@ var kinds = map[ObjectKind]kindOps{
 		present: (*Planner).hasDevice},
 	ObjExport: {create: (*Planner).ensureExport, rebuild: (*Planner).ensureExport, remove: (*Planner).removeExport,
 		present: (*Planner).hasExport},
+	ObjEra: {create: (*Planner).ensureEra, rebuild: (*Planner).ensureEra, remove: (*Planner).removeEra,
+		present: (*Planner).hasEra},
 	ObjFence: {create: (*Planner).createFence, rebuild: (*Planner).createFence, remove: (*Planner).removeFence,
 		present: (*Planner).hasFence},
 }
@@ -422,10 +424,7 @@ func (p *Planner) ensureExport(ctx context.Context, v *Volume) error {
 	if _, err := p.push(v, ObjExport, v.Spec.Export.IQN); err != nil {
 		return err
 	}
-	var dev string
-	if d := v.object(ObjDevice); d != nil {
-		dev = d.Device
-	}
+	dev := exportDevice(v)
 	e := exportSpec(v, dev)
 	p.logf("volume %s: export %s as %s on %v to %s only", v.Spec.Name, dev, e.IQN, e.Portals, e.HostIQN)
 	if err := p.o.Ports.Exporter.Apply(ctx, e); err != nil {
@@ -474,11 +473,7 @@ func (p *Planner) hasDevice(ctx context.Context, v *Volume, o *Object) (bool, er
 }
 
 func (p *Planner) hasExport(ctx context.Context, v *Volume, o *Object) (bool, error) {
-	var dev string
-	if d := v.object(ObjDevice); d != nil {
-		dev = d.Device
-	}
-	return p.o.Ports.Exporter.Serving(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name), dev, v.Spec.HostIQN)
+	return p.o.Ports.Exporter.Serving(ctx, v.Spec.Export.IQN, DMName(v.Spec.Name), exportDevice(v), v.Spec.HostIQN)
 }
 
 func (p *Planner) removeExport(ctx context.Context, v *Volume, o *Object, _ []*Volume) error {

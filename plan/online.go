@@ -121,10 +121,7 @@ func (p *Planner) passthrough(ctx context.Context, v *Volume) error {
 		return err
 	}
 	v.SizeSectors = v.OldDisk.SizeBytes / 512
-	if err := p.create(ctx, v, ObjDevice); err != nil {
-		return err
-	}
-	return p.create(ctx, v, ObjExport)
+	return p.buildStack(ctx, v)
 }
 
 // checkOldCache refuses an old LUN that reports a write-through cache. The
@@ -203,6 +200,13 @@ func (p *Planner) takeOver(ctx context.Context, v *Volume) error {
 	meta := v.object(ObjMetadata)
 	if meta == nil || meta.Device == "" {
 		return fmt.Errorf("plan: volume %s: no metadata device recorded: abort and prepare again", v.Spec.Name)
+	}
+	if v.hasEraLayer() {
+		// Before the swap: the era then begun marks every write that
+		// reaches the new LUN only.
+		if err := p.eraCheckpoint(ctx, v); err != nil {
+			return err
+		}
 	}
 	name, line := DMName(v.Spec.Name), CloneLine(v.SizeSectors, cloneOf(v, meta.Device))
 	p.logf("volume %s: swap %s live to: %s", v.Spec.Name, name, line)

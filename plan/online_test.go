@@ -62,7 +62,7 @@ func (e *env) passesThrough() {
 	require.False(e.t, e.k.ReadOnly(oldKey), "the host's writes go through to the old LUN")
 	ex, ok := e.k.Export(exportIQN)
 	require.True(e.t, ok)
-	require.Equal(e.t, d.Node, ex.Device)
+	require.NoError(e.t, servedThroughEra(e.k.Inventory(), "vol1", *d, ex))
 	require.Equal(e.t, hostIQN, ex.HostIQN)
 }
 

@@ -299,9 +299,9 @@ type Scanner interface {
 type Verifier interface {
 	// Verify reads, never writing, the old disk old and the new disk nw
 	// over the regions of the first size bytes that the clone's metadata
-	// device meta records hydrated, and compares them (clone.Verify,
-	// paced by o).
-	Verify(ctx context.Context, old, nw, meta string, size uint64, o clone.VerifyOptions) (clone.VerifyResult, error)
+	// device meta records hydrated, but for the sorted ranges skip, and
+	// compares them (clone.Verify, paced by o).
+	Verify(ctx context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error)
 }
 
 // Ports bundles the ports a Planner drives.
@@ -320,6 +320,9 @@ type Ports struct {
 	// Verifier compares the old and the new LUN; nil refuses `migrate
 	// verify`.
 	Verifier Verifier
+	// Era builds the era layer over new volumes' devices; nil builds
+	// none (their host's writes since cutover are not tracked).
+	Era EraDevices
 	// Secrets checks secret files before the window; nil checks none
 	// there (they are still checked when loaded).
 	Secrets SecretFiles

@@ -124,12 +124,14 @@ func checkSizes(v *Volume, oldSize uint64) error {
 // checkStrays refuses to go on when a kernel object with this volume's
 // names exists but the volume's state does not record it.
 func (p *Planner) checkStrays(ctx context.Context, v *Volume) error {
-	name := DMName(v.Spec.Name)
-	if _, ok, err := p.o.Ports.Mapper.Lookup(ctx, name); err != nil {
-		return fmt.Errorf("plan: look up device %s: %w", name, err)
-	} else if ok && v.object(ObjDevice) == nil {
-		return fmt.Errorf("plan: volume %s: %w: device-mapper device %s exists but this state did not create it: lunferry will neither adopt nor delete it; inspect it (dmsetup table %s) and remove it yourself if it is a leftover",
-			v.Spec.Name, ErrUnknownObject, name, name)
+	for _, kind := range []ObjectKind{ObjDevice, ObjEra} {
+		name := map[ObjectKind]string{ObjDevice: DMName(v.Spec.Name), ObjEra: EraName(v.Spec.Name)}[kind]
+		if _, ok, err := p.o.Ports.Mapper.Lookup(ctx, name); err != nil {
+			return fmt.Errorf("plan: look up device %s: %w", name, err)
+		} else if ok && v.object(kind) == nil {
+			return fmt.Errorf("plan: volume %s: %w: device-mapper device %s exists but this state did not create it: lunferry will neither adopt nor delete it; inspect it (dmsetup table %s) and remove it yourself if it is a leftover",
+				v.Spec.Name, ErrUnknownObject, name, name)
+		}
 	}
 	iqn := v.Spec.Export.IQN
 	if ok, err := p.o.Ports.Exporter.Lookup(ctx, iqn); err != nil {

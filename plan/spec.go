@@ -21,6 +21,13 @@ import (
 // ten times faster than the kernel's minimum of 8 sectors.
 const DefaultRegionSectors = 128
 
+// DefaultEraBlockSectors is the dm-era block size used when a spec gives
+// none: 128 sectors (64 KiB), the clone's default region, so that a written
+// era block covers whole regions. A starting point, to be chosen by
+// measuring the era's overhead on host writes against verify's and
+// rollback's granularity.
+const DefaultEraBlockSectors = 128
+
 // DefaultHookTimeout bounds a hook that gives no timeout of its own.
 const DefaultHookTimeout = 5 * time.Minute
 
@@ -51,6 +58,10 @@ type Spec struct {
 	RegionSectors uint64 `json:"regionSectors,omitempty"`
 	// Metadata chooses the dm-clone metadata device.
 	Metadata Metadata `json:"metadata,omitempty"`
+	// EraBlockSectors is the dm-era block size in 512-byte sectors, the
+	// granularity at which the host's writes since cutover are tracked: a
+	// power of two from 8 to 2097152. 0 means DefaultEraBlockSectors.
+	EraBlockSectors uint64 `json:"eraBlockSectors,omitempty"`
 	// Throttle limits background hydration: a schedule such as
 	// "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s" (clone.ParseSchedule);
 	// empty means unlimited. The clause "adaptive" makes hydration yield
@@ -151,6 +162,11 @@ type Metadata struct {
 	// are zeroed at prepare. Empty means a file-backed loop device under
 	// the state directory.
 	Device string `json:"device,omitempty"`
+	// EraDevice, if set, is a block device used as the era layer's
+	// metadata (at least EraMetadataBytes); its first 4 KiB are zeroed at
+	// cutover. Empty means a file-backed loop device under the state
+	// directory, beside the clone's.
+	EraDevice string `json:"eraDevice,omitempty"`
 }
 
 // Hooks lists the executables run at each phase. Each is run without a
@@ -337,6 +353,9 @@ func (s *Spec) Validate() error {
 	if r < 8 || r > 2097152 || r&(r-1) != 0 {
 		bad("regionSectors %d: want a power of two from 8 to 2097152", r)
 	}
+	if e := s.EraBlockSectors; e != 0 && (e < 8 || e > 2097152 || e&(e-1) != 0) {
+		bad("eraBlockSectors %d: want a power of two from 8 to 2097152 (or leave it out for %d)", e, DefaultEraBlockSectors)
+	}
 	s.validateChoices(bad)
 	s.validatePaths(bad)
 	if len(errs) > 0 {
@@ -381,6 +400,9 @@ func (s *Spec) validatePaths(bad func(format string, args ...any)) {
 	}
 	if d := s.Metadata.Device; d != "" && !filepath.IsAbs(d) {
 		bad("metadata.device %q: give an absolute path (e.g. /dev/vg0/lunferry-meta)", d)
+	}
+	if d := s.Metadata.EraDevice; d != "" && (!filepath.IsAbs(d) || d == s.Metadata.Device) {
+		bad("metadata.eraDevice %q: give an absolute path, not metadata.device's (e.g. /dev/vg0/lunferry-era)", d)
 	}
 }
 

@@ -115,6 +115,12 @@ const (
 	ObjDevice ObjectKind = "device"
 	// ObjExport: the LIO target serving the device to the host.
 	ObjExport ObjectKind = "export"
+	// ObjEra: the dm-era device "lunferry-<volume>-era" over the device,
+	// which the export serves, and its metadata (loop over a file under
+	// the state directory): it records which blocks the host wrote since
+	// cutover. Finalize keeps it; volumes cut over before lunferry built
+	// it have none.
+	ObjEra ObjectKind = "era"
 	// ObjFence: lunferry's persistent reservation on the old LUN (taken
 	// at cutover, held until finalize detaches the old LUN).
 	ObjFence ObjectKind = "fence"
@@ -221,6 +227,8 @@ type Volume struct {
 	// one; MetadataBytes its size.
 	MetadataFile  string `json:"metadataFile,omitempty"`
 	MetadataBytes uint64 `json:"metadataBytes,omitempty"`
+	// Era is the era layer's record, set when ObjEra is first created.
+	Era *EraState `json:"era,omitempty"`
 	// HooksDone lists hooks of the current step that completed, so a
 	// resumed step does not run them twice.
 	HooksDone []string `json:"hooksDone,omitempty"`

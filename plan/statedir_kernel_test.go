@@ -124,10 +124,12 @@ func TestKernelStateDirFullOrReadOnly(t *testing.T) {
 	l := newLab(t, 4*mib, 4*mib)
 	ctx := context.Background()
 	fs := mountStateFS(t)
-	// An admin's metadata device: a file-backed one would live in the
-	// full filesystem too (its writes then fail the clone's metadata).
+	// The admin's metadata devices: file-backed ones would live in the
+	// full filesystem too (its writes then fail the clone's metadata) and
+	// keep it from being remounted read-only.
 	spec := l.spec
 	spec.Metadata.Device = vmtest.LoopDevice(t, 2*mib)
+	spec.Metadata.EraDevice = vmtest.LoopDevice(t, 8*mib)
 	p, err := plan.New(plan.Options{StateDir: fs.dir, LockWait: 10 * time.Second, Log: testLog{t}, PollInterval: 100 * time.Millisecond,
 		Ports: kernel.Ports(kernel.Options{TickInterval: 200 * time.Millisecond})})
 	require.NoError(t, err)

@@ -263,6 +263,9 @@ func (p *Planner) strays(ctx context.Context, all []*Volume) []string {
 		if v.object(ObjDevice) != nil {
 			known[DMName(v.Spec.Name)] = true
 		}
+		if v.object(ObjEra) != nil {
+			known[EraName(v.Spec.Name)] = true
+		}
 		if v.object(ObjExport) != nil {
 			exports[v.Spec.Export.IQN] = true
 		}

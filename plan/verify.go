@@ -10,7 +10,7 @@ import (
 
 // ErrHostWrites: verify cannot run because the host's writes since
 // cutover, which exist on the new LUN only, cannot be told apart from a
-// bad copy (no era tracking in the device stack yet).
+// bad copy (the volume was cut over without an era layer).
 var ErrHostWrites = errors.New("the host's writes since cutover cannot be told apart from a bad copy")
 
 // cmdVerify reads both LUNs; it sets no step and runs while the clone
@@ -48,26 +48,33 @@ type VerifyReport struct {
 	New    string `json:"new"`
 	// Result has the bytes compared and the differing ranges.
 	Result clone.VerifyResult `json:"result"`
+	// HostWritten are the era blocks the host wrote since cutover, which
+	// hold its data and not the old LUN's: they were not compared.
+	// HostWrittenBytes is their size. Both are empty with HostStopped.
+	HostWritten      []clone.Extent `json:"hostWritten,omitempty"`
+	HostWrittenBytes uint64         `json:"hostWrittenBytes"`
+	// WrittenDuring are differences in blocks the host wrote while verify
+	// read them: its data, not a bad copy; they are left out of Result.
+	WrittenDuring []clone.Extent `json:"writtenDuring,omitempty"`
 }
 
 // Verify compares the old and the new LUN of volume name over every
 // region the clone has hydrated, reading both (never writing), paced to
 // o.Rate. The state directory is locked only while the volume is checked
-// against the kernel, so `lunferry run` goes on during the reads. Without
-// o.HostStopped it refuses with ErrHostWrites. Differences come back as a
-// *clone.MismatchError (wrapping clone.ErrMismatch) with the report.
+// against the kernel, so `lunferry run` goes on during the reads. With an
+// era layer the blocks the host wrote since cutover are left out (see
+// VerifyReport.HostWritten); without one, or o.HostStopped, it refuses
+// with ErrHostWrites. Differences come back as a *clone.MismatchError
+// (wrapping clone.ErrMismatch) with the report.
 func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*VerifyReport, error) {
 	if p.o.Ports.Verifier == nil {
 		return nil, fmt.Errorf("plan: volume %s: verify is not available here (no verifier)", name)
 	}
 	var meta string
 	var size uint64
+	var tracked *EraState
 	rep := &VerifyReport{Volume: name}
 	_, err := p.guarded(ctx, cmdVerify, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
-		if !o.HostStopped {
-			return fmt.Errorf("plan: volume %s: %w: the host may have written through the proxy since cutover (%s), and those writes are on the new LUN only; pass --host-stopped only if it has not",
-				name, ErrHostWrites, v.CutOverAt.Format("2006-01-02 15:04:05 MST"))
-		}
 		if err := p.checkPresent(ctx, v); err != nil {
 			return err
 		}
@@ -76,13 +83,20 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 			return fmt.Errorf("plan: volume %s: %w: the state records no old disk, new disk or metadata device at step %s", name, ErrStateCorrupt, v.Step)
 		}
 		rep.Old, rep.New, meta, size = v.OldDisk.Path, v.NewDisk.Path, m.Device, v.SizeSectors*512
-		return nil
+		if o.HostStopped {
+			return nil
+		}
+		tracked = v.trackedEra()
+		return p.hostWritten(ctx, v, rep)
 	}})
 	if err != nil {
 		return nil, err
 	}
-	rep.Result, err = p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size,
+	rep.Result, err = p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size, rep.HostWritten,
 		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress})
+	if err != nil && errors.Is(err, clone.ErrMismatch) && tracked != nil {
+		err = p.dropWrittenDuring(ctx, name, tracked, size, rep, err)
+	}
 	if err != nil {
 		return rep, fmt.Errorf("plan: volume %s: %w", name, err)
 	}

@@ -21,10 +21,17 @@ type fakeVerifier struct {
 	res         clone.VerifyResult
 	err         error
 	old, nw, md string
+	skip        []clone.Extent
+	// during runs during the comparison (the host writing meanwhile).
+	during func()
 }
 
-func (f *fakeVerifier) Verify(_ context.Context, old, nw, meta string, size uint64, o clone.VerifyOptions) (clone.VerifyResult, error) {
+func (f *fakeVerifier) Verify(_ context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error) {
 	f.calls = append(f.calls, old+" "+nw+" "+meta)
+	f.skip = skip
+	if f.during != nil {
+		f.during()
+	}
 	f.old, f.nw, f.md, f.size, f.opts = old, nw, meta, size, o
 	return f.res, f.err
 }
@@ -42,6 +49,7 @@ func TestVerifyComparesOldAndNewLUN(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.add(spec("vol1"))
+	e.eraless()
 	e.cutOver()
 	f := &fakeVerifier{res: clone.VerifyResult{Compared: 1 << 20, Total: 1 << 20}}
 	p := e.verifyPlanner(f)

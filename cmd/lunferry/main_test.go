@@ -262,7 +262,7 @@ func TestDoctor(t *testing.T) {
 	}
 
 	// Everything present.
-	for _, d := range []string{"class/misc/device-mapper", "module/dm_clone", "module/target_core_iblock",
+	for _, d := range []string{"class/misc/device-mapper", "module/dm_clone", "module/dm_era", "module/target_core_iblock",
 		"module/iscsi_target_mod", "module/iscsi_tcp"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(sys, d), 0o755))
 	}

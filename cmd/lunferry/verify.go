@@ -13,7 +13,7 @@ import (
 func (a *app) verifyCommand(names string) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region (exit 9 on a difference); needs --host-stopped until era tracking lands",
+		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region the host has not written since cutover (exit 9 on a difference); a volume cut over without an era layer needs --host-stopped",
 		ArgsUsage: names,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "rate", Value: "unlimited", Usage: "cap on the bytes read per second from each LUN, e.g. 200MiB/s"},
@@ -41,6 +41,12 @@ func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
 	r := rep.Result
 	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
 		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
+	if !c.Bool("host-stopped") {
+		fmt.Fprintf(a.stdout, "  not compared: %s the host wrote since cutover (%d ranges)\n", plan.Bytes(rep.HostWrittenBytes), len(rep.HostWritten))
+	}
+	for _, m := range rep.WrittenDuring {
+		fmt.Fprintf(a.stdout, "  written by the host during verify, not a difference: offset %d length %d\n", m.Offset, m.Length)
+	}
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(a.stdout, "  differs: offset %d length %d\n", m.Offset, m.Length)
 	}

@@ -22,7 +22,7 @@ type fakeVerifier struct {
 	rate clone.Rate
 }
 
-func (f *fakeVerifier) Verify(_ context.Context, old, nw, _ string, _ uint64, o clone.VerifyOptions) (clone.VerifyResult, error) {
+func (f *fakeVerifier) Verify(_ context.Context, old, nw, _ string, _ uint64, _ []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error) {
 	f.rate = o.Rate
 	if !f.res.Equal() {
 		return f.res, &clone.MismatchError{A: old, B: nw, Result: f.res}
@@ -49,14 +49,15 @@ func TestVerifyThroughTheCLI(t *testing.T) {
 	require.Contains(t, c.ok("--help"), "9    verify found data that differs")
 
 	f := &fakeVerifier{res: clone.VerifyResult{Compared: 8 << 20, Total: 8 << 20, Duration: time.Second}}
-	code, _, errs := c.runVerifying(f, "migrate", "verify", "vol1")
-	assert.Equal(t, ExitRefused, code)
-	assert.Contains(t, errs, "pass --host-stopped only if it has not")
+	// The era layer tracks the host's writes: no --host-stopped needed.
+	code, out, errs := c.runVerifying(f, "migrate", "verify", "vol1")
+	assert.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "not compared: 0B the host wrote since cutover")
 	code, _, errs = c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "0", "vol1")
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, errs, "would never finish")
 
-	code, out, errs := c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "20MiB/s", "vol1")
+	code, out, errs = c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "20MiB/s", "vol1")
 	require.Equal(t, ExitOK, code, errs)
 	assert.Equal(t, 20*clone.MiB, f.rate)
 	assert.Contains(t, out, "compared 8MiB of 8MiB hydrated (old /dev/sdc, new /dev/sdb) in 1s, 8MiB/s per LUN")

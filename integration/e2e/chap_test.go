@@ -187,7 +187,7 @@ func (s *scene) noSecretLeaked(secrets []string, output string) {
 	}
 	check("lunferry's output", output)
 	err := filepath.WalkDir(s.state, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, ".meta") {
+		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(p, ".meta") || strings.HasSuffix(p, ".era") {
 			return err
 		}
 		b, err := os.ReadFile(p)

@@ -211,12 +211,15 @@ func (s *scene) statusReport(name string) plan.StatusReport {
 }
 
 // kernelKinds says which of a volume's objects the kernel holds: its dm
-// device, its export (LIO target or storage object), the proxy's sessions
+// device, its era device, its export (LIO target or storage object), the proxy's sessions
 // to the old and new LUNs' targets, a loop device over its metadata file.
 func (s *scene) kernelKinds(sp plan.Spec, metaFile string) map[plan.ObjectKind]bool {
 	k := map[plan.ObjectKind]bool{}
 	if _, err := lab.ExecOut("dmsetup", "info", plan.DMName(sp.Name)); err == nil {
 		k[plan.ObjDevice] = true
+	}
+	if _, err := lab.ExecOut("dmsetup", "info", plan.EraName(sp.Name)); err == nil {
+		k[plan.ObjEra] = true
 	}
 	sos, _ := filepath.Glob(filepath.Join(lab.DefaultConfigFS, "core", "*", plan.DMName(sp.Name)))
 	if _, err := os.Stat(filepath.Join(lab.DefaultConfigFS, "iscsi", sp.Export.IQN)); err == nil || len(sos) > 0 {
@@ -251,7 +254,7 @@ func objectMismatch(v plan.Volume, kernel map[plan.ObjectKind]bool) []string {
 	for _, o := range v.Objects {
 		recorded[o.Kind] = o
 	}
-	for _, kind := range []plan.ObjectKind{plan.ObjNewLogin, plan.ObjMetadata, plan.ObjOldLogin, plan.ObjDevice, plan.ObjExport} {
+	for _, kind := range []plan.ObjectKind{plan.ObjNewLogin, plan.ObjMetadata, plan.ObjOldLogin, plan.ObjDevice, plan.ObjEra, plan.ObjExport} {
 		o, ok := recorded[kind]
 		switch {
 		case kernel[kind] && !ok:

@@ -34,13 +34,15 @@ func initiatorSessions() []string {
 }
 
 // proxyObjects lists what of the proxy's objects for a volume is left in
-// the kernel: the dm device, the export's LIO target, its storage object,
+// the kernel: the dm devices (era layer and device), the export's LIO target, its storage object,
 // and any session of an initiator other than the lab host to the old or
 // the new LUN.
 func (s *scene) proxyObjects(sp plan.Spec) []string {
 	var left []string
-	if out, err := lab.ExecOut("dmsetup", "info", plan.DMName(sp.Name)); err == nil {
-		left = append(left, "dm device: "+strings.TrimSpace(out))
+	for _, n := range []string{plan.EraName(sp.Name), plan.DMName(sp.Name)} {
+		if out, err := lab.ExecOut("dmsetup", "info", n); err == nil {
+			left = append(left, "dm device: "+strings.TrimSpace(out))
+		}
 	}
 	if _, err := os.Stat(filepath.Join(lab.DefaultConfigFS, "iscsi", sp.Export.IQN)); err == nil {
 		left = append(left, "LIO target "+sp.Export.IQN)

@@ -403,17 +403,21 @@ func (s *scene) decommission(sp plan.Spec) {
 	if err := ports.Exporter.Teardown(ctx, sp.Export.IQN, plan.DMName(sp.Name)); err != nil {
 		errs = append(errs, fmt.Sprintf("teardown export: %v", err))
 	}
-	if err := ports.Mapper.Remove(ctx, plan.DMName(sp.Name)); err != nil {
-		errs = append(errs, fmt.Sprintf("remove device: %v", err))
+	for _, n := range []string{plan.EraName(sp.Name), plan.DMName(sp.Name)} {
+		if err := ports.Mapper.Remove(ctx, n); err != nil {
+			errs = append(errs, fmt.Sprintf("remove device %s: %v", n, err))
+		}
 	}
 	for _, l := range []plan.LUN{sp.Old, sp.New} {
 		if err := ports.Initiator.Logout(ctx, plan.Target{Portal: l.Portal, IQN: l.IQN}); err != nil {
 			errs = append(errs, fmt.Sprintf("logout %s: %v", l.IQN, err))
 		}
 	}
-	meta := filepath.Join(s.state, "metadata", sp.Name+".meta")
-	if err := ports.Metadata.DetachFile(ctx, meta, true); err != nil {
-		errs = append(errs, fmt.Sprintf("metadata: %v", err))
+	for _, ext := range []string{".meta", ".era"} {
+		meta := filepath.Join(s.state, "metadata", sp.Name+ext)
+		if err := ports.Metadata.DetachFile(ctx, meta, true); err != nil {
+			errs = append(errs, fmt.Sprintf("metadata %s: %v", meta, err))
+		}
 	}
 	if len(errs) > 0 {
 		s.t.Errorf("decommission %s: %s", sp.Name, strings.Join(errs, "; "))

@@ -291,15 +291,22 @@ func (s *scene) clearedAll() {
 }
 
 // exportOnOwnDevice reports whether lunferry's export serves the host over
-// a storage object whose path is the volume's dm device and which holds
-// that device (iblock's info against the node's rdev).
+// a storage object whose path is the volume's served dm device (the era
+// device over the clone, or the clone itself without an era layer) and
+// which holds that device (iblock's info against the node's rdev).
 func (s *scene) exportOnOwnDevice(sp plan.Spec) bool {
 	s.t.Helper()
-	var dev string
+	var dev, era string
 	for _, o := range s.showVolume(sp.Name).Objects {
-		if o.Kind == plan.ObjDevice {
+		switch o.Kind {
+		case plan.ObjDevice:
 			dev = o.Device
+		case plan.ObjEra:
+			era = o.Device
 		}
+	}
+	if era != "" {
+		dev = era
 	}
 	if dev == "" {
 		return false

@@ -136,6 +136,16 @@ func (d *doctor) deviceMapper(ctx context.Context) {
 		}
 	}
 	d.add("dm-clone", cloneOK, detail, cloneFix)
+	if dmOK {
+		d.eraTarget(ctx)
+	}
+}
+
+// eraTarget checks the era target, which cutover builds over the clone.
+func (d *doctor) eraTarget(ctx context.Context) {
+	names, err := d.o.DMTargets(ctx)
+	ok := err == nil && (slices.Contains(names, "era") || d.loaded("dm_era"))
+	d.add("dm-era", ok, map[bool]string{true: "era target available", false: "no era target (dm_era)"}[ok], "modprobe dm_era (CONFIG_DM_ERA)")
 }
 
 // cloneFix is the dm-clone check's fix: the module, or on Debian (built

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/plan"
 )
@@ -96,4 +97,24 @@ func (m dryMapper) List(ctx context.Context) ([]string, error) {
 		}
 	}
 	return nil, nil
+}
+
+// dryEras prints the era layer's changes.
+type dryEras struct{ d *dry }
+
+func (e dryEras) Create(ctx context.Context, name string, sectors uint64, t dm.Era) (string, error) {
+	e.d.printf("dm create %s uuid %s%s table: %s", name, "LUNFERRY-", name, dm.TableLine{Length: dm.Sectors(sectors), Target: t})
+	return "/dev/<dm device " + name + ">", nil
+}
+
+// Superblock is not read in a dry run (plan skips the check).
+func (dryEras) Superblock(ctx context.Context, dev string) error { return nil }
+
+func (e dryEras) Checkpoint(ctx context.Context, name string) (uint32, error) {
+	e.d.printf("dm message %s 0 %s (and read its era from the status)", name, dm.MsgEraCheckpoint)
+	return 0, nil
+}
+
+func (dryEras) WrittenSince(ctx context.Context, name, meta string, since uint32) ([]clone.Extent, error) {
+	return nil, fmt.Errorf("plan: dry run: no era snapshot of %s", name)
 }

@@ -45,9 +45,11 @@ func Ports(o Options) plan.Ports {
 	if err != nil {
 		ip = brokenInitiator{err}
 	}
+	m := &mapper{opts: o.dm()}
 	return plan.Ports{
 		Initiator: ip,
-		Mapper:    &mapper{opts: o.dm()},
+		Mapper:    m,
+		Era:       eras{m},
 		Exporter:  &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: o.ConfigFSRoot})},
 		Metadata:  metadata{loop.Devices{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
 		Hooks:     ExecHooks{},

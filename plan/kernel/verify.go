@@ -9,12 +9,28 @@ import (
 // verifier implements plan.Verifier with clone's bitmap reader and Verify.
 type verifier struct{}
 
-func (verifier) Verify(ctx context.Context, old, nw, meta string, size uint64, o clone.VerifyOptions) (clone.VerifyResult, error) {
+func (verifier) Verify(ctx context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error) {
 	ext, err := unhydrated(meta)
 	if err != nil {
 		return clone.VerifyResult{}, err
 	}
+	// Skipped ranges count as not hydrated: both are sorted and merged.
+	ext = merge(ext, skip)
 	return clone.Verify(ctx, old, nw, hydrated(ext, size), o)
+}
+
+// merge returns the sorted union of two sorted lists of extents, in
+// order; hydrated copes with overlaps.
+func merge(a, b []clone.Extent) []clone.Extent {
+	out := make([]clone.Extent, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		if len(b) == 0 || (len(a) > 0 && a[0].Offset <= b[0].Offset) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
 }
 
 // hydrated returns the parts of the first size bytes that are not in

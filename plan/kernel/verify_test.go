@@ -17,3 +17,11 @@ func TestHydratedExtents(t *testing.T) {
 	assert.Equal(t, []clone.Extent{ext(10, 80)},
 		hydrated([]clone.Extent{ext(0, 10), ext(90, 64)}, 100), "a last region past the volume's end")
 }
+
+func TestSkippedExtentsAreNotCompared(t *testing.T) {
+	ext := func(off, n uint64) clone.Extent { return clone.Extent{Offset: off, Length: n} }
+	unhydrated := []clone.Extent{ext(10, 20), ext(50, 10)}
+	skip := []clone.Extent{ext(0, 5), ext(25, 10), ext(80, 64)}
+	assert.Equal(t, []clone.Extent{ext(5, 5), ext(35, 15), ext(60, 20)}, hydrated(merge(unhydrated, skip), 100))
+	assert.Equal(t, hydrated(unhydrated, 100), hydrated(merge(unhydrated, nil), 100))
+}

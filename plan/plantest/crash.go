@@ -175,6 +175,10 @@ func (k *Kernel) Clone() *Kernel {
 	for key, ops := range k.writes {
 		c.writes[key] = slices.Clone(ops)
 	}
+	c.eraHist = map[string]*eraHistory{}
+	for f, h := range k.eraHist {
+		c.eraHist[f] = &eraHistory{era: h.era, written: maps.Clone(h.written)}
+	}
 	return c
 }
 
@@ -184,6 +188,10 @@ func (d *Device) copy() Device {
 	if d.Clone != nil {
 		cl := *d.Clone
 		c.Clone = &cl
+	}
+	if d.Era != nil {
+		e := *d.Era
+		c.Era = &e
 	}
 	c.Inactive = slices.Clone(d.Inactive)
 	return c

@@ -132,6 +132,8 @@ type Kernel struct {
 	// reservations at all: PERSISTENT RESERVE IN and OUT are refused
 	// (ILLEGAL REQUEST).
 	NoPRIn map[string]bool
+	// eraHist is what each era metadata file records.
+	eraHist map[string]*eraHistory
 	// fences are the reservation keys holding a LUN (the array's own
 	// state: a reboot of the proxy keeps them).
 	fences map[string]uint64
@@ -150,6 +152,8 @@ type Device struct {
 	Failed   bool
 	// Linear is the device a linear table maps.
 	Linear string
+	// Era is the table of an era device.
+	Era *dm.Era
 	// Suspended and Inactive: a suspended device and a loaded table not
 	// yet live.
 	Suspended bool
@@ -182,7 +186,8 @@ func Key(portal, iqn string, lun int) string { return fmt.Sprintf("%s,%s#%d", po
 // Ports returns the fake as plan.Ports (with NoInhibitor and the simple
 // regulator below).
 func (k *Kernel) Ports() plan.Ports {
-	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Fencer: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{}}
+	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Fencer: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{},
+		Era: k.Eras()}
 }
 
 func (k *Kernel) op(name string, args ...any) error {
@@ -509,6 +514,9 @@ func (k *Kernel) Remove(ctx context.Context, name string) error {
 				return fmt.Errorf("device %s busy (exported)", name)
 			}
 		}
+		if user := k.holder(d.Node); user != "" {
+			return fmt.Errorf("device %s busy (%s is over it)", name, user)
+		}
 		k.suspended(d)
 	}
 	delete(k.dm, name)
@@ -732,6 +740,7 @@ func (k *Kernel) DetachFile(ctx context.Context, path string, remove bool) error
 	delete(k.loops, path)
 	if remove {
 		delete(k.hostWrites, path)
+		delete(k.eraHist, path)
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -756,6 +765,7 @@ func (k *Kernel) ZeroDevice(ctx context.Context, dev string, minSize uint64) err
 	}
 	k.wrote(dev, "zeroed")
 	k.clearsHostWrites(dev)
+	delete(k.eraHist, dev)
 	k.Zeroed = append(k.Zeroed, dev)
 	return nil
 }

@@ -45,6 +45,10 @@ func (d *Device) active() []dm.RawLine {
 		return []dm.RawLine{{Length: dm.Sectors(d.Sectors), Type: "clone", Params: c.Args()}}
 	case d.Linear != "":
 		return []dm.RawLine{linearRaw(d.Sectors, d.Linear)}
+	case d.Era != nil:
+		e := *d.Era
+		e.Metadata, e.Origin = devNumber(e.Metadata), devNumber(e.Origin)
+		return []dm.RawLine{{Length: dm.Sectors(d.Sectors), Type: "era", Params: e.Args()}}
 	}
 	f := strings.Fields(d.Table)
 	return []dm.RawLine{{Type: f[len(f)-1]}}
