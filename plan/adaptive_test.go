@@ -31,12 +31,8 @@ func adaptiveEnv(t *testing.T, sched string, yield clone.Rate) (*env, *plantest.
 	sp.Throttle, err = clone.ParseSchedule(sched)
 	require.NoError(t, err)
 	e.add(sp)
-	ctx := context.Background()
-	_, err = e.p.Prepare(ctx, "vol1")
-	require.NoError(t, err)
-	_, err = e.p.Cutover(ctx, "vol1")
-	require.NoError(t, err)
-	_, err = e.p.Start(ctx, "vol1")
+	e.cutOver()
+	_, err = e.p.Start(context.Background(), "vol1")
 	require.NoError(t, err)
 	return e, reg
 }

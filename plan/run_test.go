@@ -29,13 +29,9 @@ func runEnv(t *testing.T, wake time.Duration) (*env, *plantest.Regulator) {
 	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond, LockWait: 5 * time.Second})
 	require.NoError(t, err)
 	e.p = p
-	ctx := context.Background()
 	e.add(spec("vol1"))
-	_, err = e.p.Prepare(ctx, "vol1")
-	require.NoError(t, err)
-	_, err = e.p.Cutover(ctx, "vol1")
-	require.NoError(t, err)
-	_, err = e.p.Start(ctx, "vol1")
+	e.cutOver()
+	_, err = e.p.Start(context.Background(), "vol1")
 	require.NoError(t, err)
 	return e, reg
 }
