@@ -73,6 +73,9 @@ var (
 	// ErrWriteThrough: the old LUN reports a write-through cache, which
 	// the online cutover cannot show the host through both paths.
 	ErrWriteThrough = errors.New("old LUN reports a write-through cache")
+	// ErrMissingTarget: the proxy's kernel cannot build a device the
+	// volume needs (no dm-clone or dm-era), found before the window.
+	ErrMissingTarget = errors.New("device-mapper target not available")
 	// ErrDiskChanged: a LUN attached again is not the disk recorded at its
 	// first attach (another WWID or size): a different LUN is mapped.
 	ErrDiskChanged = errors.New("LUN is not the one recorded")

@@ -116,6 +116,10 @@ type Mapper interface {
 	Resume(ctx context.Context, name string) error
 	// Message sends a target message ("enable_hydration", ...) to name.
 	Message(ctx context.Context, name, msg string) error
+	// TargetAvailable reports whether device-mapper can build tables of
+	// target type name ("clone", "era"): loaded, or a module of the
+	// running kernel that loading such a table brings in.
+	TargetAvailable(ctx context.Context, name string) (bool, error)
 	// IOCounters reads name's completed I/O (sysfs stat): under the
 	// export, the host's requests and the time they took.
 	IOCounters(ctx context.Context, name string) (dm.IOCounters, error)

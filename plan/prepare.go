@@ -64,7 +64,39 @@ func (p *Planner) preflight(ctx context.Context, v *Volume, all []*Volume) error
 	if err := p.checkSecrets(&v.Spec); err != nil {
 		return err
 	}
+	if err := p.checkTargets(ctx, v); err != nil {
+		return err
+	}
 	return p.checkStrays(ctx, v)
+}
+
+// targetFixes says how to get each device-mapper target a volume needs.
+var targetFixes = map[string]string{
+	"linear": "modprobe dm_mod",
+	"clone": "modprobe dm_clone; on Debian, whose kernels lack it, install lunferry-dm-clone-dkms " +
+		"(DKMS builds dm-clone.ko from the kernel's linux-source package)",
+	"era": "modprobe dm_era (a kernel with CONFIG_DM_ERA)",
+}
+
+// checkTargets refuses, before the window, a proxy whose kernel cannot
+// build the volume's devices: cutover would otherwise fail after its
+// pre-cutover hooks quiesced the host.
+func (p *Planner) checkTargets(ctx context.Context, v *Volume) error {
+	need := []string{"linear", "clone"}
+	if p.wantsEra(v) {
+		need = append(need, "era")
+	}
+	for _, t := range need {
+		ok, err := p.o.Ports.Mapper.TargetAvailable(ctx, t)
+		if err != nil {
+			return fmt.Errorf("plan: volume %s: look up device-mapper target %s: %w", v.Spec.Name, t, err)
+		}
+		if !ok {
+			return fmt.Errorf("plan: volume %s: %w: the kernel has no %q target (module dm-%s): %s, then rerun (`lunferry doctor` checks it)",
+				v.Spec.Name, ErrMissingTarget, t, t, targetFixes[t])
+		}
+	}
+	return nil
 }
 
 // checkHooks finds, before the window, hooks that are missing or not

@@ -60,6 +60,15 @@ func (m dryMapper) CloneStatus(ctx context.Context, name string) (dm.CloneStatus
 	return dm.CloneStatus{}, fmt.Errorf("plan: dry run: no live status of %s", name)
 }
 
+func (m dryMapper) TargetAvailable(ctx context.Context, name string) (bool, error) {
+	if m.real != nil {
+		if ok, err := m.real.TargetAvailable(ctx, name); err == nil {
+			return ok, nil
+		}
+	}
+	return true, nil
+}
+
 func (m dryMapper) IOCounters(ctx context.Context, name string) (dm.IOCounters, error) {
 	if m.real != nil {
 		return m.real.IOCounters(ctx, name)

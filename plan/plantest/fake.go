@@ -68,6 +68,9 @@ type Kernel struct {
 	// IO holds each dm device's I/O counters (IOCounters); a device
 	// without an entry has none yet.
 	IO map[string]dm.IOCounters
+	// MissingTargets are the device-mapper targets TargetAvailable
+	// reports missing (every other is available).
+	MissingTargets []string
 	// Fail makes the named operation (e.g. "CreateClone") return the
 	// error, every time.
 	Fail map[string]error

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/lunferry/lunferry/dm"
@@ -134,6 +135,16 @@ func (k *Kernel) suspended(d *Device) {
 		k.committed = map[string]uint64{}
 	}
 	k.progress()[f], k.committed[f] = d.Hydrated, d.Hydrated
+}
+
+// TargetAvailable implements plan.Mapper: every target but MissingTargets.
+func (k *Kernel) TargetAvailable(ctx context.Context, name string) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("TargetAvailable", name); err != nil {
+		return false, err
+	}
+	return !slices.Contains(k.MissingTargets, name), nil
 }
 
 // IOCounters implements plan.Mapper: the device's counters in IO.

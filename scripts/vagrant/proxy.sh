@@ -12,6 +12,6 @@ dkms=(/vagrant/out/lunferry-dm-clone-dkms_*_all.deb)
 series=$(uname -r | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
 apt-get install -y -q "linux-headers-$(uname -r)" "linux-source-$series" dkms
 apt-get install -y -q "${debs[-1]}" "${dkms[-1]}"
-modprobe -a dm_mod dm_clone configfs target_core_mod target_core_iblock iscsi_target_mod iscsi_tcp
+modprobe -a dm_mod dm_clone dm_era configfs target_core_mod target_core_iblock iscsi_target_mod iscsi_tcp
 systemctl enable --now lunferry.service
 lunferry doctor || echo "proxy: lunferry doctor found gaps (above)"
