@@ -20,7 +20,8 @@ const (
 	ExitUsage = 2
 	// ExitRefused: refused for safety: wrong step, conflicting volume,
 	// unknown kernel object with lunferry's name, LUN size mismatch, same
-	// LUN as old and new, corrupt or newer state file. Nothing was changed.
+	// LUN as old and new, corrupt or newer state file, a device-mapper target
+	// the kernel lacks. Nothing was changed.
 	ExitRefused = 3
 	// ExitNotReady: not yet: e.g. finalize before hydration completes, or
 	// the host did not log in in time. Retry later.
