@@ -42,3 +42,22 @@ func TestUsage(t *testing.T) {
 		t.Errorf("-- alone: exit %d", code)
 	}
 }
+
+func TestKnownKernelBug(t *testing.T) {
+	tail := "[   26.221662] BUG: kernel NULL pointer dereference, address: 0000000000000080\n" +
+		"[   26.225375] RIP: 0010:iscsi_sw_tcp_release_conn+0x45/0x160 [iscsi_tcp]\n" +
+		"[   26.225375] Kernel panic - not syncing: Fatal exception\n"
+	if _, ok := knownKernelBug(&vm.Failure{Err: vm.ErrPanic, ConsoleTail: tail}); !ok {
+		t.Error("the iscsi_tcp release panic is a known kernel bug")
+	}
+	other := "[    9.1] RIP: 0010:clone_map+0x12/0x80 [dm_clone]\nKernel panic - not syncing: Fatal exception\n"
+	if bug, ok := knownKernelBug(&vm.Failure{Err: vm.ErrPanic, ConsoleTail: other}); ok {
+		t.Errorf("a dm-clone panic taken for %q", bug)
+	}
+	if _, ok := knownKernelBug(&vm.Failure{Err: vm.ErrTimeout, ConsoleTail: tail}); ok {
+		t.Error("a timeout is not a panic")
+	}
+	if _, ok := knownKernelBug(nil); ok {
+		t.Error("no error")
+	}
+}
