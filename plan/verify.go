@@ -102,3 +102,32 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 	}
 	return rep, nil
 }
+
+// FinalizeVerified is Finalize once Verify with o has found the copy
+// clean: a difference (clone.ErrMismatch) or any error of verify leaves the
+// volume as it was, with the report. Verify runs on a volume recorded
+// hydrated (every region is then compared but those the host wrote); a
+// hydrating one is refused with ErrNotReady before anything is read, and
+// a finalize already under way or done is finished without verify (the
+// old LUN may be detached).
+func (p *Planner) FinalizeVerified(ctx context.Context, name string, o VerifyOptions) (*Volume, *VerifyReport, error) {
+	v, err := p.Show(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch v.Step {
+	case StepHydrated:
+	case StepHydrating:
+		return nil, nil, fmt.Errorf("plan: volume %s: %w: still hydrating as recorded (%d of %d regions): verify compares the whole copy once `migrate status` says hydrated; rerun then",
+			name, ErrNotReady, v.Progress.HydratedRegions, v.Progress.TotalRegions)
+	default:
+		v, err := p.Finalize(ctx, name)
+		return v, nil, err
+	}
+	rep, err := p.Verify(ctx, name, o)
+	if err != nil {
+		return nil, rep, err
+	}
+	v, err = p.Finalize(ctx, name)
+	return v, rep, err
+}

@@ -111,3 +111,45 @@ func TestVerifyRefusesOutsideTheClone(t *testing.T) {
 	require.Error(t, err, "no verifier port")
 	assert.False(t, errors.Is(err, clone.ErrMismatch))
 }
+
+// TestFinalizeVerified: finalize --verify reads only a volume recorded
+// hydrated, finalizes nothing on a difference, and finalizes after a clean
+// verify; a finalized volume's rerun needs no verify.
+func TestFinalizeVerified(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	f := &fakeVerifier{res: clone.VerifyResult{Compared: 1 << 20, Total: 1 << 20}}
+	p := e.verifyPlanner(f)
+	_, err := e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+
+	_, _, err = p.FinalizeVerified(ctx, "vol1", plan.VerifyOptions{})
+	require.ErrorIs(t, err, plan.ErrNotReady)
+	assert.Contains(t, err.Error(), "still hydrating")
+	assert.Empty(t, f.calls, "nothing read before the copy is whole")
+
+	e.hydrate("vol1")
+	f.res = clone.VerifyResult{Compared: 1 << 20, MismatchedBytes: 512, Mismatches: []clone.Extent{{Offset: 4096, Length: 512}}}
+	f.err = &clone.MismatchError{A: "old", B: "new", Result: f.res}
+	_, rep, err := p.FinalizeVerified(ctx, "vol1", plan.VerifyOptions{})
+	require.ErrorIs(t, err, clone.ErrMismatch)
+	require.NotNil(t, rep)
+	assert.Equal(t, f.res, rep.Result)
+	assert.Equal(t, plan.StepHydrated, e.show().Step, "a difference finalizes nothing")
+	assert.NotNil(t, e.k.Device(plan.DMName("vol1")).Clone, "still the clone")
+
+	f.res, f.err = clone.VerifyResult{Compared: 1 << 20, Total: 1 << 20}, nil
+	v, rep, err := p.FinalizeVerified(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+	assert.Equal(t, plan.StepFinalized, v.Step)
+	assert.Len(t, f.calls, 2)
+
+	v, rep, err = p.FinalizeVerified(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err, "the rerun of a finished finalize")
+	assert.Nil(t, rep)
+	assert.Equal(t, plan.StepFinalized, v.Step)
+	assert.Len(t, f.calls, 2, "no verify once the old LUN is detached")
+}

@@ -42,7 +42,12 @@ func (a *app) migrateCommand() *cli.Command {
 				Action: a.status,
 			},
 			a.verifyCommand(names),
-			{Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names, Action: a.eachVolume(a.finalize)},
+			{
+				Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names,
+				Flags: append([]cli.Flag{&cli.BoolFlag{Name: "verify", Usage: "first run verify; finalize only if the copy verifies clean (exit 9 on a difference, nothing changed)"}},
+					verifyFlags("with --verify: ")...),
+				Action: a.eachVolume(a.finalize),
+			},
 			{
 				Name: "handover", Usage: "after finalize: pre-handover hooks move the host to the new array, then the proxy's export, device and session to the new LUN are removed", ArgsUsage: names,
 				Description: `The optional last step. The pre-handover hooks move the host: on the new array,
@@ -282,7 +287,7 @@ func (a *app) resume(c *cli.Context, p *plan.Planner, name string) error {
 }
 
 func (a *app) finalize(c *cli.Context, p *plan.Planner, name string) error {
-	v, err := p.Finalize(c.Context, name)
+	v, err := a.finalizeMaybeVerified(c, p, name)
 	if err != nil {
 		return err
 	}
@@ -292,6 +297,28 @@ func (a *app) finalize(c *cli.Context, p *plan.Planner, name string) error {
 	fmt.Fprintf(a.stdout, "volume %s finalized: %s now runs linear over the new LUN (host I/O held %s during the swap); the old LUN is detached and its metadata freed\n",
 		name, plan.DMName(name), fmtDur(v.SwapHeld.D()))
 	return nil
+}
+
+// finalizeMaybeVerified finalizes, after verify with --verify. Verify's
+// report is printed; with --json only when finalize did not happen (a
+// difference: runbooks get the ranges), the finalized volume otherwise.
+func (a *app) finalizeMaybeVerified(c *cli.Context, p *plan.Planner, name string) (*plan.Volume, error) {
+	if !c.Bool("verify") {
+		return p.Finalize(c.Context, name)
+	}
+	o, err := verifyOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	v, rep, err := p.FinalizeVerified(c.Context, name, o)
+	switch {
+	case rep == nil:
+	case !a.g.json:
+		a.printVerify(name, rep, o.HostStopped)
+	case err != nil:
+		return nil, errors.Join(printJSON(a.stdout, rep), err)
+	}
+	return v, err
 }
 
 func (a *app) handover(c *cli.Context, p *plan.Planner, name string) error {

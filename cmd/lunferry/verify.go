@@ -15,33 +15,57 @@ func (a *app) verifyCommand(names string) *cli.Command {
 		Name:      "verify",
 		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region the host has not written since cutover (exit 9 on a difference); a volume cut over without an era layer needs --host-stopped",
 		ArgsUsage: names,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "rate", Value: "unlimited", Usage: "cap on the bytes read per second from each LUN, e.g. 200MiB/s"},
-			&cli.BoolFlag{Name: "host-stopped", Usage: "state that the host has not written to the volume since cutover (its writes are on the new LUN only and would read as differences)"},
-		},
-		Action: a.eachVolume(a.verify),
+		Flags:     verifyFlags(""),
+		Action:    a.eachVolume(a.verify),
 	}
 }
 
-func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
+// verifyFlags are verify's flags, for verify and (with "with --verify: "
+// as when) finalize --verify.
+func verifyFlags(when string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "rate", Value: "unlimited", Usage: when + "cap on the bytes read per second from each LUN, e.g. 200MiB/s"},
+		&cli.BoolFlag{Name: "host-stopped", Usage: when + "state that the host has not written to the volume since cutover (its writes are on the new LUN only and would read as differences)"},
+	}
+}
+
+// verifyOptions reads verify's flags.
+func verifyOptions(c *cli.Context) (plan.VerifyOptions, error) {
 	rate, err := clone.ParseRate(c.String("rate"))
 	if err != nil {
-		return usageError{err}
+		return plan.VerifyOptions{}, usageError{err}
 	}
 	if rate == clone.Paused {
-		return usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
+		return plan.VerifyOptions{}, usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
 	}
-	rep, err := p.Verify(c.Context, name, plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")})
+	return plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")}, nil
+}
+
+func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
+	o, err := verifyOptions(c)
+	if err != nil {
+		return err
+	}
+	rep, err := p.Verify(c.Context, name, o)
 	if rep == nil {
 		return err
 	}
 	if a.g.json {
 		return errors.Join(printJSON(a.stdout, rep), err)
 	}
+	a.printVerify(name, rep, o.HostStopped)
+	if err == nil {
+		fmt.Fprintf(a.stdout, "volume %s: the new LUN holds what the old one does in every hydrated region\n", name)
+	}
+	return err
+}
+
+// printVerify prints what verify compared and found.
+func (a *app) printVerify(name string, rep *plan.VerifyReport, hostStopped bool) {
 	r := rep.Result
 	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
 		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
-	if !c.Bool("host-stopped") {
+	if !hostStopped {
 		fmt.Fprintf(a.stdout, "  not compared: %s the host wrote since cutover (%d ranges)\n", plan.Bytes(rep.HostWrittenBytes), len(rep.HostWritten))
 	}
 	for _, m := range rep.WrittenDuring {
@@ -50,8 +74,4 @@ func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(a.stdout, "  differs: offset %d length %d\n", m.Offset, m.Length)
 	}
-	if err == nil {
-		fmt.Fprintf(a.stdout, "volume %s: the new LUN holds what the old one does in every hydrated region\n", name)
-	}
-	return err
 }

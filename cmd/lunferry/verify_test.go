@@ -76,3 +76,35 @@ func TestVerifyThroughTheCLI(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	assert.Equal(t, f.res.Mismatches, rep.Result.Mismatches)
 }
+
+func TestFinalizeVerifyThroughTheCLI(t *testing.T) {
+	c := newCLI(t)
+	c.ok(addArgs...)
+	c.ok("migrate", "prepare", "vol1")
+	c.ok("migrate", "cutover", "vol1")
+	f := &fakeVerifier{res: clone.VerifyResult{Compared: 8 << 20, Total: 8 << 20, Duration: time.Second,
+		MismatchedBytes: 512, Mismatches: []clone.Extent{{Offset: 8192, Length: 512}}}}
+	code, _, errs := c.runVerifying(f, "migrate", "finalize", "--verify", "vol1")
+	assert.Equal(t, ExitNotReady, code, "not hydrated: nothing read")
+	assert.Contains(t, errs, "hydration has not started")
+	assert.Zero(t, f.rate, "verify did not run")
+
+	c.ok("migrate", "start", "--follow", "--interval", "1ms", "vol1")
+	code, out, errs := c.runVerifying(f, "migrate", "finalize", "--verify", "--rate", "50MiB/s", "vol1")
+	assert.Equal(t, ExitMismatch, code, errs)
+	assert.Contains(t, out, "differs: offset 8192 length 512")
+	assert.NotContains(t, out, "finalized")
+	assert.Equal(t, 50*clone.MiB, f.rate)
+	code, out, _ = c.runVerifying(f, "--json", "migrate", "finalize", "--verify", "vol1")
+	assert.Equal(t, ExitMismatch, code)
+	var rep plan.VerifyReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	assert.Equal(t, f.res.Mismatches, rep.Result.Mismatches)
+	assert.Contains(t, c.ok("migrate", "status", "vol1"), "hydrated", "a difference finalizes nothing")
+
+	f.res.MismatchedBytes, f.res.Mismatches = 0, nil
+	code, out, errs = c.runVerifying(f, "migrate", "finalize", "--verify", "vol1")
+	require.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, out, "compared 8MiB of 8MiB hydrated")
+	assert.Contains(t, out, "volume vol1 finalized")
+}
