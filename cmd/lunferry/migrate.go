@@ -306,11 +306,12 @@ func (a *app) finalizeMaybeVerified(c *cli.Context, p *plan.Planner, name string
 	if !c.Bool("verify") {
 		return p.Finalize(c.Context, name)
 	}
-	o, err := verifyOptions(c)
+	o, err := a.verifyOptions(c, name)
 	if err != nil {
 		return nil, err
 	}
-	v, rep, err := p.FinalizeVerified(c.Context, name, o)
+	v, rep, err := p.FinalizeVerified(c.Context, name, o.VerifyOptions)
+	o.done()
 	switch {
 	case rep == nil:
 	case !a.g.json:

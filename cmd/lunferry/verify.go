@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,24 +30,44 @@ func verifyFlags(when string) []cli.Flag {
 	}
 }
 
-// verifyOptions reads verify's flags.
-func verifyOptions(c *cli.Context) (plan.VerifyOptions, error) {
+// verifyRun is a verify's options and its progress line on a terminal.
+type verifyRun struct {
+	plan.VerifyOptions
+	progress *progressLine // nil: no terminal, or --json
+}
+
+// done ends the progress line before the report is printed.
+func (r verifyRun) done() {
+	if r.progress != nil {
+		r.progress.end()
+	}
+}
+
+// verifyOptions reads verify's flags; on a terminal (and without --json)
+// the comparison shows a progress line.
+func (a *app) verifyOptions(c *cli.Context, name string) (verifyRun, error) {
 	rate, err := clone.ParseRate(c.String("rate"))
 	if err != nil {
-		return plan.VerifyOptions{}, usageError{err}
+		return verifyRun{}, usageError{err}
 	}
 	if rate == clone.Paused {
-		return plan.VerifyOptions{}, usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
+		return verifyRun{}, usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
 	}
-	return plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")}, nil
+	r := verifyRun{VerifyOptions: plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")}}
+	if !a.g.json && isTerminal(a.stdout) {
+		r.progress = newProgressLine(a.stdout, "volume "+name+": verify", time.Now)
+		r.OnProgress = r.progress.update
+	}
+	return r, nil
 }
 
 func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
-	o, err := verifyOptions(c)
+	o, err := a.verifyOptions(c, name)
 	if err != nil {
 		return err
 	}
-	rep, err := p.Verify(c.Context, name, o)
+	rep, err := p.Verify(c.Context, name, o.VerifyOptions)
+	o.done()
 	if rep == nil {
 		return err
 	}
