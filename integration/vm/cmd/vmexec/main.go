@@ -99,14 +99,8 @@ func run(args []string) int {
 	wd, _ := os.Getwd()
 	opts.Dir = wd
 
-	res, err := vm.Run(ctx, opts)
 	name := filepath.Base(args[0])
-	if bug, ok := knownKernelBug(err); ok {
-		fmt.Fprintf(os.Stderr, "vmexec: %s: %v\nvmexec: %s: that is a known bug of the lab kernel's own (%s): running %s again in a fresh VM\n",
-			name, err, name, bug, name)
-		summary(fmt.Sprintf("%s (%s): lab kernel bug (%s), run again", name, wd, bug))
-		res, err = vm.Run(ctx, opts)
-	}
+	res, err := runOnce(ctx, opts, name)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmexec: %s: %v\n", name, err)
 		var f *vm.Failure
@@ -137,6 +131,19 @@ func run(args []string) int {
 	}
 	summary(fmt.Sprintf("%s (%s): exit %d; %s", name, wd, code, res.Banner()))
 	return code
+}
+
+// runOnce runs opts in the lab, and once more in a fresh VM when the first
+// VM died of a known bug of the lab kernel's own.
+func runOnce(ctx context.Context, opts vm.Options, name string) (*vm.Result, error) {
+	res, err := vm.Run(ctx, opts)
+	if bug, ok := knownKernelBug(err); ok {
+		fmt.Fprintf(os.Stderr, "vmexec: %s: %v\nvmexec: %s: that is a known bug of the lab kernel's own (%s): running %s again in a fresh VM\n",
+			name, err, name, bug, name)
+		summary(fmt.Sprintf("%s (%s): lab kernel bug (%s), run again", name, opts.Dir, bug))
+		res, err = vm.Run(ctx, opts)
+	}
+	return res, err
 }
 
 // knownKernelBugs are panics of the lab kernel (Debian 6.1) in code no
