@@ -33,6 +33,11 @@ func initiatorSessions() []string {
 	return out
 }
 
+// finalizedObjects is how many of proxyObjects a finalized volume has: the
+// era device, the linear device below it, the export's LIO target and
+// storage object, the session to the new LUN.
+const finalizedObjects = 5
+
 // proxyObjects lists what of the proxy's objects for a volume is left in
 // the kernel: the dm devices (era layer and device), the export's LIO target, its storage object,
 // and any session of an initiator other than the lab host to the old or
@@ -80,9 +85,9 @@ func (s *scene) handoverRefused(sp plan.Spec) {
 		}
 	}
 	s.logf("handover with the host still on the export (%.1fs): exit %d: %s", r.took.Seconds(), r.code, strings.TrimSpace(r.stderr))
-	// Device, target, storage object, session to the new LUN.
-	if left := s.proxyObjects(sp); len(left) != 4 {
-		s.t.Fatalf("after the refused handover, want the proxy's 4 objects, have:\n%s", strings.Join(left, "\n"))
+	// Era device, device, target, storage object, session to the new LUN.
+	if left := s.proxyObjects(sp); len(left) != finalizedObjects {
+		s.t.Fatalf("after the refused handover, want the proxy's %d objects, have:\n%s", finalizedObjects, strings.Join(left, "\n"))
 	}
 	if hs := s.cfg.Host.Sessions(); !slices.Equal(hs, []string{sp.Export.IQN}) {
 		s.t.Fatalf("host sessions after the refused handover: %v, want only the export", hs)

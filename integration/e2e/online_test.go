@@ -362,8 +362,8 @@ func (s *scene) handoverDryRun(sp plan.Spec) {
 		}
 	}
 	// Device, target, storage object, session to the new LUN.
-	if left := s.proxyObjects(sp); len(left) != 4 {
-		s.t.Fatalf("after the handover's dry run, want the proxy's 4 objects, have:\n%s", strings.Join(left, "\n"))
+	if left := s.proxyObjects(sp); len(left) != finalizedObjects {
+		s.t.Fatalf("after the handover's dry run, want the proxy's %d objects, have:\n%s", finalizedObjects, strings.Join(left, "\n"))
 	}
 	s.hostOnProxyAlone("after the handover's dry run")
 }
