@@ -108,8 +108,8 @@ func (g *Guest) hostDisk(iqn string) (string, error) {
 
 // retire takes a volume away after its cycle: the host logs out, then
 // abort (before finalize) or a removal of what finalize left (the export,
-// linear device and session to the new LUN, as handover would), and the
-// volume is forgotten.
+// the era device, the linear device below it, the era metadata and the
+// session to the new LUN, as handover would), and the volume is forgotten.
 func (g *Guest) retire(ctx context.Context, state string, sp plan.Spec, finalized bool) error {
 	if err := g.cfg.Host.Logout(g.cfg.ExportPortal, sp.Export.IQN); err != nil {
 		return err
@@ -125,7 +125,12 @@ func (g *Guest) retire(ctx context.Context, state string, sp plan.Spec, finalize
 	if err := ports.Exporter.Teardown(ctx, sp.Export.IQN, plan.DMName(sp.Name)); err != nil {
 		return fmt.Errorf("bench: retire %s: %w", sp.Name, err)
 	}
-	if err := ports.Mapper.Remove(ctx, plan.DMName(sp.Name)); err != nil {
+	for _, n := range []string{plan.EraName(sp.Name), plan.DMName(sp.Name)} {
+		if err := ports.Mapper.Remove(ctx, n); err != nil {
+			return fmt.Errorf("bench: retire %s: %w", sp.Name, err)
+		}
+	}
+	if err := ports.Metadata.DetachFile(ctx, filepath.Join(state, "metadata", sp.Name+".era"), true); err != nil {
 		return fmt.Errorf("bench: retire %s: %w", sp.Name, err)
 	}
 	if err := ports.Initiator.Logout(ctx, plan.Target{Portal: sp.New.Portal, IQN: sp.New.IQN}); err != nil {
