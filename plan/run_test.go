@@ -277,49 +277,42 @@ func TestRestoreServesAFaultyVolume(t *testing.T) {
 	require.True(t, ok)
 }
 
-// TestRunRebuildsWhatWasRemoved: an export torn down behind lunferry's
-// back (targetcli, a script) shows as drift in status, and run rebuilds it.
-func TestRunRebuildsWhatWasRemoved(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	e.add(spec("vol1"))
-	e.cutOver()
-	require.NoError(t, e.k.Exporter().Teardown(ctx, exportIQN, ""))
-	rep, err := e.p.Status(ctx, "vol1")
-	require.NoError(t, err)
-	require.Equal(t, []string{"export gone"}, rep.Volumes[0].Drift)
-	require.ErrorIs(t, rep.Check(), plan.ErrDrift)
+// TestRunRebuildsADamagedExport: an export damaged behind lunferry's back
+// shows as drift in status, and a running `lunferry run` rebuilds it over
+// the volume's own device: torn down (targetcli, a script); a target left
+// without its LUN (a LIO restore such as targetctl's at boot leaves out a
+// LUN whose device it did not find); a storage object on another device (a
+// LIO restore from a configuration saved when the device had another
+// number: it must not count as serving the host).
+func TestRunRebuildsADamagedExport(t *testing.T) {
+	for name, damage := range map[string]func(e *env){
+		"torn down":         func(e *env) { require.NoError(e.t, e.k.Exporter().Teardown(context.Background(), exportIQN, "")) },
+		"without its LUN":   func(e *env) { e.k.StripExport(exportIQN) },
+		"on another device": func(e *env) { e.k.RepointExport(exportIQN, "/dev/dm-99") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			e.add(spec("vol1"))
+			e.cutOver()
+			x, ok := e.k.Export(exportIQN)
+			require.True(t, ok)
+			own := x.Device
+			damage(e)
+			rep, err := e.p.Status(ctx, "vol1")
+			require.NoError(t, err)
+			require.Equal(t, []string{"export gone"}, rep.Volumes[0].Drift)
+			require.ErrorIs(t, rep.Check(), plan.ErrDrift)
 
-	stop := e.run(20 * time.Millisecond)
-	defer stop()
-	require.Eventually(t, func() bool { _, ok := e.k.Export(exportIQN); return ok }, 30*time.Second, 10*time.Millisecond)
-	rep, err = e.p.Status(ctx, "vol1")
-	require.NoError(t, err)
-	require.Empty(t, rep.Volumes[0].Drift)
-	require.NoError(t, rep.Check())
-}
-
-// TestRunRebuildsAnExportWithoutItsLUN: a target that still exists but no
-// longer shows the host its disk (a LIO restore such as targetctl's at
-// boot leaves out a LUN whose device it did not find) is drift: status
-// reports it and run completes the export.
-func TestRunRebuildsAnExportWithoutItsLUN(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	e.add(spec("vol1"))
-	e.cutOver()
-	e.k.StripExport(exportIQN)
-	rep, err := e.p.Status(ctx, "vol1")
-	require.NoError(t, err)
-	require.Equal(t, []string{"export gone"}, rep.Volumes[0].Drift)
-	require.ErrorIs(t, rep.Check(), plan.ErrDrift)
-
-	stop := e.run(20 * time.Millisecond)
-	defer stop()
-	require.Eventually(t, func() bool { x, _ := e.k.Export(exportIQN); return x.Device != "" }, 30*time.Second, 10*time.Millisecond)
-	rep, err = e.p.Status(ctx, "vol1")
-	require.NoError(t, err)
-	require.Empty(t, rep.Volumes[0].Drift)
+			stop := e.run(20 * time.Millisecond)
+			defer stop()
+			require.Eventually(t, func() bool { x, _ := e.k.Export(exportIQN); return x.Device == own }, 30*time.Second, 10*time.Millisecond)
+			rep, err = e.p.Status(ctx, "vol1")
+			require.NoError(t, err)
+			require.Empty(t, rep.Volumes[0].Drift)
+			require.NoError(t, rep.Check())
+		})
+	}
 }
 
 // TestStallAfterFromTheSpec: a spec's stallAfter replaces the 2-minute
