@@ -21,6 +21,14 @@ const (
 	chapHostIQN   = "iqn.1994-05.com.redhat:h"
 )
 
+// fakeExporter is the exporter over a fake configfs (f), on a proxy whose
+// only address is 192.0.2.1, owning its secret files as the test's user.
+func fakeExporter(t *testing.T) (*exporter, *configfstest.FS) {
+	f := configfstest.New(t)
+	return &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
+		Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}}), owner: os.Getuid()}, f
+}
+
 func chapExportSpec(c *plan.CHAP) plan.ExportSpec {
 	return plan.ExportSpec{IQN: chapExportIQN, Portals: []string{"192.0.2.1:3260"}, StorageName: "lunferry-v1",
 		Device: "/dev/dm-3", HostIQN: chapHostIQN, CHAP: c}
@@ -41,9 +49,7 @@ func TestExportCHAP(t *testing.T) {
 			MutualUsername: "proxy1", MutualSecretFile: writeSecret(t, dir, "p2", "proxy-secret-456")}, "proxy1", "proxy-secret-456"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := configfstest.New(t)
-			e := &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
-				Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}}), owner: os.Getuid()}
+			e, f := fakeExporter(t)
 			require.NoError(t, e.Apply(context.Background(), chapExportSpec(tc.chap)))
 			tpg := filepath.Join(f.Root, "iscsi", chapExportIQN, "tpgt_1")
 			auth := filepath.Join(tpg, "acls", chapHostIQN, "auth")
@@ -65,9 +71,7 @@ func TestExportCHAP(t *testing.T) {
 func TestExportCHAPSecretRefused(t *testing.T) {
 	p := writeSecret(t, t.TempDir(), "h", "host-secret-123")
 	require.NoError(t, os.Chmod(p, 0o644))
-	f := configfstest.New(t)
-	e := &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
-		Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}}), owner: os.Getuid()}
+	e, f := fakeExporter(t)
 	err := e.Apply(context.Background(), chapExportSpec(&plan.CHAP{Username: "db1-host", SecretFile: p}))
 	require.ErrorContains(t, err, "chmod 600 "+p)
 	require.Empty(t, f.Objects())

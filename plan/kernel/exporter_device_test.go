@@ -2,13 +2,9 @@ package kernel
 
 import (
 	"context"
-	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/lunferry/lunferry/lio"
-	"github.com/lunferry/lunferry/lio/configfstest"
 )
 
 // TestServingNeedsTheDevice: an export serves the host only while its
@@ -17,9 +13,7 @@ import (
 // on the right path opened as another device (the fake opens 254:0,
 // /dev/null is 1:3): neither counts as serving, so run rebuilds it.
 func TestServingNeedsTheDevice(t *testing.T) {
-	f := configfstest.New(t)
-	e := &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
-		Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}})}
+	e, _ := fakeExporter(t)
 	ctx := context.Background()
 	s := chapExportSpec(nil)
 	s.Device = "/dev/lunferry-test-no-such-node" // nothing to compare: the path decides

@@ -2,14 +2,12 @@ package kernel
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/lunferry/lunferry/lio"
-	"github.com/lunferry/lunferry/lio/configfstest"
 )
 
 // TestExportWithAnotherIdentityRebuilt: lunferry's export holding other
@@ -18,9 +16,7 @@ import (
 // kernel refuses to change them while a LUN exports it) is torn down and
 // built again with the spec's identity, not left failing every restore.
 func TestExportWithAnotherIdentityRebuilt(t *testing.T) {
-	f := configfstest.New(t)
-	e := &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
-		Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}})}
+	e, f := fakeExporter(t)
 	ctx := context.Background()
 	s := chapExportSpec(nil)
 	s.WWN = lio.WWN{UnitSerial: "6001405abc", VendorID: "LIO-ORG", ProductID: "IBLOCK"}

@@ -2,15 +2,11 @@ package kernel
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/lunferry/lunferry/lio"
-	"github.com/lunferry/lunferry/lio/configfstest"
 )
 
 // TestExportOnAnotherDeviceRebuilt: lunferry's export whose storage object
@@ -19,9 +15,7 @@ import (
 // opens 254:0, /dev/null is 1:3) is torn down and built again, not
 // adopted and not refused (lio names only lunferry's objects).
 func TestExportOnAnotherDeviceRebuilt(t *testing.T) {
-	f := configfstest.New(t)
-	e := &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: f.Root, FS: f,
-		Addrs: lio.StaticAddrs{netip.MustParsePrefix("192.0.2.1/24")}})}
+	e, f := fakeExporter(t)
 	s := chapExportSpec(nil)
 	s.Device = "/dev/null"
 	ctx := context.Background()
