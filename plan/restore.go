@@ -161,6 +161,12 @@ func (p *Planner) restoreDue(ctx context.Context, r *restoreRetry) {
 		names = nil
 	}
 	res, err := p.Restore(ctx, names...)
+	if ctx.Err() != nil {
+		// Stopped mid-restore (SIGTERM, systemctl stop): not a failure;
+		// the next start restores what is left.
+		p.logf("restore interrupted: lunferry is stopping; its next start restores what is left")
+		return
+	}
 	r.all, r.failed = false, nil
 	for _, v := range res {
 		switch {

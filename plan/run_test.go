@@ -253,6 +253,33 @@ func TestRunRetriesRestoreUntilServed(t *testing.T) {
 	require.Equal(t, plan.StepCutOver, v.Step)
 }
 
+// TestRunStoppedMidRestore: lunferry stopped (SIGTERM) while run's restore
+// rebuilds a volume is not a failed restore: it says it was interrupted
+// and schedules no retry; the next start restores what is left.
+func TestRunStoppedMidRestore(t *testing.T) {
+	if vmtest.InVM() {
+		t.Skip("a loop over the fake kernel: run in the unit pass")
+	}
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	e.k.Reboot()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.k.ResetCalls()
+	e.k.CrashAt, e.k.OnCrash = 2, func(plantest.Inventory) { cancel() }
+	require.NoError(t, e.p.Run(ctx, time.Hour, false, nil))
+	assert.Contains(t, e.log.String(), "restore interrupted: lunferry is stopping")
+	assert.NotContains(t, e.log.String(), "restore failed")
+	assert.NotContains(t, e.log.String(), "trying again")
+
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	_, err := e.p.Restore(context.Background())
+	require.NoError(t, err, "the next start restores")
+	_, ok := e.k.Export(exportIQN)
+	require.True(t, ok)
+}
+
 // TestRestoreServesAFaultyVolume: a clone whose metadata failed may still
 // carry the host's I/O; restore rebuilds it rather than leave the host
 // without its disk.
