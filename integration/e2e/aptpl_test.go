@@ -118,7 +118,7 @@ func TestAPTPLRestore(t *testing.T) {
 	r := s.mustLF("restore")
 	s.logf("restore of the removed export (%.1fs): %s", r.took.Seconds(), strings.TrimSpace(r.stdout))
 	s.hostStillReserves("after restore rebuilt the export")
-	n := s.writerStats().Files
-	waitFor(t, 3*time.Minute, "the host's writer to write through the reserved export", func() bool { return s.writerStats().Files >= n+5 })
+	n := s.writerStats().Writes()
+	waitFor(t, 3*time.Minute, "the host's writer to write through the reserved export", func() bool { return s.writerStats().Writes() >= n+5 })
 	s.writerClean()
 }

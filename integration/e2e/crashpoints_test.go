@@ -310,7 +310,7 @@ func (s *scene) checkWriter(when string) {
 	}
 	waitFor(s.t, time.Minute, when+": the host's writer to go on", func() bool {
 		now := s.writerStats()
-		return now.Files+now.Readbacks >= st.Files+st.Readbacks+2
+		return now.Writes()+now.Readbacks >= st.Writes()+st.Readbacks+2
 	})
 }
 

@@ -87,8 +87,8 @@ func TestFaultsToHandover(t *testing.T) {
 		t.Logf("RESULT %s", o)
 	}
 	st := s.writerStats()
-	t.Logf("RESULT crash finalize/handover: %s; writer %d files, 0 errors, longest write %.0f ms, read %.0f ms; test %.0fs (%.0fs to hydrated)",
-		crashes, st.Files, st.MaxWriteMs, st.MaxReadMs, time.Since(start).Seconds(), faults.Seconds())
+	t.Logf("RESULT crash finalize/handover: %s; writer %d files, %d rewrites (filesystem full), 0 errors, longest write %.0f ms, read %.0f ms; test %.0fs (%.0fs to hydrated)",
+		crashes, st.Files, st.Rewrites, st.MaxWriteMs, st.MaxReadMs, time.Since(start).Seconds(), faults.Seconds())
 }
 
 // outage makes the array of role unreachable for outageTime while the
@@ -141,8 +141,8 @@ func (s *scene) outage(sp plan.Spec, role string) outageResult {
 		s.t.Errorf("status after the %s array came back and hydration resumed still lists unreachable arrays: %+v", role, u)
 	}
 	o.resumed = time.Since(back)
-	n := s.writerStats().Files
-	waitFor(s.t, time.Minute, "the host's writer to write after the "+role+" array came back", func() bool { return s.writerStats().Files >= n+3 })
+	n := s.writerStats().Writes()
+	waitFor(s.t, time.Minute, "the host's writer to write after the "+role+" array came back", func() bool { return s.writerStats().Writes() >= n+3 })
 	cancel()
 	o.probe = <-probed
 	o.writer = s.stopWriter()

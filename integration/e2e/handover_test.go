@@ -130,10 +130,10 @@ func (s *scene) handover(sp plan.Spec) (time.Duration, string) {
 
 	// The host writes to the new LUN directly (the hook restarted the
 	// writer there).
-	n := s.writerStats().Files
-	waitFor(t, time.Minute, "the writer to write to the new LUN directly", func() bool { return s.writerStats().Files > n+10 })
+	n := s.writerStats().Writes()
+	waitFor(t, time.Minute, "the writer to write to the new LUN directly", func() bool { return s.writerStats().Writes() > n+10 })
 	direct := s.stopWriter()
-	if direct.Errors != 0 || direct.Mismatches != 0 || direct.Files == 0 {
+	if direct.Errors != 0 || direct.Mismatches != 0 || direct.Writes() == 0 {
 		t.Fatalf("writer on the new LUN directly: %+v", direct)
 	}
 	s.logf("writer on the new LUN directly: %d files, %d errors, longest write %.0f ms", direct.Files, direct.Errors, direct.MaxWriteMs)

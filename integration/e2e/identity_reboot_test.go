@@ -113,7 +113,7 @@ func identityCutBoot1(t *testing.T, s *scene, sp plan.Spec, recorded string) {
 	s.mustLF("migrate", "start", sp.Name)
 	waitFor(t, 5*time.Minute, "hydration past 10% with host writes through the proxy", func() bool {
 		p := s.status(sp.Name).Progress
-		return p.TotalRegions > 0 && p.HydratedRegions*10 > p.TotalRegions && s.writerStats().Files >= 10
+		return p.TotalRegions > 0 && p.HydratedRegions*10 > p.TotalRegions && s.writerStats().Writes() >= 10
 	})
 	if st := s.status(sp.Name); st.Step != plan.StepHydrating {
 		t.Fatalf("before the power cut: step %s, want %s", st.Step, plan.StepHydrating)
@@ -152,8 +152,8 @@ func identityCutBoot2(t *testing.T, s *scene, sp plan.Spec, recorded string) {
 	s.sgPersist("--out", "--register-ignore", "--param-sark="+hostKey, "--param-aptpl")
 	s.hostStillReserves("after the host registered its new session")
 	s.labCmd("writer", "start")
-	n := s.writerStats().Files
-	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Files >= n+5 })
+	n := s.writerStats().Writes()
+	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Writes() >= n+5 })
 	s.mustLF("migrate", "throttle", sp.Name, "unlimited")
 	waitFor(t, 5*time.Minute, "hydration to complete", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
 	s.logf("lunferry run:\n%s", run.stop())

@@ -186,7 +186,7 @@ func TestFullMigration(t *testing.T) {
 		t.Fatalf("device table after finalize: %s", table)
 	}
 	s.logf("after finalize: proxy %s; host's disk %s", cacheFlags(plan.DMName("vol1")), cacheFlags(hostDisk))
-	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Files > before.Files+10 })
+	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Writes() > before.Writes()+10 })
 	st = s.status("vol1")
 	if st.Step != plan.StepFinalized || !slices.Contains(st.Sessions, s.cfg.Host.IQN) {
 		t.Fatalf("after finalize: step %s, sessions %v", st.Step, st.Sessions)
@@ -245,7 +245,7 @@ func TestAbortAfterCutover(t *testing.T) {
 	waitFor(t, 2*time.Minute, "some hydration and host writes through the proxy", func() bool {
 		st := s.status("vol3")
 		ws, _ := lab.LoadStats(s.cfg.StatsFile(2))
-		return st.Progress.HydratedRegions > 0 && ws.Files >= 10
+		return st.Progress.HydratedRegions > 0 && ws.Writes() >= 10
 	})
 	st := s.status("vol3")
 	s.logf("before abort: %d of %d regions hydrated", st.Progress.HydratedRegions, st.Progress.TotalRegions)

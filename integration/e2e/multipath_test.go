@@ -171,8 +171,8 @@ func (s *scene) sameCache(direct, proxied string) {
 // it had when called (it writes through the host's current paths).
 func (s *scene) writerProgress(what string) {
 	s.t.Helper()
-	n := s.writerStats().Files
-	waitFor(s.t, 2*time.Minute, "the writer to write "+what, func() bool { return s.writerStats().Files > n+5 })
+	n := s.writerStats().Writes()
+	waitFor(s.t, 2*time.Minute, "the writer to write "+what, func() bool { return s.writerStats().Writes() > n+5 })
 }
 
 // logStalls logs the writer's longest write per marked phase and returns

@@ -160,8 +160,8 @@ func powerCutBoot2(t *testing.T, s *scene, sp plan.Spec) {
 		p := s.status(sp.Name).Progress
 		return p.TotalRegions > 0 && p.HydratedRegions == p.TotalRegions
 	})
-	n := s.writerStats().Files
-	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Files >= n+5 })
+	n := s.writerStats().Writes()
+	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Writes() >= n+5 })
 	s.powerCutAt(finalizeCutPoint, "migrate", "finalize", sp.Name)
 }
 
@@ -179,8 +179,8 @@ func powerCutBoot3(t *testing.T, s *scene, sp plan.Spec) {
 	t0 := time.Now()
 	s.labCmd("host", "mount", "proxy")
 	s.labCmd("writer", "start")
-	n := s.writerStats().Files
-	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Files >= n+5 })
+	n := s.writerStats().Writes()
+	waitFor(t, time.Minute, "the host's writer to write through the proxy", func() bool { return s.writerStats().Writes() >= n+5 })
 	s.logf("host served again %.1fs after logging in", time.Since(t0).Seconds())
 	s.checkAfterCrash(sp, plan.StepFinalizing, "run after the power cut inside finalize")
 	if table := dmTable(t, plan.DMName(sp.Name)); !strings.Contains(table, " linear ") {

@@ -152,7 +152,7 @@ func (s *scene) stallReported(name string, bad clone.Extent, run *background) {
 // unreadable range): its writes must all succeed.
 func (s *scene) writerSawOnlyBadReads(w lab.WriterStats) {
 	s.t.Helper()
-	if w.Files == 0 || w.Mismatches != 0 {
+	if w.Writes() == 0 || w.Mismatches != 0 {
 		s.t.Errorf("writer: %+v", w)
 	}
 	logs, _ := filepath.Glob(filepath.Join(s.dir, "writer-*.log"))

@@ -141,7 +141,7 @@ func rebootBoot1(t *testing.T, s *scene, sp plan.Spec) {
 	waitFor(t, 5*time.Minute, "hydration past 10% with host writes through the proxy", func() bool {
 		st := s.status(sp.Name)
 		ws, _ := lab.LoadStats(s.cfg.StatsFile(2))
-		return st.Progress.TotalRegions > 0 && st.Progress.HydratedRegions*10 > st.Progress.TotalRegions && ws.Files >= 10
+		return st.Progress.TotalRegions > 0 && st.Progress.HydratedRegions*10 > st.Progress.TotalRegions && ws.Writes() >= 10
 	})
 	before := s.status(sp.Name)
 	time.Sleep(2 * time.Second) // dm-clone commits its metadata every second
@@ -179,10 +179,10 @@ func rebootBoot2(t *testing.T, s *scene, sp plan.Spec) {
 	run := s.startLF("run", "--interval", "1s")
 	waitFor(t, 5*time.Minute, "hydration to complete", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
 	s.logf("lunferry run:\n%s", run.stop())
-	written := s.writerStats().Files
+	written := s.writerStats().Writes()
 	r = s.mustLF("migrate", "finalize", sp.Name)
 	s.logf("finalize: %s", strings.TrimSpace(r.stdout))
-	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Files > written+10 })
+	waitFor(t, time.Minute, "the writer to write after finalize", func() bool { return s.writerStats().Writes() > written+10 })
 	// The runbook's handover: the hooks move the host (and its writer)
 	// to the new array, the proxy lets go; then the data checks on the
 	// new LUN alone.

@@ -129,8 +129,8 @@ func TestTargetcliCoexists(t *testing.T) {
 	s.labCmd("host", "mount", "proxy")
 	s.hostQueues()
 	s.labCmd("writer", "start")
-	n := s.writerStats().Files
-	waitFor(t, 2*time.Minute, "the host to write through the proxy again", func() bool { return s.writerStats().Files > n })
+	n := s.writerStats().Writes()
+	waitFor(t, 2*time.Minute, "the host to write through the proxy again", func() bool { return s.writerStats().Writes() > n })
 
 	s.mustLF("migrate", "throttle", sp.Name, "unlimited")
 	waitFor(t, 3*time.Minute, "hydration to complete", func() bool { return s.status(sp.Name).Step == plan.StepHydrated })
@@ -261,12 +261,12 @@ func (c *unitCycles) restart(what string, f lab.SavedConfig, host bool) {
 	u.down = restored.Sub(stopped)
 	s.logf("%s: targetctl clear and restore took %.1fs", what, u.down.Seconds())
 	u.skipped = skipped
-	n := s.writerStats().Files
+	n := s.writerStats().Writes()
 	c.run = s.startLF("run", "--interval", "1s")
 	waitFor(s.t, time.Minute, "the export to serve lunferry's own device ("+what+")", func() bool { return s.exportOnOwnDevice(c.sp) })
 	u.rebuilt = time.Since(restored)
 	if host {
-		waitFor(s.t, 2*time.Minute, "the host to write through the proxy ("+what+")", func() bool { return s.writerStats().Files > n })
+		waitFor(s.t, 2*time.Minute, "the host to write through the proxy ("+what+")", func() bool { return s.writerStats().Writes() > n })
 		u.served = time.Since(restored)
 	}
 	s.logf("%s; targetctl restore said: %q", u, skipped)

@@ -133,6 +133,7 @@ func (c *Config) AllStats() (WriterStats, error) {
 		}
 		sum.Session++
 		sum.Files += st.Files
+		sum.Rewrites += st.Rewrites
 		sum.Bytes += st.Bytes
 		sum.Readbacks += st.Readbacks
 		sum.Errors += st.Errors

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,40 @@ func TestWriterWritesReadsBackAndRecords(t *testing.T) {
 	}
 	if res, err := Verify(dir, m, 0); err != nil || res.Files != 4 {
 		t.Fatalf("verify session 0 only: %+v %v", res, err)
+	}
+}
+
+// A full filesystem must not stop the writer's writes: a test waiting for
+// the host to write would wait forever (CI: the writer stopped creating
+// files late in a long test and the wait after handover timed out).
+func TestWriterRewritesWhenFull(t *testing.T) {
+	dir, labDir := t.TempDir(), t.TempDir()
+	m := filepath.Join(labDir, "manifest.txt")
+	if _, _, err := Populate(dir, m, 4, 0, 7); err != nil {
+		t.Fatal(err)
+	}
+	run := func(session int, maxUsed float64) WriterStats {
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		defer cancel()
+		w := &Writer{Dir: dir, Manifest: m, Stats: filepath.Join(labDir, fmt.Sprintf("writer-%d.json", session)), Session: session, Seed: 7,
+			Interval: 5 * time.Millisecond, MaxUsed: maxUsed}
+		st, err := w.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	first := run(1, 1.01)
+	full := run(2, 1e-9)
+	if full.Files != 0 || full.Rewrites < 3 || full.Writes() != full.Rewrites || full.Errors != 0 || full.Mismatches != 0 {
+		t.Fatalf("writer on a full filesystem: %+v", full)
+	}
+	res, err := Verify(dir, m, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(res.Files) != 4+first.Files {
+		t.Fatalf("verify after rewrites: %d files, want %d", res.Files, 4+first.Files)
 	}
 }
 

@@ -202,6 +202,9 @@ type WriterStats struct {
 	// Files and Bytes count files written and made durable.
 	Files int64 `json:"files"`
 	Bytes int64 `json:"bytes"`
+	// Rewrites counts files rewritten in place, made durable, once the
+	// filesystem was full.
+	Rewrites int64 `json:"rewrites,omitempty"`
 	// Forgotten counts manifest files absent when the run started and so
 	// not read back (ForgetMissing).
 	Forgotten int64 `json:"forgotten,omitempty"`
@@ -233,7 +236,9 @@ type WriterStats struct {
 // known content under Dir, each written, fsynced (with its directory), read
 // back past the page cache and compared, then recorded in the manifest. It
 // also re-reads earlier files now and then. When the filesystem is fuller
-// than MaxUsed it only re-reads.
+// than MaxUsed it rewrites a writer file in place with the bytes it already
+// holds instead (same size, so a torn rewrite leaves the same content): the
+// host keeps writing to the device however long a test runs.
 type Writer struct {
 	// Dir is the mounted filesystem's root.
 	Dir string
@@ -249,10 +254,9 @@ type Writer struct {
 	// Interval is the pause between two files (0: 50ms).
 	Interval time.Duration
 	// MaxUsed is the fraction of the filesystem above which no new files
-	// are created (0: 0.6).
+	// are created, only rewritten (0: 0.6).
 	MaxUsed float64
-	// ReadOnly creates no files, only re-reads (a filesystem known to be
-	// full; tests, where an almost empty tmpfs never looks full).
+	// ReadOnly writes nothing, only re-reads (tests).
 	ReadOnly bool
 	// ForgetMissing does not read back the manifest's files that are
 	// absent when the run starts, and counts them (Forgotten): the host
@@ -328,7 +332,23 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 	}
 	lastSave := time.Now()
 	for n := 0; ctx.Err() == nil; n++ {
-		if !w.ReadOnly && used(w.Dir) < maxUsed {
+		full := used(w.Dir) >= maxUsed
+		if !w.ReadOnly && full {
+			if e, ok := rewritable(known, r); ok {
+				b := make([]byte, e.Size)
+				content(b, w.Seed, e.Session, e.index)
+				t0 := time.Now()
+				err := RewriteInPlace(filepath.Join(w.Dir, e.Path), b)
+				w.latency(&st, t0)
+				if err != nil {
+					fail("rewrite %s: %v", e.Path, err)
+				} else {
+					st.Rewrites++
+					check(e.Entry)
+				}
+			}
+		}
+		if !w.ReadOnly && !full {
 			size := int64(4096 + r.IntN(28*1024))
 			b := make([]byte, size)
 			content(b, w.Seed, w.Session, n)
@@ -336,13 +356,7 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 			e := Entry{Sum: sumBytes(b), Size: size, Session: w.Session, Path: rel}
 			t0 := time.Now()
 			err := WriteDurable(filepath.Join(w.Dir, rel), b)
-			ms := float64(time.Since(t0).Microseconds()) / 1000
-			if ms > st.MaxWriteMs {
-				st.MaxWriteMs, st.MaxWriteAt = ms, time.Now().UTC()
-			}
-			if w.Latency != nil {
-				fmt.Fprintf(w.Latency, "%s %.3f\n", time.Now().UTC().Format(time.RFC3339Nano), ms)
-			}
+			w.latency(&st, t0)
 			if err != nil {
 				fail("write %s: %v", rel, err)
 			} else {
@@ -373,6 +387,60 @@ func (w *Writer) Run(ctx context.Context) (WriterStats, error) {
 	return st, SaveStats(w.Stats, st)
 }
 
+// latency records a write+fsync that started at t0: the longest in st,
+// every one in w.Latency.
+func (w *Writer) latency(st *WriterStats, t0 time.Time) {
+	ms := float64(time.Since(t0).Microseconds()) / 1000
+	if ms > st.MaxWriteMs {
+		st.MaxWriteMs, st.MaxWriteAt = ms, time.Now().UTC()
+	}
+	if w.Latency != nil {
+		fmt.Fprintf(w.Latency, "%s %.3f\n", time.Now().UTC().Format(time.RFC3339Nano), ms)
+	}
+}
+
+// writerFile is a manifest entry the writer made, with the index its
+// content was generated from.
+type writerFile struct {
+	Entry
+	index int
+}
+
+// rewritable picks, at random, a manifest file a writer session made
+// (w<session>/f<index>.dat), whose content it can generate again.
+func rewritable(known []Entry, r *rand.Rand) (writerFile, bool) {
+	if len(known) == 0 {
+		return writerFile{}, false
+	}
+	for range 8 {
+		e := known[r.IntN(len(known))]
+		var session, index int
+		if _, err := fmt.Sscanf(e.Path, "w%d/f%d.dat", &session, &index); err == nil && session == e.Session {
+			return writerFile{Entry: e, index: index}, true
+		}
+	}
+	return writerFile{}, false
+}
+
+// RewriteInPlace writes data over the start of an existing file without
+// truncating it and makes it durable: rewriting a file with the bytes it
+// holds leaves it whole whenever the write is cut short.
+func RewriteInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // used returns the fraction of dir's filesystem in use (1 when unknown).
 func used(dir string) float64 {
 	var s unix.Statfs_t
@@ -401,6 +469,9 @@ func SaveStats(path string, st WriterStats) error {
 	}
 	return nil
 }
+
+// Writes counts the durable file writes: new files and rewrites.
+func (st WriterStats) Writes() int64 { return st.Files + st.Rewrites }
 
 // LoadStats reads one stats file.
 func LoadStats(path string) (WriterStats, error) {
