@@ -173,31 +173,6 @@ func TestVolumeWithoutEraLayer(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestRestoreRefusesLostEraMetadata: restore never makes era metadata: an
-// era device over a fresh one would not know what the host wrote.
-func TestRestoreRefusesLostEraMetadata(t *testing.T) {
-	ctx := context.Background()
-	for name, damage := range map[string]func(path string) error{
-		"missing":   os.Remove,
-		"truncated": func(p string) error { return os.Truncate(p, 4096) },
-		"zeroed":    func(p string) error { return os.WriteFile(p, make([]byte, 4096), 0o600) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.add(spec("vol1"))
-			e.cutOver()
-			e.k.Reboot()
-			require.NoError(t, damage(e.eraFile()))
-			_, err := e.p.Restore(ctx)
-			require.ErrorIs(t, err, plan.ErrMetadataLost)
-			require.ErrorContains(t, err, e.eraFile())
-			require.Nil(t, e.k.Device(plan.EraName("vol1")), "no era device over lost metadata")
-			_, ok := e.k.Export(exportIQN)
-			require.False(t, ok)
-		})
-	}
-}
-
 // TestOnlineTakeoverStartsTheEra: the era the host's writes count from
 // begins before the takeover's swap, after the pass-through's writes.
 func TestOnlineTakeoverStartsTheEra(t *testing.T) {

@@ -287,10 +287,18 @@ func (e *env) metaFile() string { return filepath.Join(e.dir, "metadata", "vol1.
 // TestRestoreRefusesLostMetadata: restore never makes metadata. A clone
 // rebuilt over a missing, short or zeroed hydration record would treat
 // every region as unhydrated: it would serve the host's post-cutover
-// writes from the old LUN and copy old data over them.
+// writes from the old LUN and copy old data over them. An era device over
+// fresh era metadata would not know what the host wrote since cutover.
 func TestRestoreRefusesLostMetadata(t *testing.T) {
 	ctx := context.Background()
-	for name, damage := range map[string]func(path string) error{
+	records := map[string]struct {
+		file   func(e *env) string
+		device string // not built over the lost record
+	}{
+		"clone": {(*env).metaFile, plan.DMName("vol1")},
+		"era":   {(*env).eraFile, plan.EraName("vol1")},
+	}
+	damages := map[string]func(path string) error{
 		"missing":   os.Remove,
 		"truncated": func(p string) error { return os.Truncate(p, 4096) },
 		"zeroed": func(p string) error {
@@ -302,20 +310,23 @@ func TestRestoreRefusesLostMetadata(t *testing.T) {
 			_, err = f.WriteAt(make([]byte, 4096), 0)
 			return err
 		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t)
-			e.add(spec("vol1"))
-			e.cutOver()
-			e.k.Reboot()
-			require.NoError(t, damage(e.metaFile()))
-			_, err := e.p.Restore(ctx)
-			require.ErrorIs(t, err, plan.ErrMetadataLost)
-			require.ErrorContains(t, err, e.metaFile())
-			require.Nil(t, e.k.Device(plan.DMName("vol1")), "no clone over lost metadata")
-			_, ok := e.k.Export(exportIQN)
-			require.False(t, ok)
-		})
+	}
+	for record, r := range records {
+		for name, damage := range damages {
+			t.Run(record+"/"+name, func(t *testing.T) {
+				e := newEnv(t)
+				e.add(spec("vol1"))
+				e.cutOver()
+				e.k.Reboot()
+				require.NoError(t, damage(r.file(e)))
+				_, err := e.p.Restore(ctx)
+				require.ErrorIs(t, err, plan.ErrMetadataLost)
+				require.ErrorContains(t, err, r.file(e))
+				require.Nil(t, e.k.Device(r.device), "nothing built over lost metadata")
+				_, ok := e.k.Export(exportIQN)
+				require.False(t, ok)
+			})
+		}
 	}
 	t.Run("zeroed before cutover is fine", func(t *testing.T) {
 		e := newEnv(t)
