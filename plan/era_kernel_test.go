@@ -3,7 +3,6 @@ package plan_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -100,9 +99,7 @@ func (l *lab) reboot(c *dm.Client) {
 	t, ctx := l.t, context.Background()
 	v, err := l.p.Show(ctx, l.spec.Name)
 	require.NoError(t, err)
-	cmd := exec.Command(l.spec.Hooks.PreAbort[0])
-	cmd.Env = append(os.Environ(), "LUNFERRY_EXPORT_IQN="+l.spec.Export.IQN, "LUNFERRY_EXPORT_PORTAL="+l.spec.Export.Portals[0])
-	out, err := cmd.CombinedOutput()
+	out, err := l.runHook(l.spec.Hooks.PreAbort[0])
 	require.NoError(t, err, "%s", out)
 	require.NoError(t, l.root.Teardown(ctx, l.spec.Export.IQN, lio.TeardownOptions{Force: true}))
 	require.NoError(t, c.Remove(ctx, plan.EraName(l.spec.Name), dm.RemoveOptions{}))

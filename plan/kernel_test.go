@@ -140,12 +140,18 @@ func (l *lab) hook(name, body string) string {
 	return p
 }
 
+// runHook runs one of the test's host hooks with the export's variables,
+// as lunferry would.
+func (l *lab) runHook(path string) ([]byte, error) {
+	cmd := exec.Command(path)
+	cmd.Env = append(os.Environ(), "LUNFERRY_EXPORT_IQN="+l.spec.Export.IQN, "LUNFERRY_EXPORT_PORTAL="+l.spec.Export.Portals[0])
+	return cmd.CombinedOutput()
+}
+
 // cleanup removes every kernel object of the migration, whatever its step.
 func (l *lab) cleanup(logoutHook string) {
 	ctx := context.Background()
-	cmd := exec.Command(logoutHook)
-	cmd.Env = append(os.Environ(), "LUNFERRY_EXPORT_IQN="+l.spec.Export.IQN, "LUNFERRY_EXPORT_PORTAL="+l.spec.Export.Portals[0])
-	_ = cmd.Run()
+	_, _ = l.runHook(logoutHook)
 	v, err := l.p.Show(ctx, l.spec.Name)
 	if err != nil || v.Step == plan.StepAborted || v.Step == plan.StepNew {
 		return
@@ -377,26 +383,10 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	require.NoError(t, l.p.Pause(ctx, l.spec.Name))
 
 	// Crash: the host loses the proxy, every kernel object goes.
-	v, err := l.p.Show(ctx, l.spec.Name)
-	require.NoError(t, err)
-	cmd := exec.Command(l.spec.Hooks.PreAbort[0])
-	cmd.Env = append(os.Environ(), "LUNFERRY_EXPORT_IQN="+l.spec.Export.IQN, "LUNFERRY_EXPORT_PORTAL="+l.spec.Export.Portals[0])
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	require.NoError(t, l.root.Teardown(ctx, l.spec.Export.IQN, lio.TeardownOptions{Force: true}))
 	c, err := dm.Open(dm.Options{})
 	require.NoError(t, err)
 	defer c.Close()
-	require.NoError(t, c.Remove(ctx, plan.EraName(l.spec.Name), dm.RemoveOptions{}))
-	require.NoError(t, c.Remove(ctx, plan.DMName(l.spec.Name), dm.RemoveOptions{}))
-	require.NoError(t, loop.Devices{}.DetachFile(v.MetadataFile, false))
-	require.NoError(t, loop.Devices{}.DetachFile(v.Era.MetadataFile, false))
-	ini, err := initiator.New(initiator.Options{})
-	require.NoError(t, err)
-	for _, e := range []lio.Export{l.old, l.new} {
-		p, _ := initiator.ParsePortal(portalOf(e))
-		require.NoError(t, ini.Logout(ctx, initiator.Node{TargetIQN: e.TargetIQN, Portal: p}))
-	}
+	l.reboot(c)
 
 	res, err := l.p.Restore(ctx)
 	require.NoError(t, err)
@@ -410,9 +400,7 @@ func TestKernelRestoreKeepsProgress(t *testing.T) {
 	require.GreaterOrEqual(t, st.HydratedRegions, before, "hydration continues from where it stopped")
 
 	// The host logs in again and finds its data.
-	login := exec.Command(l.spec.Hooks.PostCutover[0])
-	login.Env = cmd.Env
-	out, err = login.CombinedOutput()
+	out, err := l.runHook(l.spec.Hooks.PostCutover[0])
 	require.NoError(t, err, "%s", out)
 	l.hostDisk = l.findHostDisk()
 	require.NoError(t, l.p.Resume(ctx, l.spec.Name))
