@@ -83,10 +83,10 @@ demo: lab
 	scripts/demo.sh
 
 # demo-online: the same lab, a multipath host migrated online with its
-# writer running (scripts/demo-online.sh); the verdict states the host's
+# writer running (scripts/demo.sh online); the verdict states the host's
 # longest write stall and its write errors.
 demo-online: lab
-	scripts/demo-online.sh
+	scripts/demo.sh online
 
 # man: the man pages, generated from the command tree (lunferry man).
 man: build

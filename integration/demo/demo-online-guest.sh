@@ -1,5 +1,5 @@
 #!/bin/sh
-# The lunferry online demo, run inside the lab VM by scripts/demo-online.sh:
+# The lunferry online demo, run inside the lab VM by `scripts/demo.sh online`:
 #   demo-online-guest.sh BINDIR
 # BINDIR holds lunferry and lunferry-lab built on the host. A multipath host
 # (dm-multipath over its direct path to the old array, ext4 on the map, a
