@@ -7,7 +7,8 @@
 #    matching /boot/vmlinuz and headers (the version comes from what Debian's
 #    linux-image-amd64 meta-package installed; nothing pins an ABI number).
 # 3. Builds dm-clone.ko out of tree for that kernel (Debian ships its kernels
-#    with CONFIG_DM_CLONE unset) from linux-source-6.1 + linux-headers, into
+#    with CONFIG_DM_CLONE unset) from linux-source-6.1 + linux-headers with
+#    the build step of the lunferry-dm-clone-dkms package, into
 #    $LUNFERRY_LAB_DIR (default <repo>/.cache/lab), and rebuilds it when the
 #    kernel version, the source or header package version, or the build
 #    recipe (RECIPE below) changes.
@@ -77,9 +78,10 @@ fi
 # --- 3. dm-clone.ko -------------------------------------------------------
 [[ -f $SRC_TARBALL ]] || die "$SRC_TARBALL missing: install linux-source-6.1"
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
-# Bump RECIPE when the build steps below change: cached modules are rebuilt.
-RECIPE=1
-inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") recipe=$RECIPE"
+# Bump RECIPE when the steps here change (the build script's own changes
+# are in its hash): cached modules are rebuilt.
+RECIPE=2
+inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") recipe=$RECIPE build=$(sha256sum "$repo/scripts/packaging/dkms/build-dm-clone.sh" | cut -c1-16)"
 
 out=$LAB_DIR/$KVER
 ko=$out/dm-clone.ko
@@ -90,21 +92,13 @@ else
 	log "building dm-clone.ko for $KVER (from $SRC_TARBALL)"
 	build=$(mktemp -d "${TMPDIR:-/tmp}/lunferry-dmclone.XXXXXX")
 	trap 'rm -rf "$build"' EXIT
-	top=$(basename "$SRC_TARBALL" .tar.xz)
-	tar -xJf "$SRC_TARBALL" -C "$build" --wildcards \
-		"$top/drivers/md/dm-clone*" "$top/drivers/md/dm*.h" \
-		"$top/drivers/md/persistent-data/*.h"
-	src=$build/$top/drivers/md
-	cat >"$src/Kbuild" <<-'EOF'
-		obj-m += dm-clone.o
-		dm-clone-y := dm-clone-target.o dm-clone-metadata.o
-	EOF
-	make -s -C "/lib/modules/$KVER/build" M="$src" modules >"$build/make.log" 2>&1 ||
+	# The lunferry-dm-clone-dkms package's own build step, run the way
+	# DKMS runs it (in its build directory, for one kernel).
+	(cd "$build" && LUNFERRY_KERNEL_SOURCE=$SRC_TARBALL \
+		bash "$repo/scripts/packaging/dkms/build-dm-clone.sh" "$KVER" "/lib/modules/$KVER/build") >"$build/make.log" 2>&1 ||
 		{ tail -n 40 "$build/make.log" >&2; die "dm-clone.ko build failed for $KVER"; }
-	vm=$(modinfo -F vermagic "$src/dm-clone.ko" | awk '{print $1}')
-	[[ $vm == "$KVER" ]] || die "dm-clone.ko vermagic $vm does not match the lab kernel $KVER"
 	tmpko=$(mktemp "$out/.dm-clone.ko.XXXXXX")
-	install -m 0644 "$src/dm-clone.ko" "$tmpko"
+	install -m 0644 "$build/dm-clone.ko" "$tmpko"
 	mv -f "$tmpko" "$ko"
 	echo "$inputs" >"$out/dm-clone.inputs"
 	log "built $ko"
