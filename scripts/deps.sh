@@ -30,24 +30,32 @@ PKGS=(
 	dmsetup iproute2 mount
 	multipath-tools udev
 )
+# For the package test (TestPackageInstall installs the DKMS package);
+# without its recommends (kernel headers of the running kernel: the lab's
+# are already there).
+PKGS_BARE=(dkms)
 
 log() { echo "deps: $*" >&2; }
 die() { echo "deps: error: $*" >&2; exit 1; }
 
 # --- 1. packages ----------------------------------------------------------
-missing=()
-for p in "${PKGS[@]}"; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-		missing+=("$p")
-	fi
-done
-if ((${#missing[@]})); then
-	command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get: the lab needs Debian 12 (or install them by hand)"
-	[[ $(id -u) == 0 ]] || die "missing packages ${missing[*]}: run 'sudo make deps' once"
-	log "installing ${missing[*]}"
+missingOf() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+	done
+}
+mapfile -t missing < <(missingOf "${PKGS[@]}")
+mapfile -t missingBare < <(missingOf "${PKGS_BARE[@]}")
+if ((${#missing[@]} + ${#missingBare[@]})); then
+	all="${missing[*]} ${missingBare[*]}"
+	command -v apt-get >/dev/null || die "missing packages $all and no apt-get: the lab needs Debian 12 (or install them by hand)"
+	[[ $(id -u) == 0 ]] || die "missing packages $all: run 'sudo make deps' once"
+	log "installing $all"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	apt-get install -y -q "${missing[@]}"
+	((${#missing[@]} == 0)) || apt-get install -y -q "${missing[@]}"
+	((${#missingBare[@]} == 0)) || apt-get install -y -q --no-install-recommends "${missingBare[@]}"
 else
 	log "packages present"
 fi
