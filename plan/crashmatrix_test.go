@@ -446,7 +446,8 @@ func mutations(calls []string) []string {
 		op, _, _ := strings.Cut(c, " ")
 		switch op {
 		case "Login", "Logout", "SetReadOnly", "CreateClone", "CreateLinear", "Swap", "Remove", "Message", "SetReadWrite", "Fence", "Unfence",
-			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook":
+			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook", "Suspend", "Load", "CopyBack",
+			"EraCheckpoint":
 			out = append(out, c)
 		}
 	}

@@ -188,11 +188,12 @@ func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error 
 }
 
 // setOldAccess sets the old LUN's disk read-only, or read-write in an
-// online cutover's pass-through (the host's writes go through it).
+// online cutover's pass-through and once rolled back (the host's writes go
+// through it).
 func (p *Planner) setOldAccess(ctx context.Context, v *Volume, disk string) error {
-	if v.passthrough() {
+	if v.passthrough() || v.rolledBack() {
 		if err := p.o.Ports.Fencer.SetReadWrite(ctx, disk); err != nil {
-			return fmt.Errorf("plan: volume %s: set old LUN %s read-write for the pass-through: %w", v.Spec.Name, disk, err)
+			return fmt.Errorf("plan: volume %s: set old LUN %s read-write for the host's writes: %w", v.Spec.Name, disk, err)
 		}
 		return nil
 	}
@@ -384,7 +385,7 @@ func (p *Planner) createDevice(ctx context.Context, v *Volume) error {
 // swap of finalize, linear over the old LUN in an online cutover's
 // pass-through, clone of the old LUN onto the new one otherwise.
 func (p *Planner) newDevice(ctx context.Context, v *Volume, name string) (dev string, err error) {
-	if disk := v.NewDisk; v.Linear || v.passthrough() {
+	if disk := v.NewDisk; v.Linear || v.passthrough() || v.rolledBack() {
 		if !v.Linear {
 			disk = v.OldDisk
 		}
