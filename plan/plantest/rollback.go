@@ -16,8 +16,10 @@ type CopyBackCall struct {
 	Src, Old string
 	Extents  []clone.Extent
 	Held     bool
-	// OldKey is the LUN key of Old when it was written.
+	// OldKey is the LUN key of Old when it was written; Rate the pace
+	// asked for.
 	OldKey string
+	Rate   clone.Rate
 }
 
 // Suspend implements plan.Mapper.
@@ -74,14 +76,14 @@ func (k *Kernel) ClearInactive(ctx context.Context, name string) error {
 // writes would race it.
 // DuringCopyBack runs after each copy, outside the fake's lock.
 func (k *Kernel) CopyBack(ctx context.Context, src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error) {
-	n, err := k.copyBack(src, old, extents)
+	n, err := k.copyBack(src, old, extents, rate)
 	if err == nil && k.DuringCopyBack != nil {
 		k.DuringCopyBack(len(k.CopyBacks))
 	}
 	return n, err
 }
 
-func (k *Kernel) copyBack(src, old string, extents []clone.Extent) (uint64, error) {
+func (k *Kernel) copyBack(src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.op("CopyBack", src, old, fmt.Sprint(extents)); err != nil {
@@ -90,7 +92,7 @@ func (k *Kernel) copyBack(src, old string, extents []clone.Extent) (uint64, erro
 	if _, ok := k.disks[old]; !ok {
 		return 0, fmt.Errorf("old disk %s does not exist", old)
 	}
-	call := CopyBackCall{Src: src, Old: old, Extents: extents, OldKey: k.disks[old]}
+	call := CopyBackCall{Src: src, Old: old, Extents: extents, OldKey: k.disks[old], Rate: rate}
 	if _, isDisk := k.disks[src]; isDisk {
 		call.Held = true
 		for name, d := range k.dm {
