@@ -71,8 +71,10 @@ type matrixStep struct {
 	// aborts: the step is an abort (an abort recovery is its rerun);
 	// restores: its rerun restores first (run's loop, restore itself);
 	// online: the volume cuts over online (the host's writes pass
-	// through the proxy to the old LUN).
-	aborts, restores, online bool
+	// through the proxy to the old LUN); rollsBack: the volume is (being)
+	// rolled back (rollback copies the host's writes to the old LUN,
+	// then the host's writes go there).
+	aborts, restores, online, rollsBack bool
 	// check looks further at a volume the command completed; hooks are
 	// the hooks the command runs.
 	check func(v *plan.Volume, inv plantest.Inventory) error
@@ -91,6 +93,13 @@ func matrixSteps() []*matrixStep {
 	abort := func(e *env) error { _, err := e.p.Abort(ctx, "vol1"); return err }
 	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
 	cancel := func(e *env) error { _, err := e.p.CancelAbort(ctx, "vol1"); return err }
+	rollback := func(e *env) error {
+		if e.k.Device(plan.EraName("vol1")) != nil {
+			e.k.HostWrite(plan.EraName("vol1"), 4<<20, 4<<10) // the host wrote since cutover
+		}
+		_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+		return err
+	}
 	online := func(e *env) error {
 		_, err := e.p.CutoverWith(ctx, "vol1", plan.CutoverOptions{Online: true})
 		return err
@@ -122,6 +131,8 @@ func matrixSteps() []*matrixStep {
 		{name: "restore finalized", from: "rebooted-finalized", done: plan.StepFinalized, restores: true, run: restore},
 		{name: "restore pending abort", from: "rebooted-abort-pending", done: plan.StepAborting, restores: true,
 			check: pendingAbort, run: restore},
+		{name: "rollback", from: "hydrating", done: plan.StepRolledBack, rollsBack: true, run: rollback},
+		{name: "abort from rolled-back", from: "rolled-back", done: plan.StepAborted, aborts: true, rollsBack: true, run: abort},
 		{name: "online cutover", from: "prepared", done: plan.StepCutOver, online: true, run: online,
 			hooks: []string{addPaths, checkPaths, removeDirect}},
 		{name: "back-out from paths-added", from: "online-paths-added", done: plan.StepAborted, aborts: true, online: true, run: abort},
@@ -425,8 +436,8 @@ func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 		return "", "", serr
 	}
 	switch {
-	case err == nil && rep.HostWritesLost != v.Exported:
-		return "", "", fmt.Errorf("the abort says host writes lost: %v, but the export was created: %v", rep.HostWritesLost, v.Exported)
+	case err == nil && rep.HostWritesLost != (v.Exported && (v.Rollback == nil || !v.Rollback.Swapped)):
+		return "", "", fmt.Errorf("the abort says host writes lost: %v, but the export was created: %v (rolled back: %v)", rep.HostWritesLost, v.Exported, v.Rollback != nil && v.Rollback.Swapped)
 	case err == nil:
 		return "aborted", plan.StepAborted, nil
 	}

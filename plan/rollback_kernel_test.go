@@ -1,0 +1,136 @@
+package plan_test
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/lunferry/lunferry/clone"
+	"github.com/lunferry/lunferry/dm"
+	"github.com/lunferry/lunferry/plan"
+)
+
+// hostWriter writes 4 KiB blocks of random data at random offsets of the
+// host's disk (O_DIRECT|O_DSYNC, one at a time) into model, the host's
+// disk as it must read, until stopped; it counts writes and errors and
+// keeps the longest write.
+type hostWriter struct {
+	mu             sync.Mutex
+	model          []byte
+	writes, errors int
+	longest        time.Duration
+	firstErr       error
+	stop           chan struct{}
+	done           chan struct{}
+}
+
+func startHostWriter(t *testing.T, disk string, model []byte) *hostWriter {
+	w := &hostWriter{model: model, stop: make(chan struct{}), done: make(chan struct{})}
+	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	require.NoError(t, err)
+	f, err := os.OpenFile(disk, os.O_WRONLY|unix.O_DIRECT|unix.O_DSYNC, 0)
+	require.NoError(t, err)
+	go func() {
+		defer close(w.done)
+		defer f.Close()
+		defer unix.Munmap(buf)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			off := int64(rand.IntN(len(model)/4096)) * 4096
+			for i := range buf {
+				buf[i] = byte(rand.Uint32())
+			}
+			start := time.Now()
+			_, err := f.WriteAt(buf, off)
+			took := time.Since(start)
+			w.mu.Lock()
+			w.longest = max(w.longest, took)
+			if err != nil {
+				w.errors++
+				if w.firstErr == nil {
+					w.firstErr = err
+				}
+			} else {
+				w.writes++
+				copy(w.model[off:], buf)
+			}
+			w.mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *hostWriter) finish() { close(w.stop); <-w.done }
+
+// TestKernelRollback: the host writes after cutover and keeps writing
+// through the rollback; afterwards the device below the era runs linear
+// over the old LUN, and the old LUN read alone (its backing file on the
+// "old array", and its disk on the proxy) holds exactly what the host
+// wrote, byte for byte; the host saw no write error, and the time its I/O
+// was held is logged.
+func TestKernelRollback(t *testing.T) {
+	const size = 16 * mib
+	l := newLab(t, size, size)
+	ctx := context.Background()
+	l.cutover()
+	l.hostWrite(1*mib, randomBytes(64<<10))
+	l.hostWrite(9*mib+4096, randomBytes(3*mib))
+	_, err := l.p.Start(ctx, l.spec.Name)
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ { // part of the copy hydrated, not all
+		_, err := l.p.Tick(ctx, false)
+		require.NoError(t, err)
+	}
+
+	model := l.hostRead(size)
+	w := startHostWriter(t, l.hostDisk, model)
+	time.Sleep(time.Second) // writes before the rollback, on the new LUN only
+	rep, err := l.p.Rollback(ctx, l.spec.Name, plan.RollbackOptions{})
+	require.NoError(t, err)
+	time.Sleep(time.Second) // writes after it, through linear to the old LUN
+	w.finish()
+
+	v, err := l.p.Show(ctx, l.spec.Name)
+	require.NoError(t, err)
+	require.Equal(t, plan.StepRolledBack, v.Step)
+	t.Logf("rollback: from %s, %d rounds, %d bytes copied, %d in the final round, host I/O held %s; host: %d writes, %d errors, longest write %s",
+		rep.From, rep.Rounds, rep.Copied, rep.FinalBytes, rep.Held.D(), w.writes, w.errors, w.longest)
+	require.Zero(t, w.errors, "the host's writes fail: %v", w.firstErr)
+	require.Positive(t, w.writes)
+
+	c, err := dm.Open(dm.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	lower, err := c.Table(ctx, plan.DMName(l.spec.Name))
+	require.NoError(t, err)
+	require.Len(t, lower, 1)
+	require.Equal(t, "linear", lower[0].Type, "%s", lower[0])
+	tbl, err := c.Table(ctx, plan.EraName(l.spec.Name))
+	require.NoError(t, err)
+	require.Equal(t, "era", tbl[0].Type, "the export still serves the era device")
+
+	// The old LUN alone: the whole device, from the proxy's disk and from
+	// the old array's backing file, equals the host's view and what the
+	// host wrote.
+	whole := []clone.Extent{{Offset: 0, Length: size}}
+	res, err := clone.Verify(ctx, v.OldDisk.Path, l.hostDisk, whole, clone.VerifyOptions{})
+	require.NoError(t, err, "old LUN against the host's view")
+	require.Equal(t, uint64(size), res.Compared)
+	oldBytes, err := os.ReadFile(l.oldFile)
+	require.NoError(t, err)
+	res, err = clone.Compare(ctx, "old array's file", bytes.NewReader(oldBytes), "host's writes", bytes.NewReader(model), whole, clone.VerifyOptions{})
+	require.NoError(t, err, "the old LUN holds every write of the host")
+	require.Equal(t, uint64(size), res.Compared)
+}
