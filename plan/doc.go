@@ -71,6 +71,15 @@
 //     and the new session are removed in reverse order of creation; the old
 //     LUN is as it was. The report says plainly that writes the host made
 //     after cutover exist only on the new LUN.
+//     After a rollback the old LUN holds every write: the report says so.
+//     Rollback (between cutover and finalize; rollback.go): hydration
+//     stops, the blocks the host wrote since cutover (the era layer's
+//     record) are copied from the host's view to the old LUN in rounds
+//     until a round is small, then the device below the era layer is
+//     suspended, the rest copied from the new LUN and the device swapped
+//     live to "0 <sectors> linear <old> 0". The only writes lunferry ever
+//     makes to the old LUN are this copy's (OldWriter) and, once rolled
+//     back, the host's own through the proxy.
 //  7. restore (after a reboot or crash): every object of every volume's
 //     undo stack is rebuilt in creation order, looked up first. The clone
 //     is recreated over the same metadata file, never zeroed, so hydration
