@@ -486,6 +486,13 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 	if s.OnlinePhase != "" && s.Step == plan.StepCuttingOver {
 		fmt.Fprintf(a.stdout, "%s: online cutover at phase %s\n", s.Name, s.OnlinePhase)
 	}
+	if r := s.Rollback; r != nil && (s.Step == plan.StepRollingBack || s.Step == plan.StepRolledBack) {
+		fmt.Fprintf(a.stdout, "%s: rollback from %s: %d rounds, %s copied to the old LUN", s.Name, r.From, r.Round, plan.Bytes(r.Copied))
+		if r.Swapped {
+			fmt.Fprintf(a.stdout, ", host I/O held %s in the final round", fmtDur(r.Held.D()))
+		}
+		fmt.Fprintln(a.stdout)
+	}
 	switch s.Step {
 	case plan.StepFinalized:
 		fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)

@@ -34,6 +34,7 @@ func TestRollbackThroughTheCLI(t *testing.T) {
 	out = c.ok("migrate", "status", "vol1")
 	require.Contains(t, out, "rolled-back")
 	require.Contains(t, out, "linear over the old LUN")
+	require.Contains(t, out, "vol1: rollback from cut-over: 2 rounds, 3MiB copied to the old LUN, host I/O held")
 
 	code, _, errs = c.run("migrate", "finalize", "vol1")
 	require.Equal(t, ExitRefused, code)
