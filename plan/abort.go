@@ -34,7 +34,10 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 					return err
 				}
 			}
-			if v.Linear {
+			if v.Linear && !v.rolledBack() {
+				if v.Step == StepRollingBack {
+					return cmdAbort.refuse(v, StepRollingBack)
+				}
 				return cmdAbort.refuse(v, StepFinalized)
 			}
 			// Saved with the "-ing" step: the report of an abort that

@@ -151,8 +151,11 @@ func serving(v *plan.Volume) string {
 			return "clone"
 		}
 	case plan.StepRollingBack:
-		if v.Rollback != nil && v.Rollback.Swapped {
+		switch {
+		case v.Rollback != nil && v.Rollback.Swapped:
 			return "rolled-back"
+		case v.Linear:
+			return "linear"
 		}
 		return "clone"
 	case plan.StepRolledBack:
@@ -221,7 +224,7 @@ func recordedMissing(v *plan.Volume, inv plantest.Inventory) []string {
 			}
 			continue
 		}
-		if v.Linear && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata || o.Kind == plan.ObjFence) {
+		if v.Linear && v.Rollback == nil && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata || o.Kind == plan.ObjFence) {
 			continue
 		}
 		if err := objectHeld(v, o, inv); err != nil {

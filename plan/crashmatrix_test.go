@@ -36,6 +36,7 @@ const (
 	postAbort    = "/hooks/back"
 	preFinalize  = "/hooks/pre-finalize"
 	postFinalize = "/hooks/post-finalize"
+	preRollback  = "/hooks/map-old-again"
 )
 
 var (
@@ -52,6 +53,7 @@ func matrixSpec() plan.Spec {
 	s.Hooks.PreAbort = []string{preAbort}
 	s.Hooks.PreFinalize = []string{preFinalize}
 	s.Hooks.PostFinalize = []string{postFinalize}
+	s.Hooks.PreRollback = []string{preRollback}
 	o := onlineSpec()
 	s.Hooks.AddPaths, s.Hooks.CheckPaths = o.Hooks.AddPaths, o.Hooks.CheckPaths
 	s.Hooks.RemoveDirectPaths, s.Hooks.RestoreDirectPaths = o.Hooks.RemoveDirectPaths, o.Hooks.RestoreDirectPaths
@@ -132,6 +134,8 @@ func matrixSteps() []*matrixStep {
 		{name: "restore pending abort", from: "rebooted-abort-pending", done: plan.StepAborting, restores: true,
 			check: pendingAbort, run: restore},
 		{name: "rollback", from: "hydrating", done: plan.StepRolledBack, rollsBack: true, run: rollback},
+		{name: "rollback from finalized", from: "finalized", done: plan.StepRolledBack, rollsBack: true, run: rollback,
+			hooks: []string{preRollback}},
 		{name: "abort from rolled-back", from: "rolled-back", done: plan.StepAborted, aborts: true, rollsBack: true, run: abort},
 		{name: "online cutover", from: "prepared", done: plan.StepCutOver, online: true, run: online,
 			hooks: []string{addPaths, checkPaths, removeDirect}},

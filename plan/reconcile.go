@@ -52,10 +52,10 @@ func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
 	}
 	want := "clone of the old LUN onto the new one"
 	switch {
-	case v.Linear:
-		want = "linear over the new LUN"
 	case v.rolledBack():
 		want = "linear over the old LUN (rolled back)"
+	case v.Linear:
+		want = "linear over the new LUN"
 	case v.passthrough():
 		want = "linear over the old LUN (online pass-through)"
 	}
@@ -85,10 +85,10 @@ func (p *Planner) deviceDiffers(ctx context.Context, v *Volume) string {
 // pass-through, the clone otherwise.
 func recordedTable(v *Volume, t []dm.RawLine) bool {
 	switch {
-	case v.Linear:
-		return linearOver(t, v.NewDisk)
 	case v.rolledBack():
 		return linearOver(t, v.OldDisk)
+	case v.Linear:
+		return linearOver(t, v.NewDisk)
 	case v.passthrough():
 		return linearOver(t, v.OldDisk)
 	}
@@ -126,9 +126,9 @@ func (p *Planner) resumeOwnSwap(ctx context.Context, v *Volume, d DeviceState, s
 	}
 	p.logf("volume %s: %s was left suspended by an interrupted swap; resuming it (inactive table %q)", v.Spec.Name, name, tableText(d.Inactive))
 	if v.Step == StepRollingBack && d.Inactive == nil {
-		// Back to the clone: the rollback's final round did not get to
-		// its swap, and its rerun does it again.
-		if err := p.resumeClone(ctx, v); err != nil {
+		// Back to the table before: the rollback's final round did not
+		// get to its swap, and its rerun does it again.
+		if err := p.resumeUnswapped(ctx, v); err != nil {
 			return fmt.Errorf("plan: volume %s: resume %s: %w", v.Spec.Name, name, err)
 		}
 		return nil

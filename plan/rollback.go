@@ -11,7 +11,7 @@ import (
 	"github.com/lunferry/lunferry/internal/crashpoint"
 )
 
-// Rollback (between cutover and finalize) gives the host its data back on
+// Rollback (between cutover and handover) gives the host its data back on
 // the old LUN with nothing lost. The era layer over the volume's device
 // records every block the host wrote since cutover; rollback copies them
 // from the host's view to the old LUN in rounds, each from a new era, until
@@ -28,7 +28,10 @@ import (
 // read from the new LUN, as the suspended device cannot be read: every era
 // block the host wrote lies in a region dm-clone hydrated (a write to a
 // region hydrates it first) when the clone's region size is a multiple of
-// the era block size, which rollback checks before it starts.
+// the era block size, which rollback checks before it starts; after
+// finalize the new LUN is the host's view itself. A rollback after
+// finalize first attaches the old LUN again (pre-rollback hooks, the
+// identity recorded at cutover checked, fenced again).
 
 // Rollback's round limits: rounds go on until one copied at most
 // rollbackSmall bytes, or less than the one before and under
@@ -108,9 +111,10 @@ type RollbackReport struct {
 // Rollback copies back to the old LUN every block the host wrote since
 // cutover and swaps the volume's device live to linear over the old LUN
 // (see the top of this file). A rerun resumes an interrupted rollback.
-// It is refused (a *StepError) outside cutover..hydrated (an online
-// cutover's pass-through is cutting over), without an era layer and when
-// the clone's region size is not a multiple of the era block size.
+// It is refused (a *StepError) before cutover, in an online cutover's
+// pass-through (cutting over), from finalizing and from handover on,
+// without an era layer and, before finalize, when the clone's region size
+// is not a multiple of the era block size.
 func (p *Planner) Rollback(ctx context.Context, name string, o RollbackOptions) (*RollbackReport, error) {
 	if o.DryRun {
 		return p.rollbackDry(ctx, name)
@@ -156,7 +160,7 @@ func (p *Planner) checkRollback(v *Volume) error {
 	case v.trackedEra() == nil:
 		return refuse("the volume was cut over without an era layer (before lunferry built one), so the host's writes since cutover are not tracked and cannot be copied back; " +
 			"`lunferry migrate abort {volume}` goes back to the old LUN as of cutover (the host's writes since then stay on the new LUN only)")
-	case v.Spec.RegionSectors%v.Era.BlockSectors != 0:
+	case !v.Linear && v.Spec.RegionSectors%v.Era.BlockSectors != 0:
 		return refuse(fmt.Sprintf("the clone's region (%d sectors) is not a multiple of the era block (%d sectors): a block the host wrote may span a region never hydrated, whose new LUN copy is not the host's data; "+
 			"rollback needs eraBlockSectors to divide regionSectors, which only a new migration can change", v.Spec.RegionSectors, v.Era.BlockSectors))
 	case v.OldDisk == nil || v.NewDisk == nil:
@@ -173,9 +177,13 @@ func (p *Planner) rollback(ctx context.Context, v *Volume, rate clone.Rate) erro
 		return nil // swapped before the crash: only the "-ed" step was left
 	}
 	name := v.Spec.Name
-	// Hydration stops: rollback goes the other way, and the run loop
-	// leaves a volume rolling back alone.
-	if _, me := p.send(ctx, name, []string{dm.MsgDisableHydration}, true); me != nil {
+	if v.Linear {
+		if err := p.reattachOld(ctx, v); err != nil {
+			return err
+		}
+	} else if _, me := p.send(ctx, name, []string{dm.MsgDisableHydration}, true); me != nil {
+		// Hydration stops: rollback goes the other way, and the run
+		// loop leaves a volume rolling back alone.
 		return fmt.Errorf("plan: volume %s: disable hydration: %w", name, me.err)
 	}
 	if rate == clone.Unlimited {
@@ -189,6 +197,26 @@ func (p *Planner) rollback(ctx context.Context, v *Volume, rate clone.Rate) erro
 		}
 	}
 	return p.rollbackFinal(ctx, v)
+}
+
+// reattachOld attaches the old LUN again for a rollback after finalize,
+// which let it go: the pre-rollback hooks map it to the proxy, attach
+// checks it is the LUN recorded (WWID and size) and sets its disk
+// read-only, and it is fenced again as at cutover.
+func (p *Planner) reattachOld(ctx context.Context, v *Volume) error {
+	if _, err := p.runHooks(ctx, v, "pre-rollback", v.Spec.Hooks.PreRollback); err != nil {
+		return err
+	}
+	if o := v.object(ObjOldLogin); o == nil || o.Pending {
+		p.logf("volume %s: rollback after finalize: attach the old LUN again", v.Spec.Name)
+		if err := p.create(ctx, v, ObjOldLogin); err != nil {
+			return err
+		}
+	}
+	if o := v.object(ObjFence); o == nil || o.Pending {
+		return p.tryFence(ctx, v)
+	}
+	return nil
 }
 
 // roundsDone reports whether what the next round would copy is small
@@ -263,7 +291,7 @@ func (p *Planner) rollbackFinal(ctx context.Context, v *Volume) (err error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
 		if err != nil && !r.Swapped {
-			if rerr := p.resumeClone(bg, v); rerr != nil {
+			if rerr := p.resumeUnswapped(bg, v); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("plan: volume %s: %s is left SUSPENDED (the host's I/O waits): resume it (dmsetup resume %s) or rerun rollback: %w", name, dev, dev, rerr))
 			}
 		}
@@ -304,17 +332,17 @@ func (p *Planner) rollbackFinal(ctx context.Context, v *Volume) (err error) {
 	return p.save(v)
 }
 
-// resumeClone resumes the device of a rollback whose final round stopped
-// before its swap, with the clone table it still has (a table loaded
-// inactive is dropped first), the old LUN's disk read-only again under
-// it.
-func (p *Planner) resumeClone(ctx context.Context, v *Volume) error {
+// resumeUnswapped resumes the device of a rollback whose final round
+// stopped before its swap, with the table it still has (the clone, or
+// linear over the new LUN after finalize; a table loaded inactive is
+// dropped first), the old LUN's disk read-only again.
+func (p *Planner) resumeUnswapped(ctx context.Context, v *Volume) error {
 	dev := DMName(v.Spec.Name)
 	if err := p.o.Ports.Mapper.ClearInactive(ctx, dev); err != nil {
 		return fmt.Errorf("clear the inactive table of %s: %w", dev, err)
 	}
 	if err := p.o.Ports.Initiator.SetReadOnly(ctx, v.OldDisk.Path); err != nil {
-		return fmt.Errorf("set old LUN %s read-only under the clone again: %w", v.OldDisk.Path, err)
+		return fmt.Errorf("set old LUN %s read-only again: %w", v.OldDisk.Path, err)
 	}
 	return p.o.Ports.Mapper.Resume(ctx, dev)
 }
@@ -366,9 +394,13 @@ func (p *Planner) rollbackDry(ctx context.Context, name string) (*RollbackReport
 		for _, x := range written {
 			rep.WrittenBytes += x.Length
 		}
-		rep.Message = fmt.Sprintf("dry run: volume %s would be rolled back from %s: hydration stops; rounds copy %s the host wrote since era %d (and what it writes meanwhile) from %s to the old LUN %s, until a round copies at most %s (at most %d rounds); "+
+		pre := "hydration stops"
+		if v.Linear {
+			pre = "the pre-rollback hooks run, the old LUN is attached again (its WWID and size checked) and fenced"
+		}
+		rep.Message = fmt.Sprintf("dry run: volume %s would be rolled back from %s: %s; rounds copy %s the host wrote since era %d (and what it writes meanwhile) from %s to the old LUN %s, until a round copies at most %s (at most %d rounds); "+
 			"then %s is suspended, the rest copied from the new LUN %s, and %s swapped live to: %s; nothing was changed",
-			name, from, Bytes(rep.WrittenBytes), since, exportDevice(v), v.OldDisk.Path, Bytes(rollbackSmall), rollbackMaxRounds,
+			name, from, pre, Bytes(rep.WrittenBytes), since, exportDevice(v), v.OldDisk.Path, Bytes(rollbackSmall), rollbackMaxRounds,
 			DMName(name), v.NewDisk.Path, DMName(name), LinearLine(v.SizeSectors, v.OldDisk.Path))
 		return nil
 	}})

@@ -135,6 +135,7 @@ func TestRollbackRounds(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "proxy (linear over the old LUN)", st.Volumes[0].Serving)
 	require.NoError(t, st.Check(), "the kernel is as recorded")
+	require.Empty(t, st.Volumes[0].LiveError)
 }
 
 // TestRollbackStopsAfterEightRounds: a host that writes more each round
@@ -190,15 +191,6 @@ func TestRollbackRefused(t *testing.T) {
 			e.add(s)
 			e.cutOver()
 		}, "not a multiple of the era block"},
-		{"finalized", func(e *env) {
-			e.add(spec("vol1"))
-			e.cutOver()
-			_, err := e.p.Start(ctx, "vol1")
-			require.NoError(e.t, err)
-			e.hydrate("vol1")
-			_, err = e.p.Finalize(ctx, "vol1")
-			require.NoError(e.t, err)
-		}, "after finalize is not supported"},
 		{"handed over", func(e *env) {
 			e.add(spec("vol1"))
 			e.cutOver()
@@ -380,4 +372,83 @@ func TestRollbackFailureInFinalRoundResumesTheHost(t *testing.T) {
 			e.rolledBack()
 		})
 	}
+}
+
+// finalizedEnvWith is vol1 of s finalized, the host having written 32 MiB
+// at 0 since cutover.
+func finalizedEnvWith(t *testing.T, s plan.Spec) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(s)
+	e.cutOver()
+	e.k.HostWrite(plan.EraName("vol1"), 0, 32*mib)
+	_, err := e.p.Start(ctx, "vol1")
+	require.NoError(t, err)
+	e.hydrate("vol1")
+	_, err = e.p.Finalize(ctx, "vol1")
+	require.NoError(t, err)
+	require.NotNil(t, e.show().OldDisk, "finalize keeps the old disk's record")
+	return e
+}
+
+// TestRollbackAfterFinalize: the pre-rollback hook maps the old LUN to the
+// proxy again; it is attached (the recorded LUN, read-only) and fenced,
+// the rounds and the final copy (from the new LUN, the host's view) run,
+// and the device runs linear over the old LUN; restore after a reboot
+// attaches the old LUN before it builds the device over it, and abort
+// ends on the old array with nothing lost.
+func TestRollbackAfterFinalize(t *testing.T) {
+	ctx := context.Background()
+	s := spec("vol1")
+	s.Hooks.PreRollback = []string{"/hooks/map-old"}
+	s.Hooks.PreAbort = []string{"/hooks/host-off"}
+	s.EraBlockSectors = 256 // no clone left to check it against
+	e := finalizedEnvWith(t, s)
+	require.False(t, e.k.Session(oldTarget), "finalize let the old LUN go")
+	e.k.HostWrite(plan.EraName("vol1"), 600*mib, 4*kib)
+
+	rep, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	require.Equal(t, plan.StepFinalized, rep.From)
+	require.Equal(t, 1, e.hooksRun("/hooks/map-old"))
+	require.True(t, e.k.Session(oldTarget))
+	require.NotZero(t, e.k.Inventory().Fences[oldKey], "fenced again")
+	copiedAll(t, e.k, []clone.Extent{{Offset: 0, Length: 32 * mib}, {Offset: 600 * mib, Length: 128 * kib}})
+	require.NotContains(t, e.k.SentMessages(), plan.DMName("vol1")+" "+dm.MsgDisableHydration, "no clone to stop")
+
+	e.k.Reboot()
+	res, err := e.p.Restore(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []plan.ObjectKind{plan.ObjNewLogin, plan.ObjOldLogin, plan.ObjFence, plan.ObjDevice, plan.ObjEra, plan.ObjExport}, res[0].Rebuilt,
+		"the old LUN is attached before the device over it")
+	e.rolledBack()
+
+	ab, err := e.p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+	require.False(t, ab.HostWritesLost)
+	require.Contains(t, ab.Message, "holds every write")
+	e.clean("vol1")
+}
+
+// TestRollbackAfterFinalizeRefusesAnotherLUN: the LUN mapped to the proxy
+// again must be the one recorded at cutover.
+func TestRollbackAfterFinalizeRefusesAnotherLUN(t *testing.T) {
+	ctx := context.Background()
+	e := finalizedEnvWith(t, spec("vol1"))
+	e.k.LUNs[oldKey] = plantest.LUNInfo{Size: 1 * gib, ID: "wwid-someone-else"}
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plan.ErrDiskChanged)
+	require.Empty(t, e.k.CopyBacks, "nothing written")
+	require.Equal(t, plan.StepRollingBack, e.show().Step)
+	// Not yet rolled back: abort is refused (the host's writes are on the
+	// new LUN only); the rerun, once the mapping is fixed, finishes.
+	_, err = e.p.Abort(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrWrongStep)
+	require.ErrorContains(t, err, "rerun `lunferry migrate rollback vol1`")
+	e.k.LUNs[oldKey] = plantest.LUNInfo{Size: 1 * gib, ID: "wwid-old"}
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
 }

@@ -214,7 +214,7 @@ func (r *StatusReport) Check() error {
 // cannot be read).
 func (p *Planner) readLive(ctx context.Context, v *Volume, s *VolumeStatus, now time.Time) {
 	var liveErrs []string
-	if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
+	if o := v.object(ObjDevice); o != nil && !v.Linear && !v.rolledBack() && !o.Pending {
 		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
 		if err != nil {
 			liveErrs = append(liveErrs, "clone status: "+err.Error())

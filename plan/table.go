@@ -99,22 +99,23 @@ var (
 			StepHandingOver: "the old LUN is no longer in use and the host is being moved to the new array; there is nothing to roll back to: rerun `lunferry migrate handover {volume}` to finish",
 			StepHandedOver:  "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to",
 			StepFinalized:   abortAfterSwap,
+			// Only a rollback after finalize is refused there.
+			StepRollingBack: "a rollback after finalize is under way and the host's latest writes are on the new LUN only: rerun `lunferry migrate rollback {volume}` to finish it, then abort",
 		},
 		trying: StepAborting, done: StepAborted, allVolumes: true,
 		onFail: "fix the cause and rerun `lunferry migrate abort {volume}`",
 	}
 	cmdRollback = &command{
-		name: "rollback", from: []Step{StepCutOver, StepHydrating, StepHydrated, StepRollingBack},
+		name: "rollback", from: []Step{StepCutOver, StepHydrating, StepHydrated, StepFinalized, StepRollingBack},
 		already: []Step{StepRolledBack}, alreadyMsg: "volume {volume} already rolled back: the old LUN serves the host through the proxy; `lunferry migrate abort {volume}` ends the migration on the old array",
 		hints: map[Step]string{
 			StepNew: rollbackBeforeCutover, StepPreparing: rollbackBeforeCutover, StepPrepared: rollbackBeforeCutover,
 			StepCuttingOver: "the cutover has not completed: rerun `lunferry migrate cutover {volume}`; an online cutover before its takeover passes the host's writes through to the old LUN, and `lunferry migrate abort {volume}` backs it out with nothing lost",
-			StepFinalizing:  "finalize is under way: rerun `lunferry migrate finalize {volume}` to finish it; rollback is not possible once the old LUN is detached",
-			StepFinalized:   rollbackAfterFinalize,
+			StepFinalizing:  "finalize is under way: rerun `lunferry migrate finalize {volume}` to finish it, then roll back",
 			StepHandingOver: rollbackAfterHandover, StepHandedOver: rollbackAfterHandover,
 			StepFaulty: "the clone is faulty: the host's view cannot be read reliably; `lunferry migrate abort {volume}` goes back to the old LUN as of cutover (writes since then stay on the new LUN only)",
 		},
-		hint:   "rollback runs between cutover and finalize",
+		hint:   "rollback runs between cutover and handover",
 		trying: StepRollingBack, done: StepRolledBack, inhibit: true, allVolumes: true,
 		onFail: "fix the cause and rerun `lunferry migrate rollback {volume}` (it resumes where it stopped)",
 	}
@@ -139,8 +140,7 @@ const (
 	rollbackUnderWay      = "a rollback to the old LUN is under way: rerun `lunferry migrate rollback {volume}` to finish it"
 	rolledBackOld         = "the volume was rolled back: the old LUN serves the host through the proxy and holds every write; `lunferry migrate abort {volume}` ends the migration on the old array"
 	rollbackBeforeCutover = "the host has not been cut over: it still uses the old LUN, there is nothing to roll back"
-	rollbackAfterFinalize = "finalize detached the old LUN and the host's writes since then are on the new LUN only; rollback after finalize is not supported"
-	rollbackAfterHandover = "the host uses the new array directly and the proxy no longer holds the old LUN; there is nothing to roll back to"
+	rollbackAfterHandover = "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to"
 	hostNeedsData         = "the host can only move to the new array once it holds all the data: hydrate, then run `lunferry migrate finalize {volume}`"
 	abortAfterSwap        = "the device already runs linear over the new LUN and the old LUN is no longer in use; there is nothing to roll back to"
 )
@@ -245,8 +245,11 @@ func (v *Volume) info() stepInfo {
 		i.serving, i.restore = "new array", restoreNothing
 		i.hint = "handover was interrupted after the host left the proxy; nothing rebuilt: rerun `lunferry migrate handover {volume}` to finish"
 	}
-	if v.Step == StepRollingBack && v.rolledBack() {
+	switch {
+	case v.Step == StepRollingBack && v.rolledBack():
 		i.serving = steps[StepRolledBack].serving
+	case v.Step == StepRollingBack && v.Linear:
+		i.serving = steps[StepFinalized].serving
 	}
 	if v.Step == StepCuttingOver && v.passthrough() {
 		v.onlineInfo(&i)
