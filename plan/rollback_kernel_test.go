@@ -75,12 +75,23 @@ func startHostWriter(t *testing.T, disk string, model []byte) *hostWriter {
 func (w *hostWriter) finish() { close(w.stop); <-w.done }
 
 // TestKernelRollback: the host writes after cutover and keeps writing
-// through the rollback; afterwards the device below the era runs linear
-// over the old LUN, and the old LUN read alone (its backing file on the
-// "old array", and its disk on the proxy) holds exactly what the host
-// wrote, byte for byte; the host saw no write error, and the time its I/O
-// was held is logged.
+// through the rollback, from mid-hydration and after finalize (the old LUN
+// attached again); afterwards the device below the era runs linear over
+// the old LUN, and the old LUN read alone (its backing file on the "old
+// array", and its disk on the proxy) holds exactly what the host wrote,
+// byte for byte; the host saw no write error, and the time its I/O was
+// held is logged.
 func TestKernelRollback(t *testing.T) {
+	for _, finalized := range []bool{false, true} {
+		name := "hydrating"
+		if finalized {
+			name = "finalized"
+		}
+		t.Run(name, func(t *testing.T) { kernelRollback(t, finalized) })
+	}
+}
+
+func kernelRollback(t *testing.T, finalized bool) {
 	const size = 16 * mib
 	l := newLab(t, size, size)
 	ctx := context.Background()
@@ -89,9 +100,15 @@ func TestKernelRollback(t *testing.T) {
 	l.hostWrite(9*mib+4096, randomBytes(3*mib))
 	_, err := l.p.Start(ctx, l.spec.Name)
 	require.NoError(t, err)
-	for i := 0; i < 3; i++ { // part of the copy hydrated, not all
-		_, err := l.p.Tick(ctx, false)
+	if finalized {
+		l.hydrate(3 * time.Minute)
+		_, err = l.p.Finalize(ctx, l.spec.Name)
 		require.NoError(t, err)
+	} else {
+		for i := 0; i < 3; i++ { // part of the copy hydrated, not all
+			_, err := l.p.Tick(ctx, false)
+			require.NoError(t, err)
+		}
 	}
 
 	model := l.hostRead(size)
