@@ -191,7 +191,15 @@ func (p *Planner) rollback(ctx context.Context, v *Volume, rate clone.Rate) erro
 			rate = t
 		}
 	}
-	for !r.Final && !roundsDone(r) {
+	if r.Final {
+		// A final round that stopped before its swap: the host wrote on
+		// meanwhile, so a round first keeps the next hold short.
+		r.Final = false
+		if err := p.rollbackRound(ctx, v, rate); err != nil {
+			return err
+		}
+	}
+	for !roundsDone(r) {
 		if err := p.rollbackRound(ctx, v, rate); err != nil {
 			return err
 		}

@@ -3,8 +3,10 @@ package plan_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/plan"
+	"github.com/lunferry/lunferry/plan/kernel"
 )
 
 // hostWriter writes 4 KiB blocks of random data at random offsets of the
@@ -81,17 +84,33 @@ func (w *hostWriter) finish() { close(w.stop); <-w.done }
 // array", and its disk on the proxy) holds exactly what the host wrote,
 // byte for byte; the host saw no write error, and the time its I/O was
 // held is logged.
+//
+// In "load fails", loading linear over the old LUN fails once in the
+// final round: the device is resumed with its clone (the old LUN
+// read-only again) and the rerun finishes.
 func TestKernelRollback(t *testing.T) {
-	for _, finalized := range []bool{false, true} {
-		name := "hydrating"
-		if finalized {
-			name = "finalized"
-		}
-		t.Run(name, func(t *testing.T) { kernelRollback(t, finalized) })
-	}
+	t.Run("hydrating", func(t *testing.T) { kernelRollback(t, false, false) })
+	t.Run("finalized", func(t *testing.T) { kernelRollback(t, true, false) })
+	t.Run("load fails", func(t *testing.T) { kernelRollback(t, false, true) })
 }
 
-func kernelRollback(t *testing.T, finalized bool) {
+// failingLoad fails its first Load.
+type failingLoad struct {
+	plan.Mapper
+	failed bool
+}
+
+var errLoad = errors.New("injected: load failed")
+
+func (m *failingLoad) Load(ctx context.Context, name string, line dm.TableLine) error {
+	if !m.failed {
+		m.failed = true
+		return errLoad
+	}
+	return m.Mapper.Load(ctx, name, line)
+}
+
+func kernelRollback(t *testing.T, finalized, loadFails bool) {
 	const size = 16 * mib
 	l := newLab(t, size, size)
 	ctx := context.Background()
@@ -114,6 +133,26 @@ func kernelRollback(t *testing.T, finalized bool) {
 	model := l.hostRead(size)
 	w := startHostWriter(t, l.hostDisk, model)
 	time.Sleep(time.Second) // writes before the rollback, on the new LUN only
+	if loadFails {
+		ports := kernel.Ports(kernel.Options{TickInterval: 200 * time.Millisecond})
+		ports.Mapper = &failingLoad{Mapper: ports.Mapper}
+		p, err := plan.New(plan.Options{StateDir: filepath.Join(l.dir, "state"), LockWait: 10 * time.Second,
+			Ports: ports, Log: testLog{t}, PollInterval: 100 * time.Millisecond})
+		require.NoError(t, err)
+		_, err = p.Rollback(ctx, l.spec.Name, plan.RollbackOptions{})
+		require.ErrorIs(t, err, errLoad)
+		c, err := dm.Open(dm.Options{})
+		require.NoError(t, err)
+		info, err := c.Info(ctx, plan.DMName(l.spec.Name))
+		require.NoError(t, err)
+		require.False(t, info.Suspended, "the host's I/O goes on")
+		require.False(t, info.InactivePresent)
+		tbl, err := c.Table(ctx, plan.DMName(l.spec.Name))
+		require.NoError(t, err)
+		require.Equal(t, "clone", tbl[0].Type, "the clone serves the host again")
+		c.Close()
+		time.Sleep(time.Second) // the host writes through the clone again
+	}
 	rep, err := l.p.Rollback(ctx, l.spec.Name, plan.RollbackOptions{})
 	require.NoError(t, err)
 	time.Sleep(time.Second) // writes after it, through linear to the old LUN

@@ -367,9 +367,14 @@ func TestRollbackFailureInFinalRoundResumesTheHost(t *testing.T) {
 			require.NotNil(t, d.Clone, "with the clone")
 			require.Equal(t, plan.StepRollingBack, e.show().Step)
 			e.k.FailAt = 0
+			copies := len(e.k.CopyBacks)
 			_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
 			require.NoError(t, err)
 			e.rolledBack()
+			rerun := e.k.CopyBacks[copies:]
+			require.Len(t, rerun, 2, "a round, then the final one")
+			require.False(t, rerun[0].Held)
+			require.True(t, rerun[1].Held)
 		})
 	}
 }
