@@ -415,6 +415,9 @@ func (p *Planner) rollbackDry(ctx context.Context, name string) (*RollbackReport
 	if err != nil {
 		return nil, err
 	}
+	if rep.Message == "" {
+		rep.Message = fmt.Sprintf("dry run: volume %s is already rolled back; nothing to do", name)
+	}
 	return rep, nil
 }
 

@@ -236,6 +236,12 @@ func TestRollbackDryRun(t *testing.T) {
 	require.Nil(t, v.Rollback)
 	require.Empty(t, e.k.CopyBacks)
 	require.True(t, e.k.Device(plan.DMName("vol1")).Enabled, "hydration goes on")
+
+	_, err = e.p.Rollback(context.Background(), "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	rep, err = e.p.Rollback(context.Background(), "vol1", plan.RollbackOptions{DryRun: true})
+	require.NoError(t, err)
+	require.Contains(t, rep.Message, "already rolled back")
 }
 
 // TestAbortAfterRollback ends the migration on the old array: the proxy's

@@ -64,7 +64,7 @@ hooks run. A handed-over volume is final: 'lunferry volume remove' forgets it.`,
 				Action: a.eachVolume(a.handover),
 			},
 			{
-				Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was (after rollback: holds every write)", ArgsUsage: names,
+				Name: "abort", Usage: "before finalize or after a rollback: remove export, device and attachments; the old LUN stays as it was (after a rollback: holds every write)", ArgsUsage: names,
 				Description: `Runs the pre-abort hooks (they move the host back to the old array), then
 removes everything lunferry built, newest first, and runs the post-abort hooks.
 After cutover the host's writes since then are on the new LUN only, unless the
