@@ -223,8 +223,10 @@ var steps = map[Step]stepInfo{
 	StepAborting: {serving: "-", next: "migrate abort",
 		hint: "the abort was interrupted while removing the proxy's objects (the host had left the proxy): rerun `lunferry migrate abort {volume}` to finish it"},
 	StepAborted: {serving: "old array", next: "volume remove"},
-	// Rolling back rebuilds the clone it came from (see Volume.info once
-	// its swap is recorded); rolled back builds linear over the old LUN.
+	// Rolling back rebuilds what it came from, the clone or (after
+	// finalize) linear over the new LUN, and linear over the old LUN once
+	// its swap is recorded (see Volume.info); rolled back builds linear
+	// over the old LUN.
 	StepRollingBack: {serving: "proxy (clone)", next: "migrate rollback", restore: restoreRebuild,
 		hint: "a rollback was interrupted; the proxy serves the host as before: rerun `lunferry migrate rollback {volume}` to resume it"},
 	StepRolledBack: {serving: "proxy (linear over the old LUN)", next: "migrate abort", restore: restoreRebuild},
