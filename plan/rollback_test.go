@@ -294,27 +294,36 @@ func TestRollbackCrashAtEveryPoint(t *testing.T) {
 	e.k.ResetCalls()
 	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
 	require.NoError(t, err)
-	total := len(e.k.Calls())
+	calls := e.k.Calls()
+	total := len(calls)
 	require.GreaterOrEqual(t, total, 12)
-	t.Logf("rollback makes %d kernel calls: %v", total, e.k.Calls())
+	t.Logf("rollback makes %d kernel calls: %v", total, calls)
+	resume := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Resume ") }) + 1
+	require.Equal(t, total, resume, "the final resume is the last call")
 
 	for n := 1; n <= total; n++ {
-		for _, how := range []string{"kill", "kill-after", "kill-restore", "power"} {
+		for _, how := range []string{"kill", "kill-after", "kill-restore", "power", "power-after"} {
 			t.Run(fmt.Sprintf("op%d-%s", n, how), func(t *testing.T) {
 				e := hydratingEnv(t)
 				host(e)
 				e.k.ResetCalls()
-				e.k.CrashAt, e.k.CrashAfter = n, how == "kill-after"
+				e.k.CrashAt, e.k.CrashAfter = n, how == "kill-after" || how == "power-after"
+				// What the process saves after its death never happened
+				// (a death just after the last call included).
+				var files map[string][]byte
+				e.k.OnCrash = func(plantest.Inventory) { files = readVolumes(t, e.dir) }
 				_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+				require.NotNil(t, files, "the crash point was reached")
+				e.k.CrashAt, e.k.CrashAfter, e.k.OnCrash = 0, false, nil
+				writeVolumes(t, e.dir, files)
 				if err == nil {
-					require.True(t, n == total && how == "kill-after", "only a kill after the last call lets it finish")
-					return
+					require.True(t, n == total && strings.HasSuffix(how, "-after"), "only a death after the last call lets it finish")
+				} else {
+					require.ErrorIs(t, err, plantest.ErrCrash)
 				}
-				require.ErrorIs(t, err, plantest.ErrCrash)
-				e.k.CrashAt, e.k.CrashAfter = 0, false
 				e.p = e.planner(false) // a new process
 				switch how {
-				case "power":
+				case "power", "power-after":
 					e.k.Reboot()
 					fallthrough
 				case "kill-restore":
@@ -324,6 +333,12 @@ func TestRollbackCrashAtEveryPoint(t *testing.T) {
 					require.NoError(t, err)
 					require.NoError(t, st.Check(), "restore leaves the kernel as recorded")
 					require.Empty(t, e.k.Violations())
+					if how == "power-after" && n == resume {
+						// The host may have written the old LUN alone
+						// since the resume: the clone must not come back.
+						d := e.k.Device(plan.DMName("vol1"))
+						require.Equal(t, oldKey, e.k.DiskKey(d.Linear), "restore after the swap's resume builds linear over the old LUN, not %s", d.Table)
+					}
 				}
 				// The host writes again before the rerun: through the
 				// clone to the new LUN, unless the swap was made (then
