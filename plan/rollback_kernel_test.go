@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,11 +91,86 @@ func (w *hostWriter) finish() { close(w.stop); <-w.done }
 //
 // In "load fails", loading linear over the old LUN fails once in the
 // final round: the device is resumed with its clone (the old LUN
-// read-only again) and the rerun finishes.
+// read-only again) and the rerun finishes. In "killed", lunferry is
+// SIGKILLed in its final round, the device suspended (the host's I/O
+// waits): the rerun resumes the clone first, then finishes.
 func TestKernelRollback(t *testing.T) {
-	t.Run("hydrating", func(t *testing.T) { kernelRollback(t, false, false) })
-	t.Run("finalized", func(t *testing.T) { kernelRollback(t, true, false) })
-	t.Run("load fails", func(t *testing.T) { kernelRollback(t, false, true) })
+	t.Run("hydrating", func(t *testing.T) { kernelRollback(t, false, noFault) })
+	t.Run("finalized", func(t *testing.T) { kernelRollback(t, true, noFault) })
+	t.Run("load fails", func(t *testing.T) { kernelRollback(t, false, loadFails) })
+	t.Run("killed", func(t *testing.T) { kernelRollback(t, false, killed) })
+}
+
+// rollbackFault is what goes wrong in a lab rollback's first attempt.
+type rollbackFault int
+
+const (
+	noFault rollbackFault = iota
+	loadFails
+	killed
+)
+
+// rollbackHelperEnv makes the test binary a lunferry that runs one
+// rollback and hangs in its final copy (TestHelperRollback).
+const rollbackHelperEnv = "LUNFERRY_PLAN_ROLLBACK_HELPER_STATE"
+
+// hangingCopy hangs in the final round's copy (from a disk, not the era
+// device), once it has said so in the file marker.
+type hangingCopy struct {
+	plan.OldWriter
+	marker string
+}
+
+func (h hangingCopy) CopyBack(ctx context.Context, src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error) {
+	if !strings.HasPrefix(src, "/dev/dm-") {
+		_ = os.WriteFile(h.marker, []byte(src), 0o600)
+		select {}
+	}
+	return h.OldWriter.CopyBack(ctx, src, old, extents, rate)
+}
+
+func TestHelperRollback(t *testing.T) {
+	dir := os.Getenv(rollbackHelperEnv)
+	if dir == "" {
+		t.Skip("helper process for TestKernelRollback/killed")
+	}
+	ports := kernel.Ports(kernel.Options{})
+	ports.OldWriter = hangingCopy{OldWriter: ports.OldWriter, marker: filepath.Join(dir, "final-round")}
+	p, err := plan.New(plan.Options{StateDir: dir, Ports: ports, PollInterval: 100 * time.Millisecond})
+	if err == nil {
+		_, err = p.Rollback(context.Background(), os.Getenv("LUNFERRY_PLAN_HELPER_VOLUME"), plan.RollbackOptions{})
+	}
+	fmt.Fprintln(os.Stderr, "rollback returned:", err)
+	os.Exit(1)
+}
+
+// killInFinalRound runs a rollback in a helper process and SIGKILLs it in
+// its final copy, the device below the era suspended.
+func (l *lab) killInFinalRound() {
+	t := l.t
+	state := filepath.Join(l.dir, "state")
+	marker := filepath.Join(state, "final-round")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRollback$")
+	cmd.Env = append(os.Environ(), rollbackHelperEnv+"="+state, "LUNFERRY_PLAN_HELPER_VOLUME="+l.spec.Name)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the final round never began: %s", out.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	c, err := dm.Open(dm.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	info, err := c.Info(context.Background(), plan.DMName(l.spec.Name))
+	require.NoError(t, err)
+	require.True(t, info.Suspended, "killed in the final round: the device is left suspended")
 }
 
 // failingLoad fails its first Load.
@@ -110,7 +189,7 @@ func (m *failingLoad) Load(ctx context.Context, name string, line dm.TableLine) 
 	return m.Mapper.Load(ctx, name, line)
 }
 
-func kernelRollback(t *testing.T, finalized, loadFails bool) {
+func kernelRollback(t *testing.T, finalized bool, fault rollbackFault) {
 	const size = 16 * mib
 	l := newLab(t, size, size)
 	ctx := context.Background()
@@ -133,7 +212,12 @@ func kernelRollback(t *testing.T, finalized, loadFails bool) {
 	model := l.hostRead(size)
 	w := startHostWriter(t, l.hostDisk, model)
 	time.Sleep(time.Second) // writes before the rollback, on the new LUN only
-	if loadFails {
+	if fault == killed {
+		start := time.Now()
+		l.killInFinalRound()
+		t.Logf("killed in the final round %s after the rollback began", time.Since(start).Round(time.Millisecond))
+	}
+	if fault == loadFails {
 		ports := kernel.Ports(kernel.Options{TickInterval: 200 * time.Millisecond})
 		ports.Mapper = &failingLoad{Mapper: ports.Mapper}
 		p, err := plan.New(plan.Options{StateDir: filepath.Join(l.dir, "state"), LockWait: 10 * time.Second,
