@@ -15,3 +15,12 @@ func openDirect(path string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }
+
+// openDirectWrite opens path write-only with O_DIRECT.
+func openDirectWrite(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open O_DIRECT for writing", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

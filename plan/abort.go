@@ -29,12 +29,15 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 			// suspended, holding the host's I/O: settle it (the swap is
 			// completed, and then there is nothing to roll back to)
 			// before hooks run for minutes.
-			if v.Step == StepFinalizing || (v.Step == StepCuttingOver && v.passthrough()) {
+			if v.Step == StepFinalizing || v.Step == StepRollingBack || (v.Step == StepCuttingOver && v.passthrough()) {
 				if err := p.reconcileDevice(ctx, v); err != nil {
 					return err
 				}
 			}
-			if v.Linear {
+			if v.Linear && !v.rolledBack() {
+				if v.Step == StepRollingBack {
+					return cmdAbort.refuse(v, StepRollingBack)
+				}
 				return cmdAbort.refuse(v, StepFinalized)
 			}
 			// Saved with the "-ing" step: the report of an abort that
@@ -147,8 +150,14 @@ func (p *Planner) CancelAbort(ctx context.Context, name string) (*Volume, error)
 }
 
 func abortReport(v *Volume, from Step) *AbortReport {
-	r := &AbortReport{Volume: v.Spec.Name, From: from, HostWritesLost: v.Exported}
+	r := &AbortReport{Volume: v.Spec.Name, From: from, HostWritesLost: v.Exported && !v.rolledBack()}
 	switch {
+	case v.rolledBack():
+		r.Message = fmt.Sprintf("volume %s aborted after its rollback: the old LUN %s lun %d holds every write the host made, through the proxy to the end; nothing is lost",
+			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN)
+	case v.Rollback != nil:
+		r.Message = fmt.Sprintf("volume %s aborted in the middle of a rollback: writes the host made after cutover exist in full ONLY on the new LUN %s lun %d; the old LUN %s lun %d holds the data as of cutover with part of them copied over it by the rollback",
+			v.Spec.Name, v.Spec.New.IQN, v.Spec.New.LUN, v.Spec.Old.IQN, v.Spec.Old.LUN)
 	case v.passthrough() && v.Cutover.Phase != "":
 		r.Message = fmt.Sprintf("volume %s backed out of the online cutover (after phase %s): the host's writes went to the old LUN %s lun %d throughout, through the proxy or directly; it holds every write",
 			v.Spec.Name, v.Cutover.Phase, v.Spec.Old.IQN, v.Spec.Old.LUN)

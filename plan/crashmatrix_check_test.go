@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/lunferry/lunferry/plan"
 	"github.com/lunferry/lunferry/plan/plantest"
@@ -50,8 +51,11 @@ func (c matrixCase) check(e *env, h *matrixHooks, want plan.Step, run crashRun) 
 		add("(2) the proxy served the host before the crash and nothing serves it at %s", v.Step)
 	}
 	for _, w := range e.k.Writes(oldKey) {
-		if c.step.online && w == "linear "+plan.DMName("vol1") {
-			continue // the online pass-through: the host's own writes
+		if (c.step.online || c.step.rollsBack) && w == "linear "+plan.DMName("vol1") {
+			continue // the online pass-through, a rollback: the host's own writes
+		}
+		if c.step.rollsBack && strings.HasPrefix(w, "rollback copy from ") {
+			continue // rollback's copy, the one writer of the old LUN
 		}
 		add("(3) old LUN written: %s", w)
 	}
@@ -141,8 +145,21 @@ func serving(v *plan.Volume) string {
 		}
 	case plan.StepAborting:
 		if !v.AbortTeardown && v.Exported {
+			if v.Rollback != nil && v.Rollback.Swapped {
+				return "rolled-back"
+			}
 			return "clone"
 		}
+	case plan.StepRollingBack:
+		switch {
+		case v.Rollback != nil && v.Rollback.Swapped:
+			return "rolled-back"
+		case v.Linear:
+			return "linear"
+		}
+		return "clone"
+	case plan.StepRolledBack:
+		return "rolled-back"
 	}
 	return ""
 }
@@ -188,7 +205,7 @@ func checkServed(inv plantest.Inventory, how string) error {
 		return fmt.Errorf("the device runs %q", d.Table)
 	case how == "linear" && (d.Clone != nil || inv.Disks[d.Linear] != newKey):
 		return fmt.Errorf("the device runs %q", d.Table)
-	case how == "passthrough" && (d.Clone != nil || inv.Disks[d.Linear] != oldKey || inv.ReadOnly[d.Linear]):
+	case (how == "passthrough" || how == "rolled-back") && (d.Clone != nil || inv.Disks[d.Linear] != oldKey || inv.ReadOnly[d.Linear]):
 		return fmt.Errorf("the device runs %q (old disk read-only: %v)", d.Table, inv.ReadOnly[d.Linear])
 	}
 	return nil
@@ -207,7 +224,7 @@ func recordedMissing(v *plan.Volume, inv plantest.Inventory) []string {
 			}
 			continue
 		}
-		if v.Linear && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata || o.Kind == plan.ObjFence) {
+		if v.Linear && v.Rollback == nil && (o.Kind == plan.ObjOldLogin || o.Kind == plan.ObjMetadata || o.Kind == plan.ObjFence) {
 			continue
 		}
 		if err := objectHeld(v, o, inv); err != nil {
@@ -228,8 +245,11 @@ func objectHeld(v *plan.Volume, o plan.Object, inv plantest.Inventory) error {
 		if !slices.Contains(inv.Sessions, oldTarget) || v.OldDisk == nil || inv.Disks[v.OldDisk.Path] != oldKey {
 			return fmt.Errorf("no session or no old disk (%+v)", v.OldDisk)
 		}
-		if inv.ReadOnly[v.OldDisk.Path] == passthrough(v) {
-			return fmt.Errorf("old disk %s read-only: %v (online pass-through: %v)", v.OldDisk.Path, inv.ReadOnly[v.OldDisk.Path], passthrough(v))
+		// The host writes the old LUN in an online pass-through and
+		// once rolled back; otherwise nothing may.
+		writable := passthrough(v) || (v.Rollback != nil && v.Rollback.Swapped)
+		if inv.ReadOnly[v.OldDisk.Path] == writable {
+			return fmt.Errorf("old disk %s read-only: %v (online pass-through or rolled back: %v)", v.OldDisk.Path, inv.ReadOnly[v.OldDisk.Path], writable)
 		}
 	case plan.ObjFence:
 		if inv.Fences[oldKey] == 0 || inv.Fences[oldKey] != v.Cutover.FenceKey {

@@ -45,6 +45,11 @@ func fixtureSteps() map[string][]func(e *env) error {
 	pause := func(e *env) error { return e.p.Pause(ctx, "vol1") }
 	finalize := func(e *env) error { _, err := e.p.Finalize(ctx, "vol1"); return err }
 	reboot := func(e *env) error { e.k.Reboot(); return nil }
+	rollback := func(e *env) error {
+		e.k.HostWrite(plan.EraName("vol1"), 4<<20, 4<<10)
+		_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+		return err
+	}
 	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
 	failedAbort := func(e *env) error {
 		e.k.HookFail[preAbort] = fmt.Errorf("%w: exit status 1", plan.ErrHook)
@@ -80,6 +85,7 @@ func fixtureSteps() map[string][]func(e *env) error {
 		"paused":                         {prepare, cutover, start, pause},
 		"abort-pending":                  {prepare, cutover, start, failedAbort},
 		"hydrated":                       {prepare, cutover, start, ticks},
+		"rolled-back":                    {prepare, cutover, start, rollback},
 		"finalized":                      {prepare, cutover, start, ticks, finalize},
 		"rebooted-hydrating":             {prepare, cutover, start, reboot},
 		"rebooted-finalized":             {prepare, cutover, start, ticks, finalize, reboot},

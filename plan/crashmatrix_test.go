@@ -36,6 +36,7 @@ const (
 	postAbort    = "/hooks/back"
 	preFinalize  = "/hooks/pre-finalize"
 	postFinalize = "/hooks/post-finalize"
+	preRollback  = "/hooks/map-old-again"
 )
 
 var (
@@ -52,6 +53,7 @@ func matrixSpec() plan.Spec {
 	s.Hooks.PreAbort = []string{preAbort}
 	s.Hooks.PreFinalize = []string{preFinalize}
 	s.Hooks.PostFinalize = []string{postFinalize}
+	s.Hooks.PreRollback = []string{preRollback}
 	o := onlineSpec()
 	s.Hooks.AddPaths, s.Hooks.CheckPaths = o.Hooks.AddPaths, o.Hooks.CheckPaths
 	s.Hooks.RemoveDirectPaths, s.Hooks.RestoreDirectPaths = o.Hooks.RemoveDirectPaths, o.Hooks.RestoreDirectPaths
@@ -71,8 +73,10 @@ type matrixStep struct {
 	// aborts: the step is an abort (an abort recovery is its rerun);
 	// restores: its rerun restores first (run's loop, restore itself);
 	// online: the volume cuts over online (the host's writes pass
-	// through the proxy to the old LUN).
-	aborts, restores, online bool
+	// through the proxy to the old LUN); rollsBack: the volume is (being)
+	// rolled back (rollback copies the host's writes to the old LUN,
+	// then the host's writes go there).
+	aborts, restores, online, rollsBack bool
 	// check looks further at a volume the command completed; hooks are
 	// the hooks the command runs.
 	check func(v *plan.Volume, inv plantest.Inventory) error
@@ -91,6 +95,13 @@ func matrixSteps() []*matrixStep {
 	abort := func(e *env) error { _, err := e.p.Abort(ctx, "vol1"); return err }
 	restore := func(e *env) error { _, err := e.p.Restore(ctx); return err }
 	cancel := func(e *env) error { _, err := e.p.CancelAbort(ctx, "vol1"); return err }
+	rollback := func(e *env) error {
+		if e.k.Device(plan.EraName("vol1")) != nil {
+			e.k.HostWrite(plan.EraName("vol1"), 4<<20, 4<<10) // the host wrote since cutover
+		}
+		_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+		return err
+	}
 	online := func(e *env) error {
 		_, err := e.p.CutoverWith(ctx, "vol1", plan.CutoverOptions{Online: true})
 		return err
@@ -122,6 +133,10 @@ func matrixSteps() []*matrixStep {
 		{name: "restore finalized", from: "rebooted-finalized", done: plan.StepFinalized, restores: true, run: restore},
 		{name: "restore pending abort", from: "rebooted-abort-pending", done: plan.StepAborting, restores: true,
 			check: pendingAbort, run: restore},
+		{name: "rollback", from: "hydrating", done: plan.StepRolledBack, rollsBack: true, run: rollback},
+		{name: "rollback from finalized", from: "finalized", done: plan.StepRolledBack, rollsBack: true, run: rollback,
+			hooks: []string{preRollback}},
+		{name: "abort from rolled-back", from: "rolled-back", done: plan.StepAborted, aborts: true, rollsBack: true, run: abort},
 		{name: "online cutover", from: "prepared", done: plan.StepCutOver, online: true, run: online,
 			hooks: []string{addPaths, checkPaths, removeDirect}},
 		{name: "back-out from paths-added", from: "online-paths-added", done: plan.StepAborted, aborts: true, online: true, run: abort},
@@ -425,8 +440,8 @@ func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 		return "", "", serr
 	}
 	switch {
-	case err == nil && rep.HostWritesLost != v.Exported:
-		return "", "", fmt.Errorf("the abort says host writes lost: %v, but the export was created: %v", rep.HostWritesLost, v.Exported)
+	case err == nil && rep.HostWritesLost != (v.Exported && (v.Rollback == nil || !v.Rollback.Swapped)):
+		return "", "", fmt.Errorf("the abort says host writes lost: %v, but the export was created: %v (rolled back: %v)", rep.HostWritesLost, v.Exported, v.Rollback != nil && v.Rollback.Swapped)
 	case err == nil:
 		return "aborted", plan.StepAborted, nil
 	}
@@ -446,7 +461,8 @@ func mutations(calls []string) []string {
 		op, _, _ := strings.Cut(c, " ")
 		switch op {
 		case "Login", "Logout", "SetReadOnly", "CreateClone", "CreateLinear", "Swap", "Remove", "Message", "SetReadWrite", "Fence", "Unfence",
-			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook":
+			"Apply", "Teardown", "CreateFile", "DetachFile", "ZeroDevice", "AttachFile", "Resume", "Hook", "Suspend", "Load", "CopyBack",
+			"EraCheckpoint":
 			out = append(out, c)
 		}
 	}

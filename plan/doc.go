@@ -71,6 +71,16 @@
 //     and the new session are removed in reverse order of creation; the old
 //     LUN is as it was. The report says plainly that writes the host made
 //     after cutover exist only on the new LUN.
+//     After a rollback the old LUN holds every write: the report says so.
+//     Rollback (after cutover, before handover; rollback.go): hydration
+//     stops (after finalize: pre-rollback hooks, the old LUN attached
+//     again, checked and fenced), the blocks the host wrote since cutover (the era layer's
+//     record) are copied from the host's view to the old LUN in rounds
+//     until a round is small, then the device below the era layer is
+//     suspended, the rest copied from the new LUN and the device swapped
+//     live to "0 <sectors> linear <old> 0". The only writes lunferry ever
+//     makes to the old LUN are this copy's (OldWriter) and, once rolled
+//     back, the host's own through the proxy.
 //  7. restore (after a reboot or crash): every object of every volume's
 //     undo stack is rebuilt in creation order, looked up first. The clone
 //     is recreated over the same metadata file, never zeroed, so hydration
@@ -121,7 +131,7 @@
 //	throttle        "50MiB/s" or "mon-fri 08:00-18:00=50MiB/s; *=200MiB/s"
 //	hooks           {"preCutover", "postCutover", "preFinalize",
 //	                 "postFinalize", "preAbort", "postAbort",
-//	                 "preHandover", "postHandover": [paths],
+//	                 "preHandover", "postHandover", "preRollback": [paths],
 //	                 "timeout": "5m"}
 //	sessionTimeout  wait for the host's session at cutover (default "2m")
 //

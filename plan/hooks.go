@@ -39,7 +39,8 @@ func HookEnviron(inherited, env []string) []string {
 //	LUNFERRY_PHASE           pre-cutover, post-cutover, pre-finalize,
 //	                         post-finalize, pre-abort (only when the
 //	                         export exists), post-abort, pre-handover,
-//	                         post-handover, or for an online cutover
+//	                         post-handover, pre-rollback (after
+//	                         finalize), or for an online cutover
 //	                         add-paths, check-paths, remove-direct-paths,
 //	                         restore-direct-paths (its back-out)
 //	LUNFERRY_STATE_DIR       the state directory

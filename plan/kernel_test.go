@@ -156,7 +156,7 @@ func (l *lab) cleanup(logoutHook string) {
 	if err != nil || v.Step == plan.StepAborted || v.Step == plan.StepNew {
 		return
 	}
-	if !v.Linear {
+	if !v.Linear || v.Step == plan.StepRolledBack {
 		if _, err := l.p.Abort(ctx, l.spec.Name); err != nil {
 			l.t.Errorf("cleanup abort: %v", err)
 		}

@@ -43,9 +43,10 @@ var kinds = map[ObjectKind]kindOps{
 }
 
 // oldLUNNeeded reports whether v still needs an object of kind that serves
-// the old LUN: once linear over the new LUN, nothing does.
+// the old LUN: once linear over the new LUN, nothing does, until a
+// rollback attaches it again.
 func oldLUNNeeded(v *Volume, kind ObjectKind) bool {
-	return !v.Linear || (kind != ObjOldLogin && kind != ObjMetadata && kind != ObjFence)
+	return !v.Linear || v.Rollback != nil || (kind != ObjOldLogin && kind != ObjMetadata && kind != ObjFence)
 }
 
 // missing returns the recorded objects of v that the kernel no longer
@@ -105,7 +106,7 @@ func (p *Planner) remove(ctx context.Context, v *Volume, kind ObjectKind, all []
 // handover and a finished abort at restore all end this way.
 func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error {
 	recorded := make([]ObjectKind, 0, len(v.Objects))
-	for _, o := range v.Objects {
+	for _, o := range creationOrder(v) {
 		recorded = append(recorded, o.Kind)
 	}
 	for _, kind := range slices.Backward(recorded) {
@@ -124,7 +125,7 @@ func (p *Planner) teardown(ctx context.Context, v *Volume, all []*Volume) error 
 // not wait for an old array that may be gone.
 func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, error) {
 	var rebuilt []ObjectKind
-	for _, o := range slices.Clone(v.Objects) {
+	for _, o := range creationOrder(v) {
 		if !oldLUNNeeded(v, o.Kind) {
 			continue
 		}
@@ -139,6 +140,28 @@ func (p *Planner) rebuildAll(ctx context.Context, v *Volume) ([]ObjectKind, erro
 		rebuilt = append(rebuilt, o.Kind)
 	}
 	return rebuilt, nil
+}
+
+// creationOrder is the order v's objects are built in (and removed in
+// reverse): the undo stack's, but for a rollback after finalize, which
+// attaches the old LUN again after the device it is to serve: its session
+// and fence then go before the device, as at cutover.
+func creationOrder(v *Volume) []Object {
+	objs := slices.Clone(v.Objects)
+	if v.Rollback == nil || v.Rollback.From != StepFinalized {
+		return objs
+	}
+	first := func(o Object) bool { return o.Kind == ObjNewLogin || o.Kind == ObjOldLogin || o.Kind == ObjFence }
+	slices.SortStableFunc(objs, func(a, b Object) int {
+		switch {
+		case first(a) && !first(b):
+			return -1
+		case first(b) && !first(a):
+			return 1
+		}
+		return 0
+	})
+	return objs
 }
 
 func attachNew(p *Planner, ctx context.Context, v *Volume) error {
@@ -188,11 +211,12 @@ func (p *Planner) attach(ctx context.Context, v *Volume, kind ObjectKind) error 
 }
 
 // setOldAccess sets the old LUN's disk read-only, or read-write in an
-// online cutover's pass-through (the host's writes go through it).
+// online cutover's pass-through and once rolled back (the host's writes go
+// through it).
 func (p *Planner) setOldAccess(ctx context.Context, v *Volume, disk string) error {
-	if v.passthrough() {
+	if v.passthrough() || v.rolledBack() {
 		if err := p.o.Ports.Fencer.SetReadWrite(ctx, disk); err != nil {
-			return fmt.Errorf("plan: volume %s: set old LUN %s read-write for the pass-through: %w", v.Spec.Name, disk, err)
+			return fmt.Errorf("plan: volume %s: set old LUN %s read-write for the host's writes: %w", v.Spec.Name, disk, err)
 		}
 		return nil
 	}
@@ -384,8 +408,8 @@ func (p *Planner) createDevice(ctx context.Context, v *Volume) error {
 // swap of finalize, linear over the old LUN in an online cutover's
 // pass-through, clone of the old LUN onto the new one otherwise.
 func (p *Planner) newDevice(ctx context.Context, v *Volume, name string) (dev string, err error) {
-	if disk := v.NewDisk; v.Linear || v.passthrough() {
-		if !v.Linear {
+	if disk := v.NewDisk; v.Linear || v.passthrough() || v.rolledBack() {
+		if !v.Linear || v.rolledBack() {
 			disk = v.OldDisk
 		}
 		p.logf("volume %s: create %s: %s", v.Spec.Name, name, LinearLine(v.SizeSectors, disk.Path))
@@ -407,7 +431,7 @@ func (p *Planner) newDevice(ctx context.Context, v *Volume, name string) (dev st
 
 // rebuildDevice is createDevice once the disks it needs are recorded.
 func (p *Planner) rebuildDevice(ctx context.Context, v *Volume) error {
-	if v.NewDisk == nil || (!v.Linear && v.OldDisk == nil) {
+	if v.NewDisk == nil || ((!v.Linear || v.rolledBack()) && v.OldDisk == nil) {
 		return fmt.Errorf("plan: volume %s: disks not recorded, cannot rebuild the device", v.Spec.Name)
 	}
 	return p.createDevice(ctx, v)

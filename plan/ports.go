@@ -98,6 +98,15 @@ type Mapper interface {
 	// takeover); the device stays open and its size does not change. It
 	// returns how long I/O was held.
 	Swap(ctx context.Context, name string, line dm.TableLine) (time.Duration, error)
+	// Suspend suspends name, waiting for its in-flight I/O to complete
+	// (flush): new I/O waits until Resume.
+	Suspend(ctx context.Context, name string) error
+	// Load loads line into name's inactive slot; Resume makes it live.
+	// A linear table keeps the host's write-back cache as Swap does.
+	Load(ctx context.Context, name string, line dm.TableLine) error
+	// ClearInactive drops the table loaded into name's inactive slot, if
+	// any.
+	ClearInactive(ctx context.Context, name string) error
 	// Remove removes name; missing is not an error.
 	Remove(ctx context.Context, name string) error
 	// CloneStatus reads name's clone status, cheaply: without a metadata
@@ -308,6 +317,17 @@ type Verifier interface {
 	Verify(ctx context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error)
 }
 
+// OldWriter copies the host's writes back to the old LUN at rollback: the
+// only port through which lunferry writes the old LUN.
+type OldWriter interface {
+	// CopyBack reads the sorted extents of src (O_DIRECT) and writes
+	// them at the same offsets to the old LUN's disk old (O_DIRECT),
+	// paced to rate, then flushes old's write cache. It makes old
+	// writable for the copy alone (read-only again after) and returns
+	// the bytes copied.
+	CopyBack(ctx context.Context, src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error)
+}
+
 // Ports bundles the ports a Planner drives.
 type Ports struct {
 	Initiator Initiator
@@ -324,6 +344,9 @@ type Ports struct {
 	// Verifier compares the old and the new LUN; nil refuses `migrate
 	// verify`.
 	Verifier Verifier
+	// OldWriter copies the host's writes back to the old LUN; nil
+	// refuses `migrate rollback`.
+	OldWriter OldWriter
 	// Era builds the era layer over new volumes' devices; nil builds
 	// none (their host's writes since cutover are not tracked).
 	Era EraDevices

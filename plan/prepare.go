@@ -104,7 +104,7 @@ func (p *Planner) checkTargets(ctx context.Context, v *Volume) error {
 func (p *Planner) checkHooks(s *Spec) error {
 	h := s.Hooks
 	return p.checkHookList(s, h.PreCutover, h.PostCutover, h.PreFinalize, h.PostFinalize, h.PreAbort, h.PostAbort,
-		h.PreHandover, h.PostHandover, h.AddPaths, h.CheckPaths, h.RemoveDirectPaths, h.RestoreDirectPaths)
+		h.PreHandover, h.PostHandover, h.PreRollback, h.AddPaths, h.CheckPaths, h.RemoveDirectPaths, h.RestoreDirectPaths)
 }
 
 // checkHookList finds hooks of the given phases that are missing or not

@@ -40,15 +40,20 @@ func (p *Planner) reconcileDevice(ctx context.Context, v *Volume) error {
 		return nil
 	case swapTo != nil && swapTo(d.Active):
 		p.logf("volume %s: %s already runs the %s's table: its swap was done before it was recorded; recording it", v.Spec.Name, name, what)
-		if v.passthrough() {
+		switch {
+		case v.Step == StepRollingBack:
+			v.Rollback.Swapped = true
+		case v.passthrough():
 			v.Cutover.Phase, v.Exported = PhaseTakenOver, true
-		} else {
+		default:
 			v.Linear = true
 		}
 		return p.save(v)
 	}
 	want := "clone of the old LUN onto the new one"
 	switch {
+	case v.rolledBack():
+		want = "linear over the old LUN (rolled back)"
 	case v.Linear:
 		want = "linear over the new LUN"
 	case v.passthrough():
@@ -80,6 +85,8 @@ func (p *Planner) deviceDiffers(ctx context.Context, v *Volume) string {
 // pass-through, the clone otherwise.
 func recordedTable(v *Volume, t []dm.RawLine) bool {
 	switch {
+	case v.rolledBack():
+		return linearOver(t, v.OldDisk)
 	case v.Linear:
 		return linearOver(t, v.NewDisk)
 	case v.passthrough():
@@ -91,9 +98,12 @@ func recordedTable(v *Volume, t []dm.RawLine) bool {
 // ownSwap returns the table a live swap of v's current step loads, as a
 // test of a table, and the step that makes it (nil when no swap of
 // lunferry's can be under way): finalize's linear over the new LUN, an
-// online takeover's clone.
+// online takeover's clone, rollback's linear over the old LUN (also once
+// recorded: the record is saved before the resume that makes it live).
 func ownSwap(v *Volume) (func([]dm.RawLine) bool, string) {
 	switch {
+	case v.Step == StepRollingBack && v.Rollback != nil:
+		return func(t []dm.RawLine) bool { return linearOver(t, v.OldDisk) }, "rollback"
 	case v.Step == StepFinalizing && !v.Linear:
 		return func(t []dm.RawLine) bool { return linearOver(t, v.NewDisk) }, "finalize"
 	case v.Step == StepCuttingOver && v.passthrough():
@@ -115,6 +125,14 @@ func (p *Planner) resumeOwnSwap(ctx context.Context, v *Volume, d DeviceState, s
 			v.Spec.Name, ErrDrift, name, tableText(d.Inactive), name, name)
 	}
 	p.logf("volume %s: %s was left suspended by an interrupted swap; resuming it (inactive table %q)", v.Spec.Name, name, tableText(d.Inactive))
+	if v.Step == StepRollingBack && d.Inactive == nil {
+		// Back to the table before: the rollback's final round did not
+		// get to its swap, and its rerun does it again.
+		if err := p.resumeUnswapped(ctx, v); err != nil {
+			return fmt.Errorf("plan: volume %s: resume %s: %w", v.Spec.Name, name, err)
+		}
+		return nil
+	}
 	if err := p.o.Ports.Mapper.Resume(ctx, name); err != nil {
 		return fmt.Errorf("plan: volume %s: resume %s: %w", v.Spec.Name, name, err)
 	}

@@ -400,7 +400,7 @@ func TestFinalizeKilledAfterTheSwap(t *testing.T) {
 func TestSuspendedByAnotherIsRefused(t *testing.T) {
 	ctx := context.Background()
 	e := hydratedEnv(t)
-	e.k.Suspend(plan.DMName("vol1"), []dm.RawLine{{Length: 8, Type: "error"}})
+	e.k.SuspendWith(plan.DMName("vol1"), []dm.RawLine{{Length: 8, Type: "error"}})
 	_, err := e.p.Finalize(ctx, "vol1")
 	require.ErrorIs(t, err, plan.ErrDrift)
 	require.ErrorContains(t, err, "is suspended")

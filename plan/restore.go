@@ -69,9 +69,12 @@ func (p *Planner) restoreOne(ctx context.Context, v *Volume) RestoreResult {
 	case restoreNothing:
 		return r
 	case restoreRebuild:
-		if v.passthrough() {
+		if v.passthrough() || v.Step == StepRollingBack {
 			// A takeover killed after its swap: record it before the
 			// old LUN's disk would be made writable under the clone.
+			// A rollback killed in its final round: settle the swap
+			// before the old LUN's disk would be made read-only under
+			// the linear table that serves the host from it.
 			if err = p.reconcileDevice(ctx, v); err != nil {
 				break
 			}

@@ -197,6 +197,10 @@ type Hooks struct {
 	// new LUN are gone: e.g. unmap the new LUN from the proxy's IQN on the
 	// new array.
 	PostHandover []string `json:"postHandover,omitempty"`
+	// PreRollback runs before a rollback after finalize attaches the old
+	// LUN again: map it to the proxy's IQN on the old array (finalize
+	// let it go).
+	PreRollback []string `json:"preRollback,omitempty"`
 	// AddPaths (online cutover) logs the host in to the export: its
 	// multipath map gains the proxied paths.
 	AddPaths []string `json:"addPaths,omitempty"`
@@ -225,7 +229,7 @@ func (h Hooks) phases() []struct {
 		paths []string
 	}{{"preCutover", h.PreCutover}, {"postCutover", h.PostCutover}, {"preFinalize", h.PreFinalize},
 		{"postFinalize", h.PostFinalize}, {"preAbort", h.PreAbort}, {"postAbort", h.PostAbort},
-		{"preHandover", h.PreHandover}, {"postHandover", h.PostHandover}, {"addPaths", h.AddPaths},
+		{"preHandover", h.PreHandover}, {"postHandover", h.PostHandover}, {"preRollback", h.PreRollback}, {"addPaths", h.AddPaths},
 		{"checkPaths", h.CheckPaths}, {"removeDirectPaths", h.RemoveDirectPaths}, {"restoreDirectPaths", h.RestoreDirectPaths}}
 }
 

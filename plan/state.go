@@ -47,6 +47,14 @@ const (
 	// volume and `lunferry volume remove` forgets it.
 	StepHandingOver Step = "handing-over"
 	StepHandedOver  Step = "handed-over"
+	// StepRollingBack/StepRolledBack (between cutover and finalize): the
+	// blocks the host wrote since cutover are copied back to the old LUN
+	// in rounds, then the device is swapped live to linear over the old
+	// LUN, which from then on holds every write of the host (see
+	// rollback.go). Abort then ends the migration on the old array with
+	// nothing lost.
+	StepRollingBack Step = "rolling-back"
+	StepRolledBack  Step = "rolled-back"
 	// StepAborting/StepAborted: everything lunferry built is removed; the
 	// old LUN is as it was.
 	StepAborting Step = "aborting"
@@ -88,7 +96,8 @@ func (v *Volume) Stalled(now time.Time) (since time.Time, stalled bool) {
 
 // allSteps lists every step, in workflow order.
 var allSteps = []Step{StepNew, StepPreparing, StepPrepared, StepCuttingOver, StepCutOver, StepHydrating,
-	StepHydrated, StepFinalizing, StepFinalized, StepHandingOver, StepHandedOver, StepAborting, StepAborted, StepFaulty}
+	StepHydrated, StepFinalizing, StepFinalized, StepHandingOver, StepHandedOver, StepRollingBack, StepRolledBack,
+	StepAborting, StepAborted, StepFaulty}
 
 // Finalized reports whether the live swap to linear over the new LUN is
 // done and the old LUN released: finalized, or handing over or handed over
@@ -245,6 +254,8 @@ type Volume struct {
 	Linear bool `json:"linear,omitempty"`
 	// SwapHeld is how long finalize's table swap held the host's I/O.
 	SwapHeld Duration `json:"swapHeld,omitempty"`
+	// Rollback is the record of a rollback, set when it starts.
+	Rollback *RollbackState `json:"rollback,omitempty"`
 	// Exported is set once the export was created: from then on the host
 	// may have written to the new LUN only.
 	Exported bool `json:"exported,omitempty"`

@@ -38,6 +38,8 @@ type VolumeStatus struct {
 	Fenced bool `json:"fenced,omitempty"`
 	// SwapHeld is how long finalize's table swap held the host's I/O.
 	SwapHeld Duration `json:"swapHeld,omitempty"`
+	// Rollback is the record of a rollback, when one began.
+	Rollback *RollbackState `json:"rollback,omitempty"`
 	// Serving says what serves the host's I/O: "old array" (before
 	// cutover, or after an abort), "proxy (clone)", "proxy (linear over
 	// the new LUN)", "new array" (handed over); "-" when unknown.
@@ -111,7 +113,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
-			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld}
+			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld, Rollback: v.Rollback}
 		if m := v.Cutover; m != nil && m.Online {
 			s.OnlinePhase, s.TakeoverHeld = m.Phase, m.TakeoverHeld
 		}
@@ -212,7 +214,7 @@ func (r *StatusReport) Check() error {
 // cannot be read).
 func (p *Planner) readLive(ctx context.Context, v *Volume, s *VolumeStatus, now time.Time) {
 	var liveErrs []string
-	if o := v.object(ObjDevice); o != nil && !v.Linear && !o.Pending {
+	if o := v.object(ObjDevice); o != nil && !v.Linear && !v.rolledBack() && !o.Pending {
 		st, err := p.o.Ports.Mapper.CloneStatus(ctx, DMName(v.Spec.Name))
 		if err != nil {
 			liveErrs = append(liveErrs, "clone status: "+err.Error())

@@ -59,7 +59,8 @@ var (
 	}
 	cmdStart = &command{
 		name: "start", from: []Step{StepCutOver, StepHydrating, StepHydrated},
-		hint: "hydration starts after cutover",
+		hints: map[Step]string{StepRollingBack: rollbackUnderWay, StepRolledBack: rolledBackOld},
+		hint:  "hydration starts after cutover",
 	}
 	cmdResume = &command{name: "resume", from: allSteps}
 	cmdPause  = &command{
@@ -75,6 +76,7 @@ var (
 		name: "finalize", from: []Step{StepHydrating, StepHydrated, StepFinalizing},
 		already: []Step{StepFinalized, StepHandingOver, StepHandedOver}, alreadyMsg: "volume {volume} already finalized",
 		notReady: map[Step]string{StepCutOver: "hydration has not started: run `lunferry migrate start {volume}`"},
+		hints:    map[Step]string{StepRollingBack: rollbackUnderWay, StepRolledBack: rolledBackOld},
 		hint:     "finalize follows hydration",
 		trying:   StepFinalizing, done: StepFinalized, inhibit: true, allVolumes: true,
 	}
@@ -84,21 +86,38 @@ var (
 		hints: map[Step]string{
 			StepFinalizing: "finalize was interrupted: rerun `lunferry migrate finalize {volume}` first",
 			StepCutOver:    hostNeedsData, StepHydrating: hostNeedsData, StepHydrated: hostNeedsData,
+			StepRollingBack: rollbackUnderWay, StepRolledBack: rolledBackOld,
 		},
 		hint:   "handover follows finalize",
 		trying: StepHandingOver, done: StepHandedOver, inhibit: true, allVolumes: true,
 	}
 	cmdAbort = &command{
 		name: "abort", from: []Step{StepNew, StepPreparing, StepPrepared, StepCuttingOver, StepCutOver,
-			StepHydrating, StepHydrated, StepFinalizing, StepAborting, StepFaulty},
+			StepHydrating, StepHydrated, StepFinalizing, StepRollingBack, StepRolledBack, StepAborting, StepFaulty},
 		already: []Step{StepAborted},
 		hints: map[Step]string{
 			StepHandingOver: "the old LUN is no longer in use and the host is being moved to the new array; there is nothing to roll back to: rerun `lunferry migrate handover {volume}` to finish",
 			StepHandedOver:  "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to",
 			StepFinalized:   abortAfterSwap,
+			// Only a rollback after finalize is refused there.
+			StepRollingBack: "a rollback after finalize is under way and the host's latest writes are on the new LUN only: rerun `lunferry migrate rollback {volume}` to finish it, then abort",
 		},
 		trying: StepAborting, done: StepAborted, allVolumes: true,
 		onFail: "fix the cause and rerun `lunferry migrate abort {volume}`",
+	}
+	cmdRollback = &command{
+		name: "rollback", from: []Step{StepCutOver, StepHydrating, StepHydrated, StepFinalized, StepRollingBack},
+		already: []Step{StepRolledBack}, alreadyMsg: "volume {volume} already rolled back: the old LUN serves the host through the proxy; `lunferry migrate abort {volume}` ends the migration on the old array",
+		hints: map[Step]string{
+			StepNew: rollbackBeforeCutover, StepPreparing: rollbackBeforeCutover, StepPrepared: rollbackBeforeCutover,
+			StepCuttingOver: "the cutover has not completed: rerun `lunferry migrate cutover {volume}`; an online cutover before its takeover passes the host's writes through to the old LUN, and `lunferry migrate abort {volume}` backs it out with nothing lost",
+			StepFinalizing:  "finalize is under way: rerun `lunferry migrate finalize {volume}` to finish it, then roll back",
+			StepHandingOver: rollbackAfterHandover, StepHandedOver: rollbackAfterHandover,
+			StepFaulty: "the clone is faulty: the host's view cannot be read reliably; `lunferry migrate abort {volume}` goes back to the old LUN as of cutover (writes since then stay on the new LUN only)",
+		},
+		hint:   "rollback runs between cutover and handover",
+		trying: StepRollingBack, done: StepRolledBack, inhibit: true, allVolumes: true,
+		onFail: "fix the cause and rerun `lunferry migrate rollback {volume}` (it resumes where it stopped)",
 	}
 	cmdCancelAbort = &command{
 		name: "abort --cancel", from: []Step{StepAborting},
@@ -118,8 +137,12 @@ var (
 )
 
 const (
-	hostNeedsData  = "the host can only move to the new array once it holds all the data: hydrate, then run `lunferry migrate finalize {volume}`"
-	abortAfterSwap = "the device already runs linear over the new LUN and the old LUN is no longer in use; there is nothing to roll back to"
+	rollbackUnderWay      = "a rollback to the old LUN is under way: rerun `lunferry migrate rollback {volume}` to finish it"
+	rolledBackOld         = "the volume was rolled back: the old LUN serves the host through the proxy and holds every write; `lunferry migrate abort {volume}` ends the migration on the old array"
+	rollbackBeforeCutover = "the host has not been cut over: it still uses the old LUN, there is nothing to roll back"
+	rollbackAfterHandover = "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to"
+	hostNeedsData         = "the host can only move to the new array once it holds all the data: hydrate, then run `lunferry migrate finalize {volume}`"
+	abortAfterSwap        = "the device already runs linear over the new LUN and the old LUN is no longer in use; there is nothing to roll back to"
 )
 
 // check says whether c may run on v: done is true when there is nothing
@@ -200,6 +223,13 @@ var steps = map[Step]stepInfo{
 	StepAborting: {serving: "-", next: "migrate abort",
 		hint: "the abort was interrupted while removing the proxy's objects (the host had left the proxy): rerun `lunferry migrate abort {volume}` to finish it"},
 	StepAborted: {serving: "old array", next: "volume remove"},
+	// Rolling back rebuilds what it came from, the clone or (after
+	// finalize) linear over the new LUN, and linear over the old LUN once
+	// its swap is recorded (see Volume.info); rolled back builds linear
+	// over the old LUN.
+	StepRollingBack: {serving: "proxy (clone)", next: "migrate rollback", restore: restoreRebuild,
+		hint: "a rollback was interrupted; the proxy serves the host as before: rerun `lunferry migrate rollback {volume}` to resume it"},
+	StepRolledBack: {serving: "proxy (linear over the old LUN)", next: "migrate abort", restore: restoreRebuild},
 	// A faulty clone may still carry the host's I/O: it is rebuilt.
 	StepFaulty: {serving: "proxy (clone)", next: "migrate abort", restore: restoreRebuild,
 		hint: "volume is faulty: run `lunferry migrate abort {volume}`"},
@@ -216,6 +246,12 @@ func (v *Volume) info() stepInfo {
 	if v.Step == StepHandingOver && !v.HostMovedAt.IsZero() {
 		i.serving, i.restore = "new array", restoreNothing
 		i.hint = "handover was interrupted after the host left the proxy; nothing rebuilt: rerun `lunferry migrate handover {volume}` to finish"
+	}
+	switch {
+	case v.Step == StepRollingBack && v.rolledBack():
+		i.serving = steps[StepRolledBack].serving
+	case v.Step == StepRollingBack && v.Linear:
+		i.serving = steps[StepFinalized].serving
 	}
 	if v.Step == StepCuttingOver && v.passthrough() {
 		v.onlineInfo(&i)

@@ -73,7 +73,7 @@ func TestHelpListsExitCodes(t *testing.T) {
 		require.Contains(t, out, cmd)
 	}
 	out = c.ok("migrate", "--help")
-	for _, sub := range []string{"prepare", "cutover", "start", "throttle", "pause", "resume", "status", "finalize", "abort"} {
+	for _, sub := range []string{"prepare", "cutover", "start", "throttle", "pause", "resume", "status", "finalize", "abort", "rollback"} {
 		require.Contains(t, out, sub)
 	}
 }

@@ -42,6 +42,7 @@ func (a *app) migrateCommand() *cli.Command {
 				Action: a.status,
 			},
 			a.verifyCommand(names),
+			a.rollbackCommand(names),
 			{
 				Name: "finalize", Usage: "swap live to linear over the new LUN, detach the old LUN, free the metadata (after hydration)", ArgsUsage: names,
 				Flags: append([]cli.Flag{&cli.BoolFlag{Name: "verify", Usage: "first run verify; finalize only if the copy verifies clean (exit 9 on a difference, nothing changed)"}},
@@ -63,9 +64,12 @@ hooks run. A handed-over volume is final: 'lunferry volume remove' forgets it.`,
 				Action: a.eachVolume(a.handover),
 			},
 			{
-				Name: "abort", Usage: "before finalize: remove export, clone and attachments; the old LUN stays as it was", ArgsUsage: names,
+				Name: "abort", Usage: "before finalize or after a rollback: remove export, device and attachments; the old LUN stays as it was (after a rollback: holds every write)", ArgsUsage: names,
 				Description: `Runs the pre-abort hooks (they move the host back to the old array), then
 removes everything lunferry built, newest first, and runs the post-abort hooks.
+After cutover the host's writes since then are on the new LUN only, unless the
+volume was rolled back ('lunferry migrate rollback'): then the old LUN holds
+every write and nothing is lost.
 An abort interrupted before it removed anything is pending: restore and run
 rebuild what serves the host, and only this command finishes it; --cancel
 takes it back to the step it came from.`,
@@ -482,6 +486,13 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 	if s.OnlinePhase != "" && s.Step == plan.StepCuttingOver {
 		fmt.Fprintf(a.stdout, "%s: online cutover at phase %s\n", s.Name, s.OnlinePhase)
 	}
+	if r := s.Rollback; r != nil && (s.Step == plan.StepRollingBack || s.Step == plan.StepRolledBack) {
+		fmt.Fprintf(a.stdout, "%s: rollback from %s: %d rounds, %s copied to the old LUN", s.Name, r.From, r.Round, plan.Bytes(r.Copied))
+		if r.Swapped {
+			fmt.Fprintf(a.stdout, ", host I/O held %s in the final round", fmtDur(r.Held.D()))
+		}
+		fmt.Fprintln(a.stdout)
+	}
 	switch s.Step {
 	case plan.StepFinalized:
 		fmt.Fprintf(a.stdout, "%s: the host still goes through the proxy; `%s` moves it to the new array and retires the proxy\n", s.Name, s.Next)
@@ -489,6 +500,8 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 		if s.AbortPending {
 			fmt.Fprintf(a.stdout, "%s: an abort is pending; the proxy still serves the host: `%s` finishes it, `lunferry migrate abort --cancel %s` takes it back\n", s.Name, s.Next, s.Name)
 		}
+	case plan.StepRolledBack:
+		fmt.Fprintf(a.stdout, "%s: rolled back: the proxy serves the host from the old LUN, which holds every write; `%s` ends the migration on the old array\n", s.Name, s.Next)
 	case plan.StepHandedOver:
 		fmt.Fprintf(a.stdout, "%s: handed over %s: the host uses the new array directly; `%s` forgets it\n", s.Name,
 			s.HandedOverAt.Local().Format("2006-01-02 15:04"), s.Next)

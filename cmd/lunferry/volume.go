@@ -85,6 +85,7 @@ func specFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "post-abort-hook", Usage: "executable run after abort (repeatable)"},
 		&cli.StringSliceFlag{Name: "pre-handover-hook", Usage: "executable run at handover, after finalize: map the new LUN to the host, move the host from the proxy to the new array (repeatable)"},
 		&cli.StringSliceFlag{Name: "post-handover-hook", Usage: "executable run once handover removed the proxy's export, device and session (repeatable)"},
+		&cli.StringSliceFlag{Name: "pre-rollback-hook", Usage: "executable run before a rollback after finalize attaches the old LUN again: map it to the proxy on the old array (repeatable)"},
 		&cli.DurationFlag{Name: "hook-timeout", Usage: "timeout of each hook (default 5m)"},
 		&cli.DurationFlag{Name: "session-timeout", Usage: "how long cutover waits for the host to log in (default 2m)"},
 	)
@@ -103,7 +104,8 @@ func specFromFlags(c *cli.Context) (plan.Spec, error) {
 			PreFinalize: c.StringSlice("pre-finalize-hook"), PostFinalize: c.StringSlice("post-finalize-hook"),
 			PreAbort: c.StringSlice("pre-abort-hook"), PostAbort: c.StringSlice("post-abort-hook"),
 			PreHandover: c.StringSlice("pre-handover-hook"), PostHandover: c.StringSlice("post-handover-hook"),
-			Timeout: plan.Duration(c.Duration("hook-timeout")),
+			PreRollback: c.StringSlice("pre-rollback-hook"),
+			Timeout:     plan.Duration(c.Duration("hook-timeout")),
 		},
 		SessionTimeout: plan.Duration(c.Duration("session-timeout")),
 	}

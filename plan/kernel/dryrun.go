@@ -31,7 +31,7 @@ func DryRunPorts(w io.Writer, o Options) plan.Ports {
 	d := &dry{w: w, iface: initiator.DefaultIface, configfsRoot: o.ConfigFSRoot}
 	return plan.Ports{Initiator: d, Mapper: dryMapper{d, &mapper{opts: o.dm()}}, Exporter: dryExporter{d},
 		Metadata: dryMeta{d}, Hooks: dryHooks{d}, Fencer: dryFencer{d}, Inhibitor: plan.NoInhibitor{}, Regulator: dryRegulator{},
-		Secrets: drySecrets{d}, Era: dryEras{d}}
+		Secrets: drySecrets{d}, Era: dryEras{d}, OldWriter: dryOldWriter{d}}
 }
 
 // dry prints, and is the dry-run initiator.

@@ -127,3 +127,30 @@ func (e dryEras) Checkpoint(ctx context.Context, name string) (uint32, error) {
 func (dryEras) WrittenSince(ctx context.Context, name, meta string, since uint32) ([]clone.Extent, error) {
 	return nil, fmt.Errorf("plan: dry run: no era snapshot of %s", name)
 }
+
+func (m dryMapper) Suspend(ctx context.Context, name string) error {
+	m.d.printf("dm suspend %s (the host's I/O waits)", name)
+	return nil
+}
+
+func (m dryMapper) Load(ctx context.Context, name string, line dm.TableLine) error {
+	m.d.printf("dm load %s (inactive) table: %s", name, line)
+	return nil
+}
+
+// dryOldWriter prints rollback's copy to the old LUN.
+type dryOldWriter struct{ d *dry }
+
+func (w dryOldWriter) CopyBack(ctx context.Context, src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error) {
+	var n uint64
+	for _, e := range extents {
+		n += e.Length
+	}
+	w.d.printf("copy %d bytes in %d ranges from %s to the old LUN %s (O_DIRECT, at most %s; read-write for the copy only), then flush it", n, len(extents), src, old, rate)
+	return n, nil
+}
+
+func (m dryMapper) ClearInactive(ctx context.Context, name string) error {
+	m.d.printf("dm clear %s (drop its inactive table)", name)
+	return nil
+}

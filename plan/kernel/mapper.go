@@ -199,3 +199,35 @@ func (m *mapper) Resume(ctx context.Context, name string) error {
 	}
 	return c.Resume(ctx, name)
 }
+
+// Suspend suspends name with a flush: in-flight I/O completes first.
+func (m *mapper) Suspend(ctx context.Context, name string) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return c.Suspend(ctx, name, false)
+}
+
+// Load loads line inactive; a linear table keeps the host's write-back
+// cache over its device, as Swap does.
+func (m *mapper) Load(ctx context.Context, name string, line dm.TableLine) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	if lin, ok := line.Target.(dm.Linear); ok {
+		if err := initiator.KeepWriteBack(m.opts.SysRoot, lin.Device); err != nil {
+			return err
+		}
+	}
+	return c.Load(ctx, name, dm.Table{line})
+}
+
+func (m *mapper) ClearInactive(ctx context.Context, name string) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return c.ClearInactive(ctx, name)
+}

@@ -54,6 +54,7 @@ func Ports(o Options) plan.Ports {
 		Metadata:  metadata{loop.Devices{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
 		Hooks:     ExecHooks{},
 		Fencer:    fencer{ini},
+		OldWriter: oldWriter{ini},
 		Inhibitor: logind.Inhibitor{},
 		Regulator: regulator(o.TotalRate, o.TickInterval),
 		Scanner:   scanner{},

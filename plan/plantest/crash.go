@@ -98,7 +98,9 @@ func (k *Kernel) Writes(key string) []string {
 // left it.
 func (k *Kernel) audit() {
 	for name, d := range k.dm {
-		if d.Clone == nil {
+		// A suspended clone reads nothing: rollback's final round makes
+		// the old LUN writable before it loads linear over it.
+		if d.Clone == nil || d.Suspended {
 			continue
 		}
 		src := d.Clone.Source
@@ -166,7 +168,7 @@ func (k *Kernel) Clone() *Kernel {
 		dm: map[string]*Device{}, exports: maps.Clone(k.exports), loops: maps.Clone(k.loops), nextDev: k.nextDev,
 		meta: maps.Clone(k.meta), committed: maps.Clone(k.committed), writes: map[string][]string{}, hostWrites: maps.Clone(k.hostWrites),
 		violations: slices.Clone(k.violations), Zeroed: slices.Clone(k.Zeroed), Hooks: slices.Clone(k.Hooks),
-		Messages: slices.Clone(k.Messages), NoPR: maps.Clone(k.NoPR), NoPRIn: maps.Clone(k.NoPRIn), fences: maps.Clone(k.fences),
+		Messages: slices.Clone(k.Messages), CopyBacks: slices.Clone(k.CopyBacks), NoPR: maps.Clone(k.NoPR), NoPRIn: maps.Clone(k.NoPRIn), fences: maps.Clone(k.fences),
 	}
 	for n, d := range k.dm {
 		cp := d.copy()

@@ -135,6 +135,12 @@ type Kernel struct {
 	// reservations at all: PERSISTENT RESERVE IN and OUT are refused
 	// (ILLEGAL REQUEST).
 	NoPRIn map[string]bool
+	// CopyBacks are rollback's copies to an old LUN, in order.
+	CopyBacks []CopyBackCall
+	// DuringCopyBack, when set, is called after each copy to an old LUN
+	// with the number of copies so far, outside the fake's lock (the
+	// host writing while rollback copies).
+	DuringCopyBack func(n int)
 	// eraHist is what each era metadata file records.
 	eraHist map[string]*eraHistory
 	// fences are the reservation keys holding a LUN (the array's own
@@ -190,7 +196,7 @@ func Key(portal, iqn string, lun int) string { return fmt.Sprintf("%s,%s#%d", po
 // regulator below).
 func (k *Kernel) Ports() plan.Ports {
 	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Fencer: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{},
-		Era: k.Eras()}
+		Era: k.Eras(), OldWriter: k}
 }
 
 func (k *Kernel) op(name string, args ...any) error {

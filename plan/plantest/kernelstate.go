@@ -220,9 +220,9 @@ func (k *Kernel) Resume(ctx context.Context, name string) error {
 	return nil
 }
 
-// Suspend leaves a device suspended with a table loaded inactive, as
+// SuspendWith leaves a device suspended with a table loaded inactive, as
 // something outside lunferry might.
-func (k *Kernel) Suspend(name string, inactive []dm.RawLine) {
+func (k *Kernel) SuspendWith(name string, inactive []dm.RawLine) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.dm[name].Suspended, k.dm[name].Inactive = true, inactive
