@@ -34,10 +34,10 @@ func (p *Planner) Abort(ctx context.Context, name string) (*AbortReport, error) 
 					return err
 				}
 			}
+			if v.Step == StepRollingBack && !v.rolledBack() && (v.Linear || v.Rollback.Round > 0) {
+				return cmdAbort.refuse(v, StepRollingBack)
+			}
 			if v.Linear && !v.rolledBack() {
-				if v.Step == StepRollingBack {
-					return cmdAbort.refuse(v, StepRollingBack)
-				}
 				return cmdAbort.refuse(v, StepFinalized)
 			}
 			// Saved with the "-ing" step: the report of an abort that
@@ -155,9 +155,6 @@ func abortReport(v *Volume, from Step) *AbortReport {
 	case v.rolledBack():
 		r.Message = fmt.Sprintf("volume %s aborted after its rollback: the old LUN %s lun %d holds every write the host made, through the proxy to the end; nothing is lost",
 			v.Spec.Name, v.Spec.Old.IQN, v.Spec.Old.LUN)
-	case v.Rollback != nil:
-		r.Message = fmt.Sprintf("volume %s aborted in the middle of a rollback: writes the host made after cutover exist in full ONLY on the new LUN %s lun %d; the old LUN %s lun %d holds the data as of cutover with part of them copied over it by the rollback",
-			v.Spec.Name, v.Spec.New.IQN, v.Spec.New.LUN, v.Spec.Old.IQN, v.Spec.Old.LUN)
 	case v.passthrough() && v.Cutover.Phase != "":
 		r.Message = fmt.Sprintf("volume %s backed out of the online cutover (after phase %s): the host's writes went to the old LUN %s lun %d throughout, through the proxy or directly; it holds every write",
 			v.Spec.Name, v.Cutover.Phase, v.Spec.Old.IQN, v.Spec.Old.LUN)

@@ -415,8 +415,10 @@ func recoverCase(e *env, c matrixCase) (string, plan.Step, error) {
 	return "refused: restore first", st.done, st.again(e)
 }
 
-// abortCase aborts; after finalize's swap the abort is refused (nothing to
-// roll back to) and the step's rerun finishes instead.
+// abortCase aborts; after finalize's swap (nothing to roll back to) and
+// once a rollback began copying to the old LUN (which alone is then
+// neither as of cutover nor current) the abort is refused and the step's
+// rerun finishes instead.
 func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 	ctx := context.Background()
 	rep, err := e.p.Abort(ctx, "vol1")
@@ -426,6 +428,9 @@ func abortCase(e *env, st *matrixStep) (string, plan.Step, error) {
 		after, serr := e.p.Show(ctx, "vol1")
 		if serr != nil {
 			return "", "", serr
+		}
+		if after.Step == plan.StepRollingBack && after.Rollback != nil && after.Rollback.Round > 0 {
+			return "refused: rollback under way", st.done, st.again(e)
 		}
 		if after.Linear || after.Step.Finalized() {
 			return "refused: past the swap", st.done, st.again(e)

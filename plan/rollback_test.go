@@ -478,3 +478,46 @@ func TestRollbackAfterFinalizeRefusesAnotherLUN(t *testing.T) {
 	require.NoError(t, err)
 	e.rolledBack()
 }
+
+// TestAbortRefusedOnceRollbackCopies: an abort in the middle of a rollback
+// would hand the host an old LUN holding part of its writes since cutover
+// over the data as of cutover (a torn filesystem): refused once the first
+// round began, allowed before it (nothing written to the old LUN yet).
+func TestAbortRefusedOnceRollbackCopies(t *testing.T) {
+	ctx := context.Background()
+	e := hydratingEnv(t)
+	e.k.ResetCalls()
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	calls := e.k.Calls()
+	copyAt := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "CopyBack ") })
+	require.Positive(t, copyAt)
+
+	e = hydratingEnv(t)
+	e.k.ResetCalls()
+	e.k.FailAt = copyAt + 1
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plantest.ErrInjected)
+	_, err = e.p.Abort(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrWrongStep)
+	require.ErrorContains(t, err, "rerun `lunferry migrate rollback vol1` to finish it")
+	require.Equal(t, plan.StepRollingBack, e.show().Step)
+	e.k.FailAt = 0
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	rep, err := e.p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+	require.False(t, rep.HostWritesLost)
+
+	e = hydratingEnv(t)
+	e.k.ResetCalls()
+	e.k.FailAt = 1 // before the first round
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.Error(t, err)
+	if r := e.show().Rollback; r != nil {
+		require.Zero(t, r.Round)
+	}
+	_, err = e.p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+}

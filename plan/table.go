@@ -99,8 +99,9 @@ var (
 			StepHandingOver: "the old LUN is no longer in use and the host is being moved to the new array; there is nothing to roll back to: rerun `lunferry migrate handover {volume}` to finish",
 			StepHandedOver:  "the host uses the new array directly and the proxy holds nothing of the volume; there is nothing to roll back to",
 			StepFinalized:   abortAfterSwap,
-			// Only a rollback after finalize is refused there.
-			StepRollingBack: "a rollback after finalize is under way and the host's latest writes are on the new LUN only: rerun `lunferry migrate rollback {volume}` to finish it, then abort",
+			// Once a rollback's first round began: the old LUN alone is
+			// then neither as of cutover nor current.
+			StepRollingBack: "a rollback is under way and has begun copying the host's writes to the old LUN, which alone is now neither as it was at cutover nor current: rerun `lunferry migrate rollback {volume}` to finish it (abort then loses nothing)",
 		},
 		trying: StepAborting, done: StepAborted, allVolumes: true,
 		onFail: "fix the cause and rerun `lunferry migrate abort {volume}`",
