@@ -31,6 +31,8 @@ at cutover must match), set read-only and fenced again; the last remainder is
 copied from the new LUN, which is then the host's view itself.
 
 A rerun resumes an interrupted rollback; restore rebuilds what served the host.
+Once the first round began, abort is refused until a rerun finishes (the old LUN
+alone holds part of the host's writes over the data as of cutover).
 Refused (exit 3) after handover, while finalize is under way, during a cutover
 (an online one before its takeover passes the host's writes through to the old
 LUN: abort loses nothing), for a volume cut over without an era layer, and,
