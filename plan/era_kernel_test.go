@@ -46,6 +46,8 @@ func TestKernelEraVerify(t *testing.T) {
 	require.NoError(t, err, "verify with the host online")
 	assert.Equal(t, written, rep.HostWritten)
 	assert.Equal(t, uint64(16*mib-128<<10), rep.Result.Compared, "every block but the host's")
+	assert.Equal(t, uint64(128<<10), rep.HostView.Compared, "the host's blocks: new LUN vs the host's view")
+	assert.True(t, rep.HostView.Equal())
 	t.Logf("verify: %d bytes compared in %s, %d skipped as the host's", rep.Result.Compared, rep.Result.Duration, rep.HostWrittenBytes)
 
 	// A byte of the new LUN changed behind the proxy's back, where the

@@ -268,3 +268,44 @@ func TestEraMetadataOnAGivenDevice(t *testing.T) {
 	bad.Normalize()
 	require.ErrorIs(t, bad.Validate(), plan.ErrInvalidSpec)
 }
+
+// TestVerifyComparesTheHostsBlocksWithItsView: the blocks the host wrote
+// since cutover are compared between the new LUN and the device the
+// export serves (not with the old LUN); a difference there is reported,
+// unless the host wrote that block during the comparison.
+func TestVerifyComparesTheHostsBlocksWithItsView(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.add(spec("vol1"))
+	e.cutOver()
+	e.k.HostWrite(plan.EraName("vol1"), 1<<20, 4*kib)
+	e.k.HostWrite(plan.EraName("vol1"), 4<<20, 4*kib)
+	v := e.show()
+	era := e.k.Device(plan.EraName("vol1"))
+	require.NotNil(t, era)
+
+	f := &fakeVerifier{viewRes: clone.VerifyResult{Compared: 128 * kib, Total: 128 * kib}}
+	rep, err := e.verifyPlanner(f).Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err)
+	want := []clone.Extent{{Offset: 1 << 20, Length: 64 * kib}, {Offset: 4 << 20, Length: 64 * kib}}
+	require.Len(t, f.viewCalls, 1)
+	assert.True(t, strings.HasPrefix(f.viewCalls[0], v.NewDisk.Path+" "+era.Node+" "), "new LUN vs the era device the export serves: %s", f.viewCalls[0])
+	assert.Equal(t, want, f.viewOnly)
+	assert.Equal(t, uint64(128*kib), rep.HostView.Compared)
+
+	bad := clone.Extent{Offset: 4<<20 + 512, Length: 512}
+	during := clone.Extent{Offset: 1<<20 + 512, Length: 512}
+	res := clone.VerifyResult{Compared: 128 * kib, MismatchedBytes: 1024, Mismatches: []clone.Extent{during, bad}}
+	f = &fakeVerifier{viewRes: res, viewErr: &clone.MismatchError{Result: res},
+		viewDuring: func() { e.k.HostWrite(plan.EraName("vol1"), 1<<20, 4*kib) }}
+	rep, err = e.verifyPlanner(f).Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.ErrorIs(t, err, clone.ErrMismatch)
+	assert.ErrorContains(t, err, "the host's view")
+	assert.Equal(t, []clone.Extent{bad}, rep.HostView.Mismatches)
+	assert.Equal(t, []clone.Extent{during}, rep.WrittenDuring, "written during the comparison: the host's data")
+
+	f = &fakeVerifier{}
+	_, err = e.verifyPlanner(f).Verify(ctx, "vol1", plan.VerifyOptions{HostStopped: true})
+	require.NoError(t, err)
+	assert.Empty(t, f.viewCalls, "with the admin's word the host wrote nothing: every hydrated block is compared with the old LUN")
+}

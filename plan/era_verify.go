@@ -42,18 +42,17 @@ func (p *Planner) hostWritten(ctx context.Context, v *Volume, rep *VerifyReport)
 // rep.WrittenDuring: dm-era marks a block before the write reaches the
 // device below, so every write the comparison could have read is in it.
 // It returns the mismatch error that remains (nil when none does).
-func (p *Planner) dropWrittenDuring(ctx context.Context, name string, e *EraState, size uint64, rep *VerifyReport, mismatch error) error {
+func (p *Planner) dropWrittenDuring(ctx context.Context, name string, e *EraState, since uint32, size uint64, rep *VerifyReport, r *clone.VerifyResult, a, b string, mismatch error) error {
 	var written []clone.Extent
 	err := p.locked(ctx, func() error {
 		var err error
-		written, err = p.o.Ports.Era.WrittenSince(ctx, EraName(name), e.MetadataDevice, e.Since)
+		written, err = p.o.Ports.Era.WrittenSince(ctx, EraName(name), e.MetadataDevice, since)
 		return err
 	})
 	if err != nil {
 		return errors.Join(mismatch, fmt.Errorf("read the host's writes after the comparison: %w", err))
 	}
 	written = clip(written, size)
-	r := &rep.Result
 	var kept []clone.Extent
 	for _, m := range r.Mismatches {
 		if overlaps(m, written) {
@@ -71,7 +70,24 @@ func (p *Planner) dropWrittenDuring(ctx context.Context, name string, e *EraStat
 		// Differences beyond the listed ones remain: unattributed.
 		return fmt.Errorf("%w: %d bytes in differing sectors beyond the ranges listed, all of which the host wrote during the comparison: rerun verify", clone.ErrMismatch, r.MismatchedBytes)
 	}
-	return &clone.MismatchError{A: rep.Old, B: rep.New, Result: *r}
+	return &clone.MismatchError{A: a, B: b, Result: *r}
+}
+
+// verifyHostView compares the new LUN with the host's view (the device
+// the export serves) over the blocks the host wrote since cutover, where
+// the clone has hydrated them: both must hold the host's data. The era
+// checkpointed at start sets apart what the host writes meanwhile.
+func (p *Planner) verifyHostView(ctx context.Context, name string, e *EraState, during uint32, view, meta string, size uint64, rep *VerifyReport, o VerifyOptions) error {
+	var err error
+	rep.HostView, err = p.o.Ports.Verifier.VerifyHostView(ctx, rep.New, view, meta, rep.HostWritten,
+		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress})
+	if err != nil && errors.Is(err, clone.ErrMismatch) {
+		err = p.dropWrittenDuring(ctx, name, e, during, size, rep, &rep.HostView, rep.New, view, err)
+	}
+	if err != nil {
+		return fmt.Errorf("the new LUN and the host's view over the blocks the host wrote: %w", err)
+	}
+	return nil
 }
 
 // clip cuts sorted extents at size.

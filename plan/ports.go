@@ -315,6 +315,10 @@ type Verifier interface {
 	// device meta records hydrated, but for the sorted ranges skip, and
 	// compares them (clone.Verify, paced by o).
 	Verify(ctx context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error)
+	// VerifyHostView reads, never writing, the new disk nw and the device
+	// the host is served view over the parts of the sorted ranges only
+	// that meta records hydrated, and compares them.
+	VerifyHostView(ctx context.Context, nw, view, meta string, only []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error)
 }
 
 // OldWriter copies the host's writes back to the old LUN at rollback: the

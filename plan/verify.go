@@ -49,12 +49,18 @@ type VerifyReport struct {
 	// Result has the bytes compared and the differing ranges.
 	Result clone.VerifyResult `json:"result"`
 	// HostWritten are the era blocks the host wrote since cutover, which
-	// hold its data and not the old LUN's: they were not compared.
+	// hold its data and not the old LUN's: they are not compared with the
+	// old LUN (see HostView).
 	// HostWrittenBytes is their size. Both are empty with HostStopped.
 	HostWritten      []clone.Extent `json:"hostWritten,omitempty"`
 	HostWrittenBytes uint64         `json:"hostWrittenBytes"`
+	// HostView compares the new LUN with the host's view (the device the
+	// export serves) over the HostWritten blocks the clone has hydrated:
+	// both must hold the host's data.
+	HostView clone.VerifyResult `json:"hostView"`
 	// WrittenDuring are differences in blocks the host wrote while verify
-	// read them: its data, not a bad copy; they are left out of Result.
+	// read them: its data, not a bad copy; they are left out of Result
+	// and HostView.
 	WrittenDuring []clone.Extent `json:"writtenDuring,omitempty"`
 }
 
@@ -62,17 +68,19 @@ type VerifyReport struct {
 // region the clone has hydrated, reading both (never writing), paced to
 // o.Rate. The state directory is locked only while the volume is checked
 // against the kernel, so `lunferry run` goes on during the reads. With an
-// era layer the blocks the host wrote since cutover are left out (see
-// VerifyReport.HostWritten); without one, or o.HostStopped, it refuses
+// era layer the blocks the host wrote since cutover are compared between
+// the new LUN and the host's view instead (see VerifyReport.HostWritten,
+// HostView); without one, and without o.HostStopped, it refuses
 // with ErrHostWrites. Differences come back as a *clone.MismatchError
 // (wrapping clone.ErrMismatch) with the report.
 func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*VerifyReport, error) {
 	if p.o.Ports.Verifier == nil {
 		return nil, fmt.Errorf("plan: volume %s: verify is not available here (no verifier)", name)
 	}
-	var meta string
+	var meta, view string
 	var size uint64
 	var tracked *EraState
+	var during uint32
 	rep := &VerifyReport{Volume: name}
 	_, err := p.guarded(ctx, cmdVerify, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
 		if err := p.checkPresent(ctx, v); err != nil {
@@ -87,7 +95,17 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 			return nil
 		}
 		tracked = v.trackedEra()
-		return p.hostWritten(ctx, v, rep)
+		if err := p.hostWritten(ctx, v, rep); err != nil {
+			return err
+		}
+		// A new era: what the host writes from here on is set apart
+		// from differences in the host's view.
+		var err error
+		if during, err = p.o.Ports.Era.Checkpoint(ctx, EraName(name)); err != nil {
+			return fmt.Errorf("plan: volume %s: era checkpoint: %w", name, err)
+		}
+		view = exportDevice(v)
+		return nil
 	}})
 	if err != nil {
 		return nil, err
@@ -95,7 +113,10 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 	rep.Result, err = p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size, rep.HostWritten,
 		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress})
 	if err != nil && errors.Is(err, clone.ErrMismatch) && tracked != nil {
-		err = p.dropWrittenDuring(ctx, name, tracked, size, rep, err)
+		err = p.dropWrittenDuring(ctx, name, tracked, tracked.Since, size, rep, &rep.Result, rep.Old, rep.New, err)
+	}
+	if err == nil && tracked != nil && len(rep.HostWritten) > 0 {
+		err = p.verifyHostView(ctx, name, tracked, during, view, meta, size, rep, o)
 	}
 	if err != nil {
 		return rep, fmt.Errorf("plan: volume %s: %w", name, err)

@@ -24,6 +24,22 @@ type fakeVerifier struct {
 	skip        []clone.Extent
 	// during runs during the comparison (the host writing meanwhile).
 	during func()
+	// viewCalls, viewOnly record VerifyHostView's arguments; viewRes,
+	// viewErr are its answer and viewDuring runs during it.
+	viewCalls  []string
+	viewOnly   []clone.Extent
+	viewRes    clone.VerifyResult
+	viewErr    error
+	viewDuring func()
+}
+
+func (f *fakeVerifier) VerifyHostView(_ context.Context, nw, view, meta string, only []clone.Extent, _ clone.VerifyOptions) (clone.VerifyResult, error) {
+	f.viewCalls = append(f.viewCalls, nw+" "+view+" "+meta)
+	f.viewOnly = only
+	if f.viewDuring != nil {
+		f.viewDuring()
+	}
+	return f.viewRes, f.viewErr
 }
 
 func (f *fakeVerifier) Verify(_ context.Context, old, nw, meta string, size uint64, skip []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error) {

@@ -14,7 +14,7 @@ import (
 func (a *app) verifyCommand(names string) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region the host has not written since cutover (exit 9 on a difference); a volume cut over without an era layer needs --host-stopped",
+		Usage:     "between cutover and finalize: read the old and the new LUN and compare every hydrated region the host has not written since cutover, and the new LUN with the host's view where it has (exit 9 on a difference); a volume cut over without an era layer needs --host-stopped",
 		ArgsUsage: names,
 		Flags:     verifyFlags(""),
 		Action:    a.eachVolume(a.verify),
@@ -87,12 +87,16 @@ func (a *app) printVerify(name string, rep *plan.VerifyReport, hostStopped bool)
 	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
 		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
 	if !hostStopped {
-		fmt.Fprintf(a.stdout, "  not compared: %s the host wrote since cutover (%d ranges)\n", plan.Bytes(rep.HostWrittenBytes), len(rep.HostWritten))
+		fmt.Fprintf(a.stdout, "  %s the host wrote since cutover (%d ranges): not compared with the old LUN; new LUN vs the host's view: compared %s (where hydrated)\n",
+			plan.Bytes(rep.HostWrittenBytes), len(rep.HostWritten), plan.Bytes(rep.HostView.Compared))
 	}
 	for _, m := range rep.WrittenDuring {
 		fmt.Fprintf(a.stdout, "  written by the host during verify, not a difference: offset %d length %d\n", m.Offset, m.Length)
 	}
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(a.stdout, "  differs: offset %d length %d\n", m.Offset, m.Length)
+	}
+	for _, m := range rep.HostView.Mismatches {
+		fmt.Fprintf(a.stdout, "  new LUN differs from the host's view: offset %d length %d\n", m.Offset, m.Length)
 	}
 }

@@ -30,6 +30,16 @@ func (f *fakeVerifier) Verify(_ context.Context, old, nw, _ string, _ uint64, _ 
 	return f.res, nil
 }
 
+// VerifyHostView finds the host's view equal to the new LUN: what it
+// compared is the same as Verify's result's size.
+func (f *fakeVerifier) VerifyHostView(_ context.Context, _, _, _ string, only []clone.Extent, _ clone.VerifyOptions) (clone.VerifyResult, error) {
+	var n uint64
+	for _, x := range only {
+		n += x.Length
+	}
+	return clone.VerifyResult{Compared: n, Total: n}, nil
+}
+
 // runVerifying is c.run with f as the verifier.
 func (c *cliEnv) runVerifying(f *fakeVerifier, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
@@ -52,7 +62,7 @@ func TestVerifyThroughTheCLI(t *testing.T) {
 	// The era layer tracks the host's writes: no --host-stopped needed.
 	code, out, errs := c.runVerifying(f, "migrate", "verify", "vol1")
 	assert.Equal(t, 0, code, errs)
-	assert.Contains(t, out, "not compared: 0B the host wrote since cutover")
+	assert.Contains(t, out, "0B the host wrote since cutover (0 ranges): not compared with the old LUN; new LUN vs the host's view: compared 0B")
 	code, _, errs = c.runVerifying(f, "migrate", "verify", "--host-stopped", "--rate", "0", "vol1")
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, errs, "would never finish")

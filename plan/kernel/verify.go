@@ -19,6 +19,39 @@ func (verifier) Verify(ctx context.Context, old, nw, meta string, size uint64, s
 	return clone.Verify(ctx, old, nw, hydrated(ext, size), o)
 }
 
+func (verifier) VerifyHostView(ctx context.Context, nw, view, meta string, only []clone.Extent, o clone.VerifyOptions) (clone.VerifyResult, error) {
+	ext, err := unhydrated(meta)
+	if err != nil {
+		return clone.VerifyResult{}, err
+	}
+	return clone.Verify(ctx, nw, view, intersect(only, ext), o)
+}
+
+// intersect returns the parts of the sorted extents only that none of the
+// sorted unhydrated ones covers.
+func intersect(only, unhydrated []clone.Extent) []clone.Extent {
+	var out []clone.Extent
+	for _, x := range only {
+		at := x.Offset
+		for _, u := range unhydrated {
+			if u.End() <= at {
+				continue
+			}
+			if u.Offset >= x.End() {
+				break
+			}
+			if u.Offset > at {
+				out = append(out, clone.Extent{Offset: at, Length: u.Offset - at})
+			}
+			at = max(at, u.End())
+		}
+		if at < x.End() {
+			out = append(out, clone.Extent{Offset: at, Length: x.End() - at})
+		}
+	}
+	return out
+}
+
 // merge returns the sorted union of two sorted lists of extents, in
 // order; hydrated copes with overlaps.
 func merge(a, b []clone.Extent) []clone.Extent {

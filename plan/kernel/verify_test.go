@@ -25,3 +25,16 @@ func TestSkippedExtentsAreNotCompared(t *testing.T) {
 	assert.Equal(t, []clone.Extent{ext(5, 5), ext(35, 15), ext(60, 20)}, hydrated(merge(unhydrated, skip), 100))
 	assert.Equal(t, hydrated(unhydrated, 100), hydrated(merge(unhydrated, nil), 100))
 }
+
+// TestHostViewOnlyWhereHydrated: the host's blocks are compared with the
+// new LUN only where the clone has hydrated them (elsewhere the host's
+// view is the old LUN's data, not the new LUN's).
+func TestHostViewOnlyWhereHydrated(t *testing.T) {
+	ext := func(off, n uint64) clone.Extent { return clone.Extent{Offset: off, Length: n} }
+	unhydrated := []clone.Extent{ext(10, 20), ext(50, 10)}
+	assert.Equal(t, []clone.Extent{ext(0, 10), ext(30, 5), ext(40, 10), ext(60, 5)},
+		intersect([]clone.Extent{ext(0, 35), ext(40, 25)}, unhydrated))
+	assert.Empty(t, intersect([]clone.Extent{ext(12, 8)}, unhydrated), "wholly unhydrated")
+	assert.Equal(t, []clone.Extent{ext(70, 30)}, intersect([]clone.Extent{ext(70, 30)}, unhydrated))
+	assert.Empty(t, intersect(nil, unhydrated))
+}
