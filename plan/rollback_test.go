@@ -361,16 +361,23 @@ func TestRollbackCrashAtEveryPoint(t *testing.T) {
 	}
 }
 
+// rollbackCalls are the kernel calls of a whole rollback of a hydrating
+// vol1, in order: where a test makes one of them fail.
+func rollbackCalls(t *testing.T) []string {
+	t.Helper()
+	e := hydratingEnv(t)
+	e.k.ResetCalls()
+	_, err := e.p.Rollback(context.Background(), "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	return e.k.Calls()
+}
+
 // TestRollbackFailureInFinalRoundResumesTheHost: a final round that fails
 // before its swap resumes the device with the clone, and the rerun
 // finishes.
 func TestRollbackFailureInFinalRoundResumesTheHost(t *testing.T) {
 	ctx := context.Background()
-	e := hydratingEnv(t)
-	e.k.ResetCalls()
-	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
-	require.NoError(t, err)
-	calls := e.k.Calls()
+	calls := rollbackCalls(t)
 	suspend := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Suspend ") })
 	require.Positive(t, suspend)
 	for _, op := range []string{"EraWrittenSince", "CopyBack", "SetReadWrite", "Load"} {
@@ -485,18 +492,13 @@ func TestRollbackAfterFinalizeRefusesAnotherLUN(t *testing.T) {
 // round began, allowed before it (nothing written to the old LUN yet).
 func TestAbortRefusedOnceRollbackCopies(t *testing.T) {
 	ctx := context.Background()
-	e := hydratingEnv(t)
-	e.k.ResetCalls()
-	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
-	require.NoError(t, err)
-	calls := e.k.Calls()
-	copyAt := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "CopyBack ") })
+	copyAt := slices.IndexFunc(rollbackCalls(t), func(c string) bool { return strings.HasPrefix(c, "CopyBack ") })
 	require.Positive(t, copyAt)
 
-	e = hydratingEnv(t)
+	e := hydratingEnv(t)
 	e.k.ResetCalls()
 	e.k.FailAt = copyAt + 1
-	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
 	require.ErrorIs(t, err, plantest.ErrInjected)
 	_, err = e.p.Abort(ctx, "vol1")
 	require.ErrorIs(t, err, plan.ErrWrongStep)
