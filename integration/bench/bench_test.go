@@ -26,6 +26,11 @@ func expectedFigures(p Params) []string {
 	for _, j := range HostJobs {
 		ids = append(ids, "hostio-export-twohop-"+j.Name, "hostio-export-direct-"+j.Name, "hostio-hydrating-"+j.Name)
 	}
+	for _, bs := range eraBlockSizes {
+		for _, n := range eraJobNames {
+			ids = append(ids, eraFigureID(n, bs))
+		}
+	}
 	for _, r := range p.ThrottleRates {
 		for _, m := range throttleModes {
 			ids = append(ids, fmt.Sprintf("throttle-%dKiB-%s", r>>10, m))

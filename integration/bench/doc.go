@@ -3,10 +3,11 @@
 // against the limit or the alternative: hydration against a raw dd copy,
 // host I/O through lunferry's export against a hand-built pass-through and
 // the array itself, host I/O and latency during hydration, finalize's hold,
-// throttle accuracy and many volumes on one proxy. Absolute figures are
-// emulated and meaningless; each figure is a ratio of two measurements made
-// in the same run, interleaved (A B A B ...) and repeated, reported as the
-// median with its min–max.
+// throttle accuracy, many volumes on one proxy and the dm-era layer's
+// overhead on host writes. Absolute figures are emulated and meaningless;
+// each figure is a ratio of two measurements made in the same run,
+// interleaved (A B A B ...) and repeated, reported as the median with its
+// min–max.
 //
 // The host side (RunLab) boots the VM and writes results.json, results.md
 // and PNG plots; the guest side (Guest) measures and prints one line per

@@ -62,6 +62,7 @@ func RunGuest(ctx context.Context, p Params, binDir string, out io.Writer) error
 		{"adaptive throttle", g.adaptive},
 		{"throttle accuracy", g.throttle},
 		{"scale", g.scale},
+		{"era overhead on host writes", g.eraOverhead},
 	} {
 		start := time.Now()
 		fmt.Fprintf(out, "bench: %s ...\n", grp.name)

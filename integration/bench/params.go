@@ -35,6 +35,9 @@ type Params struct {
 	ScaleVolumes  int           `json:"scaleVolumes"`
 	ScaleLUNBytes int64         `json:"scaleLUNBytes"`
 	ScaleWindow   time.Duration `json:"scaleWindow"`
+	// EraRuntime is each era overhead job's measured time (after
+	// FioRamp): 12 jobs a repetition, so the smoke run's is short.
+	EraRuntime time.Duration `json:"eraRuntime"`
 	// MemoryMiB is the lab VM's memory: the arrays' backing files live in
 	// its RAM.
 	MemoryMiB int `json:"memoryMiB"`
@@ -49,7 +52,7 @@ func FullParams() Params {
 		LatencyRuntime: 3 * time.Second, LatencyIOPS: 50, HoldRuntime: 6 * time.Second,
 		AdaptiveRuntime: 15 * time.Second, AdaptiveRamp: 5 * time.Second,
 		ThrottleRates: []int64{1 << 20, 2 << 20, 4 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 1,
-		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 15 * time.Second,
+		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 15 * time.Second, EraRuntime: 2 * time.Second,
 		MemoryMiB: 3072, Timeout: 110 * time.Minute}
 }
 
@@ -60,7 +63,7 @@ func SmokeParams() Params {
 		LatencyRuntime: time.Second, LatencyIOPS: 50, HoldRuntime: 4 * time.Second,
 		AdaptiveRuntime: 2 * time.Second, AdaptiveRamp: 0,
 		ThrottleRates: []int64{512 << 10, 1 << 20, 2 << 20}, ThrottleWindow: 3 * time.Second, ThrottleReps: 1,
-		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second,
+		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second, EraRuntime: 500 * time.Millisecond,
 		MemoryMiB: 2048, Timeout: 40 * time.Minute}
 }
 

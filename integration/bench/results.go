@@ -133,7 +133,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // LeftOut lists the figures this bench does not measure, and why.
 var LeftOut = []string{
-	"era overhead: the rollback (dm-era) layer is not built yet",
 	"thin LUN via tgt (hydration time and allocation of a 10 % written thin LUN): discard of unmapped ranges is not built",
 	"region size × hydration_threshold × hydration_batch_size sweep: not run (time)",
 }
