@@ -60,10 +60,18 @@ func createAllocated(path string, size uint64) (*os.File, error) {
 	return f, nil
 }
 
+// fallocate is unix.Fallocate (a variable for tests).
+var fallocate = unix.Fallocate
+
 // allocate gives f size bytes, all allocated; where the filesystem has no
-// fallocate, it writes zeroes.
+// fallocate, it writes zeroes. An interrupted fallocate is retried: Go's
+// runtime preempts goroutines with signals, which interrupt a long one
+// (seen in the lab on a RAM-backed filesystem: prepare failed).
 func allocate(f *os.File, size uint64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size))
+	err := fallocate(int(f.Fd()), 0, 0, int64(size))
+	for errors.Is(err, unix.EINTR) {
+		err = fallocate(int(f.Fd()), 0, 0, int64(size))
+	}
 	if !errors.Is(err, unix.EOPNOTSUPP) {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestCreateAllocated: the file and its directory are made with every
@@ -70,4 +71,28 @@ func TestZeroDevice(t *testing.T) {
 	require.Equal(t, append(make([]byte, HeadBytes), bytes.Repeat([]byte{0xab}, HeadBytes)...), b)
 
 	require.ErrorContains(t, ZeroDevice(filepath.Join(t.TempDir(), "missing"), 0), "is it in use?")
+}
+
+// TestAllocateRetriesInterruptedFallocate: a fallocate interrupted by a
+// signal (Go's preemption) is retried, not reported (the lab's prepare
+// failed with "interrupted system call").
+func TestAllocateRetriesInterruptedFallocate(t *testing.T) {
+	calls := 0
+	real := fallocate
+	fallocate = func(fd int, mode uint32, off, n int64) error {
+		calls++
+		if calls <= 2 {
+			return unix.EINTR
+		}
+		return real(fd, mode, off, n)
+	}
+	defer func() { fallocate = real }()
+	f, err := os.Create(filepath.Join(t.TempDir(), "m"))
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, allocate(f, 1<<20))
+	require.Equal(t, 3, calls)
+	st, err := f.Stat()
+	require.NoError(t, err)
+	require.Equal(t, int64(1<<20), st.Size())
 }
