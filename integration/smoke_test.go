@@ -246,9 +246,15 @@ func login(t *testing.T, a *array) string {
 		}
 	})
 	var disk string
+	// The disk's link under the session can appear before its own sysfs
+	// directory has its attributes (CI: /sys/block/sdb/dev missing).
 	vmtest.WaitFor(t, 30*time.Second, "the SCSI disk of "+a.iqn, func() bool {
 		disk = sessionDisk(a.iqn)
-		return disk != ""
+		if disk == "" {
+			return false
+		}
+		_, err := os.Stat("/sys/block/" + disk + "/dev")
+		return err == nil
 	})
 	dev := "/dev/" + disk
 	if _, err := os.Stat(dev); err != nil {
