@@ -167,7 +167,8 @@ func (h *Host) sessions() []string {
 }
 
 // SessionDisk returns the disk name (sdX) of LUN 0 behind the host's
-// session to iqn, or "" while there is none: sysfs
+// session to iqn, or "" while there is none (or its sysfs attributes are
+// not there yet): sysfs
 // iscsi_session/sessionN/{targetname,ifacename}, then
 // sessionN/device/target*/H:C:T:0/block/sdX.
 func (h *Host) SessionDisk(iqn string) string {
@@ -177,8 +178,13 @@ func (h *Host) SessionDisk(iqn string) string {
 			continue
 		}
 		blocks, _ := filepath.Glob(filepath.Join(s, "device", "target*", "*:0", "block", "*"))
-		if len(blocks) == 1 {
-			return filepath.Base(blocks[0])
+		if len(blocks) != 1 {
+			continue
+		}
+		// The link can appear before the disk's own attributes do.
+		disk := filepath.Base(blocks[0])
+		if _, err := os.Stat(filepath.Join("/sys/block", disk, "dev")); err == nil {
+			return disk
 		}
 	}
 	return ""
