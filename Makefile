@@ -107,12 +107,14 @@ vagrant-validate:
 
 # bench: the lab bench (integration/bench: one boot of the lab, lunferry
 # measured against the limits as ratios; out/bench/results.json, results.md
-# and PNG plots; BENCH_MODE=smoke for a quick one), then every package's Go
+# and PNG plots; BENCH_MODE=smoke for a quick one, BENCH_ONLY=era,verify for
+# some figure groups only), then every package's Go
 # micro-benchmarks into out/bench/micro.txt.
 BENCH_MODE ?= full
+BENCH_ONLY ?=
 bench: lab e2e-bin
 	@mkdir -p out/bench
 	$(GO) build -trimpath -o bin/lunferry-bench ./integration/bench/cmd/lunferry-bench
-	@bin/lunferry-bench -mode $(BENCH_MODE) -out out/bench -bin $(E2E_BIN); rc=$$?; \
+	@bin/lunferry-bench -mode $(BENCH_MODE) -only "$(BENCH_ONLY)" -out out/bench -bin $(E2E_BIN); rc=$$?; \
 	$(GO) test -run '^$$' -bench . -benchmem ./... >out/bench/micro.txt 2>&1 || rc=1; \
 	cat out/bench/micro.txt; exit $$rc

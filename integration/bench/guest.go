@@ -53,17 +53,10 @@ func RunGuest(ctx context.Context, p Params, binDir string, out io.Writer) error
 	if err := g.setup(); err != nil {
 		return err
 	}
-	for _, grp := range []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"hydration, host I/O after finalize, finalize's hold", g.hydrationCycles},
-		{"host I/O and latency during hydration", g.loadCycles},
-		{"adaptive throttle", g.adaptive},
-		{"throttle accuracy", g.throttle},
-		{"scale", g.scale},
-		{"era overhead on host writes", g.eraOverhead},
-	} {
+	for _, grp := range g.groups() {
+		if !p.Runs(grp.id) {
+			continue
+		}
 		start := time.Now()
 		fmt.Fprintf(out, "bench: %s ...\n", grp.name)
 		if err := grp.fn(ctx); err != nil {
@@ -72,6 +65,27 @@ func RunGuest(ctx context.Context, p Params, binDir string, out io.Writer) error
 		fmt.Fprintf(out, "bench: %s: %.0fs\n", grp.name, time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// group is a set of figures measured together; id names it for -only.
+type group struct {
+	id, name string
+	fn       func(context.Context) error
+}
+
+// GroupIDs are the figure groups in the order a run measures them.
+var GroupIDs = []string{"hydration", "load", "adaptive", "throttle", "scale", "era", "verify"}
+
+func (g *Guest) groups() []group {
+	return []group{
+		{"hydration", "hydration, host I/O after finalize, finalize's hold", g.hydrationCycles},
+		{"load", "host I/O and latency during hydration", g.loadCycles},
+		{"adaptive", "adaptive throttle", g.adaptive},
+		{"throttle", "throttle accuracy", g.throttle},
+		{"scale", "scale", g.scale},
+		{"era", "era overhead on host writes", g.eraOverhead},
+		{"verify", "verify rate", g.verifyRate},
+	}
 }
 
 func (g *Guest) emit(r Record) {

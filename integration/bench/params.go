@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,6 +45,30 @@ type Params struct {
 	MemoryMiB int `json:"memoryMiB"`
 	// Timeout bounds the whole boot.
 	Timeout time.Duration `json:"timeout"`
+	// Groups, when set, are the only figure groups measured (GroupIDs).
+	Groups []string `json:"groups,omitempty"`
+}
+
+// Runs says whether the figure group id is measured.
+func (p Params) Runs(id string) bool {
+	return len(p.Groups) == 0 || slices.Contains(p.Groups, id)
+}
+
+// WithGroups returns p measuring only the comma-separated groups in only
+// ("" keeps every group); an unknown group is an error naming the known.
+func (p Params) WithGroups(only string) (Params, error) {
+	if only == "" {
+		return p, nil
+	}
+	p.Groups = nil
+	for _, id := range strings.Split(only, ",") {
+		id = strings.TrimSpace(id)
+		if !slices.Contains(GroupIDs, id) {
+			return p, fmt.Errorf("bench: no figure group %q: want a comma-separated list of %s", id, strings.Join(GroupIDs, ", "))
+		}
+		p.Groups = append(p.Groups, id)
+	}
+	return p, nil
 }
 
 // FullParams are `make bench`'s.
@@ -80,7 +106,11 @@ func ParamsFor(mode string) (Params, error) {
 
 // String says the sizes in one line.
 func (p Params) String() string {
+	only := ""
+	if len(p.Groups) > 0 {
+		only = "; only the figure groups " + strings.Join(p.Groups, ", ")
+	}
 	return fmt.Sprintf("LUNs %d MiB, %d repetitions, fio %s (+%s ramp) per job, latency job %d IOPS for %s, throttle windows %s ×%d, %d volumes of %d MiB for scale",
 		p.LUNBytes>>20, p.Reps, p.FioRuntime, p.FioRamp, p.LatencyIOPS, p.LatencyRuntime, p.ThrottleWindow, p.ThrottleReps,
-		p.ScaleVolumes, p.ScaleLUNBytes>>20)
+		p.ScaleVolumes, p.ScaleLUNBytes>>20) + only
 }
