@@ -18,6 +18,10 @@ type DirectReader struct {
 	timeout time.Duration
 	mu      sync.Mutex
 	pending int // reads left behind, still in the kernel
+	// spare is the aligned buffer of the last read that came back: a new
+	// one per read cost verify most of its rate (each fresh buffer's pages
+	// are zeroed and faulted in for the kernel).
+	spare []byte
 }
 
 // OpenDirect opens path read-only with O_DIRECT; each ReadAt waits at most
@@ -41,11 +45,16 @@ func (r *DirectReader) ReadAt(p []byte, off int64) (int, error) {
 	done := make(chan res, 1)
 	r.mu.Lock()
 	r.pending++
+	buf := r.spare
+	r.spare = nil
 	r.mu.Unlock()
+	if cap(buf) < len(p) {
+		buf = alignedBuffer(len(p))
+	}
+	// Read len(p), not more, or a bad block up to 4 KiB further fails a
+	// good one.
+	buf = buf[:len(p)]
 	go func() {
-		// alignedBuffer rounds up to 4 KiB: read len(p), not more, or
-		// a bad block up to 4 KiB further fails a good one.
-		buf := alignedBuffer(len(p))[:len(p)]
 		n, err := r.f.ReadAt(buf, off)
 		r.mu.Lock()
 		r.pending--
@@ -60,7 +69,11 @@ func (r *DirectReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	select {
 	case x := <-done:
-		return copy(p, x.buf[:x.n]), x.err
+		n := copy(p, x.buf[:x.n])
+		r.mu.Lock()
+		r.spare = x.buf
+		r.mu.Unlock()
+		return n, x.err
 	case <-expired:
 		// The read cannot be stopped: it keeps its own buffer, and p
 		// is the caller's again.

@@ -14,7 +14,8 @@ import (
 // VerifyOptions tune Compare and Verify.
 type VerifyOptions struct {
 	// ChunkSize is the read size per device (default 1 MiB, rounded up to
-	// 4 KiB). Memory use is two chunks.
+	// 4 KiB). Memory use is four chunks (the next is read while one is
+	// compared).
 	ChunkSize uint64
 	// Rate caps the bytes read per second from each device (Paused or
 	// Unlimited: no cap).
@@ -87,17 +88,43 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 // the result says what it compared and where to resume (Next).
 func Compare(ctx context.Context, an string, a io.ReaderAt, bn string, b io.ReaderAt, extents []Extent, o VerifyOptions) (VerifyResult, error) {
 	o = o.withDefaults()
-	c := comparer{o: o, bufA: make([]byte, o.ChunkSize), bufB: make([]byte, o.ChunkSize), start: o.Now()}
+	c := comparer{o: o, start: o.Now()}
+	for i := range c.bufs {
+		c.bufs[i] = [2][]byte{make([]byte, o.ChunkSize), make([]byte, o.ChunkSize)}
+	}
+	var chunks []Extent
 	for _, e := range extents {
 		c.res.Total += e.Length
-	}
-	for _, e := range extents {
 		for off := e.Offset; off < e.End(); off += o.ChunkSize {
-			if err := c.chunk(ctx, a, b, off, min(o.ChunkSize, e.End()-off)); err != nil {
-				c.res.Duration = o.Now().Sub(c.start)
-				return c.res, fmt.Errorf("clone: verify %s against %s: %w", an, bn, err)
-			}
+			chunks = append(chunks, Extent{Offset: off, Length: min(o.ChunkSize, e.End()-off)})
 		}
+	}
+	fail := func(err error) (VerifyResult, error) {
+		c.res.Duration = o.Now().Sub(c.start)
+		return c.res, fmt.Errorf("clone: verify %s against %s: %w", an, bn, err)
+	}
+	// The next chunk is read while this one is compared, so neither
+	// device waits for the comparison.
+	var cur *chunkRead
+	for i, ch := range chunks {
+		if err := ctx.Err(); err != nil {
+			if cur != nil {
+				<-cur.done
+			}
+			return fail(fmt.Errorf("stopped at byte %d: %w", ch.Offset, err))
+		}
+		if cur == nil {
+			cur = c.read(ctx, a, b, ch, 0)
+		}
+		if err := <-cur.done; err != nil {
+			return fail(fmt.Errorf("at byte %d: %w", ch.Offset, err))
+		}
+		var next *chunkRead
+		if i+1 < len(chunks) {
+			next = c.read(ctx, a, b, chunks[i+1], (i+1)%len(c.bufs))
+		}
+		c.compare(cur)
+		cur = next
 	}
 	c.res.Duration = o.Now().Sub(c.start)
 	if !c.res.Equal() {
@@ -125,38 +152,51 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 
 // comparer holds one comparison's buffers, pace and result.
 type comparer struct {
-	o          VerifyOptions
-	bufA, bufB []byte
-	start      time.Time
-	res        VerifyResult
+	o     VerifyOptions
+	bufs  [2][2][]byte // a chunk of each device, twice: one compared, one read
+	start time.Time
+	// launched is the bytes whose reads have started: the pace.
+	launched uint64
+	res      VerifyResult
 }
 
-// chunk compares n bytes at off.
-func (c *comparer) chunk(ctx context.Context, a, b io.ReaderAt, off, n uint64) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("stopped at byte %d: %w", off, err)
-	}
+// chunkRead is one chunk's reads of both devices, in flight until done.
+type chunkRead struct {
+	off  uint64
+	x, y []byte
+	done chan error
+}
+
+// read starts reading ch from both devices into buffer pair k, once the
+// pace allows it.
+func (c *comparer) read(ctx context.Context, a, b io.ReaderAt, ch Extent, k int) *chunkRead {
 	if c.o.Rate != Paused && c.o.Rate != Unlimited {
-		due := c.start.Add(time.Duration(float64(c.res.Compared) / float64(c.o.Rate) * float64(time.Second)))
+		due := c.start.Add(time.Duration(float64(c.launched) / float64(c.o.Rate) * float64(time.Second)))
 		if d := due.Sub(c.o.Now()); d > 0 {
 			c.o.Sleep(ctx, d)
 		}
 	}
-	x, y := c.bufA[:n], c.bufB[:n]
-	errB := make(chan error, 1)
-	go func() { errB <- readFull(b, y, off) }()
-	if err := errors.Join(readFull(a, x, off), <-errB); err != nil {
-		return fmt.Errorf("at byte %d: %w", off, err)
+	c.launched += ch.Length
+	r := &chunkRead{off: ch.Offset, x: c.bufs[k][0][:ch.Length], y: c.bufs[k][1][:ch.Length], done: make(chan error, 1)}
+	go func() {
+		errB := make(chan error, 1)
+		go func() { errB <- readFull(b, r.y, r.off) }()
+		r.done <- errors.Join(readFull(a, r.x, r.off), <-errB)
+	}()
+	return r
+}
+
+// compare compares a chunk whose reads are done.
+func (c *comparer) compare(r *chunkRead) {
+	if !bytes.Equal(r.x, r.y) {
+		c.compareSectors(r.x, r.y, r.off)
 	}
-	if !bytes.Equal(x, y) {
-		c.compareSectors(x, y, off)
-	}
+	n := uint64(len(r.x))
 	c.res.Compared += n
-	c.res.Next = off + n
+	c.res.Next = r.off + n
 	if c.o.OnProgress != nil {
 		c.o.OnProgress(c.res.Compared, c.res.Total)
 	}
-	return nil
 }
 
 // readFull reads len(p) bytes at off; a short read is an error.

@@ -183,3 +183,53 @@ func TestVerifyFiles(t *testing.T) {
 	_, err = Verify(context.Background(), a, filepath.Join(dir, "missing"), []Extent{{Offset: 0, Length: 4096}}, VerifyOptions{})
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// signallingReader reports every read's offset on reads.
+type signallingReader struct {
+	io.ReaderAt
+	reads chan int64
+}
+
+func (s signallingReader) ReadAt(p []byte, off int64) (int, error) {
+	s.reads <- off
+	return s.ReaderAt.ReadAt(p, off)
+}
+
+// TestCompareReadsAhead: the next chunk is read while one is compared (a
+// comparison that waited for each read left both devices idle meanwhile:
+// verify ran at a third of a raw read in the lab).
+func TestCompareReadsAhead(t *testing.T) {
+	a, b, _ := pair(3 << 20)
+	reads := make(chan int64, 16)
+	ahead := make(chan bool, 3)
+	o := VerifyOptions{ChunkSize: 1 << 20, OnProgress: func(done, _ uint64) {
+		// Called once a chunk is compared: the next chunk's read must
+		// already have begun, without waiting for this callback.
+		if done == 3<<20 {
+			return
+		}
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case off := <-reads:
+				if uint64(off) == done {
+					ahead <- true
+					return
+				}
+			case <-deadline:
+				ahead <- false
+				return
+			}
+		}
+	}}
+	res, err := compare(signallingReader{a, reads}, b, []Extent{{Offset: 0, Length: 3 << 20}}, o)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3<<20), res.Compared)
+	close(ahead)
+	n := 0
+	for ok := range ahead {
+		assert.True(t, ok, "the next chunk was not being read while one was compared")
+		n++
+	}
+	assert.Equal(t, 2, n)
+}
