@@ -31,6 +31,12 @@ func expectedFigures(p Params) []string {
 			ids = append(ids, eraFigureID(n, bs))
 		}
 	}
+	ids = append(ids, "sweep-rate-default", "sweep-p99-default")
+	for _, pt := range p.Sweep {
+		if pt != DefaultSweepPoint() {
+			ids = append(ids, "sweep-rate-"+pt.ID(), "sweep-p99-"+pt.ID())
+		}
+	}
 	for _, r := range p.ThrottleRates {
 		for _, m := range throttleModes {
 			ids = append(ids, fmt.Sprintf("throttle-%dKiB-%s", r>>10, m))

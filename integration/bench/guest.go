@@ -74,7 +74,7 @@ type group struct {
 }
 
 // GroupIDs are the figure groups in the order a run measures them.
-var GroupIDs = []string{"hydration", "load", "adaptive", "throttle", "scale", "era", "verify"}
+var GroupIDs = []string{"hydration", "load", "adaptive", "throttle", "scale", "era", "verify", "sweep"}
 
 func (g *Guest) groups() []group {
 	return []group{
@@ -85,6 +85,7 @@ func (g *Guest) groups() []group {
 		{"scale", "scale", g.scale},
 		{"era", "era overhead on host writes", g.eraOverhead},
 		{"verify", "verify rate", g.verifyRate},
+		{"sweep", "region size × threshold × batch sweep", g.sweep},
 	}
 }
 

@@ -40,6 +40,10 @@ type Params struct {
 	// EraRuntime is each era overhead job's measured time (after
 	// FioRamp): 12 jobs a repetition, so the smoke run's is short.
 	EraRuntime time.Duration `json:"eraRuntime"`
+	// Sweep are the copy settings the sweep measures (DefaultSweepPoint
+	// among them), each SweepReps times.
+	Sweep     []SweepPoint `json:"sweep"`
+	SweepReps int          `json:"sweepReps"`
 	// MemoryMiB is the lab VM's memory: the arrays' backing files live in
 	// its RAM.
 	MemoryMiB int `json:"memoryMiB"`
@@ -79,7 +83,21 @@ func FullParams() Params {
 		AdaptiveRuntime: 15 * time.Second, AdaptiveRamp: 5 * time.Second,
 		ThrottleRates: []int64{1 << 20, 2 << 20, 4 << 20}, ThrottleWindow: 30 * time.Second, ThrottleReps: 1,
 		ScaleVolumes: 64, ScaleLUNBytes: 4 << 20, ScaleWindow: 15 * time.Second, EraRuntime: 2 * time.Second,
+		Sweep: fullSweep(), SweepReps: 2,
 		MemoryMiB: 3072, Timeout: 110 * time.Minute}
+}
+
+// fullSweep: region sizes 4 KiB, 64 KiB (the default) and 512 KiB, each
+// with 1, 4 (the default) and 16 MiB in flight in 1 MiB copies, and the
+// default region copied a region at a time.
+func fullSweep() []SweepPoint {
+	var pts []SweepPoint
+	for _, r := range []uint64{8, 128, 1024} {
+		for _, f := range []uint64{1 << 20, 4 << 20, 16 << 20} {
+			pts = append(pts, SweepPoint{RegionSectors: r, InFlightBytes: f, CopyBytes: 1 << 20})
+		}
+	}
+	return append(pts, SweepPoint{RegionSectors: 128, InFlightBytes: 4 << 20, CopyBytes: 64 << 10})
 }
 
 // SmokeParams are the smoke test's: tiny sizes, one repetition, seconds.
@@ -90,6 +108,7 @@ func SmokeParams() Params {
 		AdaptiveRuntime: 2 * time.Second, AdaptiveRamp: 0,
 		ThrottleRates: []int64{512 << 10, 1 << 20, 2 << 20}, ThrottleWindow: 3 * time.Second, ThrottleReps: 1,
 		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second, EraRuntime: 500 * time.Millisecond,
+		Sweep: []SweepPoint{DefaultSweepPoint(), {RegionSectors: 8, InFlightBytes: 1 << 20, CopyBytes: 1 << 20}}, SweepReps: 1,
 		MemoryMiB: 2048, Timeout: 40 * time.Minute}
 }
 
