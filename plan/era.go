@@ -254,9 +254,15 @@ func (p *Planner) eraMetadataPath(name string) string {
 	return filepath.Join(p.store.MetadataDir(), name+".era")
 }
 
+// eraBlockSectors is the spec's era block, by default DefaultEraBlockSectors
+// or the region when smaller (Validate refuses a larger one).
 func eraBlockSectors(s Spec) uint64 {
-	if s.EraBlockSectors == 0 {
-		return DefaultEraBlockSectors
+	if s.EraBlockSectors != 0 {
+		return s.EraBlockSectors
 	}
-	return s.EraBlockSectors
+	region := s.RegionSectors
+	if region == 0 {
+		region = DefaultRegionSectors
+	}
+	return min(DefaultEraBlockSectors, region)
 }

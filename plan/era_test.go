@@ -99,11 +99,35 @@ func TestEraBlockSectorsFromTheSpec(t *testing.T) {
 	}
 	e := newEnv(t)
 	s := spec("vol1")
-	s.EraBlockSectors = 1024
+	s.RegionSectors, s.EraBlockSectors = 2048, 1024
 	e.add(s)
 	e.cutOver()
 	require.Equal(t, uint64(1024), e.show().Era.BlockSectors)
 	require.EqualValues(t, 1024, e.k.Device(plan.EraName("vol1")).Era.BlockSize)
+}
+
+// TestEraBlockWithinARegion: an era block larger than the clone's region
+// is refused at volume add (rollback would refuse it only after cutover),
+// and a spec with small regions and no era block gets era blocks of its
+// region size, so its rollback is not refused (it was: 128-sector era
+// blocks over 8-sector regions).
+func TestEraBlockWithinARegion(t *testing.T) {
+	s := spec("vol1")
+	s.EraBlockSectors = 1024
+	s.Normalize()
+	err := s.Validate()
+	require.ErrorIs(t, err, plan.ErrInvalidSpec)
+	require.ErrorContains(t, err, "eraBlockSectors 1024 is larger than regionSectors 128")
+	require.ErrorContains(t, err, "use at most 128")
+
+	e := newEnv(t)
+	s = spec("vol1")
+	s.RegionSectors = 8
+	e.add(s)
+	e.cutOver()
+	require.Equal(t, uint64(8), e.show().Era.BlockSectors)
+	_, err = e.p.Rollback(context.Background(), "vol1", plan.RollbackOptions{DryRun: true})
+	require.NoError(t, err)
 }
 
 // TestVerifyDropsDifferencesTheHostWroteDuring: a difference in a block

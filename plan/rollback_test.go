@@ -3,6 +3,8 @@ package plan_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,10 +188,14 @@ func TestRollbackRefused(t *testing.T) {
 			e.p = e.planner(false)
 		}, "without an era layer"},
 		{"region not a multiple of the era block", func(e *env) {
+			// volume add refuses such a spec now; an earlier lunferry
+			// recorded it.
 			s := spec("vol1")
+			s.RegionSectors = 256
 			s.EraBlockSectors = 256
 			e.add(s)
 			e.cutOver()
+			e.rewriteVolume("vol1", `"regionSectors": 256`, `"regionSectors": 128`)
 		}, "not a multiple of the era block"},
 		{"handed over", func(e *env) {
 			e.add(spec("vol1"))
@@ -436,8 +442,11 @@ func TestRollbackAfterFinalize(t *testing.T) {
 	s := spec("vol1")
 	s.Hooks.PreRollback = []string{"/hooks/map-old"}
 	s.Hooks.PreAbort = []string{"/hooks/host-off"}
-	s.EraBlockSectors = 256 // no clone left to check it against
+	s.RegionSectors, s.EraBlockSectors = 256, 256
 	e := finalizedEnvWith(t, s)
+	// No clone is left to check the era block against: one an earlier
+	// lunferry recorded over smaller regions is rolled back all the same.
+	e.rewriteVolume("vol1", `"regionSectors": 256`, `"regionSectors": 128`)
 	require.False(t, e.k.Session(oldTarget), "finalize let the old LUN go")
 	e.k.HostWrite(plan.EraName("vol1"), 600*mib, 4*kib)
 
@@ -522,4 +531,15 @@ func TestAbortRefusedOnceRollbackCopies(t *testing.T) {
 	}
 	_, err = e.p.Abort(ctx, "vol1")
 	require.NoError(t, err)
+}
+
+// rewriteVolume replaces old by new everywhere in vol's state file, as an
+// earlier lunferry could have written it.
+func (e *env) rewriteVolume(vol, old, new string) {
+	e.t.Helper()
+	p := filepath.Join(e.dir, "volumes", vol+".json")
+	b, err := os.ReadFile(p)
+	require.NoError(e.t, err)
+	require.Contains(e.t, string(b), old)
+	require.NoError(e.t, os.WriteFile(p, []byte(strings.ReplaceAll(string(b), old, new)), 0o600))
 }

@@ -22,10 +22,11 @@ import (
 const DefaultRegionSectors = 128
 
 // DefaultEraBlockSectors is the dm-era block size used when a spec gives
-// none: 128 sectors (64 KiB), the clone's default region, so that a written
-// era block covers whole regions. A starting point, to be chosen by
-// measuring the era's overhead on host writes against verify's and
-// rollback's granularity.
+// none, or the spec's region size when that is smaller: rollback needs each
+// era block within one clone region. 128 sectors (64 KiB), the clone's
+// default region: a larger block cost host writes less in the bench but
+// needs larger regions, which delay the host's writes during hydration
+// (integration/README.md, "Era block size").
 const DefaultEraBlockSectors = 128
 
 // DefaultHookTimeout bounds a hook that gives no timeout of its own.
@@ -359,6 +360,8 @@ func (s *Spec) Validate() error {
 	}
 	if e := s.EraBlockSectors; e != 0 && (e < 8 || e > 2097152 || e&(e-1) != 0) {
 		bad("eraBlockSectors %d: want a power of two from 8 to 2097152 (or leave it out for %d)", e, DefaultEraBlockSectors)
+	} else if e > r {
+		bad("eraBlockSectors %d is larger than regionSectors %d: rollback copies whole era blocks back and needs each to lie in one clone region; use at most %d (or leave eraBlockSectors out)", e, r, r)
 	}
 	s.validateChoices(bad)
 	s.validatePaths(bad)
