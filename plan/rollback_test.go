@@ -523,3 +523,45 @@ func TestAbortRefusedOnceRollbackCopies(t *testing.T) {
 	_, err = e.p.Abort(ctx, "vol1")
 	require.NoError(t, err)
 }
+
+// TestRollbackPowerCutAfterSwapRecordedReport: the power is cut after the
+// final round recorded its swap, before the resume; restore builds linear
+// over the old LUN and the rerun only records the step. Its report counts
+// the final round's copy (every byte copied was recorded) and does not
+// claim a hold it never measured.
+func TestRollbackPowerCutAfterSwapRecordedReport(t *testing.T) {
+	ctx := context.Background()
+	calls := rollbackCalls(t)
+	resume := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Resume ") })
+	require.Positive(t, resume)
+	e := hydratingEnv(t)
+	e.k.DuringCopyBack = func(n int) {
+		if n == 2 {
+			e.k.HostWrite(plan.EraName("vol1"), 100*mib, 64*kib) // left for the final round
+		}
+	}
+	e.k.ResetCalls()
+	e.k.CrashAt = resume + 1
+	var files map[string][]byte
+	e.k.OnCrash = func(plantest.Inventory) { files = readVolumes(t, e.dir) }
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plantest.ErrCrash)
+	require.NotNil(t, files)
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	writeVolumes(t, e.dir, files)
+	require.True(t, e.show().Rollback.Swapped, "the power was cut after the swap was recorded")
+	e.p = e.planner(false)
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+
+	rep, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	require.Len(t, e.k.CopyBacks, 3, "two rounds (the first one large), then the final one; nothing copied after the power cut")
+	assert.Equal(t, uint64(32*mib+64*kib), rep.Copied, "the final round's copy counted")
+	assert.Equal(t, uint64(64*kib), rep.FinalBytes)
+	assert.Zero(t, rep.Held)
+	assert.NotContains(t, rep.Message, "held 0s")
+	assert.Contains(t, rep.Message, "not measured")
+}
