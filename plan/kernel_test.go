@@ -126,6 +126,13 @@ func newLabWith(t *testing.T, oldSize, newSize int, o labOptions) *lab {
 	}
 	l.old = array("old", l.oldFile, oldSize, octet, o.oldBlockSize, oldCHAP)
 	l.new = array("new", l.newFile, newSize, octet+1, 0, nil)
+	if o.oldCHAP {
+		// LIO refuses a login without the ACL's credentials only with
+		// authentication on in the TPG.
+		b, err := os.ReadFile(filepath.Join("/sys/kernel/config/target/iscsi", l.old.TargetIQN, "tpgt_1/attrib/authentication"))
+		require.NoError(t, err)
+		require.Equal(t, "1", strings.TrimSpace(string(b)), "the old array wants CHAP")
+	}
 	exportPortal := fmt.Sprintf("127.0.0.%d:3260", octet+2)
 	login := l.hook("host-login", `set -e
 iscsiadm -m node -o new -T "$LUNFERRY_EXPORT_IQN" -p "$LUNFERRY_EXPORT_PORTAL" -I default >/dev/null

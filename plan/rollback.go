@@ -192,9 +192,11 @@ func (p *Planner) rollback(ctx context.Context, v *Volume, rate clone.Rate) erro
 			rate = t
 		}
 	}
-	if r.Final {
-		// A final round that stopped before its swap: the host wrote on
-		// meanwhile, so a round first keeps the next hold short.
+	if r.Round > 0 {
+		// A rerun: the host wrote on since the last round recorded, for
+		// as long as the interruption lasted (a final round that stopped
+		// before its swap included), so a round first keeps the hold
+		// short.
 		r.Final = false
 		if err := p.rollbackRound(ctx, v, rate); err != nil {
 			return err

@@ -152,7 +152,7 @@ func TestKernelRollback(t *testing.T) {
 func TestKernelRollbackPowerCut(t *testing.T) {
 	t.Run("between rounds", func(t *testing.T) { kernelRollback(t, rollbackCase{fault: powerCut, at: "rollback:copied"}) })
 	t.Run("before the swap", func(t *testing.T) { kernelRollback(t, rollbackCase{fault: powerCut, at: "rollback:loaded"}) })
-	t.Run("swapped, not resumed", func(t *testing.T) { kernelRollback(t, rollbackCase{fault: powerCut, at: "rollback:swapped"}) })
+	t.Run("swapped before the resume", func(t *testing.T) { kernelRollback(t, rollbackCase{fault: powerCut, at: "rollback:swapped"}) })
 }
 
 // TestKernelRollbackOldLUNs: rollback onto old LUNs as real arrays have

@@ -565,3 +565,46 @@ func TestRollbackPowerCutAfterSwapRecordedReport(t *testing.T) {
 	assert.NotContains(t, rep.Message, "held 0s")
 	assert.Contains(t, rep.Message, "not measured")
 }
+
+// TestRollbackRerunBetweenRoundsCopiesFirst: a rollback interrupted
+// between its rounds (the first one recorded done, small enough for the
+// final one) is rerun after the host wrote 4 MiB more: the rerun copies
+// them in a round first and holds the host's I/O only for what the host
+// wrote during that round, not for all it wrote since the interruption.
+func TestRollbackRerunBetweenRoundsCopiesFirst(t *testing.T) {
+	ctx := context.Background()
+	calls := rollbackCalls(t)
+	suspend := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Suspend ") })
+	require.Positive(t, suspend)
+	e := hydratingEnv(t)
+	e.k.ResetCalls()
+	e.k.CrashAt = suspend + 1
+	var files map[string][]byte
+	e.k.OnCrash = func(plantest.Inventory) { files = readVolumes(t, e.dir) }
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plantest.ErrCrash)
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	writeVolumes(t, e.dir, files)
+	// The record as at the crash point rollback:copied: the round done,
+	// the final round not begun.
+	v := e.show()
+	require.True(t, v.Rollback.Final)
+	v.Rollback.Final, v.Rollback.Round = false, v.Rollback.Round-1
+	require.NoError(t, e.p.Store().Save(v))
+	e.p = e.planner(false)
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	e.k.HostWrite(plan.EraName("vol1"), 100*mib, 4*mib)
+
+	copies := len(e.k.CopyBacks)
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	rerun := e.k.CopyBacks[copies:]
+	require.Len(t, rerun, 2, "a round, then the final one")
+	require.False(t, rerun[0].Held)
+	require.Equal(t, []clone.Extent{{Offset: 100 * mib, Length: 4 * mib}}, rerun[0].Extents, "the round copies what the host wrote since")
+	require.True(t, rerun[1].Held)
+	require.Empty(t, rerun[1].Extents, "the host wrote nothing during the round")
+}
