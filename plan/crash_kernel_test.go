@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,21 +59,11 @@ exec %[3]s`, marker, hookPid, login))
 	require.NoError(t, err)
 
 	state := filepath.Join(l.dir, "state")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCutover$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+state, "LUNFERRY_PLAN_HELPER_VOLUME="+l.spec.Name)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if b, err := os.ReadFile(hookPid); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the hook never started: %s", out.String())
-		time.Sleep(100 * time.Millisecond)
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
+	killWhen(t, helperProcess("TestHelperCutover", helperEnv+"="+state, "LUNFERRY_PLAN_HELPER_VOLUME="+l.spec.Name),
+		"the post-cutover hook", 2*time.Minute, func(string) bool {
+			b, err := os.ReadFile(hookPid)
+			return err == nil && len(strings.TrimSpace(string(b))) > 0
+		})
 	b, _ := os.ReadFile(hookPid)
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL) // the orphaned hook
@@ -89,12 +78,12 @@ exec %[3]s`, marker, hookPid, login))
 		require.False(t, o.Pending, "%s", o.Kind)
 	}
 	require.True(t, kinds[plan.ObjDevice] && kinds[plan.ObjExport], "objects: %+v", v.Objects)
-	dev := v.Objects[len(v.Objects)-2].Device
+	before := v.Objects
 
 	v, err = l.p.Cutover(ctx, l.spec.Name)
 	require.NoError(t, err, "resume")
 	require.Equal(t, plan.StepCutOver, v.Step)
-	require.Equal(t, dev, v.Objects[len(v.Objects)-2].Device, "the device was found, not made again")
+	require.Equal(t, before, v.Objects, "every object was found, none made again")
 	l.hostDisk = l.findHostDisk()
 	rep, err := l.p.Abort(ctx, l.spec.Name)
 	require.NoError(t, err)

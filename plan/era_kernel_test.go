@@ -115,3 +115,25 @@ func (l *lab) reboot(c *dm.Client) {
 		require.NoError(t, ini.Logout(ctx, initiator.Node{TargetIQN: e.TargetIQN, Portal: p}))
 	}
 }
+
+// powerCut is reboot in the middle of a step: a device of the volume the
+// step left suspended (the host's I/O held) first fails the I/O it holds,
+// which a power loss loses: the export and the host's session cannot go
+// while LIO waits for those commands. An error table does it, so that no
+// table of lunferry's goes live.
+func (l *lab) powerCut(c *dm.Client) {
+	t, ctx := l.t, context.Background()
+	v, err := l.p.Show(ctx, l.spec.Name)
+	require.NoError(t, err)
+	for _, n := range []string{plan.EraName(l.spec.Name), plan.DMName(l.spec.Name)} {
+		info, err := c.Info(ctx, n)
+		require.NoError(t, err)
+		if !info.Suspended {
+			continue
+		}
+		t.Logf("power cut: %s was suspended (the host's I/O held): its held I/O fails", n)
+		require.NoError(t, c.Load(ctx, n, dm.Table{{Length: dm.Sectors(v.SizeSectors), Target: dm.Error{}}}))
+		require.NoError(t, c.Resume(ctx, n))
+	}
+	l.reboot(c)
+}

@@ -70,7 +70,22 @@ func fileSum(t *testing.T, path string, n int) string {
 
 func portalOf(e lio.Export) string { return e.Portals[0].AddrPort().String() }
 
+// labOptions make the old array more like a real one than the lab's
+// defaults (512-byte blocks, no CHAP).
+type labOptions struct {
+	// oldBlockSize is the old LUN's logical block size (LIO's
+	// attrib/block_size; 0: 512).
+	oldBlockSize int
+	// oldCHAP makes the old array want one-way CHAP on the proxy's
+	// session, whose credentials the spec names (the secret in a file).
+	oldCHAP bool
+}
+
 func newLab(t *testing.T, oldSize, newSize int) *lab {
+	return newLabWith(t, oldSize, newSize, labOptions{})
+}
+
+func newLabWith(t *testing.T, oldSize, newSize int, o labOptions) *lab {
 	vmtest.Require(t)
 	ctx := context.Background()
 	sfx := hex.EncodeToString(randomBytes(4))
@@ -83,12 +98,15 @@ func newLab(t *testing.T, oldSize, newSize int) *lab {
 	require.NoError(t, f.Truncate(int64(newSize)))
 	f.Close()
 	octet := byte(20 + mrand.IntN(200))
-	array := func(kind, file string, size int, ip byte) lio.Export {
+	array := func(kind, file string, size int, ip byte, blockSize int, chap *lio.CHAP) lio.Export {
 		e := lio.Export{
 			Name: lio.NamePrefix + "kt-" + kind + "-" + sfx, Backstore: lio.BackstoreFileIO, Device: file, Size: uint64(size),
 			TargetIQN: "iqn.2026-11.io.lunferry.test:" + kind + "-" + sfx,
 			Portals:   []lio.Portal{{Addr: netip.AddrFrom4([4]byte{127, 0, 0, ip})}},
-			ACLs:      []lio.ACL{{InitiatorIQN: labInitiator}},
+			ACLs:      []lio.ACL{{InitiatorIQN: labInitiator, CHAP: chap}},
+		}
+		if blockSize != 0 {
+			e.Attributes = map[string]string{"block_size": fmt.Sprint(blockSize)}
 		}
 		require.NoError(t, l.root.Apply(ctx, e))
 		t.Cleanup(func() {
@@ -98,8 +116,23 @@ func newLab(t *testing.T, oldSize, newSize int) *lab {
 		})
 		return e
 	}
-	l.old = array("old", l.oldFile, oldSize, octet)
-	l.new = array("new", l.newFile, newSize, octet+1)
+	var oldCHAP *lio.CHAP
+	var specCHAP *plan.CHAP
+	if o.oldCHAP {
+		oldCHAP = &lio.CHAP{UserID: "proxy-" + sfx, Password: "chap-secret-" + sfx}
+		secret := filepath.Join(l.dir, "old-chap.secret")
+		require.NoError(t, os.WriteFile(secret, []byte(oldCHAP.Password+"\n"), 0o600))
+		specCHAP = &plan.CHAP{Username: oldCHAP.UserID, SecretFile: secret}
+	}
+	l.old = array("old", l.oldFile, oldSize, octet, o.oldBlockSize, oldCHAP)
+	l.new = array("new", l.newFile, newSize, octet+1, 0, nil)
+	if o.oldCHAP {
+		// LIO refuses a login without the ACL's credentials only with
+		// authentication on in the TPG.
+		b, err := os.ReadFile(filepath.Join("/sys/kernel/config/target/iscsi", l.old.TargetIQN, "tpgt_1/attrib/authentication"))
+		require.NoError(t, err)
+		require.Equal(t, "1", strings.TrimSpace(string(b)), "the old array wants CHAP")
+	}
 	exportPortal := fmt.Sprintf("127.0.0.%d:3260", octet+2)
 	login := l.hook("host-login", `set -e
 iscsiadm -m node -o new -T "$LUNFERRY_EXPORT_IQN" -p "$LUNFERRY_EXPORT_PORTAL" -I default >/dev/null
@@ -109,7 +142,7 @@ iscsiadm -m node -T "$LUNFERRY_EXPORT_IQN" -p "$LUNFERRY_EXPORT_PORTAL" -I defau
 	name := "kt-" + sfx
 	l.spec = plan.Spec{
 		Name:    name,
-		Old:     plan.LUN{Portal: portalOf(l.old), IQN: l.old.TargetIQN, LUN: 0},
+		Old:     plan.LUN{Portal: portalOf(l.old), IQN: l.old.TargetIQN, LUN: 0, CHAP: specCHAP},
 		New:     plan.LUN{Portal: portalOf(l.new), IQN: l.new.TargetIQN, LUN: 0},
 		HostIQN: labInitiator,
 		Export:  plan.Export{IQN: "iqn.2026-11.io.lunferry.test:export-" + sfx, Portals: []string{exportPortal}},

@@ -63,8 +63,9 @@ type RollbackState struct {
 	PrevRound uint64 `json:"prevRound,omitempty"`
 	// Final is set when the final round (the host's I/O held) began.
 	Final bool `json:"final,omitempty"`
-	// FinalBytes is what the final round copied, Held how long it held
-	// the host's I/O.
+	// FinalBytes is what the final round copied (counted in Copied with
+	// the swap), Held how long it held the host's I/O (0: not measured,
+	// the round was interrupted after its swap).
 	FinalBytes uint64   `json:"finalBytes,omitempty"`
 	Held       Duration `json:"held,omitempty"`
 	// Swapped is set once linear over the old LUN is loaded into the
@@ -191,9 +192,11 @@ func (p *Planner) rollback(ctx context.Context, v *Volume, rate clone.Rate) erro
 			rate = t
 		}
 	}
-	if r.Final {
-		// A final round that stopped before its swap: the host wrote on
-		// meanwhile, so a round first keeps the next hold short.
+	if r.Round > 0 {
+		// A rerun: the host wrote on since the last round recorded, for
+		// as long as the interruption lasted (a final round that stopped
+		// before its swap included), so a round first keeps the hold
+		// short.
 		r.Final = false
 		if err := p.rollbackRound(ctx, v, rate); err != nil {
 			return err
@@ -324,9 +327,11 @@ func (p *Planner) rollbackFinal(ctx context.Context, v *Volume) (err error) {
 	crashpoint.Hit("rollback:loaded")
 	// Recorded before the resume makes it live: restore must never
 	// rebuild the clone once the host may have written the old LUN only.
-	r.Swapped, r.FinalBytes = true, n
+	// The copy is counted with the swap: a rollback interrupted before
+	// its resume reports it too.
+	r.Swapped, r.FinalBytes, r.Copied = true, n, r.Copied+n
 	if err := p.save(v); err != nil {
-		r.Swapped = false
+		r.Swapped, r.Copied = false, r.Copied-n
 		return err
 	}
 	crashpoint.Hit("rollback:swapped")
@@ -335,7 +340,6 @@ func (p *Planner) rollbackFinal(ctx context.Context, v *Volume) (err error) {
 	}
 	held := time.Since(start)
 	r.Held = Duration(held)
-	r.Copied += n
 	p.logf("volume %s: rolled back: copied %s in the final round; the host's I/O was held for %s", name, Bytes(n), held.Round(time.Millisecond))
 	return p.save(v)
 }
@@ -427,8 +431,14 @@ func rollbackReport(v *Volume) *RollbackReport {
 	if r != nil {
 		rep.From, rep.Rounds, rep.Copied, rep.FinalBytes, rep.Held = r.From, r.Round, r.Copied, r.FinalBytes, r.Held
 	}
-	rep.Message = fmt.Sprintf("volume %s rolled back: %s now runs linear over the old LUN %s lun %d, which holds every write of the host (%d rounds, %s copied, host I/O held %s in the final round); "+
+	held := "host I/O held " + rep.Held.D().Round(time.Millisecond).String() + " in the final round"
+	if rep.Held == 0 {
+		// The final round was interrupted after its swap was recorded
+		// (the hold ended with the process, or the power).
+		held = "the final round's hold on the host's I/O not measured: it was interrupted after the swap"
+	}
+	rep.Message = fmt.Sprintf("volume %s rolled back: %s now runs linear over the old LUN %s lun %d, which holds every write of the host (%d rounds, %s copied, %s); "+
 		"`lunferry migrate abort %s` ends the migration on the old array with nothing lost",
-		v.Spec.Name, DMName(v.Spec.Name), v.Spec.Old.IQN, v.Spec.Old.LUN, rep.Rounds, Bytes(rep.Copied), rep.Held.D().Round(time.Millisecond), v.Spec.Name)
+		v.Spec.Name, DMName(v.Spec.Name), v.Spec.Old.IQN, v.Spec.Old.LUN, rep.Rounds, Bytes(rep.Copied), held, v.Spec.Name)
 	return rep
 }

@@ -543,3 +543,88 @@ func (e *env) rewriteVolume(vol, old, new string) {
 	require.Contains(e.t, string(b), old)
 	require.NoError(e.t, os.WriteFile(p, []byte(strings.ReplaceAll(string(b), old, new)), 0o600))
 }
+
+// TestRollbackPowerCutAfterSwapRecordedReport: the power is cut after the
+// final round recorded its swap, before the resume; restore builds linear
+// over the old LUN and the rerun only records the step. Its report counts
+// the final round's copy (every byte copied was recorded) and does not
+// claim a hold it never measured.
+func TestRollbackPowerCutAfterSwapRecordedReport(t *testing.T) {
+	ctx := context.Background()
+	calls := rollbackCalls(t)
+	resume := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Resume ") })
+	require.Positive(t, resume)
+	e := hydratingEnv(t)
+	e.k.DuringCopyBack = func(n int) {
+		if n == 2 {
+			e.k.HostWrite(plan.EraName("vol1"), 100*mib, 64*kib) // left for the final round
+		}
+	}
+	e.k.ResetCalls()
+	e.k.CrashAt = resume + 1
+	var files map[string][]byte
+	e.k.OnCrash = func(plantest.Inventory) { files = readVolumes(t, e.dir) }
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plantest.ErrCrash)
+	require.NotNil(t, files)
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	writeVolumes(t, e.dir, files)
+	require.True(t, e.show().Rollback.Swapped, "the power was cut after the swap was recorded")
+	e.p = e.planner(false)
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+
+	rep, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	require.Len(t, e.k.CopyBacks, 3, "two rounds (the first one large), then the final one; nothing copied after the power cut")
+	assert.Equal(t, uint64(32*mib+64*kib), rep.Copied, "the final round's copy counted")
+	assert.Equal(t, uint64(64*kib), rep.FinalBytes)
+	assert.Zero(t, rep.Held)
+	assert.NotContains(t, rep.Message, "held 0s")
+	assert.Contains(t, rep.Message, "not measured")
+}
+
+// TestRollbackRerunBetweenRoundsCopiesFirst: a rollback interrupted
+// between its rounds (the first one recorded done, small enough for the
+// final one) is rerun after the host wrote 4 MiB more: the rerun copies
+// them in a round first and holds the host's I/O only for what the host
+// wrote during that round, not for all it wrote since the interruption.
+func TestRollbackRerunBetweenRoundsCopiesFirst(t *testing.T) {
+	ctx := context.Background()
+	calls := rollbackCalls(t)
+	suspend := slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Suspend ") })
+	require.Positive(t, suspend)
+	e := hydratingEnv(t)
+	e.k.ResetCalls()
+	e.k.CrashAt = suspend + 1
+	var files map[string][]byte
+	e.k.OnCrash = func(plantest.Inventory) { files = readVolumes(t, e.dir) }
+	_, err := e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.ErrorIs(t, err, plantest.ErrCrash)
+	e.k.CrashAt, e.k.OnCrash = 0, nil
+	writeVolumes(t, e.dir, files)
+	// The record as at the crash point rollback:copied: the round done,
+	// the final round not begun.
+	v := e.show()
+	require.True(t, v.Rollback.Final)
+	v.Rollback.Final, v.Rollback.Round = false, v.Rollback.Round-1
+	require.NoError(t, e.p.Store().Save(v))
+	e.p = e.planner(false)
+	e.k.Reboot()
+	_, err = e.p.Restore(ctx)
+	require.NoError(t, err)
+	e.k.HostWrite(plan.EraName("vol1"), 100*mib, 4*mib)
+
+	copies := len(e.k.CopyBacks)
+	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
+	require.NoError(t, err)
+	e.rolledBack()
+	rerun := e.k.CopyBacks[copies:]
+	require.Len(t, rerun, 2, "a round, then the final one")
+	require.False(t, rerun[0].Held)
+	require.Equal(t, []clone.Extent{{Offset: 100 * mib, Length: 4 * mib}}, rerun[0].Extents, "the round copies what the host wrote since")
+	require.True(t, rerun[1].Held)
+	require.Empty(t, rerun[1].Extents, "the host wrote nothing during the round")
+}
