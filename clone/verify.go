@@ -11,6 +11,10 @@ import (
 	"github.com/lunferry/lunferry/dm"
 )
 
+// DefaultMaxMismatches is how many differing ranges a comparison lists
+// unless told otherwise.
+const DefaultMaxMismatches = 16
+
 // VerifyOptions tune Compare and Verify.
 type VerifyOptions struct {
 	// ChunkSize is the read size per device (default 1 MiB, rounded up to
@@ -26,6 +30,12 @@ type VerifyOptions struct {
 	// OnProgress, when set, is called after each chunk with the bytes
 	// compared so far and the total asked for.
 	OnProgress func(done, total uint64)
+	// From resumes a comparison that stopped there (its VerifyResult.Next):
+	// the extents' bytes before it are neither read nor counted.
+	From uint64
+	// OnChunk, when set, gets the result so far after each chunk, for a
+	// checkpoint that From can resume.
+	OnChunk func(VerifyResult)
 	// Now and Sleep are the clock (default time.Now and a sleep that ends
 	// with ctx).
 	Now   func() time.Time
@@ -89,11 +99,12 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 func Compare(ctx context.Context, an string, a io.ReaderAt, bn string, b io.ReaderAt, extents []Extent, o VerifyOptions) (VerifyResult, error) {
 	o = o.withDefaults()
 	c := comparer{o: o, start: o.Now()}
+	c.res.Next = o.From
 	for i := range c.bufs {
 		c.bufs[i] = [2][]byte{make([]byte, o.ChunkSize), make([]byte, o.ChunkSize)}
 	}
 	var chunks []Extent
-	for _, e := range extents {
+	for _, e := range Trim(extents, o.From) {
 		c.res.Total += e.Length
 		for off := e.Offset; off < e.End(); off += o.ChunkSize {
 			chunks = append(chunks, Extent{Offset: off, Length: min(o.ChunkSize, e.End()-off)})
@@ -139,7 +150,7 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 	}
 	o.ChunkSize = (o.ChunkSize + verifyAlign - 1) / verifyAlign * verifyAlign
 	if o.MaxMismatches <= 0 {
-		o.MaxMismatches = 16
+		o.MaxMismatches = DefaultMaxMismatches
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -196,6 +207,12 @@ func (c *comparer) compare(r *chunkRead) {
 	c.res.Next = r.off + n
 	if c.o.OnProgress != nil {
 		c.o.OnProgress(c.res.Compared, c.res.Total)
+	}
+	if c.o.OnChunk != nil {
+		r := c.res
+		r.Mismatches = append([]Extent(nil), r.Mismatches...)
+		r.Duration = c.o.Now().Sub(c.start)
+		c.o.OnChunk(r)
 	}
 }
 

@@ -233,3 +233,28 @@ func TestCompareReadsAhead(t *testing.T) {
 	}
 	assert.Equal(t, 2, n)
 }
+
+// TestCompareResumes: a comparison stopped by a read error resumes at its
+// Next with From; the two results add up to one whole comparison, and
+// OnChunk saw every chunk's result on the way.
+func TestCompareResumes(t *testing.T) {
+	a, b, bb := pair(4 << 20)
+	bb[512] ^= 1
+	bb[3<<20+1024] ^= 1
+	extents := []Extent{{Offset: 0, Length: 4 << 20}}
+	var seen []uint64
+	o := VerifyOptions{ChunkSize: 1 << 20, OnChunk: func(r VerifyResult) { seen = append(seen, r.Next) }}
+	first, err := compare(a, failingReader{b, 2<<20 + 5}, extents, o)
+	require.Error(t, err)
+	require.Equal(t, uint64(2<<20), first.Next)
+	assert.Equal(t, []uint64{1 << 20, 2 << 20}, seen)
+	assert.Equal(t, []Extent{{Offset: 512, Length: 512}}, first.Mismatches)
+
+	o.From = first.Next
+	second, err := compare(a, b, extents, o)
+	require.ErrorIs(t, err, ErrMismatch)
+	assert.Equal(t, uint64(2<<20), second.Total, "only what is left is asked for")
+	assert.Equal(t, uint64(2<<20), second.Compared)
+	assert.Equal(t, []Extent{{Offset: 3<<20 + 1024, Length: 512}}, second.Mismatches)
+	assert.Equal(t, []uint64{1 << 20, 2 << 20, 3 << 20, 4 << 20}, seen)
+}

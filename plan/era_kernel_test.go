@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,6 +50,17 @@ func TestKernelEraVerify(t *testing.T) {
 	assert.Equal(t, uint64(128<<10), rep.HostView.Compared, "the host's blocks: new LUN vs the host's view")
 	assert.True(t, rep.HostView.Equal())
 	t.Logf("verify: %d bytes compared in %s, %d skipped as the host's", rep.Result.Compared, rep.Result.Duration, rep.HostWrittenBytes)
+
+	// A verify SIGKILLed mid-way (paced, so that it is) is resumed from
+	// the checkpoint it saved on the way.
+	ckpt := filepath.Join(l.dir, "state", "verify", l.spec.Name+".json")
+	killWhen(t, l.crashLunferry("none", "migrate", "verify", "--rate", "2MiB/s", l.spec.Name), "verify at 2MiB/s", 2*time.Minute, fileExists(ckpt))
+	rep, err = l.p.Verify(ctx, l.spec.Name, plan.VerifyOptions{})
+	require.NoError(t, err, "the resumed verify")
+	assert.Greater(t, rep.ResumedFrom, uint64(0), "resumed, not started over")
+	assert.Equal(t, uint64(16*mib-128<<10), rep.Result.Compared, "both runs together compared every block but the host's")
+	assert.NoFileExists(t, ckpt)
+	t.Logf("verify killed, then resumed at byte %d: %d bytes compared in all", rep.ResumedFrom, rep.Result.Compared)
 
 	// A byte of the new LUN changed behind the proxy's back, where the
 	// host never wrote.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lunferry/lunferry/clone"
 )
@@ -38,6 +39,9 @@ type VerifyOptions struct {
 	HostStopped bool
 	// OnProgress, when set, gets the bytes compared so far and the total.
 	OnProgress func(done, total uint64)
+	// Restart compares from the start even when an earlier verify of the
+	// volume left a checkpoint it could resume.
+	Restart bool
 }
 
 // VerifyReport is what Verify compared and found.
@@ -62,6 +66,14 @@ type VerifyReport struct {
 	// read them: its data, not a bad copy; they are left out of Result
 	// and HostView.
 	WrittenDuring []clone.Extent `json:"writtenDuring,omitempty"`
+	// ResumedFrom is the byte this verify resumed an earlier one's
+	// comparison of the old and the new LUN at (0: from the start), from
+	// its checkpoint saved at ResumedCheckpoint; Result covers both runs.
+	ResumedFrom       uint64     `json:"resumedFrom,omitempty"`
+	ResumedCheckpoint *time.Time `json:"resumedCheckpoint,omitempty"`
+	// CheckpointNote says why an earlier verify's checkpoint was not
+	// resumed.
+	CheckpointNote string `json:"checkpointNote,omitempty"`
 }
 
 // Verify compares the old and the new LUN of volume name over every
@@ -81,6 +93,8 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 	var size uint64
 	var tracked *EraState
 	var during uint32
+	var ckpt verifyCheckpoint
+	var before *verifyCheckpoint
 	rep := &VerifyReport{Volume: name}
 	_, err := p.guarded(ctx, cmdVerify, name, stepFuncs{run: func(v *Volume, _ []*Volume) error {
 		if err := p.checkPresent(ctx, v); err != nil {
@@ -91,6 +105,10 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 			return fmt.Errorf("plan: volume %s: %w: the state records no old disk, new disk or metadata device at step %s", name, ErrStateCorrupt, v.Step)
 		}
 		rep.Old, rep.New, meta, size = v.OldDisk.Path, v.NewDisk.Path, m.Device, v.SizeSectors*512
+		ckpt = newVerifyCheckpoint(v, o.HostStopped)
+		if !o.Restart {
+			before, rep.CheckpointNote = p.store.loadVerifyCheckpoint(name, ckpt)
+		}
 		if o.HostStopped {
 			return nil
 		}
@@ -110,8 +128,7 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 	if err != nil {
 		return nil, err
 	}
-	rep.Result, err = p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size, rep.HostWritten,
-		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress})
+	rep.Result, err = p.compareOldNew(ctx, name, rep, meta, size, o, ckpt, before)
 	if err != nil && errors.Is(err, clone.ErrMismatch) && tracked != nil {
 		err = p.dropWrittenDuring(ctx, name, tracked, tracked.Since, size, rep, &rep.Result, rep.Old, rep.New, err)
 	}
@@ -122,6 +139,53 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 		return rep, fmt.Errorf("plan: volume %s: %w", name, err)
 	}
 	return rep, nil
+}
+
+// compareOldNew compares the old and the new LUN over what the clone has
+// hydrated but rep.HostWritten, resuming an earlier verify's checkpoint
+// when there is one, saving its own as it goes and removing it once the
+// comparison has run to the end.
+func (p *Planner) compareOldNew(ctx context.Context, name string, rep *VerifyReport, meta string, size uint64, o VerifyOptions, ckpt verifyCheckpoint, before *verifyCheckpoint) (clone.VerifyResult, error) {
+	var prev clone.VerifyResult
+	if before != nil {
+		prev = before.Result
+		rep.ResumedFrom = prev.Next
+		saved := before.Saved
+		rep.ResumedCheckpoint = &saved
+	}
+	var saveErr error
+	lastSave := p.o.Now()
+	save := func(r clone.VerifyResult) {
+		ckpt.Result, ckpt.Saved = resumed(prev, r), p.o.Now().UTC()
+		if err := p.store.saveVerifyCheckpoint(name, ckpt); err != nil && saveErr == nil {
+			saveErr = err
+			fmt.Fprintf(p.o.Log, "volume %s: verify goes on without a checkpoint to resume: %v\n", name, err)
+		}
+	}
+	res, err := p.o.Ports.Verifier.Verify(ctx, rep.Old, rep.New, meta, size, rep.HostWritten,
+		clone.VerifyOptions{Rate: o.Rate, OnProgress: o.OnProgress, From: prev.Next, OnChunk: func(r clone.VerifyResult) {
+			if now := p.o.Now(); now.Sub(lastSave) >= checkpointEvery {
+				lastSave = now
+				save(r)
+			}
+		}})
+	whole := resumed(prev, res)
+	if err != nil && !errors.Is(err, clone.ErrMismatch) {
+		// Stopped early: the next verify resumes where this one got.
+		save(res)
+		if saveErr == nil {
+			err = fmt.Errorf("%w (`lunferry migrate verify %s` resumes at byte %d; --restart compares from the start)", err, name, res.Next)
+		}
+		return whole, err
+	}
+	if rerr := p.store.removeVerifyCheckpoint(name); rerr != nil {
+		fmt.Fprintf(p.o.Log, "volume %s: %v\n", name, rerr)
+	}
+	if !whole.Equal() {
+		// Differences found before the resume count as much as these.
+		return whole, &clone.MismatchError{A: rep.Old, B: rep.New, Result: whole}
+	}
+	return whole, nil
 }
 
 // FinalizeVerified is Finalize once Verify with o has found the copy

@@ -27,6 +27,7 @@ func verifyFlags(when string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "rate", Value: "unlimited", Usage: when + "cap on the bytes read per second from each LUN, e.g. 200MiB/s"},
 		&cli.BoolFlag{Name: "host-stopped", Usage: when + "state that the host has not written to the volume since cutover (its writes are on the new LUN only and would read as differences)"},
+		&cli.BoolFlag{Name: "restart", Usage: when + "compare from the start even where an earlier verify that stopped left a checkpoint to resume"},
 	}
 }
 
@@ -53,7 +54,7 @@ func (a *app) verifyOptions(c *cli.Context, name string) (verifyRun, error) {
 	if rate == clone.Paused {
 		return verifyRun{}, usageError{errors.New("--rate 0 would never finish: give a rate, or unlimited for no cap")}
 	}
-	r := verifyRun{VerifyOptions: plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped")}}
+	r := verifyRun{VerifyOptions: plan.VerifyOptions{Rate: rate, HostStopped: c.Bool("host-stopped"), Restart: c.Bool("restart")}}
 	if !a.g.json && isTerminal(a.stdout) {
 		r.progress = newProgressLine(a.stdout, "volume "+name+": verify", time.Now)
 		r.OnProgress = r.progress.update
@@ -84,6 +85,13 @@ func (a *app) verify(c *cli.Context, p *plan.Planner, name string) error {
 // printVerify prints what verify compared and found.
 func (a *app) printVerify(name string, rep *plan.VerifyReport, hostStopped bool) {
 	r := rep.Result
+	if rep.ResumedCheckpoint != nil {
+		fmt.Fprintf(a.stdout, "volume %s: resumed the verify that stopped at byte %d (checkpoint of %s); the figures cover both\n",
+			name, rep.ResumedFrom, rep.ResumedCheckpoint.Local().Format("2006-01-02 15:04:05"))
+	}
+	if rep.CheckpointNote != "" {
+		fmt.Fprintf(a.stdout, "volume %s: %s\n", name, rep.CheckpointNote)
+	}
 	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
 		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
 	if !hostStopped {
