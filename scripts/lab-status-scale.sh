@@ -2,22 +2,22 @@
 # lab-status-scale.sh: the cost of `lunferry migrate status` with many
 # volumes on one proxy (issue 13's scale figure), in the lab VM:
 #
-#   bin/vmexec -- sh scripts/lab-status-scale.sh N LUNFERRY [LUNFERRY...]
+#   bin/vmexec -- sh scripts/lab-status-scale.sh N LUNFERRY[:REPS] [LUNFERRY[:REPS]...]
 #
 # It builds the bench's scale layout (integration/bench/scale.go): one old
 # and one new lab target with N file-backed LUNs each, N volumes (LUN i of
 # each, identity new, no fence) prepared, cut over and hydrating at
 # 64KiB/s, the host logged in to every export by the post-cutover hook (on
 # iface labhost, as the lab's host). The first binary builds them; each
-# binary then times `migrate status` (text and --json, REPS times each,
-# default 3) and counts the files one volume's status opens (strace -f -e
+# binary then times `migrate status` (text and --json, REPS times each:
+# its own, else $REPS, else 3) and counts the files one volume's status opens (strace -f -e
 # trace=openat, when strace is there; STRACE_ALL=1: all volumes' too).
 # Binaries share the state format: give an older build and a newer one to
 # compare them on the same kernel objects.
 set -eu
 N=${1:?usage: lab-status-scale.sh N LUNFERRY [LUNFERRY...]}
 shift
-LF=$1
+LF=${1%%:*}
 REPS=${REPS:-3}
 W=$(mktemp -d /tmp/lfscale.XXXXXX)
 chmod 0755 "$W"
@@ -97,12 +97,15 @@ echo "scale: $N volumes prepared, cut over and started in $(ms "$t0" "$t1") ms"
 echo "scale: $(ls /sys/class/iscsi_session | wc -l) iSCSI sessions, $(ls -d /sys/block/loop* | wc -l) loop devices, $(ls /sys/block | grep -c '^dm-') dm devices"
 
 "$LF" --state-dir "$S" migrate status s0
-for b in "$@"; do
+for arg in "$@"; do
+	b=${arg%%:*}
+	reps=$REPS
+	case $arg in *:*) reps=${arg##*:} ;; esac
 	for form in text json; do
 		flag=""
 		[ $form = json ] && flag=--json
 		r=0
-		while [ $r -lt "$REPS" ]; do
+		while [ $r -lt "$reps" ]; do
 			a=$(date +%s%N)
 			# shellcheck disable=SC2086 # no flag: no word
 			"$b" --state-dir "$S" $flag migrate status >"$W/out" || echo "scale: $b $flag migrate status: exit $?"
