@@ -170,7 +170,7 @@ func ReadHead(dev string, n int) ([]byte, error) {
 
 // scan reads the backing file of every attached loop device
 // (/sys/block/loopN/loop/backing_file, which only an attached device
-// has), by file; the first device of a file attached twice.
+// has), by file; the lowest-numbered device of a file attached twice.
 func (d Devices) scan() (map[string]int, error) {
 	block := filepath.Join(d.sys(), "block")
 	ents, err := os.ReadDir(block)
@@ -192,7 +192,7 @@ func (d Devices) scan() (map[string]int, error) {
 			continue // not attached, or detached while we looked
 		}
 		file := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-		if _, dup := out[file]; !dup {
+		if cur, dup := out[file]; !dup || n < cur {
 			out[file] = n
 		}
 	}

@@ -100,7 +100,7 @@ func TestAllocateRetriesInterruptedFallocate(t *testing.T) {
 
 // TestFindThroughSysfs: Find and a View read the backing files sysfs
 // shows for attached devices only (a deleted file keeps its name), the
-// first device of a file attached twice; a View scans once.
+// lowest-numbered device of a file attached twice; a View scans once.
 func TestFindThroughSysfs(t *testing.T) {
 	sys, dev := t.TempDir(), t.TempDir()
 	attach := func(n int, file string) {
