@@ -34,7 +34,7 @@ func (k *initiatorPort) sessionTo(ctx context.Context, n initiator.Node) (initia
 	if k.view != nil {
 		return k.view.SessionTo(n)
 	}
-	return k.sessionTo(ctx, n)
+	return k.c.SessionTo(ctx, n)
 }
 
 func node(t plan.Target) (initiator.Node, error) {
