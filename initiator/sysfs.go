@@ -171,12 +171,6 @@ func readAttr(dir, name string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// HasSession reports whether the client has a session to n.
-func (c *Client) HasSession(ctx context.Context, n Node) (bool, error) {
-	s, err := c.findSession(n)
-	return s != nil, err
-}
-
 // SessionTo returns the client's session to n as sysfs shows it now (its
 // state and the timeouts in force); ok is false when there is none.
 func (c *Client) SessionTo(ctx context.Context, n Node) (s Session, ok bool, err error) {

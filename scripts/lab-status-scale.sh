@@ -85,13 +85,22 @@ names=""
 	echo ']}'
 } >"$W/runbook.json"
 
-"$LF" --state-dir "$S" volume add --runbook "$W/runbook.json" >/dev/null
+# lf ARGS...: the first binary, its output kept in setup.log (shown on
+# failure).
+lf() {
+	"$LF" --state-dir "$S" "$@" >>"$W/setup.log" 2>&1 || {
+		tail -30 "$W/setup.log"
+		echo "scale: lunferry $1 $2 failed"
+		exit 1
+	}
+}
+lf volume add --runbook "$W/runbook.json"
 # shellcheck disable=SC2086 # names are words
-"$LF" --state-dir "$S" migrate prepare $names >/dev/null 2>&1
+lf migrate prepare $names
 # shellcheck disable=SC2086
-"$LF" --state-dir "$S" migrate cutover $names >/dev/null 2>&1
+lf migrate cutover $names
 # shellcheck disable=SC2086
-"$LF" --state-dir "$S" migrate start $names >/dev/null 2>&1
+lf migrate start $names
 t1=$(date +%s%N)
 echo "scale: $N volumes prepared, cut over and started in $(ms "$t0" "$t1") ms"
 echo "scale: $(ls /sys/class/iscsi_session | wc -l) iSCSI sessions, $(ls -d /sys/block/loop* | wc -l) loop devices, $(ls /sys/block | grep -c '^dm-') dm devices"
