@@ -11,7 +11,8 @@
 # iface labhost, as the lab's host). The first binary builds them; each
 # binary then times `migrate status` (text and --json, REPS times each:
 # its own, else $REPS, else 3) and counts the files one volume's status opens (strace -f -e
-# trace=openat, when strace is there; STRACE_ALL=1: all volumes' too).
+# trace=openat, when strace is there; STRACE_ALL=1: all volumes' too,
+# and the wall time per system call).
 # Binaries share the state format: give an older build and a newer one to
 # compare them on the same kernel objects.
 set -eu
@@ -132,6 +133,9 @@ for arg in "$@"; do
 			strace -f -qq -e trace=openat -o "$W/strace" "$b" --state-dir "$S" migrate status >/dev/null
 			echo "scale: $b status of $N volumes opens $(grep 'openat(' "$W/strace" | grep -vc ENOENT) files ($(grep -c 'openat(.*ENOENT' "$W/strace") more fail ENOENT)"
 			grep 'openat(' "$W/strace" | sed -E 's/^[0-9]+ +//; s/openat\(AT_FDCWD, "([^"]*)".*/\1/'  | sed -E 's/[0-9]+/N/g' | sort | uniq -c | sort -rn | head -20
+			# Where the time goes: wall time per system call.
+			strace -f -c -w -o "$W/strace-c" "$b" --state-dir "$S" migrate status >/dev/null
+			head -16 "$W/strace-c"
 		fi
 	fi
 done
