@@ -107,14 +107,27 @@ func (c *Client) Sessions(ctx context.Context) ([]Session, error) {
 }
 
 func (c *Client) readSession(sid int) (Session, error) {
-	dir := filepath.Join(c.sessionClassDir(), "session"+strconv.Itoa(sid))
-	s := Session{SID: sid}
+	t, err := readAttr(c.sessionDir(sid), "targetname")
+	if err != nil {
+		return Session{SID: sid}, err
+	}
+	return c.readSessionOf(sid, t)
+}
+
+func (c *Client) sessionDir(sid int) string {
+	return filepath.Join(c.sessionClassDir(), "session"+strconv.Itoa(sid))
+}
+
+// readSessionOf reads session sid, whose target name was read already: an
+// error wrapping fs.ErrNotExist when it went meanwhile.
+func (c *Client) readSessionOf(sid int, target string) (Session, error) {
+	dir := c.sessionDir(sid)
+	s := Session{SID: sid, TargetIQN: target}
 	var err error
-	if s.TargetIQN, err = readAttr(dir, "targetname"); err != nil {
+	if s.State, err = readAttr(dir, "state"); errors.Is(err, fs.ErrNotExist) {
 		return s, err
 	}
 	s.Iface, _ = readAttr(dir, "ifacename")
-	s.State, _ = readAttr(dir, "state")
 	if v, err := readAttr(dir, "tpgt"); err == nil {
 		s.TPGT, _ = strconv.Atoi(v)
 	}
@@ -158,55 +171,112 @@ func readAttr(dir, name string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// HasSession reports whether the client has a session to n.
-func (c *Client) HasSession(ctx context.Context, n Node) (bool, error) {
-	s, err := c.findSession(n)
-	return s != nil, err
-}
-
 // SessionTo returns the client's session to n as sysfs shows it now (its
 // state and the timeouts in force); ok is false when there is none.
 func (c *Client) SessionTo(ctx context.Context, n Node) (s Session, ok bool, err error) {
-	p, err := c.findSession(n)
-	if err != nil || p == nil {
-		return Session{}, false, err
-	}
-	return *p, true, nil
+	return c.SessionView().SessionTo(n)
 }
 
 // findSession returns the client's session to n, nil if there is none.
-// It reads only the target name of other targets' sessions: status and
-// run ask this for every volume's arrays, and a proxy holds many sessions.
 func (c *Client) findSession(n Node) (*Session, error) {
-	ents, err := os.ReadDir(c.sessionClassDir())
+	s, ok, err := c.SessionView().SessionTo(n)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// SessionView is the client's sessions as one look at sysfs finds them,
+// for a pass of lookups over many volumes (one `migrate status`): the
+// session list and each session's target name are read once, at the
+// first lookup, and the other attributes only of sessions a lookup's
+// target matches, once each. It does not see logins and logouts after
+// its first lookup: make one per pass, never keep one. It is not safe
+// for concurrent use.
+type SessionView struct {
+	c *Client
+	// targets maps a session id to its target name, nil until listed.
+	targets map[int]string
+	// read holds the sessions read in full (nil: gone meanwhile).
+	read map[int]*Session
+	err  error
+}
+
+// SessionView returns a view of the client's sessions, read at its first
+// lookup.
+func (c *Client) SessionView() *SessionView { return &SessionView{c: c} }
+
+// list reads the session ids and their target names.
+func (v *SessionView) list() error {
+	if v.targets != nil || v.err != nil {
+		return v.err
+	}
+	v.targets, v.read = map[int]string{}, map[int]*Session{}
+	dir := v.c.sessionClassDir()
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("initiator: list sessions: %w", err)
+		v.err = fmt.Errorf("initiator: list sessions: %w", err)
+		return v.err
 	}
-	var found *Session
 	for _, e := range ents {
 		sid, ok := strings.CutPrefix(e.Name(), "session")
 		id, err := strconv.Atoi(sid)
-		if !ok || err != nil || found != nil && found.SID < id {
+		if !ok || err != nil {
 			continue
 		}
-		if t, err := readAttr(filepath.Join(c.sessionClassDir(), e.Name()), "targetname"); err != nil || !strings.EqualFold(t, n.TargetIQN) {
-			continue // another target's, or logged out while we looked
-		}
-		s, err := c.readSession(id)
-		if errors.Is(err, fs.ErrNotExist) {
+		if t, err := readAttr(filepath.Join(dir, e.Name()), "targetname"); err == nil {
+			v.targets[id] = t
+		} // else logged out while we looked
+	}
+	return nil
+}
+
+// SessionTo returns the client's session to n (the lowest session id
+// among matching ones, as Sessions lists them); ok is false when there is
+// none. It reads the attributes of other targets' sessions not at all:
+// status and run ask this for every volume's arrays, and a proxy holds
+// many sessions.
+func (v *SessionView) SessionTo(n Node) (s Session, ok bool, err error) {
+	if err := v.list(); err != nil {
+		return Session{}, false, err
+	}
+	var found *Session
+	for id, t := range v.targets {
+		if !strings.EqualFold(t, n.TargetIQN) || found != nil && found.SID < id {
 			continue
 		}
+		p, err := v.session(id)
 		if err != nil {
-			return nil, err
+			return Session{}, false, err
 		}
-		if c.matches(s, n) {
-			found = &s // the lowest session id, as Sessions lists them
+		if p != nil && v.c.matches(*p, n) {
+			found = p
 		}
 	}
-	return found, nil
+	if found == nil {
+		return Session{}, false, nil
+	}
+	return *found, true, nil
+}
+
+// session reads session id in full, once; nil when it went meanwhile.
+func (v *SessionView) session(id int) (*Session, error) {
+	if p, ok := v.read[id]; ok {
+		return p, nil
+	}
+	s, err := v.c.readSessionOf(id, v.targets[id])
+	if errors.Is(err, fs.ErrNotExist) {
+		v.read[id] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.read[id] = &s
+	return &s, nil
 }
 
 // matches reports whether s is the client's session to n: same target,

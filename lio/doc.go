@@ -31,6 +31,7 @@
 //	func (r *Root) Teardown(ctx context.Context, targetIQN string, o TeardownOptions) error
 //	func (r *Root) Sessions(targetIQN string) ([]Session, error)
 //	func (r *Root) Describe(ctx context.Context, targetIQN string) (*TargetState, error)
+//	func (g TPG) Serves(name, dev, initiatorIQN string) (bool, error)  // r.Target(iqn).TPG(1)
 //	func (r *Root) Dump(ctx context.Context) (*SaveConfig, error)
 //	func (r *Root) Restore(ctx context.Context, c *SaveConfig) error
 //	func (r *Root) CreateStorageObject(ctx context.Context, so StorageObject) error

@@ -610,3 +610,47 @@ func TestKernelReadOnlyExport(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelServes: TPG.Serves on the kernel's configfs: true for the
+// export as applied; false for another device, another initiator, the
+// TPG disabled, and the storage object's path when it names another
+// device now (iblock's info keeps the numbers it opened).
+func TestKernelServes(t *testing.T) {
+	r := kernelRoot(t)
+	ctx := context.Background()
+	dev, _ := loopDev(t, 4<<20)
+	other, _ := loopDev(t, 4<<20)
+	rdev := func(p string) uint64 {
+		var st unix.Stat_t
+		require.NoError(t, unix.Stat(p, &st))
+		return st.Rdev
+	}
+	// The export opens a node of its own, made again later as another
+	// device (what a /dev/dm-N whose number changed looks like).
+	node := filepath.Join(t.TempDir(), "node")
+	require.NoError(t, unix.Mknod(node, unix.S_IFBLK|0o600, int(rdev(dev))))
+	e := kernelExport(t, r, node)
+	require.NoError(t, r.Apply(ctx, e))
+	g := r.Target(e.TargetIQN).TPG(1)
+	serves := func(dev, host string) bool {
+		t.Helper()
+		ok, err := g.Serves(e.Name, dev, host)
+		require.NoError(t, err)
+		return ok
+	}
+	require.True(t, serves(node, labInitiator))
+	require.False(t, serves(other, labInitiator), "another device")
+	require.False(t, serves(node, "iqn.2026-11.io.lunferry.test:nobody"), "another initiator")
+	ok, err := r.Target(e.TargetIQN).TPG(2).Serves(e.Name, node, labInitiator)
+	require.NoError(t, err)
+	require.False(t, ok, "TPG 2")
+
+	require.NoError(t, g.SetEnabled(false))
+	require.False(t, serves(node, labInitiator), "TPG disabled")
+	require.NoError(t, g.SetEnabled(true))
+	require.True(t, serves(node, labInitiator))
+
+	require.NoError(t, os.Remove(node))
+	require.NoError(t, unix.Mknod(node, unix.S_IFBLK|0o600, int(rdev(other))))
+	require.False(t, serves(node, labInitiator), "the path names another device now")
+}

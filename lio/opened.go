@@ -3,6 +3,7 @@ package lio
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 
 	"golang.org/x/sys/unix"
@@ -37,20 +38,22 @@ func (r *Root) checkOpenedDevice(e *StorageObjectInfo, dev string) error {
 	return nil
 }
 
-// Holds reports whether block storage object name exists and holds
-// device dev: dev is its udev_path and the device its kernel opened
-// (checkOpenedDevice). A LIO restore of a saved configuration can bring
-// lunferry's object back on a path that is another device now, or on
-// another path altogether.
-func (r *Root) Holds(name, dev string) (bool, error) {
-	e, err := r.LookupStorageObject(BackstoreBlock, name)
-	if errors.Is(err, ErrNotFound) {
+// holds reports whether storage object so holds device dev: dev is its
+// udev_path and the device its kernel opened (checkOpenedDevice). A LIO
+// restore of a saved configuration can bring lunferry's object back on a
+// path that is another device now, or on another path altogether.
+func (r *Root) holds(so *StorageObjectInfo, dev string) (bool, error) {
+	p, err := r.readAttr(path.Join(so.Path, "udev_path"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // removed while we looked
+	}
+	if err != nil {
+		return false, errf("read %s: %w", r.rel(path.Join(so.Path, "udev_path")), err)
+	}
+	if p != dev {
 		return false, nil
 	}
-	if err != nil || e.Dev != dev {
-		return false, err
-	}
-	if err := r.checkOpenedDevice(e, dev); errors.Is(err, ErrConflict) {
+	if err := r.checkOpenedDevice(so, dev); errors.Is(err, ErrConflict) {
 		return false, nil
 	} else if err != nil {
 		return false, err

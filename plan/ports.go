@@ -332,6 +332,34 @@ type OldWriter interface {
 	CopyBack(ctx context.Context, src, old string, extents []clone.Extent, rate clone.Rate) (uint64, error)
 }
 
+// Snapshotter is implemented by a port P whose lookups, for one read-only
+// pass over many volumes (a status), can be answered from one read of
+// the kernel: Snapshot returns a P that reads what it needs at its first
+// lookup (the proxy's iSCSI sessions, the loop devices' backing files)
+// and answers every later lookup from that read. Status takes one per
+// call, so that its cost grows with the volumes and not with their
+// square; nothing keeps a snapshot across calls, so each status still
+// shows the kernel as it is then. Only lookups may be made through it.
+type Snapshotter[P any] interface {
+	Snapshot() P
+}
+
+// snapshotOf returns p's snapshot, or p when it takes none.
+func snapshotOf[P any](p P) P {
+	if s, ok := any(p).(Snapshotter[P]); ok {
+		return s.Snapshot()
+	}
+	return p
+}
+
+// snapshot returns ps with the ports that take snapshots replaced by
+// one.
+func (ps Ports) snapshot() Ports {
+	ps.Initiator = snapshotOf(ps.Initiator)
+	ps.Metadata = snapshotOf(ps.Metadata)
+	return ps
+}
+
 // Ports bundles the ports a Planner drives.
 type Ports struct {
 	Initiator Initiator

@@ -92,8 +92,11 @@ type StatusReport struct {
 }
 
 // Status reads every volume (or the named ones) and their live progress
-// and sessions. It takes no lock and changes nothing.
+// and sessions. It takes no lock and changes nothing. Every call reads
+// the kernel afresh; within one call, the sessions and loop devices are
+// read once for all volumes (see Snapshotter).
 func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, error) {
+	p = p.pass()
 	all, err := p.store.LoadAll()
 	if err != nil {
 		return nil, err
@@ -147,6 +150,15 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 	}
 	rep.Strays = p.strays(ctx, all)
 	return rep, nil
+}
+
+// pass returns a Planner for one read-only pass over the volumes (a
+// status): its ports answer lookups from one read of the kernel
+// (Ports.snapshot). It carries none of Run's loop state.
+func (p *Planner) pass() *Planner {
+	q := &Planner{o: p.o, store: p.store}
+	q.o.Ports = p.o.Ports.snapshot()
+	return q
 }
 
 // serving says what serves the host and which command comes next, from

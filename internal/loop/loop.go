@@ -54,3 +54,41 @@ func (e *ShortFileError) Error() string {
 func (e *TooSmallError) Error() string {
 	return fmt.Sprintf("loop: %s holds %d bytes, %d needed", e.Device, e.Size, e.Need)
 }
+
+// Find returns the loop device backed by the file at path (absolute).
+func (d Devices) Find(path string) (dev string, ok bool, err error) {
+	return d.View().Find(path)
+}
+
+// View is the attached loop devices as one scan of sysfs finds them, for
+// a pass of lookups over many volumes (one `migrate status`): every
+// device's backing file is read once, at the first lookup, instead of
+// once per lookup. It does not see attachments after that: make one per
+// pass, never keep one. It is not safe for concurrent use.
+type View struct {
+	d Devices
+	// files maps a backing file to its loop device number; nil until
+	// scanned.
+	files map[string]int
+	err   error
+}
+
+// View returns a view of d's loop devices, scanned at its first lookup.
+func (d Devices) View() *View { return &View{d: d} }
+
+// Find returns the loop device backed by the file at path (absolute), as
+// the scan found it; its node is made when missing.
+func (v *View) Find(path string) (dev string, ok bool, err error) {
+	if v.files == nil && v.err == nil {
+		v.files, v.err = v.d.scan()
+	}
+	if v.err != nil {
+		return "", false, v.err
+	}
+	n, ok := v.files[path]
+	if !ok {
+		return "", false, nil
+	}
+	dev, err = v.d.node(n)
+	return dev, err == nil, err
+}

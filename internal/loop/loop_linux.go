@@ -168,29 +168,35 @@ func ReadHead(dev string, n int) ([]byte, error) {
 	return buf, nil
 }
 
-// Find returns the loop device backed by the file at path (absolute).
-func (d Devices) Find(path string) (dev string, ok bool, err error) {
-	matches, err := filepath.Glob(filepath.Join(d.sys(), "block", "loop*", "loop", "backing_file"))
+// scan reads the backing file of every attached loop device
+// (/sys/block/loopN/loop/backing_file, which only an attached device
+// has), by file; the lowest-numbered device of a file attached twice.
+func (d Devices) scan() (map[string]int, error) {
+	block := filepath.Join(d.sys(), "block")
+	ents, err := os.ReadDir(block)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]int{}, nil
+	}
 	if err != nil {
-		return "", false, err
+		return nil, fmt.Errorf("loop: list block devices: %w", err)
 	}
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
+	out := map[string]int{}
+	for _, e := range ents {
+		num, ok := strings.CutPrefix(e.Name(), "loop")
+		n, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(block, e.Name(), "loop", "backing_file"))
 		if err != nil {
-			continue // detached while we looked
+			continue // not attached, or detached while we looked
 		}
-		bf := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-		if bf == path {
-			name := filepath.Base(filepath.Dir(filepath.Dir(m)))
-			n, err := strconv.Atoi(strings.TrimPrefix(name, "loop"))
-			if err != nil {
-				continue
-			}
-			dev, err := d.node(n)
-			return dev, err == nil, err
+		file := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+		if cur, dup := out[file]; !dup || n < cur {
+			out[file] = n
 		}
 	}
-	return "", false, nil
+	return out, nil
 }
 
 // node returns /dev/loopN, making it when missing.

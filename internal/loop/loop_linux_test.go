@@ -3,6 +3,7 @@ package loop
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -95,4 +96,47 @@ func TestAllocateRetriesInterruptedFallocate(t *testing.T) {
 	st, err := f.Stat()
 	require.NoError(t, err)
 	require.Equal(t, int64(1<<20), st.Size())
+}
+
+// TestFindThroughSysfs: Find and a View read the backing files sysfs
+// shows for attached devices only (a deleted file keeps its name), the
+// lowest-numbered device of a file attached twice; a View scans once.
+func TestFindThroughSysfs(t *testing.T) {
+	sys, dev := t.TempDir(), t.TempDir()
+	attach := func(n int, file string) {
+		d := filepath.Join(sys, "block", fmt.Sprintf("loop%d", n), "loop")
+		require.NoError(t, os.MkdirAll(d, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "backing_file"), []byte(file+"\n"), 0o644))
+	}
+	for n := 0; n < 12; n++ {
+		require.NoError(t, os.MkdirAll(filepath.Join(sys, "block", fmt.Sprintf("loop%d", n)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dev, fmt.Sprintf("loop%d", n)), nil, 0o600)) // the node: no mknod
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(sys, "block", "sda"), 0o755))
+	attach(3, "/state/metadata/a.meta")
+	attach(10, "/state/metadata/b.meta (deleted)")
+	attach(11, "/state/metadata/a.meta")
+	d := Devices{SysRoot: sys, DevRoot: dev}
+	v := d.View()
+	for file, want := range map[string]string{"/state/metadata/a.meta": "loop3", "/state/metadata/b.meta": "loop10", "/state/metadata/c.meta": ""} {
+		got, ok, err := d.Find(file)
+		require.NoError(t, err)
+		require.Equal(t, want != "", ok, file)
+		if ok {
+			require.Equal(t, filepath.Join(dev, want), got, file)
+		}
+		vgot, vok, err := v.Find(file)
+		require.NoError(t, err)
+		require.Equal(t, got, vgot, file)
+		require.Equal(t, ok, vok, file)
+	}
+	// The view does not see what was attached after its scan; Find does.
+	attach(5, "/state/metadata/c.meta")
+	_, ok, err := v.Find("/state/metadata/c.meta")
+	require.NoError(t, err)
+	require.False(t, ok)
+	got, ok, err := d.Find("/state/metadata/c.meta")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, filepath.Join(dev, "loop5"), got)
 }

@@ -17,8 +17,9 @@ func (Devices) AttachExisting(context.Context, string, uint64) (string, error) {
 // ReadHead is not implemented off Linux.
 func ReadHead(string, int) ([]byte, error) { return nil, ErrNotImplemented }
 
-// Find is not implemented off Linux.
-func (Devices) Find(string) (string, bool, error) { return "", false, ErrNotImplemented }
+func (Devices) scan() (map[string]int, error) { return nil, ErrNotImplemented }
+
+func (Devices) node(int) (string, error) { return "", ErrNotImplemented }
 
 // DetachFile is not implemented off Linux.
 func (Devices) DetachFile(string, bool) error { return ErrNotImplemented }

@@ -23,41 +23,13 @@ func (e *exporter) Lookup(ctx context.Context, iqn string) (bool, error) {
 	return e.r.Target(iqn).Exists()
 }
 
+// Serving reads only what serving the host takes (lio's TPG.Serves), not
+// the whole target: status asks it of every volume.
 func (e *exporter) Serving(ctx context.Context, iqn, storageName, device, hostIQN string) (bool, error) {
-	st, err := e.r.Describe(ctx, iqn)
-	if errors.Is(err, lio.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil || !serves(st.Config, storageName, hostIQN) {
+	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	return e.r.Holds(storageName, device)
-}
-
-// serves reports whether tc's TPG 1 is enabled and maps a LUN over the
-// storage object storageName to hostIQN's ACL.
-func serves(tc lio.TargetConfig, storageName, hostIQN string) bool {
-	for _, g := range tc.TPGs {
-		if g.Tag != 1 || !g.Enable {
-			continue
-		}
-		for _, l := range g.LUNs {
-			if !strings.HasSuffix(l.StorageObject, "/"+storageName) {
-				continue
-			}
-			for _, a := range g.NodeACLs {
-				if a.NodeWWN != hostIQN {
-					continue
-				}
-				for _, m := range a.MappedLUNs {
-					if m.TPGLUN == l.Index {
-						return true
-					}
-				}
-			}
-		}
-	}
-	return false
+	return e.r.Target(iqn).TPG(1).Serves(storageName, device, hostIQN)
 }
 
 // LIOExport renders an ExportSpec as lio's desired state: an iblock storage

@@ -17,6 +17,24 @@ type initiatorPort struct {
 	timeout time.Duration
 	// owner is the uid that must own secret files (0, root).
 	owner int
+	// view, in a snapshot, answers HasSession and SessionState.
+	view *initiator.SessionView
+}
+
+// Snapshot implements plan.Snapshotter: one listing of the sessions for
+// a status's lookups.
+func (k *initiatorPort) Snapshot() plan.Initiator {
+	s := *k
+	s.view = k.c.SessionView()
+	return &s
+}
+
+// sessionTo looks n up in the snapshot's view, or in sysfs now.
+func (k *initiatorPort) sessionTo(ctx context.Context, n initiator.Node) (initiator.Session, bool, error) {
+	if k.view != nil {
+		return k.view.SessionTo(n)
+	}
+	return k.c.SessionTo(ctx, n)
 }
 
 func node(t plan.Target) (initiator.Node, error) {
@@ -91,7 +109,8 @@ func (k *initiatorPort) HasSession(ctx context.Context, t plan.Target) (bool, er
 	if err != nil {
 		return false, err
 	}
-	return k.c.HasSession(ctx, n)
+	_, ok, err := k.sessionTo(ctx, n)
+	return ok, err
 }
 
 func (k *initiatorPort) SessionState(ctx context.Context, t plan.Target) (initiator.Session, bool, error) {
@@ -99,7 +118,7 @@ func (k *initiatorPort) SessionState(ctx context.Context, t plan.Target) (initia
 	if err != nil {
 		return initiator.Session{}, false, err
 	}
-	return k.c.SessionTo(ctx, n)
+	return k.sessionTo(ctx, n)
 }
 
 func (k *initiatorPort) SetReadOnly(ctx context.Context, disk string) error {

@@ -150,3 +150,31 @@ func TestDryRunLoginCHAP(t *testing.T) {
 	require.Contains(t, s, "discovery.sendtargets.auth.authmethod -v CHAP (CHAP user disc-user, secret from /etc/lunferry/disc.secret")
 	require.Contains(t, s, "CHAP user sess-user")
 }
+
+// TestSessionLookupsWithAndWithoutSnapshot: the port and its snapshot
+// (status's) answer HasSession and SessionState alike, from the recorded
+// sysfs of a session in recovery and one logged in.
+func TestSessionLookupsWithAndWithoutSnapshot(t *testing.T) {
+	c, err := initiator.New(initiator.Options{Runner: &recordedRunner{}, SysRoot: recordedSysfs, DevRoot: t.TempDir(),
+		Records: &initiator.PrintRecords{W: &bytes.Buffer{}}})
+	require.NoError(t, err)
+	k := &initiatorPort{c: c, owner: os.Getuid()}
+	ctx := context.Background()
+	targets := map[plan.Target]string{
+		{Portal: "127.0.0.1:3260", IQN: "iqn.2026-11.io.lunferry.lab:old-array"}: "FAILED",
+		{Portal: "127.0.0.2:3260", IQN: "iqn.2026-11.io.lunferry.lab:new-array"}: "LOGGED_IN",
+		{Portal: "127.0.0.9:3260", IQN: "iqn.2026-11.io.lunferry.lab:new-array"}: "",
+		{Portal: "127.0.0.1:3260", IQN: "iqn.2026-11.io.lunferry.lab:other"}:     "",
+	}
+	for _, p := range []plan.Initiator{k, k.Snapshot()} {
+		for tg, state := range targets {
+			ok, err := p.HasSession(ctx, tg)
+			require.NoError(t, err)
+			require.Equal(t, state != "", ok, tg.String())
+			s, ok, err := p.SessionState(ctx, tg)
+			require.NoError(t, err)
+			require.Equal(t, state != "", ok, tg.String())
+			require.Equal(t, state, s.State, tg.String())
+		}
+	}
+}

@@ -14,7 +14,18 @@ import (
 
 // metadata adapts loop.Devices to plan.MetadataDevices: dm-clone metadata
 // in files under the state directory, attached to loop devices.
-type metadata struct{ d loop.Devices }
+type metadata struct {
+	d loop.Devices
+	// view, in a snapshot, answers Attached.
+	view *loop.View
+}
+
+// Snapshot implements plan.Snapshotter: one scan of the loop devices for
+// a status's lookups.
+func (m metadata) Snapshot() plan.MetadataDevices {
+	m.view = m.d.View()
+	return m
+}
 
 func (m metadata) CreateFile(ctx context.Context, path string, size uint64) (string, error) {
 	return m.d.AttachFile(ctx, path, size, true)
@@ -33,6 +44,9 @@ func (m metadata) AttachFile(ctx context.Context, path string, size uint64) (str
 }
 
 func (m metadata) Attached(ctx context.Context, path string) (string, bool, error) {
+	if m.view != nil {
+		return m.view.Find(path)
+	}
 	return m.d.Find(path)
 }
 

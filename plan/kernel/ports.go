@@ -51,7 +51,7 @@ func Ports(o Options) plan.Ports {
 		Mapper:    m,
 		Era:       eras{m},
 		Exporter:  &exporter{r: lio.NewRoot(lio.Options{ConfigFSRoot: o.ConfigFSRoot})},
-		Metadata:  metadata{loop.Devices{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
+		Metadata:  metadata{d: loop.Devices{SysRoot: o.SysRoot, DevRoot: o.DevRoot}},
 		Hooks:     ExecHooks{},
 		Fencer:    fencer{ini},
 		OldWriter: oldWriter{ini},
