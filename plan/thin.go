@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
@@ -68,6 +69,9 @@ type ThinState struct {
 	Regions uint64 `json:"regions"`
 	Bytes   uint64 `json:"bytes"`
 	Extents int    `json:"extents"`
+	// Took is how long the discards and their flush took: tool time in
+	// the cutover's window (the new LUN unmaps what it is passed).
+	Took Duration `json:"took,omitempty"`
 	// Note says why nothing was skipped, when nothing was.
 	Note string `json:"note,omitempty"`
 	// Done is saved once the discards were flushed (or the note decided
@@ -85,8 +89,8 @@ func (t *ThinState) Summary() string {
 	case !t.Done:
 		return fmt.Sprintf("skipping %d unmapped regions (%s) was interrupted: rerun cutover", t.Regions, Bytes(t.Bytes))
 	}
-	return fmt.Sprintf("%d regions (%s) unmapped on the old LUN marked hydrated without a copy (old LUN unmapped: %s)",
-		t.Regions, Bytes(t.Bytes), Bytes(t.UnmappedBytes))
+	return fmt.Sprintf("%d regions (%s) unmapped on the old LUN marked hydrated without a copy, discarded in %s (old LUN unmapped: %s)",
+		t.Regions, Bytes(t.Bytes), t.Took.D().Round(time.Millisecond), Bytes(t.UnmappedBytes))
 }
 
 // skipUnmapped discards on the just-built clone the regions the old LUN
@@ -148,6 +152,7 @@ func (p *Planner) skipUnmapped(ctx context.Context, v *Volume) error {
 		node := v.object(ObjDevice).Device
 		p.logf("volume %s: the old LUN reports %s unmapped: discarding %d whole regions (%s) in %d ranges on %s (marked hydrated, not copied)",
 			v.Spec.Name, Bytes(unmapped), t.Regions, Bytes(t.Bytes), len(exts), node)
+		t0 := p.o.Now()
 		if err := th.Discard(ctx, node, exts); err != nil {
 			return fmt.Errorf("plan: volume %s: discard the old LUN's unmapped regions on %s: %w: rerun `lunferry migrate cutover %s` (discarding again is safe before the export exists), or abort",
 				v.Spec.Name, node, err, v.Spec.Name)
@@ -155,6 +160,8 @@ func (p *Planner) skipUnmapped(ctx context.Context, v *Volume) error {
 		if _, err := p.o.Ports.Mapper.CommitStatus(ctx, name); err != nil {
 			return fmt.Errorf("plan: volume %s: commit the clone's metadata after the discards: %w", v.Spec.Name, err)
 		}
+		t.Took = Duration(p.o.Now().Sub(t0))
+		p.logf("volume %s: discarded in %s", v.Spec.Name, t.Took.D().Round(time.Millisecond))
 	}
 	t.Done = true
 	return p.save(v)

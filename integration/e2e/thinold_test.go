@@ -77,7 +77,14 @@ func fileSum(t testing.TB, path string, size int64) [32]byte {
 // a copy, hydration copies only the regions holding data, the new LUN's
 // file allocates only those, and verify and the files' checksums find
 // every byte equal.
-func TestThinOldLUNNotCopied(t *testing.T) {
+func TestThinOldLUNNotCopied(t *testing.T) { thinOld(t, false) }
+
+// TestThickOldLUNCopiedInFull: the same LUN with thin provisioning off on
+// stgt (no LBPME, no GET LBA STATUS) is copied in full, as before: every
+// region hydrated by a copy, the new LUN allocated in full.
+func TestThickOldLUNCopiedInFull(t *testing.T) { thinOld(t, true) }
+
+func thinOld(t *testing.T, thick bool) {
 	vmtest.Require(t)
 	const size, region = 64 << 20, 64 << 10
 	s := newScene(t, 16<<20, size)
@@ -86,7 +93,7 @@ func TestThinOldLUNNotCopied(t *testing.T) {
 	}
 	s.save()
 	old := &lab.TgtArray{IQN: "iqn.2026-12.io.lunferry.lab:tgt-old-" + s.suffix, Portal: "127.0.0.5:3261",
-		Backing: filepath.Join(s.dir, "tgt-old.img"), SizeBytes: size, ControlPort: 1000 + mrand.IntN(30000), Log: filepath.Join(s.dir, "tgtd.log")}
+		Backing: filepath.Join(s.dir, "tgt-old.img"), SizeBytes: size, ControlPort: 1000 + mrand.IntN(30000), Log: filepath.Join(s.dir, "tgtd.log"), Thick: thick}
 	touched, written := writeScattered(t, old.Backing, size, region)
 	t.Cleanup(func() {
 		if err := old.Down(); err != nil {
@@ -125,7 +132,12 @@ func TestThinOldLUNNotCopied(t *testing.T) {
 
 	v := s.showVolume("thinold")
 	want := uint64(total) - uint64(len(touched))
-	if v.Thin == nil || !v.Thin.Done || v.Thin.Note != "" || v.Thin.Regions != want {
+	if thick {
+		want = 0
+		if v.Thin != nil {
+			t.Fatalf("thin record %+v for a fully provisioned old LUN", v.Thin)
+		}
+	} else if v.Thin == nil || !v.Thin.Done || v.Thin.Note != "" || v.Thin.Regions != want {
 		t.Fatalf("thin record %+v: want %d regions skipped (%d of %d hold data)", v.Thin, want, len(touched), total)
 	}
 	st := s.status("thinold")
@@ -133,26 +145,32 @@ func TestThinOldLUNNotCopied(t *testing.T) {
 		t.Fatalf("the clone reports %d regions hydrated after cutover, want the %d skipped", st.Progress.HydratedRegions, want)
 	}
 	text := s.mustLF("migrate", "status", "thinold").stdout
-	if !strings.Contains(text, "thin old LUN: "+fmt.Sprint(want)+" regions") {
+	if !thick && !strings.Contains(text, "thin old LUN: "+fmt.Sprint(want)+" regions") {
 		t.Fatalf("status does not say what was skipped:\n%s", text)
 	}
 
+	// Timed from `migrate start` (lunferry run already going) to the round
+	// that found the clone hydrated (HydratedAt; 1 s rounds).
+	run := s.startLF("run", "--interval", "1s")
 	t0 := time.Now()
-	s.hydrate("thinold")
-	took := time.Since(t0)
+	s.mustLF("migrate", "start", "thinold")
+	waitFor(s.t, 3*time.Minute, "hydration to complete", func() bool { return s.status("thinold").Step == plan.StepHydrated })
+	run.stop()
+	took := s.showVolume("thinold").HydratedAt.Sub(t0)
 	newAlloc, err := lab.AllocatedBytes(s.cfg.Arrays["new"].Backing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.logf("THINOLD hydrated in %.1fs (copied %d regions, %d bytes); the new LUN's file allocates %d bytes (%.1f %%)",
-		took.Seconds(), len(touched), int64(len(touched))*region, newAlloc, 100*float64(newAlloc)/size)
-	if newAlloc > int64(len(touched))*region+1<<20 || newAlloc < written {
-		t.Fatalf("the new LUN allocates %d bytes: want about the %d regions holding data (%d bytes; %d written)", newAlloc, len(touched), int64(len(touched))*region, written)
+	copied := int64(total) - int64(want)
+	s.logf("THINOLD thick=%v hydrated in %.1fs (copied %d regions, %d bytes); the new LUN's file allocates %d bytes (%.1f %%)",
+		thick, took.Seconds(), copied, copied*region, newAlloc, 100*float64(newAlloc)/size)
+	if newAlloc > copied*region+1<<20 || newAlloc < written {
+		t.Fatalf("the new LUN allocates %d bytes: want about the %d regions copied (%d bytes; %d written)", newAlloc, copied, copied*region, written)
 	}
 
 	vr := s.mustLF("migrate", "verify", "thinold")
 	s.logf("THINOLD verify: %s", strings.TrimSpace(vr.stdout))
-	if !strings.Contains(vr.stdout, "unmapped on the old LUN, skipped at cutover") {
+	if !thick && !strings.Contains(vr.stdout, "unmapped on the old LUN, skipped at cutover") {
 		t.Fatalf("verify does not report the skipped regions:\n%s", vr.stdout)
 	}
 	s.mustLF("migrate", "finalize", "thinold")

@@ -29,6 +29,9 @@ type TgtArray struct {
 	ControlPort int
 	// Log receives tgtd's output.
 	Log string
+	// Thick leaves thin provisioning off: the LUN reports no LBPME and
+	// refuses GET LBA STATUS, as a fully provisioned array's does.
+	Thick bool
 
 	cmd *exec.Cmd
 }
@@ -46,8 +49,8 @@ func (a *TgtArray) adm(args ...string) (string, error) {
 }
 
 // Up starts tgtd (in the foreground of a child process, output to Log),
-// creates the target with the thin disk at LUN 1 and admits every
-// initiator.
+// creates the target with the disk at LUN 1 (thin unless Thick) and
+// admits every initiator.
 func (a *TgtArray) Up() error {
 	f, err := os.OpenFile(a.Backing, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -85,12 +88,16 @@ func (a *TgtArray) Up() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	lun := strconv.Itoa(TgtDiskLUN)
-	for _, args := range [][]string{
+	steps := [][]string{
 		{"--op", "new", "--mode", "target", "--tid", "1", "-T", a.IQN},
 		{"--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", lun, "-b", a.Backing, "--bstype", "rdwr"},
 		{"--op", "update", "--mode", "logicalunit", "--tid", "1", "--lun", lun, "--params", "thin_provisioning=1"},
 		{"--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"},
-	} {
+	}
+	if a.Thick {
+		steps = append(steps[:2], steps[3:]...)
+	}
+	for _, args := range steps {
 		if _, err := a.adm(args...); err != nil {
 			return err
 		}
