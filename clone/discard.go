@@ -31,3 +31,37 @@ func Discard(dev string, extents []Extent) error {
 	}
 	return nil
 }
+
+// zeroSamples bounds the extents Zeroed reads from.
+const zeroSamples = 64
+
+// Zeroed reads, with O_DIRECT, the first, middle and last 4 KiB of up to
+// 64 of the sorted extents of path (spread over all of them) and returns
+// the offset of the first 4 KiB that is not all zeroes (ok false), if any.
+// Extents are multiples of 4 KiB.
+func Zeroed(path string, extents []Extent) (at uint64, ok bool, err error) {
+	r, err := OpenDirect(path, VerifyReadTimeout)
+	if err != nil {
+		return 0, false, err
+	}
+	defer r.Close()
+	buf := make([]byte, 4096)
+	step := max(1, (len(extents)+zeroSamples-1)/zeroSamples)
+	for i := 0; i < len(extents); i += step {
+		e := extents[i]
+		if e.Length < 4096 {
+			continue
+		}
+		for _, off := range []uint64{e.Offset, e.Offset + (e.Length/2)&^4095, e.End() - 4096} {
+			if _, err := r.ReadAt(buf, int64(off)); err != nil {
+				return 0, false, fmt.Errorf("clone: read %s at %d: %w", path, off, err)
+			}
+			for _, b := range buf {
+				if b != 0 {
+					return off, false, nil
+				}
+			}
+		}
+	}
+	return 0, true, nil
+}

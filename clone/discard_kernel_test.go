@@ -46,6 +46,17 @@ func TestKernelDiscardSkipsRegions(t *testing.T) {
 	assert.Equal(t, make([]byte, region), readAt(t, k.path, 50*region, region), "the clone serves the destination there")
 	assert.Equal(t, k.srcData[70*region:72*region], readAt(t, k.path, 70*region, 2*region), "the source's data where nothing whole was discarded")
 
+	// Zeroed reads the destination O_DIRECT: zeroes where discarded,
+	// the junk of a region that was not.
+	writeDev(t, k.dst, 30*region, junk[:region])
+	at, ok, err := Zeroed(k.dst, exts[:2])
+	require.NoError(t, err)
+	assert.True(t, ok, "byte %d", at)
+	at, ok, err = Zeroed(k.dst, []Extent{{Offset: 10 * region, Length: region}, {Offset: 30 * region, Length: region}})
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Equal(t, uint64(30*region), at)
+
 	require.NoError(t, Discard(k.path, exts))
 	st, err = k.client.CloneStatus(ctx, k.name)
 	require.NoError(t, err)

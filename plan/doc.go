@@ -136,6 +136,8 @@
 //	                 "preHandover", "postHandover", "preRollback": [paths],
 //	                 "timeout": "5m"}
 //	sessionTimeout  wait for the host's session at cutover (default "2m")
+//	thin            "copy": copy every region, also those a thin old LUN
+//	                reports unmapped (default: skip them where safe, thin.go)
 //
 // Hooks run without a shell, with only PATH, LANG and the environment
 // documented in hooks.go (LUNFERRY_VOLUME, LUNFERRY_PHASE,

@@ -9,6 +9,7 @@ import (
 	"github.com/lunferry/lunferry/clone"
 	"github.com/lunferry/lunferry/dm"
 	"github.com/lunferry/lunferry/initiator/scsi"
+	"github.com/lunferry/lunferry/internal/crashpoint"
 )
 
 // What was never written is not copied. An old LUN that reports logical
@@ -46,6 +47,9 @@ import (
 //   - The discards are flushed (dm-clone commits its metadata on a flush)
 //     before Done is saved; without the commit a power loss forgets the
 //     regions, which are then copied (zeroes).
+//   - A sample of the discarded regions is read back from the new LUN: an
+//     array whose LBPRZ is not true refuses the cutover before the export
+//     (abort, then "thin": "copy").
 
 // ThinDevices reads an old LUN's provisioning and discards on the clone.
 type ThinDevices interface {
@@ -57,6 +61,10 @@ type ThinDevices interface {
 	// Discard discards the sorted byte extents of the block device dev
 	// (BLKDISCARD), then flushes it.
 	Discard(ctx context.Context, dev string, extents []clone.Extent) error
+	// ReadsZeroes reads a sample of the sorted extents of disk (O_DIRECT: the
+	// first, middle and last 4 KiB of up to 64 of them) and returns the
+	// offset of the first 4 KiB that is not zeroes (ok false), if any.
+	ReadsZeroes(ctx context.Context, disk string, extents []clone.Extent) (at uint64, ok bool, err error)
 }
 
 // ThinState is what the cutover skipped of an old LUN's unmapped ranges.
@@ -108,6 +116,9 @@ func (p *Planner) skipUnmapped(ctx context.Context, v *Volume) error {
 	th := p.o.Ports.Thin
 	if th == nil || v.OldIdentity == nil || !v.OldIdentity.Capacity.LBPME {
 		return nil // a fully provisioned old LUN: nothing to ask, nothing to say
+	}
+	if v.Spec.Thin == "copy" {
+		return p.thinNote(v, `the runbook says "thin": "copy"`)
 	}
 	if v.mode().Online {
 		return p.thinNote(v, "the online cutover copies every region (the host writes through the clone from its takeover on, and a discard there could destroy a write)")
@@ -162,6 +173,18 @@ func (p *Planner) skipUnmapped(ctx context.Context, v *Volume) error {
 		}
 		t.Took = Duration(p.o.Now().Sub(t0))
 		p.logf("volume %s: discarded in %s", v.Spec.Name, t.Took.D().Round(time.Millisecond))
+		crashpoint.Hit("thin:discarded")
+		// A new LUN whose LBPRZ is not true (an UNMAP it ignores in
+		// part) would serve old data of its own from these regions.
+		at, ok, err := th.ReadsZeroes(ctx, v.NewDisk.Path, exts)
+		if err != nil {
+			return fmt.Errorf("plan: volume %s: read back the discarded regions on the new LUN %s: %w (rerun cutover; or abort)", v.Spec.Name, v.NewDisk.Path, err)
+		}
+		if !ok {
+			return fmt.Errorf("plan: volume %s: %w: byte %d of the new LUN %s holds data after the discard, though the LUN reports that unmapped blocks read as zeroes; the skipped regions would serve it to the host. "+
+				"Nothing reached the host and the old LUN is untouched: abort the volume, give \"thin\": \"copy\" in the runbook, add it again and prepare",
+				v.Spec.Name, ErrNotZeroed, at, v.NewDisk.Path)
+		}
 	}
 	t.Done = true
 	return p.save(v)

@@ -236,3 +236,43 @@ func TestThinCrashAtEveryPoint(t *testing.T) {
 		}
 	}
 }
+
+// TestThinNewLUNNotZeroed: a new LUN that keeps data where it was told to
+// unmap (LBPRZ it does not honour) refuses the cutover before the export;
+// abort then leaves nothing behind.
+func TestThinNewLUNNotZeroed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.k.LUNs[oldKey] = plantest.LUNInfo{Size: gib, ID: "wwid-old", Identity: plantest.ThinLUN("wwid-old", gib, true), LBAStatus: thinStatus}
+	e.k.LUNs[newKey] = plantest.LUNInfo{Size: 2 * gib, ID: "wwid-new", Identity: plantest.ThinLUN("wwid-new", 2*gib, true), NotZeroed: true}
+	e.add(spec("vol1"))
+	_, err := e.p.Prepare(ctx, "vol1")
+	require.NoError(t, err)
+	_, err = e.p.Cutover(ctx, "vol1")
+	require.ErrorIs(t, err, plan.ErrNotZeroed)
+	require.ErrorContains(t, err, `give "thin": "copy"`)
+	_, ok := e.k.Export(exportIQN)
+	require.False(t, ok, "the host is never served from such regions")
+	v := e.show()
+	require.False(t, v.Thin.Done)
+	_, err = e.p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+	e.clean("vol1")
+	require.Empty(t, e.k.Violations())
+}
+
+// TestThinCopyInRunbook: "thin": "copy" copies every region; another value
+// is refused.
+func TestThinCopyInRunbook(t *testing.T) {
+	s := spec("vol1")
+	s.Thin = "copy"
+	e := thinEnv(t, s)
+	v, err := e.p.Cutover(context.Background(), "vol1")
+	require.NoError(t, err)
+	require.Empty(t, kernelCalls(e.k, "LBAMap", "Discard"))
+	require.Contains(t, v.Thin.Note, `"thin": "copy"`)
+
+	s.Thin = "skip"
+	s.Normalize()
+	require.ErrorIs(t, s.Validate(), plan.ErrInvalidSpec)
+}

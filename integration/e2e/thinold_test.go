@@ -77,14 +77,27 @@ func fileSum(t testing.TB, path string, size int64) [32]byte {
 // a copy, hydration copies only the regions holding data, the new LUN's
 // file allocates only those, and verify and the files' checksums find
 // every byte equal.
-func TestThinOldLUNNotCopied(t *testing.T) { thinOld(t, false) }
+func TestThinOldLUNNotCopied(t *testing.T) { thinOld(t, thinCase{}) }
 
 // TestThickOldLUNCopiedInFull: the same LUN with thin provisioning off on
 // stgt (no LBPME, no GET LBA STATUS) is copied in full, as before: every
 // region hydrated by a copy, the new LUN allocated in full.
-func TestThickOldLUNCopiedInFull(t *testing.T) { thinOld(t, true) }
+func TestThickOldLUNCopiedInFull(t *testing.T) { thinOld(t, thinCase{thick: true}) }
 
-func thinOld(t *testing.T, thick bool) {
+// TestThinCrashAfterDiscard: lunferry killed after the discards, before
+// it recorded them done: the cutover's rerun discards the same regions
+// again (before the export exists) and the copy is as good.
+func TestThinCrashAfterDiscard(t *testing.T) { thinOld(t, thinCase{crash: "thin:discarded"}) }
+
+// thinCase varies thinOld: a fully provisioned old LUN, a crash point
+// inside the first cutover.
+type thinCase struct {
+	thick bool
+	crash string
+}
+
+func thinOld(t *testing.T, c thinCase) {
+	thick := c.thick
 	vmtest.Require(t)
 	const size, region = 64 << 20, 64 << 10
 	s := newScene(t, 16<<20, size)
@@ -127,6 +140,17 @@ func thinOld(t *testing.T, thick bool) {
 	}
 	s.cleanupVolume(sp)
 	s.mustLF("migrate", "prepare", "thinold")
+	if c.crash != "" {
+		cr := s.lunferryCrash(c.crash, "", "migrate", "cutover", "thinold")
+		if !cr.killed {
+			t.Fatalf("cutover did not die at %s: %s", c.crash, cr.result)
+		}
+		v := s.showVolume("thinold")
+		if v.Step != plan.StepCuttingOver || v.Thin == nil || v.Thin.Done || v.Exported {
+			t.Fatalf("after the kill at %s: step %s, thin %+v, exported %v", c.crash, v.Step, v.Thin, v.Exported)
+		}
+		s.logf("THINOLD killed at %s after %.1fs; status: %s", c.crash, cr.took.Seconds(), strings.TrimSpace(s.mustLF("migrate", "status", "thinold").stdout))
+	}
 	r := s.mustLF("migrate", "cutover", "thinold")
 	s.logf("THINOLD cutover (%.1fs): %s", r.took.Seconds(), strings.TrimSpace(r.stdout+r.stderr))
 

@@ -18,3 +18,7 @@ func (thinDevices) LBAMap(ctx context.Context, disk string) (scsi.LBAMap, error)
 func (thinDevices) Discard(ctx context.Context, dev string, extents []clone.Extent) error {
 	return clone.Discard(dev, extents)
 }
+
+func (thinDevices) ReadsZeroes(ctx context.Context, disk string, extents []clone.Extent) (uint64, bool, error) {
+	return clone.Zeroed(disk, extents)
+}

@@ -51,6 +51,9 @@ type LUNInfo struct {
 	// LBAStatus is what GET LBA STATUS reports (ThinDevices.LBAMap); nil
 	// refuses it.
 	LBAStatus []scsi.LBAExtent
+	// NotZeroed: the LUN keeps data where it was discarded (an LBPRZ it
+	// does not honour).
+	NotZeroed bool
 }
 
 // Kernel is the fake. Zero value is not usable: use New.

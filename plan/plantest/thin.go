@@ -98,3 +98,21 @@ type DiscardCall struct {
 	Device  string
 	Extents []clone.Extent
 }
+
+// ReadsZeroes implements plan.ThinDevices: the LUN behind disk reads zeroes where
+// it was discarded unless its LUNInfo says NotZeroed.
+func (k *Kernel) ReadsZeroes(ctx context.Context, disk string, extents []clone.Extent) (uint64, bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.op("ReadsZeroes", disk); err != nil {
+		return 0, false, err
+	}
+	l, err := k.lunOf(disk)
+	if err != nil {
+		return 0, false, err
+	}
+	if l.NotZeroed && len(extents) > 0 {
+		return extents[0].Offset, false, nil
+	}
+	return 0, true, nil
+}
