@@ -103,10 +103,13 @@ func (t *ThinState) Summary() string {
 
 // skipUnmapped discards on the just-built clone the regions the old LUN
 // reports unmapped (see above). It runs in the offline cutover between the
-// device and the era layer; it changes nothing once an export was created
-// or pushed, or once it is done.
+// device and the era layer; it changes nothing once an era layer or an
+// export was created or pushed, or once it is done.
 func (p *Planner) skipUnmapped(ctx context.Context, v *Volume) error {
-	if (v.Thin != nil && v.Thin.Done) || v.Exported || v.object(ObjExport) != nil {
+	// Once anything stands over the clone (the era layer, the export) it
+	// is too late; an era layer without a thin record was built by a
+	// lunferry that did not skip.
+	if (v.Thin != nil && v.Thin.Done) || v.Exported || v.object(ObjExport) != nil || v.object(ObjEra) != nil {
 		return nil
 	}
 	if p.o.DryRun && !v.mode().Online {

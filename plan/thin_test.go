@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -275,4 +276,27 @@ func TestThinCopyInRunbook(t *testing.T) {
 	s.Thin = "skip"
 	s.Normalize()
 	require.ErrorIs(t, s.Validate(), plan.ErrInvalidSpec)
+}
+
+// TestThinNotAfterEra: a cutover an older lunferry (no thin port) left
+// with the era layer built and no export is finished without discards:
+// the era layer holds the clone, which is no longer the cutover's alone.
+func TestThinNotAfterEra(t *testing.T) {
+	ctx := context.Background()
+	e := thinEnv(t, spec("vol1"))
+	ports := e.k.Ports()
+	ports.Thin = nil
+	old, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond})
+	require.NoError(t, err)
+	e.k.Fail["Apply"] = fmt.Errorf("configfs: no space")
+	_, err = old.Cutover(ctx, "vol1")
+	require.ErrorContains(t, err, "no space")
+	require.NotNil(t, e.k.Device(plan.EraName("vol1")))
+	delete(e.k.Fail, "Apply")
+
+	v, err := e.p.Cutover(ctx, "vol1")
+	require.NoError(t, err)
+	require.Nil(t, v.Thin)
+	require.Empty(t, kernelCalls(e.k, "LBAMap", "Discard"))
+	require.Empty(t, e.k.Violations())
 }
