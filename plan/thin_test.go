@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,8 +294,12 @@ func TestThinNotAfterEra(t *testing.T) {
 	require.ErrorContains(t, err, "no space")
 	require.NotNil(t, e.k.Device(plan.EraName("vol1")))
 	delete(e.k.Fail, "Apply")
+	// As if it had died before it recorded the export it was to create.
+	v := e.show()
+	v.Objects = slices.DeleteFunc(v.Objects, func(o plan.Object) bool { return o.Kind == plan.ObjExport })
+	require.NoError(t, e.p.Store().Save(v))
 
-	v, err := e.p.Cutover(ctx, "vol1")
+	v, err = e.p.Cutover(ctx, "vol1")
 	require.NoError(t, err)
 	require.Nil(t, v.Thin)
 	require.Empty(t, kernelCalls(e.k, "LBAMap", "Discard"))
