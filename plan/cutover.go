@@ -136,10 +136,15 @@ func (p *Planner) serveFromProxy(ctx context.Context, v *Volume) error {
 	return p.buildStack(ctx, v)
 }
 
-// buildStack builds the volume's device, the era layer over it (for a
-// volume not exported before lunferry built them) and the export.
+// buildStack builds the volume's device, skips hydrating what the old
+// LUN reports unmapped (offline cutover), builds the era layer over it
+// (for a volume not exported before lunferry built them) and the export.
 func (p *Planner) buildStack(ctx context.Context, v *Volume) error {
 	if err := p.create(ctx, v, ObjDevice); err != nil {
+		return err
+	}
+	// Before anything can write through the clone (see thin.go).
+	if err := p.skipUnmapped(ctx, v); err != nil {
 		return err
 	}
 	if p.wantsEra(v) {

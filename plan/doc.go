@@ -31,6 +31,8 @@
 //     old LUN to the proxy), attach the old LUN and set its disk read-only,
 //     create dm device "lunferry-<volume>" as
 //     "0 <old sectors> clone <metadata> <new> <old> <region> 1 no_hydration",
+//     discard on it the whole regions a thin old LUN reports unmapped
+//     (marked hydrated, not copied; thin.go says when that is safe),
 //     export it through LIO (iblock storage object "lunferry-<volume>",
 //     TPG 1, LUN 0, an ACL for the host's IQN only), post-cutover hooks
 //     (the host logs in), then wait for the host's session. The volume
@@ -134,6 +136,8 @@
 //	                 "preHandover", "postHandover", "preRollback": [paths],
 //	                 "timeout": "5m"}
 //	sessionTimeout  wait for the host's session at cutover (default "2m")
+//	thin            "copy": copy every region, also those a thin old LUN
+//	                reports unmapped (default: skip them where safe, thin.go)
 //
 // Hooks run without a shell, with only PATH, LANG and the environment
 // documented in hooks.go (LUNFERRY_VOLUME, LUNFERRY_PHASE,

@@ -73,6 +73,9 @@ var (
 	// ErrWriteThrough: the old LUN reports a write-through cache, which
 	// the online cutover cannot show the host through both paths.
 	ErrWriteThrough = errors.New("old LUN reports a write-through cache")
+	// ErrNotZeroed: a region discarded on the clone does not read as
+	// zeroes from the new LUN, though it reports LBPRZ (see thin.go).
+	ErrNotZeroed = errors.New("new LUN does not read zeroes where it was unmapped")
 	// ErrMissingTarget: the proxy's kernel cannot build a device the
 	// volume needs (no dm-clone or dm-era), found before the window.
 	ErrMissingTarget = errors.New("device-mapper target not available")

@@ -382,6 +382,9 @@ type Ports struct {
 	// Era builds the era layer over new volumes' devices; nil builds
 	// none (their host's writes since cutover are not tracked).
 	Era EraDevices
+	// Thin reads the old LUN's LBA status and discards on the clone what
+	// it reports unmapped (see thin.go); nil copies every region.
+	Thin ThinDevices
 	// Secrets checks secret files before the window; nil checks none
 	// there (they are still checked when loaded).
 	Secrets SecretFiles

@@ -86,6 +86,10 @@ type Spec struct {
 	// reservation where the array allows; an online cutover refuses an
 	// array that does not) or "none".
 	Fence string `json:"fence,omitempty"`
+	// Thin is "" (the offline cutover skips the regions a thin old LUN
+	// reports unmapped, where that is safe: see thin.go) or "copy" (every
+	// region is copied).
+	Thin string `json:"thin,omitempty"`
 	// Hooks are the executables run around the host-facing steps.
 	Hooks Hooks `json:"hooks,omitempty"`
 	// SessionTimeout bounds the wait for the host's session at cutover;
@@ -385,6 +389,9 @@ func (s *Spec) validateChoices(bad func(string, ...any)) {
 	}
 	if h := s.Hooks; s.Cutover == "online" && (len(h.AddPaths) == 0 || len(h.RemoveDirectPaths) == 0 || len(h.RestoreDirectPaths) == 0) {
 		bad(`cutover "online" needs hooks addPaths, removeDirectPaths and restoreDirectPaths (they move the host's multipath paths)`)
+	}
+	if s.Thin != "" && s.Thin != "copy" {
+		bad(`thin %q: leave it out (skip what a thin old LUN reports unmapped) or give "copy" (copy every region)`, s.Thin)
 	}
 	if s.Fence != "" && s.Fence != "none" {
 		bad(`fence %q: leave it out (fence the old LUN with a persistent reservation) or give "none"`, s.Fence)

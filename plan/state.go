@@ -236,6 +236,9 @@ type Volume struct {
 	// one; MetadataBytes its size.
 	MetadataFile  string `json:"metadataFile,omitempty"`
 	MetadataBytes uint64 `json:"metadataBytes,omitempty"`
+	// Thin is what the offline cutover skipped of the old LUN's unmapped
+	// ranges (see thin.go), nil when it did not look.
+	Thin *ThinState `json:"thin,omitempty"`
 	// Era is the era layer's record, set when ObjEra is first created.
 	Era *EraState `json:"era,omitempty"`
 	// HooksDone lists hooks of the current step that completed, so a

@@ -40,6 +40,9 @@ type VolumeStatus struct {
 	SwapHeld Duration `json:"swapHeld,omitempty"`
 	// Rollback is the record of a rollback, when one began.
 	Rollback *RollbackState `json:"rollback,omitempty"`
+	// Thin is what the cutover skipped of the old LUN's unmapped ranges
+	// (regions marked hydrated without a copy), or why it copies all.
+	Thin *ThinState `json:"thin,omitempty"`
 	// Serving says what serves the host's I/O: "old array" (before
 	// cutover, or after an abort), "proxy (clone)", "proxy (linear over
 	// the new LUN)", "new array" (handed over); "-" when unknown.
@@ -116,7 +119,7 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
-			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld, Rollback: v.Rollback}
+			HandedOverAt: v.HandedOverAt, SwapHeld: v.SwapHeld, Rollback: v.Rollback, Thin: v.Thin}
 		if m := v.Cutover; m != nil && m.Online {
 			s.OnlinePhase, s.TakeoverHeld = m.Phase, m.TakeoverHeld
 		}

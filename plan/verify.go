@@ -62,6 +62,9 @@ type VerifyReport struct {
 	// export serves) over the HostWritten blocks the clone has hydrated:
 	// both must hold the host's data.
 	HostView clone.VerifyResult `json:"hostView"`
+	// Thin is what the cutover skipped of the old LUN's unmapped ranges:
+	// those regions count as hydrated and are compared like any other.
+	Thin *ThinState `json:"thin,omitempty"`
 	// WrittenDuring are differences in blocks the host wrote while verify
 	// read them: its data, not a bad copy; they are left out of Result
 	// and HostView.
@@ -105,6 +108,7 @@ func (p *Planner) Verify(ctx context.Context, name string, o VerifyOptions) (*Ve
 			return fmt.Errorf("plan: volume %s: %w: the state records no old disk, new disk or metadata device at step %s", name, ErrStateCorrupt, v.Step)
 		}
 		rep.Old, rep.New, meta, size = v.OldDisk.Path, v.NewDisk.Path, m.Device, v.SizeSectors*512
+		rep.Thin = v.Thin
 		ckpt = newVerifyCheckpoint(v, o.HostStopped)
 		if !o.Restart {
 			before, rep.CheckpointNote = p.store.loadVerifyCheckpoint(name, ckpt)

@@ -29,6 +29,7 @@ PKGS=(
 	gcc make xz-utils bc kmod cpio e2fsprogs util-linux lsscsi sg3-utils
 	dmsetup iproute2 mount
 	multipath-tools udev
+	tgt
 )
 # For the package test (TestPackageInstall installs the DKMS package);
 # without its recommends (kernel headers of the running kernel: the lab's

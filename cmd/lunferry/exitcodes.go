@@ -83,7 +83,8 @@ func exitCode(err error) int {
 		errors.Is(err, plan.ErrStateVersion), errors.Is(err, plan.ErrFaulty), errors.Is(err, plan.ErrDiskChanged),
 		errors.Is(err, plan.ErrMetadataLost), errors.Is(err, plan.ErrDrift), errors.Is(err, plan.ErrIdentity),
 		errors.Is(err, plan.ErrReservations), errors.Is(err, plan.ErrFenceRefused),
-		errors.Is(err, plan.ErrWriteThrough), errors.Is(err, plan.ErrHostWrites), errors.Is(err, plan.ErrMissingTarget):
+		errors.Is(err, plan.ErrWriteThrough), errors.Is(err, plan.ErrHostWrites), errors.Is(err, plan.ErrMissingTarget),
+		errors.Is(err, plan.ErrNotZeroed):
 		return ExitRefused
 	case errors.Is(err, clone.ErrMismatch):
 		return ExitMismatch

@@ -486,6 +486,9 @@ func (a *app) printNotes(s plan.VolumeStatus) {
 	if s.OnlinePhase != "" && s.Step == plan.StepCuttingOver {
 		fmt.Fprintf(a.stdout, "%s: online cutover at phase %s\n", s.Name, s.OnlinePhase)
 	}
+	if s.Thin != nil && !s.Step.Finalized() {
+		fmt.Fprintf(a.stdout, "%s: thin old LUN: %s\n", s.Name, s.Thin.Summary())
+	}
 	if r := s.Rollback; r != nil && (s.Step == plan.StepRollingBack || s.Step == plan.StepRolledBack) {
 		fmt.Fprintf(a.stdout, "%s: rollback from %s: %d rounds, %s copied to the old LUN", s.Name, r.From, r.Round, plan.Bytes(r.Copied))
 		if r.Swapped {

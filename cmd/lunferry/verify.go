@@ -94,6 +94,9 @@ func (a *app) printVerify(name string, rep *plan.VerifyReport, hostStopped bool)
 	}
 	fmt.Fprintf(a.stdout, "volume %s: compared %s of %s hydrated (old %s, new %s) in %s, %s per LUN\n",
 		name, plan.Bytes(r.Compared), plan.Bytes(r.Total), rep.Old, rep.New, fmtDur(r.Duration), r.Throughput())
+	if rep.Thin != nil && rep.Thin.Bytes > 0 {
+		fmt.Fprintf(a.stdout, "  of which %s unmapped on the old LUN, skipped at cutover (the new LUN must read zeroes there too)\n", plan.Bytes(rep.Thin.Bytes))
+	}
 	if !hostStopped {
 		fmt.Fprintf(a.stdout, "  %s the host wrote since cutover (%d ranges): not compared with the old LUN; new LUN vs the host's view: compared %s (where hydrated)\n",
 			plan.Bytes(rep.HostWrittenBytes), len(rep.HostWritten), plan.Bytes(rep.HostView.Compared))

@@ -7,6 +7,7 @@
 //	id, err := scsi.Read("/dev/sdc")             // Identity
 //	r, err := scsi.ReadReservations("/dev/sdc")  // Reservations
 //	d, err := scsi.Open("/dev/sdc"); scsi.ReadFrom(d)  // any Commander
+//	m, err := scsi.ReadLBAMap("/dev/sdc")        // LBAMap (GET LBA STATUS)
 //
 // An Identity holds the standard INQUIRY data (vendor, product,
 // revision, device type, TPGS, 3PC, PROTECT), VPD pages 0x00 (supported
@@ -18,7 +19,10 @@
 // other pages may be missing. Identity.WWID is the identifier a Linux
 // host derives from page 0x83 (HostWWID follows the kernel's
 // scsi_vpd_lun_id). Reservations are the registered keys (READ KEYS) and
-// the reservation held (READ RESERVATION).
+// the reservation held (READ RESERVATION). An LBAMap is a thin LU's
+// provisioning status from LBA 0 to its last (GET LBA STATUS, asked again
+// from where an answer cut short by its allocation length stopped), with
+// READ CAPACITY(16)'s LBPME and LBPRZ; a fully provisioned LU is not asked.
 //
 // Every command is built and every response parsed by pure functions,
 // tested on golden bytes; the SG_IO header too (sgIOHdr, newSgIOHdr,

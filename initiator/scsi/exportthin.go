@@ -33,7 +33,7 @@ func (e *Export) thinProvisioning(old, new Identity) []string {
 	if !tpu && !tpws {
 		return []string{"the old LUN reports logical block provisioning (LBPME) without UNMAP or WRITE SAME with UNMAP: the export reports a fully provisioned LUN"}
 	}
-	if !takesDiscards(new) {
+	if !TakesDiscards(new) {
 		return []string{"the old LUN is thin provisioned (UNMAP) but the new LUN reports no logical block provisioning: the export shows a fully provisioned LUN, and a host's UNMAP (fstrim, discard mounts) stops working; after finalize the new LUN could not take it"}
 	}
 	e.EmulateTPU, e.EmulateTPWS = tpu, tpws
@@ -58,10 +58,10 @@ func unmapCommands(id Identity) (unmap, writeSame bool) {
 	return p.LBPU, p.LBPWS || p.LBPWS10
 }
 
-// takesDiscards reports whether the proxy's kernel gives the LU's disk a
+// TakesDiscards reports whether the proxy's kernel gives the LU's disk a
 // discard operation: Linux's sd does when the LU reports LBPME and, when
 // it has VPD page 0xB2, lists a command to unmap with.
-func takesDiscards(id Identity) bool {
+func TakesDiscards(id Identity) bool {
 	if !id.Capacity.LBPME {
 		return false
 	}

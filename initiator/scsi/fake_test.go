@@ -1,6 +1,9 @@
 package scsi
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // fakeLU answers the commands this package sends from golden responses,
 // as a device would: a response longer than the allocation length is cut
@@ -11,6 +14,9 @@ type fakeLU struct {
 	capacity []byte
 	keys     []byte
 	resv     []byte
+	// lbaStatus answers GET LBA STATUS for a starting LBA and an
+	// allocation length.
+	lbaStatus func(lba uint64, alloc uint32) []byte
 	// unitAttentions is how many commands meet a UNIT ATTENTION first.
 	unitAttentions int
 	// fail answers every command with this error when set.
@@ -51,6 +57,8 @@ func (f *fakeLU) response(cdb []byte) ([]byte, error) {
 		return p, nil
 	case cdb[0] == opServiceActionIn16 && cdb[1] == 0x10 && f.capacity != nil:
 		return f.capacity, nil
+	case cdb[0] == opServiceActionIn16 && cdb[1] == saGetLBAStatus && f.lbaStatus != nil:
+		return f.lbaStatus(binary.BigEndian.Uint64(cdb[2:10]), binary.BigEndian.Uint32(cdb[10:14])), nil
 	case cdb[0] == opPersistentReserveIn && cdb[1] == prReadKeys && f.keys != nil:
 		return f.keys, nil
 	case cdb[0] == opPersistentReserveIn && cdb[1] == prReadReservation && f.resv != nil:

@@ -29,6 +29,10 @@ type LUNIdentity struct {
 	// Thin makes the LUN thin provisioned (attrib/emulate_tpu: LBPME and
 	// UNMAP), as most arrays' LUNs are.
 	Thin bool
+	// ZeroesUnmapped sets attrib/unmap_zeroes_data: a thin LUN reports
+	// that unmapped blocks read as zeroes (LBPRZ), as a fileio LUN over a
+	// file (UNMAP punches holes) does truthfully. LIO's default is 0.
+	ZeroesUnmapped bool
 }
 
 // SetIdentity gives the array's storage object id. LIO refuses these
@@ -98,6 +102,9 @@ func writeIdentity(so string, id LUNIdentity) error {
 	}
 	if id.Thin {
 		settings = append(settings, struct{ file, value string }{"attrib/emulate_tpu", "1"})
+	}
+	if id.ZeroesUnmapped {
+		settings = append(settings, struct{ file, value string }{"attrib/unmap_zeroes_data", "1"})
 	}
 	for _, s := range settings {
 		if s.value == "" {

@@ -59,6 +59,7 @@ func Ports(o Options) plan.Ports {
 		Regulator: regulator(o.TotalRate, o.TickInterval),
 		Scanner:   scanner{},
 		Verifier:  verifier{},
+		Thin:      thinDevices{},
 		Secrets:   SecretFiles{},
 	}
 }

@@ -162,7 +162,7 @@ func (k *Kernel) Clone() *Kernel {
 	c := &Kernel{
 		LUNs: maps.Clone(k.LUNs), Unreachable: maps.Clone(k.Unreachable), RefuseLogin: maps.Clone(k.RefuseLogin),
 		HostLogsIn: k.HostLogsIn, Fail: maps.Clone(k.Fail), HydrationStep: k.HydrationStep,
-		LoseUncommitted: k.LoseUncommitted, SwapStopsSuspended: k.SwapStopsSuspended,
+		LoseUncommitted: k.LoseUncommitted, SwapStopsSuspended: k.SwapStopsSuspended, NoDiscardPassdown: k.NoDiscardPassdown,
 		HookFail: maps.Clone(k.HookFail), HookMissing: maps.Clone(k.HookMissing),
 		sessions: maps.Clone(k.sessions), disks: maps.Clone(k.disks), ro: maps.Clone(k.ro),
 		dm: map[string]*Device{}, exports: maps.Clone(k.exports), loops: maps.Clone(k.loops), nextDev: k.nextDev,
@@ -176,6 +176,15 @@ func (k *Kernel) Clone() *Kernel {
 	}
 	for key, ops := range k.writes {
 		c.writes[key] = slices.Clone(ops)
+	}
+	c.Discards = slices.Clone(k.Discards)
+	c.discarded = map[string]map[uint64]bool{}
+	for f, rs := range k.discarded {
+		c.discarded[f] = maps.Clone(rs)
+	}
+	c.discardedCommitted = map[string]map[uint64]bool{}
+	for f, rs := range k.discardedCommitted {
+		c.discardedCommitted[f] = maps.Clone(rs)
 	}
 	c.eraHist = map[string]*eraHistory{}
 	for f, h := range k.eraHist {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,12 @@ type LUNInfo struct {
 	// WriteThrough and NoFUA: the LUN reports no volatile write cache,
 	// no FUA.
 	WriteThrough, NoFUA bool
+	// LBAStatus is what GET LBA STATUS reports (ThinDevices.LBAMap); nil
+	// refuses it.
+	LBAStatus []scsi.LBAExtent
+	// NotZeroed: the LUN keeps data where it was discarded (an LBPRZ it
+	// does not honour).
+	NotZeroed bool
 }
 
 // Kernel is the fake. Zero value is not usable: use New.
@@ -99,6 +106,9 @@ type Kernel struct {
 	// suspend and its resume would: linear table loaded inactive, device
 	// suspended, ErrCrash returned.
 	SwapStopsSuspended bool
+	// NoDiscardPassdown makes clone devices report no_discard_passdown
+	// (the kernel turns it off when the destination takes no discard).
+	NoDiscardPassdown bool
 	// HookFail maps a hook path to the error its Run returns.
 	HookFail map[string]error
 	// HookMissing lists hook paths Check reports missing.
@@ -135,6 +145,13 @@ type Kernel struct {
 	// reservations at all: PERSISTENT RESERVE IN and OUT are refused
 	// (ILLEGAL REQUEST).
 	NoPRIn map[string]bool
+	// Discards are the discards on clone devices, in order.
+	Discards []DiscardCall
+	// discarded are the regions discarded, per metadata file (the
+	// clone's record of them).
+	discarded map[string]map[uint64]bool
+	// discardedCommitted is discarded as of the last commit.
+	discardedCommitted map[string]map[uint64]bool
 	// CopyBacks are rollback's copies to an old LUN, in order.
 	CopyBacks []CopyBackCall
 	// DuringCopyBack, when set, is called after each copy to an old LUN
@@ -196,7 +213,7 @@ func Key(portal, iqn string, lun int) string { return fmt.Sprintf("%s,%s#%d", po
 // regulator below).
 func (k *Kernel) Ports() plan.Ports {
 	return plan.Ports{Initiator: k, Mapper: k, Exporter: k.Exporter(), Metadata: k, Hooks: k, Fencer: k, Inhibitor: plan.NoInhibitor{}, Regulator: &Regulator{},
-		Era: k.Eras(), OldWriter: k}
+		Era: k.Eras(), OldWriter: k, Thin: k}
 }
 
 func (k *Kernel) op(name string, args ...any) error {
@@ -239,6 +256,9 @@ func (k *Kernel) Reboot() {
 			k.progress()[f] = d.Hydrated
 			if k.LoseUncommitted {
 				k.progress()[f] = k.committed[f]
+				if k.discarded != nil {
+					k.discarded[f] = maps.Clone(k.discardedCommitted[f])
+				}
 			}
 		}
 	}
@@ -553,6 +573,9 @@ func (k *Kernel) CloneStatus(ctx context.Context, name string) (dm.CloneStatus, 
 	st := dm.CloneStatus{HydratedRegions: d.Hydrated, TotalRegions: d.Total, RegionSize: d.Clone.RegionSize, MetadataMode: "rw"}
 	if !d.Enabled {
 		st.Features = []string{dm.CloneFeatureNoHydration}
+	}
+	if k.NoDiscardPassdown || d.Clone.NoDiscardPassdown {
+		st.Features = append(st.Features, dm.CloneFeatureNoDiscardPassdown)
 	}
 	return st, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,7 +174,12 @@ func (k *Kernel) CommitStatus(ctx context.Context, name string) (dm.CloneStatus,
 		if k.committed == nil {
 			k.committed = map[string]uint64{}
 		}
-		k.committed[k.metaFile(d.Clone.Metadata)] = st.HydratedRegions
+		f := k.metaFile(d.Clone.Metadata)
+		k.committed[f] = st.HydratedRegions
+		if k.discardedCommitted == nil {
+			k.discardedCommitted = map[string]map[uint64]bool{}
+		}
+		k.discardedCommitted[f] = maps.Clone(k.discarded[f])
 	}
 	return st, nil
 }
