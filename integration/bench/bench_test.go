@@ -22,7 +22,7 @@ const (
 // expectedFigures are the IDs every run must produce.
 func expectedFigures(p Params) []string {
 	ids := []string{"hydration", "finalize-hold", "finalize-swap-held", "latency-p99", "latency-p99-adaptive", "adaptive-hydration-rate",
-		"scale-status", "scale-run-rss", "scale-run-rss-per-volume", "scale-run-cpu-per-volume", "verify-raw-read"}
+		"scale-status", "scale-run-rss", "scale-run-rss-per-volume", "scale-run-cpu-per-volume", "verify-raw-read", "thin-hydration", "thin-allocation"}
 	for _, j := range HostJobs {
 		ids = append(ids, "hostio-export-twohop-"+j.Name, "hostio-export-direct-"+j.Name, "hostio-hydrating-"+j.Name)
 	}

@@ -74,7 +74,7 @@ type group struct {
 }
 
 // GroupIDs are the figure groups in the order a run measures them.
-var GroupIDs = []string{"hydration", "load", "adaptive", "throttle", "scale", "era", "verify", "sweep"}
+var GroupIDs = []string{"hydration", "load", "adaptive", "throttle", "scale", "era", "verify", "sweep", "thin"}
 
 func (g *Guest) groups() []group {
 	return []group{
@@ -86,6 +86,7 @@ func (g *Guest) groups() []group {
 		{"era", "era overhead on host writes", g.eraOverhead},
 		{"verify", "verify rate", g.verifyRate},
 		{"sweep", "region size × threshold × batch sweep", g.sweep},
+		{"thin", "thin old LUN", g.thinOld},
 	}
 }
 

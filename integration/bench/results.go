@@ -133,7 +133,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // LeftOut lists the figures this bench does not measure, and why.
 var LeftOut = []string{
-	"thin LUN via tgt (hydration time and allocation of a 10 % written thin LUN): discard of unmapped ranges is not built",
 }
 
 // Markdown renders the results table and its context.
