@@ -401,14 +401,7 @@ func TestRollbackFailureInFinalRoundResumesTheHost(t *testing.T) {
 			require.NotNil(t, d.Clone, "with the clone")
 			require.Equal(t, plan.StepRollingBack, e.show().Step)
 			e.k.FailAt = 0
-			copies := len(e.k.CopyBacks)
-			_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
-			require.NoError(t, err)
-			e.rolledBack()
-			rerun := e.k.CopyBacks[copies:]
-			require.Len(t, rerun, 2, "a round, then the final one")
-			require.False(t, rerun[0].Held)
-			require.True(t, rerun[1].Held)
+			e.rerunRollback()
 		})
 	}
 }
@@ -617,14 +610,22 @@ func TestRollbackRerunBetweenRoundsCopiesFirst(t *testing.T) {
 	require.NoError(t, err)
 	e.k.HostWrite(plan.EraName("vol1"), 100*mib, 4*mib)
 
+	rerun := e.rerunRollback()
+	require.Equal(t, []clone.Extent{{Offset: 100 * mib, Length: 4 * mib}}, rerun[0].Extents, "the round copies what the host wrote since")
+	require.Empty(t, rerun[1].Extents, "the host wrote nothing during the round")
+}
+
+// rerunRollback reruns vol1's rollback to its end and returns its copies:
+// a round, then the final one with the host's I/O held.
+func (e *env) rerunRollback() []plantest.CopyBackCall {
+	e.t.Helper()
 	copies := len(e.k.CopyBacks)
-	_, err = e.p.Rollback(ctx, "vol1", plan.RollbackOptions{})
-	require.NoError(t, err)
+	_, err := e.p.Rollback(context.Background(), "vol1", plan.RollbackOptions{})
+	require.NoError(e.t, err)
 	e.rolledBack()
 	rerun := e.k.CopyBacks[copies:]
-	require.Len(t, rerun, 2, "a round, then the final one")
-	require.False(t, rerun[0].Held)
-	require.Equal(t, []clone.Extent{{Offset: 100 * mib, Length: 4 * mib}}, rerun[0].Extents, "the round copies what the host wrote since")
-	require.True(t, rerun[1].Held)
-	require.Empty(t, rerun[1].Extents, "the host wrote nothing during the round")
+	require.Len(e.t, rerun, 2, "a round, then the final one")
+	require.False(e.t, rerun[0].Held)
+	require.True(e.t, rerun[1].Held)
+	return rerun
 }

@@ -53,12 +53,7 @@ func (c *compareVerifier) Verify(ctx context.Context, old, nw, _ string, _ uint6
 // volume that moved on to another step) compare from the start.
 func TestVerifyResumesItsCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	e.add(spec("vol1"))
-	e.cutOver()
-	_, err := e.p.Start(ctx, "vol1")
-	require.NoError(t, err)
-	e.hydrate("vol1")
+	e := hydratedEnv(t)
 	data := randomBytes(8 << 20)
 	c := &compareVerifier{old: data, new: append([]byte(nil), data...), failAt: 5<<20 + 7}
 	c.new[1<<20+512] ^= 0xff // a difference before the stop
