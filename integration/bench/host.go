@@ -34,7 +34,7 @@ type LabOptions struct {
 // outputs, also when the VM failed part way (the figures measured before
 // are kept; the failure is listed).
 func RunLab(ctx context.Context, o LabOptions) (*Results, error) {
-	res := &Results{Mode: o.Params.Mode, Started: time.Now(), Params: o.Params, LeftOut: LeftOut, Machine: machine()}
+	res := &Results{Mode: o.Params.Mode, Started: time.Now(), Params: o.Params, LeftOut: LeftOut(o.Params), Machine: machine()}
 	log := o.Log
 	if log == nil {
 		log = io.Discard

@@ -131,8 +131,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// LeftOut lists the figures this bench does not measure, and why.
-var LeftOut = []string{
+// LeftOut lists the figure groups a run with Params.Groups left out.
+func LeftOut(p Params) []string {
+	var out []string
+	for _, id := range GroupIDs {
+		if !p.Runs(id) {
+			out = append(out, "figure group "+id+": not asked for (-only)")
+		}
+	}
+	return out
 }
 
 // Markdown renders the results table and its context.
@@ -170,7 +177,10 @@ func (r *Results) Markdown() string {
 			fmt.Fprintf(&b, "- %s: %s\n", f.Name, f.Note)
 		}
 	}
-	b.WriteString("\nParameters: " + r.Params.String() + "\n\nNot measured:\n\n")
+	b.WriteString("\nParameters: " + r.Params.String() + "\n")
+	if len(r.LeftOut) > 0 {
+		b.WriteString("\nNot measured:\n\n")
+	}
 	for _, l := range r.LeftOut {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}

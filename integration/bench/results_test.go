@@ -28,7 +28,11 @@ func TestGoalMet(t *testing.T) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	r := &Results{Mode: "smoke", Started: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC), LeftOut: LeftOut,
+	only, err := SmokeParams().WithGroups("hydration,scale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Results{Mode: "smoke", Started: time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC), LeftOut: LeftOut(only),
 		Machine: Machine{Host: "box", CPUs: 2, LoadAvg: []string{"20.1 19 18", "21 20 19"}},
 		Figures: []Figure{
 			RatioFigure("hydration", "hydration rate / best raw copy", "dd", AtLeast(0.9), []float64{8, 9, 10}, []float64{10, 10, 10}),
@@ -41,11 +45,18 @@ func TestMarkdownTable(t *testing.T) {
 		"| status time | 3 runs | ≤ 200 | 150 ms [150–150] | 1 | yes |",
 		"| not measured one | - | ≥ 1 | 0 [0–0] | 0 | not measured |",
 		"load average at start and end 20.1 19 18 / 21 20 19",
-		"- thin LUN via tgt", // LeftOut's lines
+		"Not measured:\n\n- figure group load: not asked for (-only)\n", // LeftOut's lines
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "figure group scale") {
+		t.Errorf("a group that ran is listed as not measured:\n%s", md)
+	}
+	r.LeftOut = LeftOut(SmokeParams())
+	if md := r.Markdown(); strings.Contains(md, "Not measured") {
+		t.Errorf("a whole run lists groups not measured:\n%s", md)
 	}
 }
 
