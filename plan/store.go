@@ -125,8 +125,12 @@ func (s Store) Save(v *Volume) error {
 	return stateDirErr(s.Dir, writeFileAtomic(s.path(v.Spec.Name), data))
 }
 
-// Delete removes a volume's record.
+// Delete removes a volume's record, and the checkpoint of a verify of it
+// that stopped (a later volume of the name is another migration).
 func (s Store) Delete(name string) error {
+	if err := s.removeVerifyCheckpoint(name); err != nil {
+		return err
+	}
 	if err := os.Remove(s.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("plan: delete state of %s: %w", name, err)
 	}

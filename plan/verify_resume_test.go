@@ -107,6 +107,16 @@ func TestVerifyResumesItsCheckpoint(t *testing.T) {
 	assert.Zero(t, rep.ResumedFrom)
 	assert.Equal(t, "the earlier verify stopped at step hydrating, the volume is at hydrated now: compared from the start", rep.CheckpointNote)
 	assert.Equal(t, uint64(8<<20), rep.Result.Compared)
+
+	// A volume removed takes its verify's checkpoint with it.
+	c.failAt = 6 << 20
+	_, err = p.Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.Error(t, err)
+	require.FileExists(t, ckpt)
+	_, err = e.p.Abort(ctx, "vol1")
+	require.NoError(t, err)
+	require.NoError(t, e.p.Remove(ctx, "vol1", false))
+	assert.NoFileExists(t, ckpt)
 }
 
 // TestVerifyCheckpointSavedOnTheWay: the checkpoint is saved as the
