@@ -72,7 +72,7 @@ func (g *Guest) sweep(ctx context.Context) error {
 		for k := range pts {
 			i := (k + rep) % len(pts)
 			n++
-			s, err := g.sweepOnce(ctx, state, fmt.Sprintf("s%d", n), pts[i])
+			s, err := g.sweepOnce(ctx, state, fmt.Sprintf("sw%d", n), pts[i])
 			if err != nil {
 				return err
 			}
