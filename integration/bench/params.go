@@ -108,7 +108,9 @@ func SmokeParams() Params {
 		AdaptiveRuntime: 2 * time.Second, AdaptiveRamp: 0,
 		ThrottleRates: []int64{256 << 10, 512 << 10, 1 << 20}, ThrottleWindow: 3 * time.Second, ThrottleReps: 1,
 		ScaleVolumes: 4, ScaleLUNBytes: 4 << 20, ScaleWindow: 3 * time.Second, EraRuntime: 500 * time.Millisecond,
-		Sweep: []SweepPoint{DefaultSweepPoint(), {RegionSectors: 8, InFlightBytes: 1 << 20, CopyBytes: 1 << 20}}, SweepReps: 1,
+		// One point: the smoke run keeps `make test` under its budget;
+		// the ratio to the default is the same code for every other point.
+		Sweep: []SweepPoint{DefaultSweepPoint()}, SweepReps: 1,
 		MemoryMiB: 2048, Timeout: 40 * time.Minute}
 }
 
