@@ -57,10 +57,7 @@ func TestVerifyResumesItsCheckpoint(t *testing.T) {
 	data := randomBytes(8 << 20)
 	c := &compareVerifier{old: data, new: append([]byte(nil), data...), failAt: 5<<20 + 7}
 	c.new[1<<20+512] ^= 0xff // a difference before the stop
-	ports := e.k.Ports()
-	ports.Verifier = c
-	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond})
-	require.NoError(t, err)
+	p := e.verifyPlanner(c)
 
 	rep, err := p.Verify(ctx, "vol1", plan.VerifyOptions{})
 	require.Error(t, err)

@@ -53,7 +53,7 @@ func (f *fakeVerifier) Verify(_ context.Context, old, nw, meta string, size uint
 }
 
 // verifyPlanner is e's planner with f as its verifier.
-func (e *env) verifyPlanner(f *fakeVerifier) *plan.Planner {
+func (e *env) verifyPlanner(f plan.Verifier) *plan.Planner {
 	ports := e.k.Ports()
 	ports.Verifier = f
 	p, err := plan.New(plan.Options{StateDir: e.dir, Ports: ports, Log: e.log, PollInterval: time.Millisecond})

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,7 +25,7 @@ const (
 
 // thinOld measures a thin old LUN on stgt (a sparse file, 10 % of its
 // regions written at random, GET LBA STATUS from the file's holes)
-// migrated onto a fresh thin LIO LUN, lunferry skipping what was never
+// migrated onto the new array's LUN made thin and emptied, lunferry skipping what was never
 // written, against the same file served fully provisioned (copied in
 // full), interleaved. The time is the cutover's discards plus hydration
 // from `migrate start` until the clone reports every region; every volume
@@ -73,9 +72,8 @@ func (g *Guest) thinOld(ctx context.Context) error {
 			fmt.Fprintf(g.out, "bench: thin %d thick=%v: %.1fs, the new LUN allocates %.1f %%\n", rep, thick, d.Seconds(), 100*float64(a)/float64(size))
 		}
 	}
-	how := fmt.Sprintf("a %d MiB old LUN on stgt over a sparse file, %d %% of its 64 KiB regions written (%d bytes), onto a fresh thin LIO LUN (unmap_zeroes_data); thin: what GET LBA STATUS reports unmapped is discarded on the clone at cutover; full: the same file served without thin provisioning",
+	how := fmt.Sprintf("a %d MiB old LUN on stgt over a sparse file, %d %% of its 64 KiB regions written (%d bytes), onto the new array's LIO LUN made thin (unmap_zeroes_data) and emptied; thin: what GET LBA STATUS reports unmapped is discarded on the clone at cutover; full: the same file served without thin provisioning",
 		size>>20, thinWritten, written)
-	how = strings.Replace(how, "a fresh thin LIO LUN", "the new array's LIO LUN made thin and emptied", 1)
 	f := RatioFigure("thin-hydration", "thin old LUN: cutover's discards + hydration / full copy", how, AtMost(0.2), took[false], took[true])
 	f.Note = "goal: about the share written (0.1); hydration timed from `migrate start` to the first status sample with every region hydrated"
 	g.figure(f)
@@ -83,7 +81,7 @@ func (g *Guest) thinOld(ctx context.Context) error {
 	return nil
 }
 
-// thinOnce migrates old onto a fresh thin LIO LUN, checks the copy with
+// thinOnce migrates old onto the new array's LUN emptied, checks the copy with
 // verify and returns the time of the discards and the hydration, and the
 // new LUN's allocation in bytes.
 func (g *Guest) thinOnce(ctx context.Context, state, name string, old *lab.TgtArray) (time.Duration, int64, error) {
