@@ -105,6 +105,14 @@ func TestVerifyResumesItsCheckpoint(t *testing.T) {
 	assert.Equal(t, "the earlier verify stopped at step hydrating, the volume is at hydrated now: compared from the start", rep.CheckpointNote)
 	assert.Equal(t, uint64(8<<20), rep.Result.Compared)
 
+	// A checkpoint this lunferry cannot read is not resumed, and said so.
+	require.NoError(t, os.WriteFile(ckpt, []byte("{not json"), 0o600))
+	rep, err = p.Verify(ctx, "vol1", plan.VerifyOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, rep.ResumedFrom)
+	assert.Equal(t, "the checkpoint of an earlier verify is not one this lunferry writes: compared from the start", rep.CheckpointNote)
+	assert.Equal(t, uint64(8<<20), rep.Result.Compared)
+
 	// A volume removed takes its verify's checkpoint with it.
 	c.failAt = 6 << 20
 	_, err = p.Verify(ctx, "vol1", plan.VerifyOptions{})
