@@ -155,7 +155,7 @@ func (c *Config) AllStats() (WriterStats, error) {
 // output to Dir/writer-N.log) for the next session number and waits until
 // it has saved its first stats. self is the lab command's path.
 func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, error) {
-	if pid := c.writerPid(); pid > 0 && alive(pid) {
+	if pid := c.writerPid(); pid > 0 {
 		return 0, fmt.Errorf("lab: writer already running (pid %d)", pid)
 	}
 	session := 1
@@ -175,7 +175,7 @@ func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, e
 	}
 	pid := cmd.Process.Pid
 	go cmd.Wait() //nolint:errcheck // reaped if we live long enough; init reaps otherwise
-	if err := os.WriteFile(c.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := c.recordWriter(pid); err != nil {
 		return 0, fmt.Errorf("lab: writer: %w", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -183,7 +183,7 @@ func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, e
 		if _, err := os.Stat(c.StatsFile(session)); err == nil {
 			return session, nil
 		}
-		if !alive(pid) || time.Now().After(deadline) {
+		if c.writerPid() != pid || time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("writer-%d.log", session)))
 			return 0, fmt.Errorf("lab: writer session %d did not start: %s", session, strings.TrimSpace(string(b)))
 		}
@@ -191,26 +191,60 @@ func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, e
 	}
 }
 
+// recordWriter saves pid with its boot and start time: the file outlives
+// a reboot (the power-cut tests), and after one the pid may belong to
+// another process, which must be neither refused over nor signalled.
+func (c *Config) recordWriter(pid int) error {
+	start, ok := startTime(pid)
+	if !ok {
+		return fmt.Errorf("writer %d exited at once", pid)
+	}
+	return os.WriteFile(c.pidFile(), []byte(fmt.Sprintf("%d %s %s\n", pid, bootID(), start)), 0o644)
+}
+
+// writerPid is the recorded writer's pid while that very process runs
+// (same boot, same start time, not a zombie), else 0.
 func (c *Config) writerPid() int {
 	b, err := os.ReadFile(c.pidFile())
 	if err != nil {
 		return 0
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[1] != bootID() {
+		return 0
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if start, ok := startTime(pid); !ok || start != f[2] {
+		return 0
+	}
+	return pid
 }
 
-// alive reports whether pid runs (a zombie counts as gone).
-func alive(pid int) bool {
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// startTime is field 22 of /proc/PID/stat (clock ticks after boot); ok is
+// false when pid does not run or is a zombie.
+func startTime(pid int) (string, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return "", false
 	}
 	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i > 0 && len(s) > i+2 {
-		return s[i+2] != 'Z'
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", false
 	}
-	return true
+	f := strings.Fields(s[i+1:]) // f[0] is field 3, the state
+	if len(f) < 20 || f[0] == "Z" {
+		return "", false
+	}
+	return f[19], true
 }
 
 // StopWriter stops the running writer (SIGTERM), waits for its final
@@ -218,7 +252,7 @@ func alive(pid int) bool {
 // false).
 func (c *Config) StopWriter() (WriterStats, bool, error) {
 	pid := c.writerPid()
-	if pid <= 0 || !alive(pid) {
+	if pid <= 0 {
 		os.Remove(c.pidFile())
 		return WriterStats{}, false, nil
 	}
@@ -227,7 +261,7 @@ func (c *Config) StopWriter() (WriterStats, bool, error) {
 		return WriterStats{}, false, fmt.Errorf("lab: stop writer %d: %w", pid, err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for alive(pid) {
+	for c.writerPid() == pid {
 		if time.Now().After(deadline) {
 			return WriterStats{}, false, fmt.Errorf("lab: writer %d did not stop within 60s", pid)
 		}

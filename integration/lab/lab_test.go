@@ -203,3 +203,35 @@ func TestConfigSessionsAndStats(t *testing.T) {
 		t.Fatalf("StopWriter with none running: %v %v", ran, err)
 	}
 }
+
+// A pid file left by a writer of an earlier boot (the power-cut tests
+// reboot with the lab's directory kept) names a pid that another process
+// may hold now: the writer must count as stopped, and StopWriter must not
+// signal that process.
+func TestWriterPidFromAnotherBootOrProcessIsStale(t *testing.T) {
+	c := &Config{Dir: t.TempDir()}
+	self := os.Getpid()
+	if err := c.recordWriter(self); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.writerPid(); got != self {
+		t.Fatalf("writerPid of a running recorded process = %d, want %d", got, self)
+	}
+	start, _ := startTime(self)
+	for name, content := range map[string]string{
+		"old format":      fmt.Sprintf("%d\n", self),
+		"another boot":    fmt.Sprintf("%d 00000000-0000-0000-0000-000000000000 %s\n", self, start),
+		"another process": fmt.Sprintf("%d %s 1\n", self, bootID()),
+		"garbage":         "x y z\n",
+	} {
+		if err := os.WriteFile(c.pidFile(), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.writerPid(); got != 0 {
+			t.Errorf("%s: writerPid = %d, want 0 (stale)", name, got)
+		}
+		if _, ran, err := c.StopWriter(); ran || err != nil {
+			t.Errorf("%s: StopWriter = %v, %v; want nothing stopped", name, ran, err)
+		}
+	}
+}
