@@ -38,7 +38,8 @@ unit:
 
 test: fmt-check vet unit vagrant-validate test-vm
 
-# deps: idempotent lab set-up (apt packages, dm-clone.ko for the lab kernel);
+# deps: idempotent lab set-up (apt packages; lunferry-dm-clone-dkms installed,
+# DKMS building dm-clone for the lab kernel);
 # a no-op that needs no root once everything is there.
 deps:
 	scripts/deps.sh

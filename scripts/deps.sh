@@ -6,16 +6,16 @@
 # 2. Picks the lab kernel: the newest /lib/modules/*-amd64 that has a
 #    matching /boot/vmlinuz and headers (the version comes from what Debian's
 #    linux-image-amd64 meta-package installed; nothing pins an ABI number).
-# 3. Builds dm-clone.ko out of tree for that kernel (Debian ships its kernels
-#    with CONFIG_DM_CLONE unset) from linux-source-6.1 + linux-headers with
-#    the build step of the lunferry-dm-clone-dkms package, into
-#    $LUNFERRY_LAB_DIR (default <repo>/.cache/lab), and rebuilds it when the
-#    kernel version, the source or header package version, or the build
-#    recipe (RECIPE below) changes.
+# 3. Installs the lunferry-dm-clone-dkms package built from this tree
+#    (Debian ships its kernels with CONFIG_DM_CLONE unset): DKMS builds
+#    dm-clone.ko for the lab kernel from linux-source-6.1 + linux-headers
+#    into /lib/modules/$KVER/updates/dkms. Reinstalled when the kernel's
+#    packages or the package's recipe change.
 #
-# Output: $LAB_DIR/kver (the lab kernel version, one line) and
-# $LAB_DIR/$KVER/dm-clone.ko. The initramfs is built by integration/vm
-# (no root needed) on first use.
+# Output: $LUNFERRY_LAB_DIR/kver (default <repo>/.cache/lab; the lab kernel
+# version, one line) and $LAB_DIR/$KVER/dm-clone.inputs (what the
+# installed module was built from). The initramfs is built by
+# integration/vm (no root needed) on first use.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,37 +84,51 @@ if [[ -z $KVER ]]; then
 fi
 [[ -r /boot/vmlinuz-$KVER ]] || die "/boot/vmlinuz-$KVER is not readable by $(id -un)"
 
-# --- 3. dm-clone.ko -------------------------------------------------------
+# --- 3. dm-clone through DKMS ----------------------------------------------
+# The lab gets dm-clone the way a Debian proxy does: the
+# lunferry-dm-clone-dkms package built from this tree, installed with dpkg,
+# DKMS building the module for the lab kernel into
+# /lib/modules/$KVER/updates/dkms (the guest's root is this machine's, so
+# its modprobe finds it there). Reinstalled when the recipe (the package's
+# files) or the kernel's packages change, not for every commit.
 [[ -f $SRC_TARBALL ]] || die "$SRC_TARBALL missing: install linux-source-6.1"
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
-# Bump RECIPE when the steps here change (the build script's own changes
-# are in its hash): cached modules are rebuilt.
-RECIPE=2
-inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") recipe=$RECIPE build=$(sha256sum "$repo/scripts/packaging/dkms/build-dm-clone.sh" | cut -c1-16)"
-
+# Bump RECIPE when the steps here change: the package is reinstalled.
+RECIPE=3
+recipe=$(cat "$repo"/scripts/packaging/dkms/* "$repo"/scripts/packaging/deb/dm-clone-dkms/* | sha256sum | cut -c1-16)
+inputs="kver=$KVER source=$(pkgver linux-source-6.1) headers=$(pkgver "linux-headers-$KVER") image=$(pkgver "linux-image-$KVER") recipe=$RECIPE dkms=$recipe"
 out=$LAB_DIR/$KVER
-ko=$out/dm-clone.ko
+stamp=$out/dm-clone.inputs
 mkdir -p "$out"
-if [[ -f $ko && -f $out/dm-clone.inputs && $(cat "$out/dm-clone.inputs") == "$inputs" ]]; then
-	log "dm-clone.ko for $KVER up to date"
+dkmsInstalled() { dkms status -m lunferry-dm-clone -k "$KVER" 2>/dev/null | grep -q ': installed'; }
+if [[ -f $stamp && $(cat "$stamp") == "$inputs" ]] && dkmsInstalled; then
+	log "lunferry-dm-clone-dkms installed, dm-clone built by DKMS for $KVER"
 else
-	log "building dm-clone.ko for $KVER (from $SRC_TARBALL)"
-	build=$(mktemp -d "${TMPDIR:-/tmp}/lunferry-dmclone.XXXXXX")
-	trap 'rm -rf "$build"' EXIT
-	# The lunferry-dm-clone-dkms package's own build step, run the way
-	# DKMS runs it (in its build directory, for one kernel).
-	(cd "$build" && LUNFERRY_KERNEL_SOURCE=$SRC_TARBALL \
-		bash "$repo/scripts/packaging/dkms/build-dm-clone.sh" "$KVER" "/lib/modules/$KVER/build") >"$build/make.log" 2>&1 ||
-		{ tail -n 40 "$build/make.log" >&2; die "dm-clone.ko build failed for $KVER"; }
-	tmpko=$(mktemp "$out/.dm-clone.ko.XXXXXX")
-	install -m 0644 "$build/dm-clone.ko" "$tmpko"
-	mv -f "$tmpko" "$ko"
-	echo "$inputs" >"$out/dm-clone.inputs"
-	log "built $ko"
+	[[ $(id -u) == 0 ]] || die "lunferry-dm-clone-dkms is not installed for $KVER or its recipe changed: run 'sudo make deps'"
+	pkgdir=$(mktemp -d "${TMPDIR:-/tmp}/lunferry-deps.XXXXXX")
+	trap 'rm -rf "$pkgdir"' EXIT
+	"$repo/scripts/packaging/build-deb.sh" --dkms-only "$pkgdir"
+	deb=$(echo "$pkgdir"/lunferry-dm-clone-dkms_*_all.deb)
+	ver=$(dpkg-deb -f "$deb" Version)
+	log "installing $(basename "$deb") (DKMS builds dm-clone for $KVER)"
+	# The postinst builds for the kernels DKMS picks (the running one and
+	# the newest); the lab kernel may be neither.
+	DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$pkgdir/dpkg.log" 2>&1 ||
+		{ tail -n 40 "$pkgdir/dpkg.log" >&2; die "dpkg -i $(basename "$deb") failed"; }
+	if ! dkms status -m lunferry-dm-clone -v "$ver" -k "$KVER" | grep -q ': installed'; then
+		dkms install -m lunferry-dm-clone -v "$ver" -k "$KVER" >"$pkgdir/dkms.log" 2>&1 || {
+			tail -n 40 "/var/lib/dkms/lunferry-dm-clone/$ver/build/make.log" "$pkgdir/dkms.log" >&2 2>/dev/null
+			die "dkms install of lunferry-dm-clone $ver for $KVER failed"
+		}
+	fi
+	echo "$inputs" >"$stamp"
 fi
+ko=$(modprobe -S "$KVER" --show-depends dm_clone 2>/dev/null | awk '$1 == "insmod" {p = $2} END {print p}')
+[[ $ko == */updates/dkms/* ]] ||
+	die "modprobe finds dm_clone for $KVER at '${ko:-nowhere}', not DKMS's: dkms status -m lunferry-dm-clone; run 'sudo make deps'"
 
 tmpk=$(mktemp "$LAB_DIR/.kver.XXXXXX")
 echo "$KVER" >"$tmpk"
 chmod 0644 "$tmpk"
 mv -f "$tmpk" "$LAB_DIR/kver"
-log "lab kernel $KVER, dm-clone.ko at $ko"
+log "lab kernel $KVER, dm-clone at $ko (lunferry-dm-clone-dkms $(pkgver lunferry-dm-clone-dkms))"

@@ -99,6 +99,9 @@ const manAutoUpdate = "/var/lib/man-db/auto-update"
 // installDebs installs both packages with one dpkg -i (maintainer
 // scripts included; each dpkg run reads the whole package database, tens
 // of seconds under emulation) and purges them when the test ends. The
+// lab's root already holds the DKMS package make deps installed (the
+// lab's own dm_clone): this install upgrades or reinstalls it, its prerm
+// removing that build from DKMS in the guest's RAM overlay only. The
 // running kernel's headers are hidden meanwhile: the DKMS package's
 // postinst then adds the module to DKMS and skips its build, as on a proxy
 // without headers (the build did not end within 10 minutes under the

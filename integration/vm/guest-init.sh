@@ -49,9 +49,11 @@ load() {
 	done
 }
 load virtio_blk dm_mod dm_bufio dm_persistent_data dm_bio_prison
-if ! grep -q '^dm_clone ' /proc/modules; then
-	insmod "$DM_CLONE_KO" || fail "insmod $DM_CLONE_KO: rebuild it with 'make deps'"
-fi
+# dm_clone as DKMS installed it (make deps installs lunferry-dm-clone-dkms);
+# the host checked modprobe resolves it to DM_CLONE_KO, checked again here.
+modprobe dm_clone || fail "modprobe dm_clone: no module for $(uname -r): run 'make deps'"
+mod=$(modinfo -n dm_clone)
+[ "$mod" = "$DM_CLONE_KO" ] || fail "dm_clone loaded from $mod, want the DKMS module $DM_CLONE_KO"
 load dm_snapshot dm_era configfs target_core_mod target_core_iblock target_core_file \
 	iscsi_target_mod iscsi_tcp sd_mod loop brd
 modprobe target_core_user 2>/dev/null || echo "lunferry-lab: target_core_user not available (optional)"
@@ -80,10 +82,10 @@ if command -v dbus-daemon >/dev/null 2>&1; then
 fi
 
 clone=$(dmsetup targets 2>/dev/null | awk '$1 == "clone" {print $2}')
-[ -n "$clone" ] || fail "device-mapper has no clone target after insmod $DM_CLONE_KO"
+[ -n "$clone" ] || fail "device-mapper has no clone target after loading $DM_CLONE_KO"
 mods=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
 up=$(cut -d' ' -f1 /proc/uptime)
-echo "lunferry-lab: ready kernel=$(uname -r) dm-clone=$clone uptime=$up modules=${mods}s"
+echo "lunferry-lab: ready kernel=$(uname -r) dm-clone=$clone uptime=$up modules=${mods}s module=$mod"
 
 out=/dev/null
 if [ -c /dev/ttyS1 ]; then

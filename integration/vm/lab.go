@@ -20,8 +20,9 @@ import (
 const EnvLabDir = "LUNFERRY_LAB_DIR"
 
 // ErrLabNotReady means the lab artifacts built by `make deps` are missing
-// (lab kernel version, dm-clone.ko) or the kernel they were built for is no
-// longer installed. Run `make deps` (as root the first time).
+// (lab kernel version, dm-clone from lunferry-dm-clone-dkms) or the kernel
+// they were built for is no longer installed. Run `make deps` (as root the
+// first time).
 var ErrLabNotReady = errors.New("lab not ready: run 'make deps' (as root the first time)")
 
 //go:embed initramfs-init.sh
@@ -71,7 +72,8 @@ type Lab struct {
 	KVer string
 	// Kernel is the kernel image booted by qemu (/boot/vmlinuz-KVer).
 	Kernel string
-	// DMClone is dm-clone.ko built by `make deps` for KVer.
+	// DMClone is the dm_clone module DKMS installed for KVer (make deps
+	// installs lunferry-dm-clone-dkms); the guest loads it with modprobe.
 	DMClone string
 	// Busybox is a static busybox used as the initramfs' shell.
 	Busybox string
@@ -112,8 +114,9 @@ func findRepoRoot(dir string) (string, error) {
 }
 
 // OpenLab reads the lab directory prepared by `make deps` and checks that
-// the kernel, its modules, dm-clone.ko, busybox and qemu are present. An
-// empty dir means DefaultLabDir. Missing pieces wrap ErrLabNotReady.
+// the kernel, its modules, dm_clone installed by DKMS, busybox and qemu
+// are present. An empty dir means DefaultLabDir. Missing pieces wrap
+// ErrLabNotReady.
 func OpenLab(dir string) (*Lab, error) {
 	if dir == "" {
 		d, err := DefaultLabDir()
@@ -131,16 +134,20 @@ func OpenLab(dir string) (*Lab, error) {
 		Dir:     dir,
 		KVer:    kver,
 		Kernel:  "/boot/vmlinuz-" + kver,
-		DMClone: filepath.Join(dir, kver, "dm-clone.ko"),
 		Busybox: "/bin/busybox",
 		Qemu:    "qemu-system-x86_64",
 		Runner:  ExecRunner{},
 	}
-	for _, p := range []string{l.Kernel, l.DMClone, l.Busybox, filepath.Join("/lib/modules", kver, "modules.dep")} {
+	for _, p := range []string{l.Kernel, l.Busybox, filepath.Join("/lib/modules", kver, "modules.dep")} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("vm: open lab %s: kernel %s: %w (%v)", dir, kver, ErrLabNotReady, err)
 		}
 	}
+	ko, err := l.dkmsModule(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("vm: open lab %s: %w", dir, err)
+	}
+	l.DMClone = ko
 	if _, err := exec.LookPath(l.Qemu); err != nil {
 		return nil, fmt.Errorf("vm: open lab: %w (%v)", ErrLabNotReady, err)
 	}
@@ -171,6 +178,26 @@ func (l *Lab) moduleOrder(ctx context.Context) ([]string, error) {
 		}
 	}
 	return order, nil
+}
+
+// dkmsModule is the file modprobe loads dm_clone from on KVer: it must be
+// the module DKMS built from lunferry-dm-clone-dkms (updates/dkms), so
+// that the lab runs dm-clone as a Debian proxy gets it, not a module
+// built by hand or shipped by another kernel.
+func (l *Lab) dkmsModule(ctx context.Context) (string, error) {
+	out, err := l.Runner.Output(ctx, "modprobe", "-S", l.KVer, "--show-depends", "dm_clone")
+	if err != nil {
+		return "", fmt.Errorf("no dm_clone module for kernel %s: %w (%v)", l.KVer, ErrLabNotReady, err)
+	}
+	paths, err := parseShowDepends(out)
+	if err != nil || len(paths) == 0 {
+		return "", fmt.Errorf("no dm_clone module for kernel %s (modprobe --show-depends: %q, %v): %w", l.KVer, out, err, ErrLabNotReady)
+	}
+	ko := paths[len(paths)-1]
+	if !strings.Contains(ko, "/updates/dkms/") {
+		return "", fmt.Errorf("dm_clone for kernel %s is %s, not the lunferry-dm-clone-dkms module in updates/dkms: %w", l.KVer, ko, ErrLabNotReady)
+	}
+	return ko, nil
 }
 
 // parseShowDepends extracts module paths from `modprobe --show-depends`.

@@ -60,8 +60,9 @@ exit 7`
 	if live.String() != want {
 		t.Errorf("live output %q, want %q", live.String(), want)
 	}
-	if !strings.HasSuffix(res.Kernel, "-amd64") || !strings.HasPrefix(res.DMClone, "v") {
-		t.Errorf("banner: kernel %q dm-clone %q", res.Kernel, res.DMClone)
+	if !strings.HasSuffix(res.Kernel, "-amd64") || !strings.HasPrefix(res.DMClone, "v") ||
+		!strings.Contains(res.DMCloneModule, "/lib/modules/"+res.Kernel+"/updates/dkms/") {
+		t.Errorf("banner: kernel %q dm-clone %q from %q (want DKMS's module)", res.Kernel, res.DMClone, res.DMCloneModule)
 	}
 	if res.Boot <= 0 || res.Boot > res.Wall {
 		t.Errorf("boot %s wall %s", res.Boot, res.Wall)

@@ -386,8 +386,9 @@ func TestConsoleTail(t *testing.T) {
 }
 
 func TestReadyBanner(t *testing.T) {
-	m := readyRE.FindStringSubmatch("lunferry-lab: ready kernel=6.1.0-56-amd64 dm-clone=v1.0.0 uptime=5.96 modules=2.16s")
-	if m == nil || m[1] != "6.1.0-56-amd64" || m[2] != "v1.0.0" || seconds(m[3]) != 5960*time.Millisecond || seconds(m[4]) != 2160*time.Millisecond {
+	m := readyRE.FindStringSubmatch("lunferry-lab: ready kernel=6.1.0-56-amd64 dm-clone=v1.0.0 uptime=5.96 modules=2.16s module=/lib/modules/6.1.0-56-amd64/updates/dkms/dm-clone.ko")
+	if m == nil || m[1] != "6.1.0-56-amd64" || m[2] != "v1.0.0" || seconds(m[3]) != 5960*time.Millisecond || seconds(m[4]) != 2160*time.Millisecond ||
+		m[5] != "/lib/modules/6.1.0-56-amd64/updates/dkms/dm-clone.ko" {
 		t.Fatalf("banner parse: %q", m)
 	}
 }
@@ -437,6 +438,40 @@ func TestKernelErrorLines(t *testing.T) {
 	} {
 		if kernelErrorRE.MatchString(l) {
 			t.Errorf("flagged: %s", l)
+		}
+	}
+}
+
+// The lab boots dm_clone as DKMS installed it: a module found elsewhere
+// (built by hand, or shipped by the kernel) or none is a lab not ready.
+func TestDKMSModule(t *testing.T) {
+	const dkms = "/lib/modules/6.1.0-99-amd64/updates/dkms/dm-clone.ko"
+	deps := "insmod /lib/modules/6.1.0-99-amd64/kernel/drivers/md/dm-mod.ko\n" +
+		"insmod /lib/modules/6.1.0-99-amd64/kernel/drivers/md/persistent-data/dm-persistent-data.ko\n"
+	for _, tc := range []struct {
+		name, out, want string
+	}{
+		{"dkms", deps + "insmod " + dkms + "\n", dkms},
+		{"in tree", deps + "insmod /lib/modules/6.1.0-99-amd64/kernel/drivers/md/dm-clone.ko\n", ""},
+		{"builtin", "builtin dm_clone\n", ""},
+		{"missing", "-", ""},
+	} {
+		r := &fakeRunner{deps: map[string]string{"dm_clone": tc.out}}
+		if tc.out == "-" {
+			r.deps = nil
+		}
+		l := &Lab{KVer: "6.1.0-99-amd64", Runner: r}
+		ko, err := l.dkmsModule(context.Background())
+		if tc.want != "" {
+			if err != nil || ko != tc.want {
+				t.Errorf("%s: %q, %v; want %s", tc.name, ko, err, tc.want)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrLabNotReady) {
+			t.Errorf("%s: %q, %v; want ErrLabNotReady", tc.name, ko, err)
+		} else {
+			t.Logf("%s: %v", tc.name, err)
 		}
 	}
 }

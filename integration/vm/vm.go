@@ -8,7 +8,8 @@
 // The guest runs in two stages. Stage 1 (initramfs-init.sh, /init of a
 // small initramfs built here without root) mounts the root and switch_roots.
 // Stage 2 (guest-init.sh, copied into a per-run read-write 9p share) loads the
-// modules, prints a banner ("lunferry-lab: ready kernel=... dm-clone=..."),
+// modules (dm_clone from DKMS), prints a banner ("lunferry-lab: ready
+// kernel=... dm-clone=..."),
 // runs the command (job.sh, rendered by Run) and writes its output and exit
 // status into the share, because qemu's own exit status says nothing about
 // the guest. Then it powers the VM off.
@@ -136,8 +137,9 @@ type Result struct {
 	// ConsoleTail holds the last lines of the guest console.
 	ConsoleTail string
 	// Kernel is the guest's `uname -r`; DMClone the clone target version as
-	// `dmsetup targets` prints it (e.g. "v1.0.0").
-	Kernel, DMClone string
+	// `dmsetup targets` prints it (e.g. "v1.0.0"); DMCloneModule the file
+	// dm_clone was loaded from (DKMS's, in updates/dkms).
+	Kernel, DMClone, DMCloneModule string
 	// Boot is the wall time from qemu start to the guest's ready banner;
 	// GuestUptime the guest's own uptime at that point; Modules the time the
 	// guest spent loading modules.
@@ -155,11 +157,11 @@ type Result struct {
 
 // Banner describes the lab in one line, for logs.
 func (r *Result) Banner() string {
-	return fmt.Sprintf("lab: kernel %s, dm-clone loaded (target clone %s), boot %.1fs (guest uptime %.1fs, modules %.1fs), wall %.1fs",
-		r.Kernel, r.DMClone, r.Boot.Seconds(), r.GuestUptime.Seconds(), r.Modules.Seconds(), r.Wall.Seconds())
+	return fmt.Sprintf("lab: kernel %s, dm-clone loaded (target clone %s from %s), boot %.1fs (guest uptime %.1fs, modules %.1fs), wall %.1fs",
+		r.Kernel, r.DMClone, r.DMCloneModule, r.Boot.Seconds(), r.GuestUptime.Seconds(), r.Modules.Seconds(), r.Wall.Seconds())
 }
 
-var readyRE = regexp.MustCompile(`lunferry-lab: ready kernel=(\S+) dm-clone=(\S+) uptime=([0-9.]+) modules=([0-9.]+)s`)
+var readyRE = regexp.MustCompile(`lunferry-lab: ready kernel=(\S+) dm-clone=(\S+) uptime=([0-9.]+) modules=([0-9.]+)s module=(\S+)`)
 
 // kernelErrorRE matches console lines that report a kernel bug.
 var kernelErrorRE = regexp.MustCompile(`(BUG: |Oops: |WARNING: CPU|general protection fault|Kernel panic|INFO: task .* blocked for more than|watchdog: BUG: soft lockup|Call Trace:)`)
@@ -274,7 +276,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			mu.Lock()
 			if m := readyRE.FindStringSubmatch(line); m != nil && readyAt.IsZero() {
 				readyAt = time.Now()
-				res.Kernel, res.DMClone = m[1], m[2]
+				res.Kernel, res.DMClone, res.DMCloneModule = m[1], m[2], m[5]
 				res.GuestUptime = seconds(m[3])
 				res.Modules = seconds(m[4])
 			}

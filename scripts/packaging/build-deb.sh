@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# build-deb.sh [OUTDIR]: builds the Debian packages into OUTDIR (default
-# out/) from staged trees with dpkg-deb:
+# build-deb.sh [--dkms-only] [OUTDIR]: builds the Debian packages into
+# OUTDIR (default out/) from staged trees with dpkg-deb (--dkms-only: the
+# second alone, which needs no go; scripts/deps.sh installs it for the lab):
 #   lunferry_<version>_amd64.deb              static binary, systemd unit, man
 #                                             pages, completion, /etc/lunferry,
 #                                             README
@@ -9,6 +10,11 @@
 # Maintainer field. Needs go and dpkg-deb (no root).
 set -euo pipefail
 
+dkmsOnly=
+if [[ ${1:-} == --dkms-only ]]; then
+	dkmsOnly=1
+	shift
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=$(mkdir -p "${1:-$repo/out}" && cd "${1:-$repo/out}" && pwd)
@@ -83,8 +89,12 @@ control() {
 }
 
 umask 022
-stage_lunferry "$work/lunferry"
 stage_dkms "$work/dkms"
-dpkg-deb --root-owner-group -Zxz --build "$work/lunferry" "$out/lunferry_${VERSION}_amd64.deb" >/dev/null
 dpkg-deb --root-owner-group -Zxz --build "$work/dkms" "$out/lunferry-dm-clone-dkms_${VERSION}_all.deb" >/dev/null
+if [[ -n $dkmsOnly ]]; then
+	log "built $out/lunferry-dm-clone-dkms_${VERSION}_all.deb"
+	exit 0
+fi
+stage_lunferry "$work/lunferry"
+dpkg-deb --root-owner-group -Zxz --build "$work/lunferry" "$out/lunferry_${VERSION}_amd64.deb" >/dev/null
 log "built $out/lunferry_${VERSION}_amd64.deb and $out/lunferry-dm-clone-dkms_${VERSION}_all.deb"
