@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,4 +66,35 @@ func cfgWrite(path, v string) error {
 		return fmt.Errorf("bench: configfs: %w", err)
 	}
 	return nil
+}
+
+// down takes the target away again, in the reverse order of up, and
+// deletes the backing files: the arrays' files live in the guest's RAM,
+// which the groups after scale need.
+func (m *multiLUN) down() error {
+	var errs []error
+	rm := func(p string) {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, fmt.Errorf("bench: %s target: %w", m.name, err))
+		}
+	}
+	if _, err := os.Stat(m.tpg()); err == nil {
+		if err := cfgWrite(filepath.Join(m.tpg(), "enable"), "0"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := 0; i < m.n; i++ {
+		lun := filepath.Join(m.tpg(), "lun", fmt.Sprintf("lun_%d", i))
+		rm(filepath.Join(lun, "labscale_so"))
+		rm(lun)
+	}
+	rm(filepath.Join(m.tpg(), "np", m.portal))
+	rm(m.tpg())
+	rm(filepath.Join(configfs, "iscsi", m.iqn))
+	for i := 0; i < m.n; i++ {
+		rm(m.so(i))
+		rm(filepath.Join(m.dir, fmt.Sprintf("%s-%d.img", m.name, i)))
+	}
+	rm(filepath.Dir(m.so(0)))
+	return errors.Join(errs...)
 }

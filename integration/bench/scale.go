@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,12 +19,15 @@ const scaleThrottle = "64KiB/s"
 
 // scale puts ScaleVolumes volumes (LUN i of one old and one new target)
 // on one proxy, cut over and hydrating under `lunferry run`, and measures
-// `migrate status`'s time and run's memory and CPU.
-func (g *Guest) scale(ctx context.Context) error {
+// `migrate status`'s time and run's memory and CPU; then takes them and
+// their targets away (the groups after it need the guest's RAM).
+func (g *Guest) scale(ctx context.Context) (err error) {
 	n := g.P.ScaleVolumes
 	state := filepath.Join(g.dir, "state-scale")
 	oldT := &multiLUN{name: "old", iqn: "iqn.2026-11.io.lunferry.lab:scale-old-" + g.suffix, portal: lab.OldPortal, dir: g.dir, hba: lab.RandomHBAIndex(), size: g.P.ScaleLUNBytes, n: n}
 	newT := &multiLUN{name: "new", iqn: "iqn.2026-11.io.lunferry.lab:scale-new-" + g.suffix, portal: lab.NewPortal, dir: g.dir, hba: lab.RandomHBAIndex(), size: g.P.ScaleLUNBytes, n: n}
+	var specs []plan.Spec
+	defer func() { err = errors.Join(err, g.scaleDown(ctx, state, specs, oldT, newT)) }()
 	for _, t := range []*multiLUN{oldT, newT} {
 		if err := t.up(); err != nil {
 			return err
@@ -31,7 +35,6 @@ func (g *Guest) scale(ctx context.Context) error {
 	}
 	oldA := &lab.Array{Portals: []string{oldT.portal}, IQN: oldT.iqn}
 	newA := &lab.Array{Portals: []string{newT.portal}, IQN: newT.iqn}
-	var specs []plan.Spec
 	var names []string
 	for i := 0; i < n; i++ {
 		sp, err := g.spec(fmt.Sprintf("s%d", i), oldA, newA, i, scaleThrottle)
@@ -49,6 +52,41 @@ func (g *Guest) scale(ctx context.Context) error {
 	}
 	fmt.Fprintf(g.out, "bench: scale: %d volumes cut over and started in %.0fs\n", n, time.Since(start).Seconds())
 	return g.scaleRun(ctx, state, n)
+}
+
+// scaleDown retires the scale group's volumes (the host logs out of each
+// export, one abort for all, each removed), then its two targets and its
+// state directory. It tries everything and reports every failure.
+func (g *Guest) scaleDown(ctx context.Context, state string, specs []plan.Spec, targets ...*multiLUN) error {
+	var errs []error
+	var names []string
+	for _, sp := range specs {
+		if err := g.cfg.Host.Logout(g.cfg.ExportPortal, sp.Export.IQN); err != nil {
+			errs = append(errs, err)
+		}
+		names = append(names, sp.Name)
+	}
+	if _, serr := os.Stat(filepath.Join(state, "volumes")); serr == nil && len(names) > 0 {
+		if _, err := g.lf(ctx, state, append([]string{"migrate", "abort"}, names...)...); err != nil {
+			errs = append(errs, err)
+		}
+		for _, n := range names {
+			if _, err := g.lf(ctx, state, "volume", "remove", n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, t := range targets {
+		if err := t.down(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(state); err != nil {
+			errs = append(errs, fmt.Errorf("bench: scale: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // scaleRun runs `lunferry run` over the volumes: after its start-up
