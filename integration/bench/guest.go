@@ -59,8 +59,12 @@ func RunGuest(ctx context.Context, p Params, binDir string, out io.Writer) error
 		}
 		start := time.Now()
 		fmt.Fprintf(out, "bench: %s ...\n", grp.name)
+		before := objects("/", g.dir)
 		if err := grp.fn(ctx); err != nil {
 			g.emit(Record{Failure: grp.name + ": " + err.Error()})
+		}
+		if err := leftBehind(grp.name, leftovers(before, objects("/", g.dir))); err != nil {
+			g.emit(Record{Failure: err.Error()})
 		}
 		fmt.Fprintf(out, "bench: %s: %.0fs\n", grp.name, time.Since(start).Seconds())
 	}
