@@ -96,12 +96,8 @@ func (k *initiatorPort) FindDisk(ctx context.Context, t plan.Target, lun int) (p
 	if err != nil {
 		return plan.Disk{}, err
 	}
-	cache, err := k.c.Cache(d.Name)
-	if err != nil {
-		return plan.Disk{}, err
-	}
 	return plan.Disk{Path: d.Path, SizeBytes: uint64(d.Size), ID: d.ID, Dev: fmt.Sprintf("%d:%d", d.Major, d.Minor),
-		LogicalBlockSize: uint32(d.LogicalBlockSize), WriteBack: cache.WriteBack, FUA: cache.FUA}, nil
+		LogicalBlockSize: uint32(d.LogicalBlockSize), WriteBack: d.Cache.WriteBack, FUA: d.Cache.FUA}, nil
 }
 
 func (k *initiatorPort) HasSession(ctx context.Context, t plan.Target) (bool, error) {
