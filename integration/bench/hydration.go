@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,14 @@ type cycleA struct {
 // a fresh volume then the best raw copy of the same LUN; (e) finalize
 // under fio; (b) host I/O through the export, the two-hop path and the
 // array directly, interleaved.
-func (g *Guest) hydrationCycles(ctx context.Context) error {
+func (g *Guest) hydrationCycles(ctx context.Context) (err error) {
 	state := filepath.Join(g.dir, "state-hydration")
+	// The host's sessions to the two-hop and direct paths serve every
+	// cycle (hostIOPaths) and no other group.
+	defer func() {
+		err = errors.Join(err, g.cfg.Host.Logout(g.cfg.ExportPortal, g.twohopIQN),
+			g.cfg.Host.Logout(lab.NewPortal, g.cfg.Arrays["scratch"].IQN))
+	}()
 	var cs []cycleA
 	for i := 0; i < g.P.Reps; i++ {
 		c, err := g.cycleA(ctx, state, i)
