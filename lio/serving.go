@@ -5,15 +5,21 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+
+	"golang.org/x/sys/unix"
 )
 
 // Serves reports whether g is enabled and maps a LUN over block storage
 // object name, holding device dev (see holds), to initiator's ACL: what
 // a host needs to see the right disk through the target. It reads only
-// that (g's enable, its LUNs' storage object links, that object's
-// udev_path and info, the ACL's mapped LUN links), so that a status of
-// many exports stays cheap; Describe reads the whole target. A missing
-// target, TPG or ACL is false, not an error.
+// that (g's enable, its LUN list, the links of its LUNs, that object's
+// info, the ACL's mapped LUNs and their links), so that a status of many
+// exports stays cheap; Describe reads the whole target. A link is first
+// looked for under the name lunferry gives it (the storage object's name
+// in a LUN, "lun" in a mapped LUN): a readlink, where listing the
+// directory is another open; a link named otherwise (a configuration
+// restored by another tool) is found by the listing. A missing target,
+// TPG or ACL is false, not an error.
 func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 	r := g.Target.root
 	en, err := r.readAttr(path.Join(g.Path(), "enable"))
@@ -33,7 +39,7 @@ func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 	var over []uint64
 	var so *StorageObjectInfo
 	for _, l := range luns {
-		s, _, err := l.StorageObject()
+		s, err := l.storageObjectNamed(name)
 		if err != nil {
 			return false, err
 		}
@@ -52,7 +58,7 @@ func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 		return false, err
 	}
 	for _, m := range mapped {
-		idx, _, ok, err := m.TPGLUN()
+		idx, ok, err := m.tpgLUNQuick()
 		if err != nil {
 			return false, errf("read mapped lun %d of %s: %w", m.Index, initiator, err)
 		}
@@ -61,4 +67,48 @@ func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// storageObjectNamed is StorageObject for a LUN whose link lunferry
+// named after the storage object name (applyLUN's default): a readlink
+// of that name, else the listing.
+func (l LUN) storageObjectNamed(name string) (*StorageObjectInfo, error) {
+	r := l.TPG.Target.root
+	dst, ok, err := r.linkAt(path.Join(l.Path(), name))
+	if err != nil {
+		return nil, errf("read lun %d of tpg %s: %w", l.Index, l.TPG, err)
+	}
+	if ok {
+		return r.storageObjectByPath(dst)
+	}
+	so, _, err := l.StorageObject()
+	return so, err
+}
+
+// tpgLUNQuick is TPGLUN's index for a mapping whose link lunferry named
+// "lun" (applyMappedLUN's default): a readlink, else the listing.
+func (m MappedLUN) tpgLUNQuick() (uint64, bool, error) {
+	dst, ok, err := m.ACL.TPG.Target.root.linkAt(path.Join(m.Path(), "lun"))
+	if err != nil {
+		return 0, false, err
+	}
+	if ok {
+		i, ok := parseIndex(path.Base(dst))
+		return i, ok, nil
+	}
+	i, _, ok, err := m.TPGLUN()
+	return i, ok, err
+}
+
+// linkAt resolves the symlink at p; ok is false when p is not there or
+// is not a symlink.
+func (r *Root) linkAt(p string) (string, bool, error) {
+	dst, err := r.resolveLink(p)
+	switch {
+	case err == nil:
+		return dst, true, nil
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.EINVAL):
+		return "", false, nil
+	}
+	return "", false, err
 }
