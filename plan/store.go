@@ -79,6 +79,24 @@ func decodeVolume(path string, data []byte) (*Volume, error) {
 	return &v, nil
 }
 
+// Names lists the volumes that have a state file, without reading them.
+func (s Store) Names() ([]string, error) {
+	entries, err := os.ReadDir(s.volumesDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan: read state directory: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(n, ".") {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
 // LoadAll reads every volume, sorted by name. Any unreadable file fails the
 // whole call: decisions that look at all volumes (a LUN used twice, a
 // shared session) must not be made on partial knowledge.
