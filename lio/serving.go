@@ -15,11 +15,11 @@ import (
 // that (g's enable, its LUN list, the links of its LUNs, that object's
 // info, the ACL's mapped LUNs and their links), so that a status of many
 // exports stays cheap; Describe reads the whole target. A link is first
-// looked for under the name lunferry gives it (the storage object's name
-// in a LUN, "lun" in a mapped LUN): a readlink, where listing the
-// directory is another open; a link named otherwise (a configuration
-// restored by another tool) is found by the listing. A missing target,
-// TPG or ACL is false, not an error.
+// looked for where an Export makes it, named after the storage object (a
+// mapped LUN at its TPG LUN's index): a readlink, where listing the
+// directory is another open; a link made otherwise (a configuration
+// restored by another tool, a mapping at another index) is found by the
+// listing. A missing target, TPG or ACL is false, not an error.
 func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 	r := g.Target.root
 	en, err := r.readAttr(path.Join(g.Path(), "enable"))
@@ -53,12 +53,24 @@ func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 	if ok, err := r.holds(so, dev); !ok || err != nil {
 		return false, err
 	}
-	mapped, err := g.NodeACL(initiator).MappedLUNs()
+	// An Export maps its LUN to the host at the LUN's own index, the
+	// link named after the storage object: look there first.
+	acl := g.NodeACL(initiator)
+	for _, idx := range over {
+		dst, ok, err := r.linkAt(path.Join(acl.MappedLUN(idx).Path(), name))
+		if err != nil {
+			return false, errf("read mapped lun %d of %s: %w", idx, initiator, err)
+		}
+		if i, isLUN := parseIndex(path.Base(dst)); ok && isLUN && slices.Contains(over, i) {
+			return true, nil
+		}
+	}
+	mapped, err := acl.MappedLUNs()
 	if err != nil {
 		return false, err
 	}
 	for _, m := range mapped {
-		idx, ok, err := m.tpgLUNQuick()
+		idx, _, ok, err := m.TPGLUN()
 		if err != nil {
 			return false, errf("read mapped lun %d of %s: %w", m.Index, initiator, err)
 		}
@@ -70,8 +82,8 @@ func (g TPG) Serves(name, dev, initiator string) (bool, error) {
 }
 
 // storageObjectNamed is StorageObject for a LUN whose link lunferry
-// named after the storage object name (applyLUN's default): a readlink
-// of that name, else the listing.
+// named after the storage object (an Export does so, and applyLUN by
+// default): a readlink of that name, else the listing.
 func (l LUN) storageObjectNamed(name string) (*StorageObjectInfo, error) {
 	r := l.TPG.Target.root
 	dst, ok, err := r.linkAt(path.Join(l.Path(), name))
@@ -83,21 +95,6 @@ func (l LUN) storageObjectNamed(name string) (*StorageObjectInfo, error) {
 	}
 	so, _, err := l.StorageObject()
 	return so, err
-}
-
-// tpgLUNQuick is TPGLUN's index for a mapping whose link lunferry named
-// "lun" (applyMappedLUN's default): a readlink, else the listing.
-func (m MappedLUN) tpgLUNQuick() (uint64, bool, error) {
-	dst, ok, err := m.ACL.TPG.Target.root.linkAt(path.Join(m.Path(), "lun"))
-	if err != nil {
-		return 0, false, err
-	}
-	if ok {
-		i, ok := parseIndex(path.Base(dst))
-		return i, ok, nil
-	}
-	i, _, ok, err := m.TPGLUN()
-	return i, ok, err
 }
 
 // linkAt resolves the symlink at p; ok is false when p is not there or

@@ -159,6 +159,6 @@ func TestServesLinksNamedOtherwise(t *testing.T) {
 	require.NoError(t, f.Symlink(so2, path.Join(f.Root, tpg, "lun", "lun_1", e.Name)))
 	unlink(t, f, tpg+"/acls/"+hostA+"/lun_5")
 	require.NoError(t, f.Mkdir(path.Join(acl, "lun_5")))
-	require.NoError(t, f.Symlink(path.Join(f.Root, tpg, "lun", "lun_1"), path.Join(acl, "lun_5", "lun")))
-	require.False(t, serves(), "mapped LUN 5 is the other object's LUN, though its link bears lunferry-vol1's name")
+	require.NoError(t, f.Symlink(path.Join(f.Root, tpg, "lun", "lun_1"), path.Join(acl, "lun_5", e.Name)))
+	require.False(t, serves(), "mapped LUN 5 is the other object's LUN, though its links bear lunferry-vol1's name")
 }
