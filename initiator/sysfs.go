@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lunferry/lunferry/internal/attr"
 )
 
 // Session is an iSCSI session as sysfs shows it under
@@ -180,7 +182,7 @@ func connectionDir(sid int, dir string) string {
 }
 
 func readAttr(dir, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := attr.Read(filepath.Join(dir, name))
 	if err != nil {
 		return "", err
 	}
