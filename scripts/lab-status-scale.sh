@@ -10,9 +10,10 @@
 # 64KiB/s, the host logged in to every export by the post-cutover hook (on
 # iface labhost, as the lab's host). The first binary builds them; each
 # binary then times `migrate status` (text and --json, REPS times each:
-# its own, else $REPS, else 3) and counts the files one volume's status opens (strace -f -e
-# trace=openat, when strace is there; STRACE_ALL=1: all volumes' too,
-# and the wall time per system call).
+# its own, else $REPS, else 3), the binary's start alone (--version), and
+# counts the files one volume's status opens (strace -f -e trace=openat,
+# when strace is there; STRACE_ALL=1: all volumes' too, and the wall time
+# per system call).
 # Binaries share the state format: give an older build and a newer one to
 # compare them on the same kernel objects.
 set -eu
@@ -125,6 +126,11 @@ for arg in "$@"; do
 		done
 	done
 	echo "scale: $b --json lists $(grep -c '"name"' "$W/out") volumes"
+	# The floor: starting the binary at all (no state, no kernel read).
+	a=$(date +%s%N)
+	"$b" --version >/dev/null
+	z=$(date +%s%N)
+	echo "scale: $b --version: $(ms "$a" "$z") ms (process start alone)"
 	if command -v strace >/dev/null; then
 		strace -f -qq -e trace=openat -o "$W/strace" "$b" --state-dir "$S" migrate status s0 >/dev/null
 		echo "scale: $b status of one volume opens $(grep 'openat(' "$W/strace" | grep -vc ENOENT) files ($(grep -c 'openat(.*ENOENT' "$W/strace") more fail ENOENT)"
