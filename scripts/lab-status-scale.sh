@@ -125,7 +125,9 @@ for arg in "$@"; do
 			r=$((r + 1))
 		done
 	done
-	echo "scale: $b --json lists $(grep -c '"name"' "$W/out") volumes"
+	# Every volume read live and in agreement with its state: a cheaper
+	# status must not be a blinder one.
+	echo "scale: $b --json lists $(grep -c '"name"' "$W/out") volumes, $(grep -c '"drift"' "$W/out") with drift, $(grep -c '"live": false' "$W/out") not live, $(grep -c '"strays"' "$W/out") stray lists"
 	# The floor: starting the binary at all (no state, no kernel read).
 	a=$(date +%s%N)
 	"$b" --version >/dev/null
@@ -144,4 +146,16 @@ for arg in "$@"; do
 			head -16 "$W/strace-c"
 		fi
 	fi
+done
+
+# A drift every binary must report: s1's LUN no longer mapped to the
+# host (its mapped LUN link removed; the host loses the disk).
+acl=$CFG/iscsi/iqn.2026-11.io.lunferry.lab:proxy-export-s1/tpgt_1/acls/$HOSTIQN
+for l in "$acl"/lun_*/*; do
+	if [ -L "$l" ]; then rm "$l"; fi
+done
+for arg in "$@"; do
+	b=${arg%%:*}
+	"$b" --state-dir "$S" --json migrate status s1 >"$W/out" || true
+	echo "scale: $b after s1's mapping was removed: $(grep -c '"drift"' "$W/out") volume with drift: $(tr -d '\n' <"$W/out" | sed -E 's/.*"drift": \[([^]]*)\].*/\1/;t;s/.*/none/' | tr -s ' ')"
 done
