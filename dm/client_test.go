@@ -373,3 +373,88 @@ func TestKernelErrHints(t *testing.T) {
 	err = kernelErr("remove", "lunferry-a", errors.New("plain"))
 	assert.EqualError(t, err, "dm: remove lunferry-a: plain")
 }
+
+// TestTableInfo: one DM_TABLE_STATUS gives the state Info gives and the
+// active table, for a running device and for one suspended with a table
+// waiting in the inactive slot.
+func TestTableInfo(t *testing.T) {
+	k := newFakeKernel()
+	c := newFakeClient(t, k, testSizes)
+	ctx := context.Background()
+	_, err := c.Create(ctx, "lunferry-a", "LUNFERRY-a", cloneTable())
+	require.NoError(t, err)
+
+	before := len(k.calls)
+	info, tbl, err := c.TableInfo(ctx, "lunferry-a")
+	require.NoError(t, err)
+	assert.Equal(t, []int{cmdTableStatus}, k.calls[before:], "one ioctl")
+	want, err := c.Info(ctx, "lunferry-a")
+	require.NoError(t, err)
+	assert.Equal(t, want, info)
+	require.Len(t, tbl, 1)
+	assert.Equal(t, cloneTable()[0].String(), tbl[0].String())
+
+	require.NoError(t, c.Suspend(ctx, "lunferry-a", true))
+	require.NoError(t, c.Load(ctx, "lunferry-a", linearTable()))
+	info, tbl, err = c.TableInfo(ctx, "lunferry-a")
+	require.NoError(t, err)
+	assert.True(t, info.Suspended)
+	assert.True(t, info.ActivePresent)
+	assert.True(t, info.InactivePresent)
+	require.Len(t, tbl, 1)
+	assert.Equal(t, cloneTable()[0].String(), tbl[0].String(), "the active table, not the inactive one")
+
+	k.devs["lunferry-a"].active = nil
+	info, tbl, err = c.TableInfo(ctx, "lunferry-a")
+	require.NoError(t, err)
+	assert.False(t, info.ActivePresent)
+	assert.Nil(t, tbl)
+
+	_, _, err = c.TableInfo(ctx, "lunferry-gone")
+	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// TestView: a view lists the devices once, at its first lookup, and
+// answers every lookup and List from that; a new view lists again.
+func TestView(t *testing.T) {
+	k := newFakeKernel()
+	c := newFakeClient(t, k, testSizes)
+	ctx := context.Background()
+	a, err := c.Create(ctx, "lunferry-a", "LUNFERRY-a", cloneTable())
+	require.NoError(t, err)
+	_, err = c.Create(ctx, "lunferry-b", "LUNFERRY-b", linearTable())
+	require.NoError(t, err)
+
+	v := c.View()
+	assert.Zero(t, k.count(cmdListDevices), "nothing read before the first lookup")
+	e, ok, err := v.Lookup(ctx, "lunferry-a")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, a.Dev, e.Dev)
+	assert.Equal(t, "LUNFERRY-a", e.UUID)
+	_, ok, err = v.Lookup(ctx, "lunferry-none")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, c.Remove(ctx, "lunferry-b", RemoveOptions{}))
+	status := k.count(cmdDevStatus)
+	_, ok, err = v.Lookup(ctx, "lunferry-b")
+	require.NoError(t, err)
+	assert.True(t, ok, "the view is the list as it was read")
+	all, err := v.List(ctx)
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
+	assert.Equal(t, 1, k.count(cmdListDevices), "one DM_LIST_DEVICES for the whole pass")
+	assert.Equal(t, status, k.count(cmdDevStatus), "no DM_DEV_STATUS for a lookup")
+
+	_, ok, err = c.View().Lookup(ctx, "lunferry-b")
+	require.NoError(t, err)
+	assert.False(t, ok, "a new view reads the kernel again")
+	assert.Equal(t, 2, k.count(cmdListDevices))
+
+	k.inject[cmdListDevices] = []error{unix.EPERM}
+	v = c.View()
+	_, _, err = v.Lookup(ctx, "lunferry-a")
+	require.ErrorIs(t, err, unix.EPERM)
+	_, err = v.List(ctx)
+	require.ErrorIs(t, err, unix.EPERM, "a failed list stays failed for the pass")
+}

@@ -524,3 +524,42 @@ func TestKernelEra(t *testing.T) {
 	assert.False(t, s.HasHeldRoot)
 	assert.ErrorIs(t, c.Message(ctx, n, 0, "bogus"), unix.EINVAL)
 }
+
+// TestKernelTableInfo: the kernel fills DM_TABLE_STATUS's header as it
+// fills DM_DEV_STATUS's (the state Inspect reads from it), running and
+// suspended with an inactive table.
+func TestKernelTableInfo(t *testing.T) {
+	c := kernelClient(t)
+	ctx := kctx(t)
+	_, aDev, _ := loop(t, 1<<20, 0)
+	name, uuid := names("tinfo")
+	tbl := Table{{Length: 1024, Target: Linear{Device: aDev}}, {Start: 1024, Length: 8, Target: Error{}}}
+	mustCreate(t, c, name, uuid, tbl)
+	check := func(what string) Info {
+		want, err := c.Info(ctx, name)
+		require.NoError(t, err, what)
+		info, lines, err := c.TableInfo(ctx, name)
+		require.NoError(t, err, what)
+		assert.Equal(t, want, info, what)
+		var got []string
+		for _, l := range lines {
+			got = append(got, l.String())
+		}
+		assert.Equal(t, strings.TrimSpace(tbl.String()), strings.Join(got, "\n"), what)
+		return info
+	}
+	info := check("running")
+	assert.True(t, info.ActivePresent)
+	assert.False(t, info.Suspended || info.InactivePresent)
+
+	require.NoError(t, c.Suspend(ctx, name, true))
+	require.NoError(t, c.Load(ctx, name, Table{{Length: 1032, Target: Error{}}}))
+	info = check("suspended, inactive table loaded")
+	assert.True(t, info.Suspended && info.InactivePresent && info.ActivePresent)
+	require.NoError(t, c.Resume(ctx, name))
+	tbl = Table{{Length: 1032, Target: Error{}}}
+	check("resumed into the new table")
+
+	_, _, err := c.TableInfo(ctx, name+"-none")
+	assert.ErrorIs(t, err, ErrNotFound)
+}

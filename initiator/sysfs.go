@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lunferry/lunferry/internal/attr"
 )
 
 // Session is an iSCSI session as sysfs shows it under
@@ -148,11 +150,11 @@ func (c *Client) readSessionOf(sid int, target string) (Session, error) {
 			s.RecoveryTimeout = time.Duration(n) * time.Second
 		}
 	}
-	// device/connectionN:M/iscsi_connection/connectionN:M/
-	conns, _ := filepath.Glob(filepath.Join(dir, "device", "connection*", "iscsi_connection", "connection*"))
-	sort.Strings(conns)
-	if len(conns) > 0 {
-		cd := conns[0]
+	// device/connectionN:M/iscsi_connection/connectionN:M/, the first
+	// connection's: open-iscsi makes one, M = 0, read without listing
+	// the three directories on the way; any other is found by a glob.
+	cd := connectionDir(sid, dir)
+	if cd != "" {
 		addr, _ := readAttr(cd, "persistent_address")
 		port, _ := readAttr(cd, "persistent_port")
 		if a, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil {
@@ -175,8 +177,24 @@ func (c *Client) readSessionOf(sid int, target string) (Session, error) {
 	return s, nil
 }
 
+// connectionDir returns the sysfs directory of session sid's first
+// connection (dir is the session's), "" when it has none.
+func connectionDir(sid int, dir string) string {
+	conn := "connection" + strconv.Itoa(sid) + ":0"
+	cd := filepath.Join(dir, "device", conn, "iscsi_connection", conn)
+	if _, err := os.Lstat(cd); err == nil {
+		return cd
+	}
+	conns, _ := filepath.Glob(filepath.Join(dir, "device", "connection*", "iscsi_connection", "connection*"))
+	sort.Strings(conns)
+	if len(conns) == 0 {
+		return ""
+	}
+	return conns[0]
+}
+
 func readAttr(dir, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := attr.Read(filepath.Join(dir, name))
 	if err != nil {
 		return "", err
 	}

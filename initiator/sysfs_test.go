@@ -242,3 +242,22 @@ func TestLoginExistingSessionReportsTimeouts(t *testing.T) {
 	require.NoError(t, c.Login(context.Background(), nw, LoginOptions{Timeouts: Timeouts{ReplacementTimeout: 30 * time.Second, NoopOutTimeout: 5 * time.Second}}))
 	assert.NotContains(t, log.String(), "differ")
 }
+
+// TestSessionOtherConnectionName: a session's attributes are read from
+// its connection cid 0 (what open-iscsi makes) without listing; a first
+// connection of another cid is found by the listing.
+func TestSessionOtherConnectionName(t *testing.T) {
+	sys := t.TempDir()
+	require.NoError(t, os.CopyFS(sys, os.DirFS(filepath.Join("testdata", "sysfs", "three-sessions"))))
+	s3 := filepath.Join(sys, "devices", "platform", "host2", "session3")
+	require.NoError(t, os.Rename(filepath.Join(s3, "connection3:0", "iscsi_connection", "connection3:0"), filepath.Join(s3, "connection3:0", "iscsi_connection", "connection3:2")))
+	require.NoError(t, os.Rename(filepath.Join(s3, "connection3:0"), filepath.Join(s3, "connection3:2")))
+	c, err := New(Options{Runner: newFake(t, nil), SysRoot: sys, DevRoot: t.TempDir()})
+	require.NoError(t, err)
+	ss, err := c.Sessions(context.Background())
+	require.NoError(t, err)
+	require.Len(t, ss, 3)
+	assert.Equal(t, Portal{Addr: netip.MustParseAddr("2001:db8::10"), Port: 3260}, ss[2].Portal)
+	assert.Equal(t, 11*time.Second, ss[2].NoopOutTimeout)
+	assert.Equal(t, lab, ss[0].Portal, "cid 0, read directly")
+}

@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lunferry/lunferry/internal/attr"
 )
 
 // FS is the small set of filesystem calls lio makes on configfs. Every path
@@ -83,8 +85,9 @@ func (OSFS) WriteFile(path string, data []byte) error {
 	return cerr
 }
 
-// ReadFile implements FS.
-func (OSFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+// ReadFile implements FS with one read (attr.Read: configfs renders an
+// attribute whole).
+func (OSFS) ReadFile(path string) ([]byte, error) { return attr.Read(path) }
 
 // ReadDir implements FS.
 func (OSFS) ReadDir(path string) ([]fs.DirEntry, error) { return os.ReadDir(path) }

@@ -650,6 +650,14 @@ func TestKernelServes(t *testing.T) {
 	require.NoError(t, g.SetEnabled(true))
 	require.True(t, serves(node, labInitiator))
 
+	// The udev_path attribute is a label: Serves reads what iblock opened
+	// from its info ("UDEV PATH: ..." and the numbers).
+	so, err := r.LookupStorageObject(lio.BackstoreBlock, e.Name)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(so.Path, "udev_path"), []byte(other), 0))
+	require.True(t, serves(node, labInitiator), "udev_path relabelled %s", other)
+	require.False(t, serves(other, labInitiator), "relabelled, still opened by %s", node)
+
 	require.NoError(t, os.Remove(node))
 	require.NoError(t, unix.Mknod(node, unix.S_IFBLK|0o600, int(rdev(other))))
 	require.False(t, serves(node, labInitiator), "the path names another device now")

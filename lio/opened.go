@@ -18,13 +18,18 @@ import (
 // ("Major: M Minor: m"). Nothing to compare (no such node yet, an info
 // without numbers) is not a conflict: the path check stands.
 func (r *Root) checkOpenedDevice(e *StorageObjectInfo, dev string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil || st.Rdev == 0 {
-		return nil // no device node to compare with
-	}
 	info, err := r.readAttr(path.Join(e.Path, "info"))
 	if err != nil {
 		return errf("read %s: %w", r.rel(path.Join(e.Path, "info")), err)
+	}
+	return openedConflict(e, info, dev)
+}
+
+// openedConflict is checkOpenedDevice's test of the object's info text.
+func openedConflict(e *StorageObjectInfo, info, dev string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dev, &st); err != nil || st.Rdev == 0 {
+		return nil // no device node to compare with
 	}
 	major, minor := infoField(info, "Major"), infoField(info, "Minor")
 	if major == "" || minor == "" {
@@ -38,25 +43,26 @@ func (r *Root) checkOpenedDevice(e *StorageObjectInfo, dev string) error {
 	return nil
 }
 
-// holds reports whether storage object so holds device dev: dev is its
-// udev_path and the device its kernel opened (checkOpenedDevice). A LIO
-// restore of a saved configuration can bring lunferry's object back on a
-// path that is another device now, or on another path altogether.
+// holds reports whether block storage object so holds device dev: iblock
+// opened dev's path and the device its node is now (openedConflict). A
+// LIO restore of a saved configuration can bring lunferry's object back
+// on a path that is another device now, or on another path altogether.
+// One read of the object's info answers both: iblock reports there the
+// path it opened ("UDEV PATH: p", given by the control parameter
+// udev_path=) as well as the numbers. The udev_path attribute is not
+// read: the kernel keeps it as a label for tools (lunferry writes it the
+// same) and opens nothing by it.
 func (r *Root) holds(so *StorageObjectInfo, dev string) (bool, error) {
-	p, err := r.readAttr(path.Join(so.Path, "udev_path"))
+	p := path.Join(so.Path, "info")
+	info, err := r.readAttr(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil // removed while we looked
 	}
 	if err != nil {
-		return false, errf("read %s: %w", r.rel(path.Join(so.Path, "udev_path")), err)
+		return false, errf("read %s: %w", r.rel(p), err)
 	}
-	if p != dev {
+	if infoField(info, "UDEV PATH") != dev {
 		return false, nil
 	}
-	if err := r.checkOpenedDevice(so, dev); errors.Is(err, ErrConflict) {
-		return false, nil
-	} else if err != nil {
-		return false, err
-	}
-	return true, nil
+	return openedConflict(so, info, dev) == nil, nil
 }

@@ -250,6 +250,9 @@ func TestStateFileRefused(t *testing.T) {
 		{"corrupt", `{"version": 1, "spec": {"name": "vol1"`, plan.ErrStateCorrupt, "nothing was changed"},
 		{"newer version", `{"version": 99, "spec": {"name": "vol1"}, "step": "new"}`, plan.ErrStateVersion, "version 99, this lunferry reads up to 1"},
 		{"garbage", `hello`, plan.ErrStateCorrupt, "restore the file from a backup"},
+		{"newer version, new field", `{"version": 2, "spec": {"name": "vol1"}, "step": "new", "shiny": 1}`, plan.ErrStateVersion, "version 2, this lunferry reads up to 1"},
+		{"unknown field", `{"version": 1, "spec": {"name": "vol1"}, "step": "new", "shiny": 1}`, plan.ErrStateCorrupt, `unknown field "shiny"`},
+		{"no version", `{"spec": {"name": "vol1"}, "step": "new"}`, plan.ErrStateCorrupt, "move it aside"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -335,11 +335,12 @@ type OldWriter interface {
 // Snapshotter is implemented by a port P whose lookups, for one read-only
 // pass over many volumes (a status), can be answered from one read of
 // the kernel: Snapshot returns a P that reads what it needs at its first
-// lookup (the proxy's iSCSI sessions, the loop devices' backing files)
-// and answers every later lookup from that read. Status takes one per
-// call, so that its cost grows with the volumes and not with their
-// square; nothing keeps a snapshot across calls, so each status still
-// shows the kernel as it is then. Only lookups may be made through it.
+// lookup (the proxy's iSCSI sessions, the dm devices' list, the loop
+// devices' backing files) and answers every later lookup from that read.
+// Status takes one per call, so that its cost grows with the volumes and
+// not with their square; nothing keeps a snapshot across calls, so each
+// status still shows the kernel as it is then. Only lookups may be made
+// through it.
 type Snapshotter[P any] interface {
 	Snapshot() P
 }
@@ -356,6 +357,7 @@ func snapshotOf[P any](p P) P {
 // one.
 func (ps Ports) snapshot() Ports {
 	ps.Initiator = snapshotOf(ps.Initiator)
+	ps.Mapper = snapshotOf(ps.Mapper)
 	ps.Metadata = snapshotOf(ps.Metadata)
 	return ps
 }

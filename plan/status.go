@@ -96,26 +96,20 @@ type StatusReport struct {
 
 // Status reads every volume (or the named ones) and their live progress
 // and sessions. It takes no lock and changes nothing. Every call reads
-// the kernel afresh; within one call, the sessions and loop devices are
-// read once for all volumes (see Snapshotter).
+// the kernel afresh; within one call, the sessions, dm devices and loop
+// devices are read once for all volumes (see Snapshotter). A status of
+// named volumes reads only their state files: its strays are the
+// objects named after those volumes that their state does not record
+// and the objects named after no volume at all (see strays).
 func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, error) {
 	p = p.pass()
-	all, err := p.store.LoadAll()
+	all, err := p.loadNamed(names)
 	if err != nil {
 		return nil, err
 	}
 	rep := &StatusReport{Volumes: []VolumeStatus{}}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	found := 0
 	now := p.o.Now()
 	for _, v := range all {
-		if len(want) > 0 && !want[v.Spec.Name] {
-			continue
-		}
-		found++
 		s := VolumeStatus{Name: v.Spec.Name, Step: v.Step, Paused: v.Paused, Progress: v.Progress,
 			Throttle: v.Spec.Throttle.String(), RateNow: v.Spec.Throttle.RateAt(now).String(),
 			Sessions: []string{}, Window: v.Window, LastError: v.LastError, Live: true,
@@ -140,19 +134,33 @@ func (p *Planner) Status(ctx context.Context, names ...string) (*StatusReport, e
 		s.AbortPending = v.Step == StepAborting && !v.AbortTeardown
 		rep.Volumes = append(rep.Volumes, s)
 	}
-	if len(want) > 0 && found < len(want) {
-		for n := range want {
-			ok := false
-			for _, v := range all {
-				ok = ok || v.Spec.Name == n
-			}
-			if !ok {
-				return nil, fmt.Errorf("plan: volume %s: %w (see `lunferry volume list`)", n, ErrNotFound)
-			}
-		}
+	if rep.Strays, err = p.strays(ctx, all, len(names) > 0); err != nil {
+		return nil, err
 	}
-	rep.Strays = p.strays(ctx, all)
 	return rep, nil
+}
+
+// loadNamed loads the named volumes, sorted by name, or every volume
+// when none is named.
+func (p *Planner) loadNamed(names []string) ([]*Volume, error) {
+	if len(names) == 0 {
+		return p.store.LoadAll()
+	}
+	var out []*Volume
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		v, err := p.store.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *Volume) int { return strings.Compare(a.Spec.Name, b.Spec.Name) })
+	return out, nil
 }
 
 // pass returns a Planner for one read-only pass over the volumes (a
@@ -271,8 +279,26 @@ func etaOnly(pr Progress) Progress {
 }
 
 // strays lists dm devices with lunferry's prefix and targets named like a
-// volume's export that no volume's state records.
-func (p *Planner) strays(ctx context.Context, all []*Volume) []string {
+// volume's export that no volume's state records. With only some volumes
+// loaded (partial: a status of named volumes), a dm device named after a
+// volume whose state was not loaded is left to that volume's status: its
+// state is not read, so whether it records the device is not known here.
+// A device named after no volume at all is a stray either way.
+func (p *Planner) strays(ctx context.Context, all []*Volume, partial bool) ([]string, error) {
+	var others map[string]bool
+	if partial {
+		names, err := p.store.Names()
+		if err != nil {
+			return nil, err
+		}
+		others = map[string]bool{}
+		for _, n := range names {
+			others[n] = true
+		}
+		for _, v := range all {
+			delete(others, v.Spec.Name)
+		}
+	}
 	var out []string
 	known := map[string]bool{}
 	exports := map[string]bool{}
@@ -289,7 +315,7 @@ func (p *Planner) strays(ctx context.Context, all []*Volume) []string {
 	}
 	if names, err := p.o.Ports.Mapper.List(ctx); err == nil {
 		for _, n := range names {
-			if strings.HasPrefix(n, Prefix) && !known[n] {
+			if strings.HasPrefix(n, Prefix) && !known[n] && !others[volumeOfDevice(n)] {
 				out = append(out, "dm device "+n)
 			}
 		}
@@ -306,5 +332,11 @@ func (p *Planner) strays(ctx context.Context, all []*Volume) []string {
 			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+// volumeOfDevice is the volume a dm device of lunferry's is named after
+// (DMName, EraName).
+func volumeOfDevice(dev string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(dev, Prefix), ".era")
 }

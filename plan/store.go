@@ -54,29 +54,52 @@ func (s Store) Load(name string) (*Volume, error) {
 }
 
 func decodeVolume(path string, data []byte) (*Volume, error) {
-	var head struct {
-		Version *int `json:"version"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil || head.Version == nil {
-		return nil, fmt.Errorf("plan: %s: %w: nothing was changed; restore the file from a backup or move it aside after checking the kernel objects named %s*",
-			path, ErrStateCorrupt, Prefix)
-	}
-	if *head.Version > StateVersion {
-		return nil, fmt.Errorf("plan: %s: %w (version %d, this lunferry reads up to %d): nothing was changed; use the newer lunferry",
-			path, ErrStateVersion, *head.Version, StateVersion)
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var v Volume
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("plan: %s: %w: %v: nothing was changed; restore the file from a backup",
-			path, ErrStateCorrupt, err)
+	err := dec.Decode(&v)
+	if err != nil || v.Version == 0 || v.Version > StateVersion {
+		// What is wrong decides the message: read the version alone (a
+		// file of a newer lunferry may hold fields this one does not know).
+		var head struct {
+			Version *int `json:"version"`
+		}
+		if herr := json.Unmarshal(data, &head); herr != nil || head.Version == nil {
+			return nil, fmt.Errorf("plan: %s: %w: nothing was changed; restore the file from a backup or move it aside after checking the kernel objects named %s*",
+				path, ErrStateCorrupt, Prefix)
+		}
+		if *head.Version > StateVersion {
+			return nil, fmt.Errorf("plan: %s: %w (version %d, this lunferry reads up to %d): nothing was changed; use the newer lunferry",
+				path, ErrStateVersion, *head.Version, StateVersion)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("plan: %s: %w: %v: nothing was changed; restore the file from a backup",
+				path, ErrStateCorrupt, err)
+		}
 	}
 	if v.Spec.Name == "" || v.Step == "" || filepath.Base(path) != v.Spec.Name+".json" {
 		return nil, fmt.Errorf("plan: %s: %w: name or step missing or not matching the file name: nothing was changed",
 			path, ErrStateCorrupt)
 	}
 	return &v, nil
+}
+
+// Names lists the volumes that have a state file, without reading them.
+func (s Store) Names() ([]string, error) {
+	entries, err := os.ReadDir(s.volumesDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan: read state directory: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(n, ".") {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // LoadAll reads every volume, sorted by name. Any unreadable file fails the

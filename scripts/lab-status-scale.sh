@@ -10,9 +10,10 @@
 # 64KiB/s, the host logged in to every export by the post-cutover hook (on
 # iface labhost, as the lab's host). The first binary builds them; each
 # binary then times `migrate status` (text and --json, REPS times each:
-# its own, else $REPS, else 3) and counts the files one volume's status opens (strace -f -e
-# trace=openat, when strace is there; STRACE_ALL=1: all volumes' too,
-# and the wall time per system call).
+# its own, else $REPS, else 3), the binary's start alone (--version), and
+# counts the files one volume's status opens (strace -f -e trace=openat,
+# when strace is there; STRACE_ALL=1: all volumes' too, and the wall time
+# per system call).
 # Binaries share the state format: give an older build and a newer one to
 # compare them on the same kernel objects.
 set -eu
@@ -124,7 +125,14 @@ for arg in "$@"; do
 			r=$((r + 1))
 		done
 	done
-	echo "scale: $b --json lists $(grep -c '"name"' "$W/out") volumes"
+	# Every volume read live and in agreement with its state: a cheaper
+	# status must not be a blinder one.
+	echo "scale: $b --json lists $(grep -c '"name"' "$W/out") volumes, $(grep -c '"drift"' "$W/out") with drift, $(grep -c '"live": false' "$W/out") not live, $(grep -c '"strays"' "$W/out") stray lists"
+	# The floor: starting the binary at all (no state, no kernel read).
+	a=$(date +%s%N)
+	"$b" --version >/dev/null
+	z=$(date +%s%N)
+	echo "scale: $b --version: $(ms "$a" "$z") ms (process start alone)"
 	if command -v strace >/dev/null; then
 		strace -f -qq -e trace=openat -o "$W/strace" "$b" --state-dir "$S" migrate status s0 >/dev/null
 		echo "scale: $b status of one volume opens $(grep 'openat(' "$W/strace" | grep -vc ENOENT) files ($(grep -c 'openat(.*ENOENT' "$W/strace") more fail ENOENT)"
@@ -138,4 +146,16 @@ for arg in "$@"; do
 			head -16 "$W/strace-c"
 		fi
 	fi
+done
+
+# A drift every binary must report: s1's LUN no longer mapped to the
+# host (its mapped LUN link removed; the host loses the disk).
+acl=$CFG/iscsi/iqn.2026-11.io.lunferry.lab:proxy-export-s1/tpgt_1/acls/$HOSTIQN
+for l in "$acl"/lun_*/*; do
+	if [ -L "$l" ]; then rm "$l"; fi
+done
+for arg in "$@"; do
+	b=${arg%%:*}
+	"$b" --state-dir "$S" --json migrate status s1 >"$W/out" || true
+	echo "scale: $b after s1's mapping was removed: $(grep -c '"drift"' "$W/out") volume with drift: $(tr -d '\n' <"$W/out" | sed -E 's/.*"drift": \[([^]]*)\].*/\1/;t;s/.*/none/' | tr -s ' ')"
 done

@@ -35,6 +35,10 @@ func (a *app) migrateCommand() *cli.Command {
 			{Name: "resume", Usage: "resume background hydration", ArgsUsage: names, Action: a.eachVolume(a.resume)},
 			{
 				Name: "status", Usage: "step, progress, rate, ETA, throttle and host sessions of every volume", ArgsUsage: "[VOLUME...]",
+				Description: `Each call reads the kernel afresh. Given volumes, it reads only their state:
+its warnings of stray objects (named lunferry-..., unknown to the state) cover
+those volumes' objects and objects named after no volume; a status of all
+volumes covers every object.`,
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "watch", Usage: "refresh every interval until interrupted"},
 					&cli.BoolFlag{Name: "check", Usage: "exit 3 when the kernel differs from the state or a volume is faulty, 4 when hydration stalled (for monitoring)"},

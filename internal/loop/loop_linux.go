@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lunferry/lunferry/internal/attr"
 )
 
 // major is the block major of loop devices.
@@ -187,7 +189,7 @@ func (d Devices) scan() (map[string]int, error) {
 		if !ok || err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(block, e.Name(), "loop", "backing_file"))
+		b, err := attr.Read(filepath.Join(block, e.Name(), "loop", "backing_file"))
 		if err != nil {
 			continue // not attached, or detached while we looked
 		}

@@ -35,8 +35,10 @@ func (m *mapper) devRoot() string {
 
 // node returns /dev/dm-N for a device (devtmpfs makes it; udev's
 // /dev/mapper names are not relied upon).
-func (m *mapper) node(info dm.Info) string {
-	return filepath.Join(m.devRoot(), fmt.Sprintf("dm-%d", info.Dev.Minor))
+func (m *mapper) node(info dm.Info) string { return m.nodeOf(info.Dev) }
+
+func (m *mapper) nodeOf(d dm.DevNum) string {
+	return filepath.Join(m.devRoot(), fmt.Sprintf("dm-%d", d.Minor))
 }
 
 func (m *mapper) Lookup(ctx context.Context, name string) (string, bool, error) {
@@ -171,19 +173,14 @@ func (m *mapper) Inspect(ctx context.Context, name string) (plan.DeviceState, bo
 	if err != nil {
 		return plan.DeviceState{}, false, err
 	}
-	info, err := c.Info(ctx, name)
+	info, active, err := c.TableInfo(ctx, name)
 	if errors.Is(err, dm.ErrNotFound) {
 		return plan.DeviceState{}, false, nil
 	}
 	if err != nil {
 		return plan.DeviceState{}, false, err
 	}
-	d := plan.DeviceState{Node: m.node(info), Suspended: info.Suspended}
-	if info.ActivePresent {
-		if d.Active, err = c.Table(ctx, name); err != nil {
-			return plan.DeviceState{}, false, err
-		}
-	}
+	d := plan.DeviceState{Node: m.node(info), Suspended: info.Suspended, Active: active}
 	if info.InactivePresent {
 		if d.Inactive, err = c.InactiveTable(ctx, name); err != nil {
 			return plan.DeviceState{}, false, err
@@ -230,4 +227,54 @@ func (m *mapper) ClearInactive(ctx context.Context, name string) error {
 		return err
 	}
 	return c.ClearInactive(ctx, name)
+}
+
+// mapperView, a status's snapshot of the mapper, answers Lookup and List
+// from one DM_LIST_DEVICES (dm.View) instead of a DM_DEV_STATUS per
+// lookup; every other call goes to the mapper.
+type mapperView struct {
+	*mapper
+	view *dm.View
+}
+
+// Snapshot implements plan.Snapshotter.
+func (m *mapper) Snapshot() plan.Mapper { return &mapperView{mapper: m} }
+
+func (m *mapperView) dmView() (*dm.View, error) {
+	if m.view == nil {
+		c, err := m.client()
+		if err != nil {
+			return nil, err
+		}
+		m.view = c.View()
+	}
+	return m.view, nil
+}
+
+func (m *mapperView) Lookup(ctx context.Context, name string) (string, bool, error) {
+	v, err := m.dmView()
+	if err != nil {
+		return "", false, err
+	}
+	e, ok, err := v.Lookup(ctx, name)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return m.nodeOf(e.Dev), true, nil
+}
+
+func (m *mapperView) List(ctx context.Context) ([]string, error) {
+	v, err := m.dmView()
+	if err != nil {
+		return nil, err
+	}
+	l, err := v.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range l {
+		out = append(out, e.Name)
+	}
+	return out, nil
 }
