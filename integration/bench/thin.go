@@ -34,6 +34,7 @@ func (g *Guest) thinOld(ctx context.Context) error {
 	state := filepath.Join(g.dir, "state-thin")
 	size := g.P.LUNBytes
 	backing := filepath.Join(g.dir, "tgt-old.img")
+	defer os.Remove(backing) // after the arrays over it are down (deferred later)
 	written, err := writeScattered(backing, size)
 	if err != nil {
 		return err
