@@ -142,14 +142,16 @@ func (m *mapper) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	l, err := c.List(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return entryNames(l), err
+}
+
+// entryNames are the devices' names of a listing.
+func entryNames(l []dm.ListEntry) []string {
 	var out []string
 	for _, e := range l {
 		out = append(out, e.Name)
 	}
-	return out, nil
+	return out
 }
 
 func (m *mapper) IOCounters(ctx context.Context, name string) (dm.IOCounters, error) {
@@ -269,12 +271,5 @@ func (m *mapperView) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	l, err := v.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range l {
-		out = append(out, e.Name)
-	}
-	return out, nil
+	return entryNames(l), err
 }
