@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -16,16 +17,23 @@ var throttleModes = []string{"run", "follow"}
 func (g *Guest) throttle(ctx context.Context) error {
 	state := filepath.Join(g.dir, "state-throttle")
 	got := map[string][]float64{}
+	whole := map[string]bool{}
 	n := 0
 	for rep := 0; rep < g.P.ThrottleReps; rep++ {
 		for _, rate := range g.P.ThrottleRates {
 			for _, mode := range throttleModes {
 				n++
 				r, err := g.throttleOnce(ctx, state, fmt.Sprintf("t%d", n), rate, mode)
+				k := fmt.Sprintf("%d/%s", rate, mode)
+				if errors.Is(err, errHydratedInWindow) && g.P.Mode == "smoke" {
+					// The smoke LUN is small: a burst the controller
+					// ends late (a starved guest) can finish it. The
+					// ratio is then a lower bound; the code ran.
+					whole[k], err = true, nil
+				}
 				if err != nil {
 					return err
 				}
-				k := fmt.Sprintf("%d/%s", rate, mode)
 				got[k] = append(got[k], r)
 			}
 		}
@@ -36,10 +44,15 @@ func (g *Guest) throttle(ctx context.Context) error {
 			if mode == "follow" {
 				how = "`migrate start --follow` (no run)"
 			}
-			g.figure(NewFigure(fmt.Sprintf("throttle-%dKiB-%s", rate>>10, mode),
+			k := fmt.Sprintf("%d/%s", rate, mode)
+			f := NewFigure(fmt.Sprintf("throttle-%dKiB-%s", rate>>10, mode),
 				fmt.Sprintf("throttle %s achieved / asked, %s", fmtRate(rate), mode),
 				fmt.Sprintf("hydrated bytes over %s (from the clone's status) under %s", g.P.ThrottleWindow, how),
-				"ratio", Between(0.9, 1.1), got[fmt.Sprintf("%d/%s", rate, mode)]))
+				"ratio", Between(0.9, 1.1), got[k])
+			if whole[k] {
+				f.Note = "the LUN hydrated before the window ended: a lower bound"
+			}
+			g.figure(f)
 		}
 	}
 	return nil
@@ -80,11 +93,12 @@ func (g *Guest) throttleOnce(ctx context.Context, state, name string, rate int64
 	ratio, err := measureRate(ctx, name, rate, g.P.ThrottleWindow)
 	stop()
 	fmt.Fprintf(g.out, "bench: throttle %s %s: achieved/asked %.3f\n", fmtRate(rate), mode, ratio)
-	if err != nil {
-		return 0, err
-	}
-	return ratio, g.retire(ctx, state, sp, false)
+	return ratio, errors.Join(err, g.retire(ctx, state, sp, false))
 }
+
+// errHydratedInWindow: the volume hydrated before the window ended, so
+// the rate measured is a lower bound.
+var errHydratedInWindow = errors.New("hydrated before the window ended")
 
 // measureRate waits for the first hydrated region, a second more, then
 // returns the bytes hydrated over window divided by rate×window.
@@ -115,8 +129,9 @@ func measureRate(ctx context.Context, name string, rate int64, window time.Durat
 	if err != nil {
 		return 0, err
 	}
+	ratio := float64((h1-h0)*region) / dt.Seconds() / float64(rate)
 	if h1 == total {
-		return 0, fmt.Errorf("bench: %s: hydrated before the window ended: LUN too small for %s over %s", name, fmtRate(rate), window)
+		return ratio, fmt.Errorf("bench: %s: %w: LUN too small for %s over %s", name, errHydratedInWindow, fmtRate(rate), window)
 	}
-	return float64((h1-h0)*region) / dt.Seconds() / float64(rate), nil
+	return ratio, nil
 }
