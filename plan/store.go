@@ -95,7 +95,7 @@ func (s Store) Names() ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(n, ".") {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(e.Name(), ".") {
 			out = append(out, n)
 		}
 	}
@@ -106,20 +106,13 @@ func (s Store) Names() ([]string, error) {
 // whole call: decisions that look at all volumes (a LUN used twice, a
 // shared session) must not be made on partial knowledge.
 func (s Store) LoadAll() ([]*Volume, error) {
-	entries, err := os.ReadDir(s.volumesDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	names, err := s.Names()
 	if err != nil {
-		return nil, fmt.Errorf("plan: read state directory: %w", err)
+		return nil, err
 	}
 	var vols []*Volume
-	for _, e := range entries {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".json") || strings.HasPrefix(n, ".") {
-			continue
-		}
-		p := filepath.Join(s.volumesDir(), n)
+	for _, n := range names {
+		p := filepath.Join(s.volumesDir(), n+".json")
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("plan: read %s: %w", p, err)
