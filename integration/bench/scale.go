@@ -139,19 +139,17 @@ func (g *Guest) scaleFigures(n int, status []float64, rssMiB, cpuPct float64) {
 // cpuTime reads a process's user+system time from /proc/PID/stat (fields
 // 14 and 15, in clock ticks of 1/100 s).
 func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := lab.ProcStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("bench: %w", err)
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("bench: /proc/%d/stat: %q", pid, f)
 	}
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	k, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("bench: /proc/%d/stat: %q", pid, f)
 	}
 	return time.Duration(u+k) * 10 * time.Millisecond, nil
 }

@@ -176,7 +176,8 @@ func (c *Config) StartWriter(self, configPath string, runArgs ...string) (int, e
 	pid := cmd.Process.Pid
 	go cmd.Wait() //nolint:errcheck // reaped if we live long enough; init reaps otherwise
 	if err := c.recordWriter(pid); err != nil {
-		return 0, fmt.Errorf("lab: writer: %w", err)
+		b, _ := os.ReadFile(filepath.Join(c.Dir, fmt.Sprintf("writer-%d.log", session)))
+		return 0, fmt.Errorf("lab: writer session %d did not start: %w: %s", session, err, strings.TrimSpace(string(b)))
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -231,20 +232,27 @@ func bootID() string {
 // startTime is field 22 of /proc/PID/stat (clock ticks after boot); ok is
 // false when pid does not run or is a zombie.
 func startTime(pid int) (string, bool) {
+	f, err := ProcStat(pid)
+	if err != nil || len(f) < 20 || f[0] == "Z" {
+		return "", false
+	}
+	return f[19], true
+}
+
+// ProcStat returns the fields of /proc/PID/stat after the command name,
+// the first being field 3 (the state): the name may hold spaces and
+// parentheses, so it is cut at the last ')'.
+func ProcStat(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return "", false
+		return nil, fmt.Errorf("lab: %w", err)
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return "", false
+		return nil, fmt.Errorf("lab: /proc/%d/stat: %q", pid, s)
 	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3, the state
-	if len(f) < 20 || f[0] == "Z" {
-		return "", false
-	}
-	return f[19], true
+	return strings.Fields(s[i+1:]), nil
 }
 
 // StopWriter stops the running writer (SIGTERM), waits for its final
